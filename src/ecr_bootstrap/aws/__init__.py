@@ -1,0 +1,84 @@
+"""AWS access: clients built once per run, and one wrapper that turns SDK errors into AwsError.
+
+Each module under aws/ lists the IAM actions its calls need in PERMISSIONS (cloud-custodian style), so the
+policy the action itself needs is generated from the code (see permissions.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AwsError
+
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+NO_CREDENTIALS_FIX = (
+    "Give this step AWS credentials: run aws-actions/configure-aws-credentials before it (OIDC role "
+    "recommended), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment."
+)
+
+
+def sdk_config(connect_timeout: float = 5, read_timeout: float = 20) -> Any:
+    from botocore.config import Config
+
+    # Standard mode retries throttling and transient errors with backoff and a bounded number of tries.
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+@dataclass
+class AwsClients:
+    region: str
+    ecr: Any
+    iam: Any
+    sts: Any
+
+    @classmethod
+    def create(cls, region: str) -> AwsClients:
+        import boto3  # imported here: a run that fails input validation never pays for it
+
+        session = boto3.session.Session(region_name=region)
+        config = sdk_config()
+        return cls(
+            region=region,
+            ecr=session.client("ecr", config=config),
+            iam=session.client("iam", config=config),
+            sts=session.client("sts", config=config),
+        )
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def call(what: str, permission: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run one SDK call; on failure raise AwsError saying what was being attempted and what to do."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        code = error_code(exc)
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+        fix = ""
+        if code in ACCESS_DENIED:
+            fix = (
+                f"Allow {permission} to the AWS identity this step runs as (the README's "
+                "'AWS permissions' section has the whole least-privilege policy)."
+            )
+        raise AwsError(f"{what} failed: {code}: {message}", code=code, fix=fix) from exc
+    except NoCredentialsError as exc:
+        raise AwsError(f"{what} failed: no AWS credentials found.", fix=NO_CREDENTIALS_FIX) from exc
+    except BotoCoreError as exc:
+        raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
+
+
+def is_code(exc: BaseException, *codes: str) -> bool:
+    return isinstance(exc, AwsError) and exc.code in codes

@@ -1,0 +1,236 @@
+"""The customer-managed policy, the IAM user, its access keys and its tags (the key record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from . import AwsClients, call, is_code
+from ..errors import AwsError
+from ..policy import Document, to_json
+from ..records import AccessKey
+
+PERMISSIONS = (
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:CreatePolicy",
+    "iam:ListPolicyVersions",
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:GetUser",
+    "iam:CreateUser",
+    "iam:ListAttachedUserPolicies",
+    "iam:AttachUserPolicy",
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:DeleteAccessKey",
+    "iam:ListUserTags",
+    "iam:TagUser",
+    "iam:UntagUser",
+)
+MAX_POLICY_VERSIONS = 5
+POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
+
+
+@dataclass(frozen=True)
+class Policy:
+    arn: str
+    default_version: str
+    document: Document | str
+
+
+@dataclass
+class User:
+    name: str
+    arn: str
+    tags: list[dict[str, str]] = field(default_factory=list)
+
+
+def policy_arn(partition: str, account: str, name: str) -> str:
+    return f"arn:{partition}:iam::{account}:policy/{name}"
+
+
+def _document(raw: Any) -> Document | str:
+    # boto3 decodes the URL-encoded JSON for us; a raw string is decoded here to be safe.
+    return unquote(raw) if isinstance(raw, str) else raw
+
+
+def find_policy(aws: AwsClients, arn: str) -> Policy | None:
+    try:
+        meta = call(f"Looking up IAM policy {arn}", "iam:GetPolicy", aws.iam.get_policy, PolicyArn=arn)
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    version = meta["Policy"]["DefaultVersionId"]
+    reply = call(
+        f"Reading the default version of IAM policy {arn}",
+        "iam:GetPolicyVersion",
+        aws.iam.get_policy_version,
+        PolicyArn=arn,
+        VersionId=version,
+    )
+    return Policy(arn, version, _document(reply["PolicyVersion"]["Document"]))
+
+
+def create_policy(aws: AwsClients, name: str, document: Document) -> str:
+    try:
+        reply = call(
+            f"Creating IAM policy '{name}'",
+            "iam:CreatePolicy",
+            aws.iam.create_policy,
+            PolicyName=name,
+            PolicyDocument=to_json(document),
+            Description=POLICY_DESCRIPTION,
+        )
+    except AwsError as exc:
+        if is_code(exc, "EntityAlreadyExists"):
+            raise AwsError(
+                f"IAM policy '{name}' already exists under a path other than '/', or was created by "
+                "another run at the same moment.",
+                code=exc.code,
+                fix="Rerun; if it persists, choose another iam-policy name.",
+            ) from exc
+        raise
+    return str(reply["Policy"]["Arn"])
+
+
+def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
+    """Make `document` the default version; returns the version deleted to make room, if any."""
+    versions = call(
+        f"Listing versions of IAM policy {arn}",
+        "iam:ListPolicyVersions",
+        aws.iam.list_policy_versions,
+        PolicyArn=arn,
+    )["Versions"]
+    deleted = None
+    if len(versions) >= MAX_POLICY_VERSIONS:
+        oldest = min(
+            (v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"]
+        )
+        deleted = oldest["VersionId"]
+        call(
+            f"Deleting version {deleted} of IAM policy {arn} (5 versions is the most IAM keeps)",
+            "iam:DeletePolicyVersion",
+            aws.iam.delete_policy_version,
+            PolicyArn=arn,
+            VersionId=deleted,
+        )
+    call(
+        f"Creating a new default version of IAM policy {arn}",
+        "iam:CreatePolicyVersion",
+        aws.iam.create_policy_version,
+        PolicyArn=arn,
+        PolicyDocument=to_json(document),
+        SetAsDefault=True,
+    )
+    return deleted
+
+
+def find_user(aws: AwsClients, name: str) -> User | None:
+    try:
+        reply = call(f"Looking up IAM user '{name}'", "iam:GetUser", aws.iam.get_user, UserName=name)
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    data = reply["User"]
+    return User(name=data["UserName"], arn=data["Arn"], tags=list(data.get("Tags", [])))
+
+
+def create_user(aws: AwsClients, name: str) -> User:
+    reply = call(f"Creating IAM user '{name}'", "iam:CreateUser", aws.iam.create_user, UserName=name)
+    return User(name=name, arn=reply["User"]["Arn"])
+
+
+def attached_policies(aws: AwsClients, user: str) -> set[str]:
+    reply = call(
+        f"Listing policies attached to IAM user '{user}'",
+        "iam:ListAttachedUserPolicies",
+        aws.iam.list_attached_user_policies,
+        UserName=user,
+        MaxItems=1000,
+    )
+    return {p["PolicyArn"] for p in reply["AttachedPolicies"]}
+
+
+def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
+    call(
+        f"Attaching IAM policy {arn} to user '{user}'",
+        "iam:AttachUserPolicy",
+        aws.iam.attach_user_policy,
+        UserName=user,
+        PolicyArn=arn,
+    )
+
+
+def list_keys(aws: AwsClients, user: str) -> list[AccessKey]:
+    reply = call(
+        f"Listing access keys of IAM user '{user}'",
+        "iam:ListAccessKeys",
+        aws.iam.list_access_keys,
+        UserName=user,
+    )
+    return [
+        AccessKey(k["AccessKeyId"], k["CreateDate"], k.get("Status", "Active"))
+        for k in reply["AccessKeyMetadata"]
+    ]
+
+
+def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
+    """Returns (id, secret, create date). The caller masks the secret before anything else."""
+    reply = call(
+        f"Creating an access key for IAM user '{user}'",
+        "iam:CreateAccessKey",
+        aws.iam.create_access_key,
+        UserName=user,
+    )["AccessKey"]
+    return reply["AccessKeyId"], reply["SecretAccessKey"], reply["CreateDate"]
+
+
+def delete_key(aws: AwsClients, user: str, key_id: str) -> None:
+    try:
+        call(
+            f"Deleting access key {key_id} of IAM user '{user}'",
+            "iam:DeleteAccessKey",
+            aws.iam.delete_access_key,
+            UserName=user,
+            AccessKeyId=key_id,
+        )
+    except AwsError as exc:
+        if not is_code(exc, "NoSuchEntity"):  # already gone is what we wanted
+            raise
+
+
+def list_tags(aws: AwsClients, user: str) -> list[dict[str, str]]:
+    reply = call(
+        f"Reading the tags of IAM user '{user}'",
+        "iam:ListUserTags",
+        aws.iam.list_user_tags,
+        UserName=user,
+        MaxItems=1000,
+    )
+    return list(reply["Tags"])
+
+
+def tag_user(aws: AwsClients, user: str, tags: list[dict[str, str]]) -> None:
+    if tags:
+        call(
+            f"Recording key holders in the tags of IAM user '{user}'",
+            "iam:TagUser",
+            aws.iam.tag_user,
+            UserName=user,
+            Tags=tags,
+        )
+
+
+def untag_user(aws: AwsClients, user: str, keys: list[str]) -> None:
+    if keys:
+        call(
+            f"Removing key records from the tags of IAM user '{user}'",
+            "iam:UntagUser",
+            aws.iam.untag_user,
+            UserName=user,
+            TagKeys=keys,
+        )

@@ -1,0 +1,75 @@
+"""Pure IAM policy documents: what the CI identity may do, and how to compare documents."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# The push/pull actions of the seed procedure, scoped to one repository.
+REPOSITORY_ACTIONS: tuple[str, ...] = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+)
+# GetAuthorizationToken has no resource-level permission: it can only be granted on "*".
+TOKEN_ACTION = "ecr:GetAuthorizationToken"
+
+Document = dict[str, Any]
+
+
+def ecr_access_policy(repository_arn: str) -> Document:
+    """The least-privilege policy for pushing and pulling images of one repository."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PushPullRepository",
+                "Effect": "Allow",
+                "Action": list(REPOSITORY_ACTIONS),
+                "Resource": repository_arn,
+            },
+            {
+                "Sid": "GetRegistryLoginToken",
+                "Effect": "Allow",
+                "Action": TOKEN_ACTION,
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _canonical_statement(statement: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        statement.get("Effect"),
+        tuple(sorted(_as_list(statement.get("Action", [])))),
+        tuple(sorted(_as_list(statement.get("NotAction", [])))),
+        tuple(sorted(_as_list(statement.get("Resource", [])))),
+        tuple(sorted(_as_list(statement.get("NotResource", [])))),
+        json.dumps(statement.get("Condition"), sort_keys=True),
+        json.dumps(statement.get("Principal"), sort_keys=True),
+    )
+
+
+def canonical(document: Document | str) -> tuple[Any, ...]:
+    """A form in which two documents that grant the same are equal (order and Sid ignored)."""
+    doc = json.loads(document) if isinstance(document, str) else document
+    statements = [_canonical_statement(s) for s in _as_list(doc.get("Statement", []))]
+    return (doc.get("Version"), tuple(sorted(statements, key=repr)))
+
+
+def same_policy(a: Document | str, b: Document | str) -> bool:
+    return canonical(a) == canonical(b)
+
+
+def to_json(document: Document) -> str:
+    """Compact JSON: IAM counts managed-policy size without white space."""
+    return json.dumps(document, separators=(",", ":"))

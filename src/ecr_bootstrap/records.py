@@ -1,0 +1,194 @@
+"""The record kept on the IAM user (as tags) of which keys are ours and which target holds which key.
+
+Pure: parsing, encoding and the decisions taken from them. Tags are the record because they live next to
+the keys, survive a crashed run, and are shared by every run that uses the same user (no disk, no state
+file). Limits of real IAM (moto checks none of them): 50 tags per user; key <= 128 and value <= 256
+characters of letters, digits, spaces and _ . : / = + - @.
+
+  ecr-bootstrap:key:<ACCESS_KEY_ID>   = "pending <iso time>" | "active <iso time>"
+  ecr-bootstrap:holder:<sha256[:20]>  = "<KEY_ID>[+<KEY_ID>] <scope>"
+
+A holder entry with two key ids means "one of these": it is written before a target's secrets change and
+narrowed to one id once the change is known to have landed, so no key a target might hold is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+PREFIX = "ecr-bootstrap:"
+KEY_PREFIX = PREFIX + "key:"
+HOLDER_PREFIX = PREFIX + "holder:"
+MAX_TAGS = 50
+MAX_KEYS = 2
+# A pending key younger than this may belong to a run still in flight; older, it is an orphan.
+IN_FLIGHT = timedelta(minutes=30)
+_TAG_VALUE_OK = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
+
+
+def repo_scope(repository: str) -> str:
+    """GitHub names are case-insensitive: one scope per repository whatever its spelling."""
+    return "repo:" + repository.lower()
+
+
+def holder_tag_key(scope: str) -> str:
+    return HOLDER_PREFIX + hashlib.sha256(scope.encode()).hexdigest()[:20]
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Marker:
+    state: str  # "pending" | "active"
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    key_id: str
+    created: datetime
+    status: str = "Active"
+
+
+@dataclass
+class Record:
+    markers: dict[str, Marker] = field(default_factory=dict)
+    holders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> key ids
+    other_tags: int = 0  # tags that are not ours still count against the 50-tag limit
+
+    def holders_of(self, key_id: str) -> set[str]:
+        return {scope for scope, ids in self.holders.items() if key_id in ids}
+
+    def in_flight(self, key_id: str, now: datetime) -> bool:
+        marker = self.markers.get(key_id)
+        if marker is None or marker.state != "pending":
+            return False
+        return marker.since is None or now - marker.since < IN_FLIGHT
+
+
+def parse(tags: Iterable[Mapping[str, str]]) -> Record:
+    record = Record()
+    for tag in tags:
+        key, value = tag.get("Key", ""), tag.get("Value", "")
+        if key.startswith(KEY_PREFIX):
+            state, _, when = value.partition(" ")
+            record.markers[key[len(KEY_PREFIX) :]] = Marker(state, _parse_iso(when))
+        elif key.startswith(HOLDER_PREFIX):
+            # Kept even if malformed: ignoring a holder could get a key it holds deleted.
+            ids, _, scope = value.partition(" ")
+            record.holders[scope or key] = tuple(i for i in ids.split("+") if i)
+        else:
+            record.other_tags += 1
+    return record
+
+
+def marker_tag(key_id: str, state: str, now: datetime) -> dict[str, str]:
+    return {"Key": KEY_PREFIX + key_id, "Value": f"{state} {_iso(now)}"}
+
+
+def holder_tag(scope: str, key_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(dict.fromkeys(key_ids))
+    value = "+".join(ids) + " " + _TAG_VALUE_OK.sub("_", scope)
+    # The hash in the key identifies the scope; the value only needs the ids whole.
+    return {"Key": holder_tag_key(scope), "Value": value[:256]}
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    reclaim: AccessKey | None  # an unheld key to delete first, to make room under the 2-key limit
+    extra_scopes: tuple[str, ...]  # other holders of the keys this run replaces (share the new key)
+    unmanaged: tuple[str, ...]  # keys not created by this action, left alone
+
+
+class KeyPlanError(Exception):
+    """Why no new key can be created safely; turned into a RotationError by the caller."""
+
+
+def plan_keys(
+    keys: list[AccessKey],
+    record: Record,
+    scopes: Iterable[str],
+    now: datetime,
+    retire_unmanaged: bool,
+) -> KeyPlan:
+    """Decide, before anything changes, whether a key can be created and which holders share it."""
+    wanted = set(scopes)
+    existing = {k.key_id for k in keys}
+    in_flight = {k.key_id for k in keys if record.in_flight(k.key_id, now)}
+    busy = {
+        scope
+        for scope, ids in record.holders.items()
+        if any(i in in_flight for i in ids)
+    }
+    if wanted & busy:
+        raise KeyPlanError(
+            "another run is writing a new key to "
+            + ", ".join(sorted(wanted & busy))
+            + " right now (its key is marked pending); two runs must not write the same target at once"
+        )
+
+    def managed(key_id: str) -> bool:
+        return key_id in record.markers or retire_unmanaged
+
+    unmanaged = tuple(sorted(k for k in existing if k not in record.markers))
+    extra: set[str] = set()
+    for key in keys:
+        if key.key_id in in_flight or not managed(key.key_id):
+            continue
+        for scope in record.holders_of(key.key_id):
+            if scope not in wanted and scope not in busy:
+                extra.add(scope)
+
+    reclaim = None
+    if len(keys) >= MAX_KEYS:
+        free = [
+            k
+            for k in sorted(keys, key=lambda k: k.created)
+            if k.key_id not in in_flight and managed(k.key_id) and not record.holders_of(k.key_id)
+        ]
+        if not free:
+            raise KeyPlanError(_explain_full(keys, record, in_flight))
+        reclaim = free[0]
+    return KeyPlan(reclaim=reclaim, extra_scopes=tuple(sorted(extra)), unmanaged=unmanaged)
+
+
+def _explain_full(keys: list[AccessKey], record: Record, in_flight: set[str]) -> str:
+    parts = []
+    for key in keys:
+        if key.key_id in in_flight:
+            why = "being written by a run still in flight"
+        elif key.key_id not in record.markers:
+            why = "not created by this action"
+        else:
+            why = "held by " + ", ".join(sorted(record.holders_of(key.key_id)))
+        parts.append(f"{key.key_id} ({why})")
+    return "the user already has the 2 access keys IAM allows, and neither is free: " + "; ".join(parts)
+
+
+def retirable(
+    key_ids: Iterable[str],
+    record: Record,
+    now: datetime,
+    retire_unmanaged: bool,
+) -> list[str]:
+    """Keys that, by the record as it is now, no target holds and no run is writing."""
+    return [
+        k
+        for k in key_ids
+        if not record.holders_of(k)
+        and not record.in_flight(k, now)
+        and (k in record.markers or retire_unmanaged)
+    ]

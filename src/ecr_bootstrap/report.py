@@ -1,0 +1,77 @@
+"""Pure: what a run did, as step outputs and a Markdown summary. Nothing secret ever gets here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Change:
+    resource: str  # "ECR repository", "IAM policy", ...
+    name: str
+    action: str  # "created" | "reused" | "updated" | "deleted" | "kept"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    repository: str
+    state: str  # "written" | "restored" | "unchanged" | "unknown"
+    detail: str = ""
+    requested: bool = True
+
+
+@dataclass
+class Report:
+    repository_uri: str = ""
+    registry: str = ""
+    policy_arn: str = ""
+    user_arn: str = ""
+    access_key_id: str = ""
+    changes: list[Change] = field(default_factory=list)
+    targets: list[TargetResult] = field(default_factory=list)
+
+    def add(self, resource: str, name: str, action: str, detail: str = "") -> None:
+        self.changes.append(Change(resource, name, action, detail))
+
+
+def outputs(report: Report) -> dict[str, str]:
+    return {
+        "repository-uri": report.repository_uri,
+        "registry": report.registry,
+        "policy-arn": report.policy_arn,
+        "user-arn": report.user_arn,
+        "access-key-id": report.access_key_id,
+    }
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary(report: Report, *, failed: str = "") -> str:
+    lines = ["## ECR delivery bootstrap", ""]
+    if failed:
+        lines += [f"> [!CAUTION]\n> {_cell(failed)}", ""]
+    lines += ["| | |", "|---|---|"]
+    for label, value in (
+        ("Repository URI", report.repository_uri),
+        ("Registry", report.registry),
+        ("IAM policy", report.policy_arn),
+        ("IAM user", report.user_arn),
+        ("Access key id", report.access_key_id),
+    ):
+        if value:
+            lines.append(f"| {label} | `{_cell(value)}` |")
+    if report.changes:
+        lines += ["", "| Resource | Name | Result | Detail |", "|---|---|---|---|"]
+        lines += [
+            f"| {c.resource} | `{_cell(c.name)}` | {c.action} | {_cell(c.detail)} |"
+            for c in report.changes
+        ]
+    if report.targets:
+        lines += ["", "| Target repository | Secrets | Detail |", "|---|---|---|"]
+        for t in report.targets:
+            note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
+            lines.append(f"| `{_cell(t.repository)}` | {t.state} | {_cell(note)} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,262 @@
+"""The key rotation transaction: create -> record -> prove -> write -> commit record -> retire.
+
+The secret access key is shown once, so safety follows from two rules: a target must always hold an id and
+secret of one live key, and a key that any target may hold is never deleted.
+
+Per target, ECR_REPOSITORY_URI is written first (it is not a credential; nothing to undo), then
+AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY. The id goes before the secret because an id can be restored
+(IAM lists it) and a secret cannot: if the secret write fails, writing the old id back leaves the old pair
+whole. Before any target changes, its record on the user says "old or new key", so a crash at any point
+leaves both keys alive until a later run knows which one the target holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .aws import AwsClients, iam, sts
+from .errors import AwsError, BootstrapError, GitHubError, RotationError
+from .github import GitHub
+from .records import AccessKey, KeyPlan, Record, holder_tag, holder_tag_key, marker_tag, parse, retirable
+from .report import Report, TargetResult
+from .workflow import Workflow
+
+ID_SECRET = "AWS_ACCESS_KEY_ID"
+KEY_SECRET = "AWS_SECRET_ACCESS_KEY"
+URI_SECRET = "ECR_REPOSITORY_URI"
+
+
+@dataclass
+class Target:
+    repository: str
+    scope: str
+    previous: tuple[str, ...]  # key ids the record says this target may hold now
+    requested: bool = True
+
+
+@dataclass
+class Rotation:
+    aws: AwsClients
+    github: GitHub
+    workflow: Workflow
+    report: Report
+    user: iam.User
+    keys: list[AccessKey]
+    record: Record
+    plan: KeyPlan
+    targets: list[Target]
+    repository_uri: str
+    retire_unmanaged: bool
+    key_wait_seconds: float
+    now: Callable[[], datetime]
+    new_key: str = ""
+    _secret: str = field(default="", repr=False)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _existing(self) -> set[str]:
+        return {k.key_id for k in self.keys}
+
+    def _restore_tags(self, targets: list[Target]) -> None:
+        """Put every holder entry of `targets` back as it was before this run."""
+        back = [holder_tag(t.scope, t.previous) for t in targets if t.previous]
+        gone = [holder_tag_key(t.scope) for t in targets if not t.previous]
+        iam.tag_user(self.aws, self.user.name, back)
+        iam.untag_user(self.aws, self.user.name, gone)
+
+    def _drop_new_key(self) -> None:
+        iam.delete_key(self.aws, self.user.name, self.new_key)
+        iam.untag_user(self.aws, self.user.name, [marker_tag(self.new_key, "", self.now())["Key"]])
+
+    def _abort_before_writes(self, what: str, exc: BootstrapError) -> RotationError:
+        """Nothing in any target changed yet: delete the new key and put the record back."""
+        try:
+            self._restore_tags(self.targets)
+            self._drop_new_key()
+        except BootstrapError as cleanup:
+            return RotationError(
+                f"{what} failed ({exc.message}); deleting the new key {self.new_key} then failed too "
+                f"({cleanup.message}). No target was changed.",
+                fix=f"Delete access key {self.new_key} of {self.user.name} in IAM, then rerun.",
+            )
+        return RotationError(
+            f"{what} failed: {exc.message}. Rolled back: the new key {self.new_key} was deleted; "
+            "no target was changed and every target keeps its previous key.",
+            fix=exc.fix,
+        )
+
+    # -- the transaction -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        wf = self.workflow
+        if self.plan.reclaim:
+            orphan = self.plan.reclaim.key_id
+            wf.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
+            iam.delete_key(self.aws, self.user.name, orphan)
+            iam.untag_user(self.aws, self.user.name, [marker_tag(orphan, "", self.now())["Key"]])
+            self.keys = [k for k in self.keys if k.key_id != orphan]
+            self.report.add("Access key", orphan, "deleted", "orphan that no target held")
+
+        key_id, secret, _created = iam.create_key(self.aws, self.user.name)
+        wf.mask(secret)  # before anything else is printed
+        self.new_key, self._secret = key_id, secret
+        self.report.access_key_id = key_id
+        wf.info(f"Created access key {key_id}.")
+
+        try:
+            iam.tag_user(
+                self.aws,
+                self.user.name,
+                [marker_tag(key_id, "pending", self.now())]
+                + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
+            )
+        except BootstrapError as exc:
+            raise self._abort_before_writes("Recording the new key on the user", exc) from exc
+
+        try:
+            tries = sts.wait_until_usable(
+                self.aws, key_id, secret, self.user.arn, self.key_wait_seconds
+            )
+        except AwsError as exc:
+            raise self._abort_before_writes("Proving the new key works", exc) from exc
+        wf.info(f"STS accepted the new key as {self.user.arn} (after {tries} tr{'y' if tries == 1 else 'ies'}).")
+
+        try:
+            for t in self.targets:
+                self.github.put_secret(t.repository, URI_SECRET, self.repository_uri)
+        except GitHubError as exc:
+            raise self._abort_before_writes(f"Writing {URI_SECRET}", exc) from exc
+
+        results: dict[str, TargetResult] = {}
+        failure: GitHubError | None = None
+        for t in self.targets:
+            if failure is not None:
+                results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
+                continue
+            state, detail, failure = self._write_pair(t)
+            results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
+            wf.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
+        self.report.targets = [results[t.scope] for t in self.targets]
+        self._commit(results)
+        if failure is not None:
+            raise self._failure_error(failure, results)
+
+    def _write_pair(self, t: Target) -> tuple[str, str, GitHubError | None]:
+        """Returns (state, detail, error): state is written, unchanged, restored or unknown."""
+        try:
+            self.github.put_secret(t.repository, ID_SECRET, self.new_key)
+        except GitHubError as exc:
+            if not exc.ambiguous:
+                return "unchanged", f"{ID_SECRET} write refused; previous pair kept", exc
+            return (*self._restore_id(t), exc)
+        try:
+            self.github.put_secret(t.repository, KEY_SECRET, self._secret)
+        except GitHubError as exc:
+            if exc.ambiguous and self._secret_landed(t):
+                return "written", "", None
+            return (*self._restore_id(t), exc)
+        return "written", "", None
+
+    def _restore_id(self, t: Target) -> tuple[str, str]:
+        """The secret did not change (or may not have): point the id back at the previous key."""
+        live = [k for k in t.previous if k in self._existing()]
+        try:
+            if len(live) == 1:
+                self.github.put_secret(t.repository, ID_SECRET, live[0])
+                return "restored", f"{ID_SECRET} set back to {live[0]}, the key it holds"
+            if not t.previous:
+                self.github.delete_secret(t.repository, ID_SECRET)
+                return "restored", f"{ID_SECRET} removed again (it had no key of this user before)"
+        except GitHubError as exc:
+            return "unknown", f"restoring {ID_SECRET} failed too ({exc.message})"
+        return "unknown", "its previous key is not known, so it could not be restored"
+
+    def _secret_landed(self, t: Target) -> bool:
+        """After a write with no answer: GitHub's updated_at shows whether the secret followed the id."""
+        try:
+            id_at = self.github.secret_updated_at(t.repository, ID_SECRET)
+            key_at = self.github.secret_updated_at(t.repository, KEY_SECRET)
+        except GitHubError:
+            return False
+        return bool(id_at and key_at and key_at >= id_at)
+
+    def _commit(self, results: dict[str, TargetResult]) -> None:
+        """Narrow each holder entry to what the target now holds; keep the new key only if held."""
+        new = self.new_key
+        tags, untag = [], []
+        for t in self.targets:
+            state = results[t.scope].state
+            if state == "written":
+                tags.append(holder_tag(t.scope, (new,)))
+            elif state == "unknown":
+                tags.append(holder_tag(t.scope, (*t.previous, new)))
+            elif t.previous:
+                tags.append(holder_tag(t.scope, t.previous))
+            else:
+                untag.append(holder_tag_key(t.scope))
+        held = any(r.state in ("written", "unknown") for r in results.values())
+        if held:
+            tags.append(marker_tag(new, "active", self.now()))
+        iam.tag_user(self.aws, self.user.name, tags)
+        iam.untag_user(self.aws, self.user.name, untag)
+        if not held:
+            self._drop_new_key()
+            self.report.access_key_id = ""
+            self.report.add("Access key", new, "deleted", "rolled back: no target holds it")
+        else:
+            self.report.add("Access key", new, "created", "written to every target" if all(
+                r.state == "written" for r in results.values()) else "held by some targets")
+        self._retire()
+
+    def _retire(self) -> None:
+        """Delete older keys that, by the record as it is now (other runs included), nothing holds."""
+        record = parse(iam.list_tags(self.aws, self.user.name))
+        old = [k.key_id for k in self.keys if k.key_id != self.new_key]
+        done = retirable(old, record, self.now(), self.retire_unmanaged)
+        for key_id in done:
+            iam.delete_key(self.aws, self.user.name, key_id)
+            self.report.add("Access key", key_id, "deleted", "replaced; no target holds it")
+        iam.untag_user(
+            self.aws,
+            self.user.name,
+            [marker_tag(k, "", self.now())["Key"] for k in done if k in record.markers],
+        )
+        for key_id in old:
+            if key_id in done:
+                continue
+            holders = sorted(record.holders_of(key_id))
+            if holders:
+                why = "still held by " + ", ".join(holders)
+            elif key_id not in record.markers and not self.retire_unmanaged:
+                why = "not created by this action (see retire-unmanaged-keys)"
+                self.workflow.warning(
+                    f"Access key {key_id} of {self.user.name} was not created by this action and was "
+                    "left alone. While it exists, the next run has no free key slot (IAM allows 2). "
+                    "Delete it once nothing uses it, or set retire-unmanaged-keys: true.",
+                    title="Unmanaged access key kept",
+                )
+            else:
+                why = "being written by another run"
+            self.report.add("Access key", key_id, "kept", why)
+
+    def _failure_error(self, failure: GitHubError, results: dict[str, TargetResult]) -> RotationError:
+        parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results.values()]
+        unknown = any(r.state == "unknown" for r in results.values())
+        held = any(r.state in ("written", "unknown") for r in results.values())
+        kept = (
+            f"The new key {self.new_key} was kept because some targets hold it."
+            if held
+            else f"The new key {self.new_key} was deleted."
+        )
+        fix = "Rerun once GitHub answers again; the record on the user makes the rerun safe."
+        if unknown:
+            fix = (
+                "A target's secrets may now be a mismatched pair: rerun to write a fresh pair "
+                "(both keys are kept until then)."
+            )
+        return RotationError(
+            f"{failure.message}. {kept} Targets: " + "; ".join(parts) + ".",
+            fix=fix,
+        )

@@ -1,0 +1,152 @@
+"""AWS on loopback: a moto server, behind a small proxy of ours that records each operation and can fail
+chosen ones (IAM/STS name the operation in the form body's Action=, ECR in the X-Amz-Target header)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class AwsFault:
+    operation: str  # e.g. "iam:CreateAccessKey"
+    code: str = "Throttling"
+    status: int = 400
+    times: int = 1  # -1: every time
+    hits: int = 0
+
+
+@dataclass
+class AwsCall:
+    operation: str
+    status: int
+    access_key: str = ""
+
+
+def _service(headers: Any) -> str:
+    auth = headers.get("Authorization", "")
+    m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
+    return m.group(1) if m else ""
+
+
+def _access_key(headers: Any) -> str:
+    m = re.search(r"Credential=([^/]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else ""
+
+
+def operation_of(headers: Any, body: bytes) -> str:
+    service = _service(headers)
+    target = headers.get("X-Amz-Target", "")
+    if target:
+        return f"{service}:{target.rsplit('.', 1)[-1]}"
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+    return f"{service}:{action}"
+
+
+@dataclass
+class AwsProxy:
+    upstream: str  # host:port of the moto server
+    log: list[AwsCall] = field(default_factory=list)
+    faults: list[AwsFault] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fail(self, operation: str, **kwargs: Any) -> AwsFault:
+        fault = AwsFault(operation, **kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def operations(self) -> list[str]:
+        return [c.operation for c in self.log]
+
+    def start(self) -> AwsProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                proxy._forward(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _fault_for(self, operation: str) -> AwsFault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.operation == operation and fault.times != 0:
+                    fault.hits += 1
+                    if fault.times > 0:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def _forward(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        operation = operation_of(h.headers, body)
+        fault = self._fault_for(operation)
+        if fault is not None:
+            self._answer_fault(h, fault, operation)
+            return
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        headers = {k: v for k, v in h.headers.items() if k.lower() != "connection"}
+        conn.request(h.command, h.path, body=body, headers=headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        with self._lock:
+            self.log.append(AwsCall(operation, reply.status, _access_key(h.headers)))
+        h.send_response(reply.status)
+        for key, value in reply.getheaders():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                h.send_header(key, value)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+        conn.close()
+
+    def _answer_fault(self, h: BaseHTTPRequestHandler, fault: AwsFault, operation: str) -> None:
+        with self._lock:
+            self.log.append(AwsCall(operation, fault.status, _access_key(h.headers)))
+        if fault.status == 0:
+            h.close_connection = True
+            h.connection.close()
+            return
+        if h.headers.get("X-Amz-Target"):
+            data = json.dumps({"__type": fault.code, "message": "injected fault"}).encode()
+            ctype = "application/x-amz-json-1.1"
+        else:
+            data = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code>"
+                f"<Message>injected fault</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+            ).encode()
+            ctype = "text/xml"
+        h.send_response(fault.status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)

@@ -1,0 +1,155 @@
+"""Starts the loopback stand-ins and runs the action the way the runner does: a subprocess with INPUT_*
+variables filled from action.yml's defaults, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_API_URL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .aws import AwsProxy
+from .github_api import GitHubStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+
+
+def action_defaults(repository: str) -> dict[str, str]:
+    spec = yaml.safe_load((ROOT / "action.yml").read_text())
+    out = {}
+    for name, meta in spec["inputs"].items():
+        default = str(meta.get("default", ""))
+        out[name] = default.replace("${{ github.repository }}", repository)
+    return out
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+
+    @property
+    def masked(self) -> set[str]:
+        return {
+            line.split("::add-mask::", 1)[1]
+            for line in self.stdout.splitlines()
+            if line.startswith("::add-mask::")
+        }
+
+    def errors(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith("::error")]
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and "=" not in line.split("<<", 1)[0]:
+            name, delimiter = line.split("<<", 1)
+            value = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                value.append(inner)
+            out[name] = "\n".join(value)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            out[name] = value
+    return out
+
+
+class Stack:
+    """moto (behind the recording proxy) and the GitHub stand-in, all on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self.aws = AwsProxy(f"{host}:{port}").start()
+        self.github = GitHubStandIn().start()
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req).read()
+        self.aws.log.clear()
+        self.aws.faults.clear()
+        old = self.github
+        self.github = GitHubStandIn().start()
+        old.stop()
+
+    def stop(self) -> None:
+        self.github.stop()
+        self.aws.stop()
+        self.moto.stop()
+
+    def boto(self, service: str, **kwargs: Any) -> Any:
+        import boto3
+
+        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        creds.update(kwargs)
+        return boto3.client(service, region_name=REGION, endpoint_url=self.moto_url, **creds)
+
+    def env(self, workdir: Path, repository: str = "octo-org/app") -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
+        return {
+            **keep,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.aws.url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "GITHUB_API_URL": self.github.url,
+            "GITHUB_REPOSITORY": repository,
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(workdir / "output"),
+            "GITHUB_STEP_SUMMARY": str(workdir / "summary"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def run(
+        self,
+        inputs: dict[str, str] | None = None,
+        *,
+        repository: str = "octo-org/app",
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        timeout: float = 120,
+    ) -> RunResult:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            full = self.env(work, repository)
+            values = action_defaults(repository)
+            values.update(inputs or {})
+            for name, value in values.items():
+                full["INPUT_" + name.upper()] = value
+            full.update(env or {})
+            (work / "output").touch()
+            (work / "summary").touch()
+            proc = subprocess.run(
+                command or [sys.executable, str(ROOT / "entrypoint.py")],
+                env=full,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=tmp,
+            )
+            return RunResult(
+                proc.returncode,
+                proc.stdout,
+                proc.stderr,
+                parse_outputs((work / "output").read_text()),
+                (work / "summary").read_text(),
+            )
