@@ -1,11 +1,453 @@
+"""The action end to end, run as the runner runs it, against moto and the GitHub stand-in on loopback."""
+
 from __future__ import annotations
 
-from tests.stand_ins.harness import Stack
+import json
+import time
+from typing import Any
+
+import pytest
+
+from ecr_bootstrap.policy import REPOSITORY_ACTIONS, TOKEN_ACTION
+from tests.stand_ins.github_api import SECONDARY
+from tests.stand_ins.harness import RunResult, Stack
+
+USER = "fcj-ecr-ci-cd-user"
+POLICY = "fcj-ecr-ci-cd-policy"
+REPO = "octo-org/app"
+MUTATING_AWS = (
+    "Create", "Delete", "Put", "Attach", "Detach", "Tag", "Untag", "Update", "Set",
+)
 
 
-def test_smoke(stack: Stack) -> None:
-    stack.github.add_repo("octo-org/app")
-    token = stack.github.add_token()
+def setup(stack: Stack, *repos: str) -> str:
+    for repo in repos or (REPO,):
+        stack.github.add_repo(repo)
+    return stack.github.add_token()
+
+
+def held_pair(stack: Stack, repo: str) -> tuple[str, str]:
+    return (
+        stack.github.decrypt(repo, "AWS_ACCESS_KEY_ID"),
+        stack.github.decrypt(repo, "AWS_SECRET_ACCESS_KEY"),
+    )
+
+
+def assert_target_works(stack: Stack, repo: str, user: str = USER) -> str:
+    """What a user would check: the pair in the secrets authenticates as the CI user."""
+    key_id, secret = held_pair(stack, repo)
+    arn = stack.boto("sts", aws_access_key_id=key_id, aws_secret_access_key=secret).get_caller_identity()[
+        "Arn"
+    ]
+    assert arn.endswith(f":user/{user}"), arn
+    uri = stack.github.decrypt(repo, "ECR_REPOSITORY_URI")
+    repo_uri = stack.boto("ecr").describe_repositories()["repositories"][0]["repositoryUri"]
+    assert uri == repo_uri
+    return key_id
+
+
+def user_keys(stack: Stack, user: str = USER) -> list[str]:
+    return [k["AccessKeyId"] for k in stack.boto("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]]
+
+
+def assert_policy_least_privilege(stack: Stack, repository: str = "fcj-workshop-app") -> None:
+    iam = stack.boto("iam")
+    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    grants: dict[str, set[str]] = {}
+    for st in doc["Statement"]:
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for action in actions:
+            grants.setdefault(action, set()).update(resources)
+    repo_arn = f"arn:aws:ecr:us-east-1:123456789012:repository/{repository}"
+    expected = {a: {repo_arn} for a in REPOSITORY_ACTIONS}
+    expected[TOKEN_ACTION] = {"*"}
+    assert grants == expected
+    attached = iam.list_attached_user_policies(UserName=USER)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [arn]
+
+
+def assert_no_leak(result: RunResult, *values: str) -> None:
+    """No secret value outside ::add-mask::, in any output the runner keeps."""
+    for value in values:
+        assert value
+        for line in result.stdout.splitlines():
+            if value in line:
+                assert line == f"::add-mask::{value}", line
+        assert value not in result.stderr
+        assert value not in result.summary
+        assert all(value not in v for v in result.outputs.values())
+
+
+def secrets_of_run(stack: Stack, repos: tuple[str, ...] = (REPO,)) -> list[str]:
+    return [stack.github.decrypt(r, "AWS_SECRET_ACCESS_KEY") for r in repos if
+            "AWS_SECRET_ACCESS_KEY" in stack.github.secret_names(r)]
+
+
+def github_writes(stack: Stack) -> list[str]:
+    return [f"{r.method} {r.path}" for r in stack.github.log if r.method != "GET"]
+
+
+def test_fresh_run(stack: Stack) -> None:
+    token = setup(stack)
     result = stack.run({"github-token": token})
-    print(result.stdout, result.stderr, result.summary, result.outputs)
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    key_id = assert_target_works(stack, REPO)
+    assert user_keys(stack) == [key_id]
+    assert_policy_least_privilege(stack)
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fcj-workshop-app"
+    assert result.outputs == {
+        "repository-uri": uri,
+        "registry": "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        "policy-arn": f"arn:aws:iam::123456789012:policy/{POLICY}",
+        "user-arn": f"arn:aws:iam::123456789012:user/{USER}",
+        "access-key-id": key_id,
+    }
+    repo = stack.boto("ecr").describe_repositories(repositoryNames=["fcj-workshop-app"])["repositories"][0]
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    # No console access for a CI identity.
+    with pytest.raises(Exception, match="NoSuchEntity|cannot be found"):
+        stack.boto("iam").get_login_profile(UserName=USER)
+    for word in ("created", uri, key_id, REPO):
+        assert word in result.summary
+    assert "::group::" in result.stdout
+    assert_no_leak(result, token, *secrets_of_run(stack))
+    assert token not in result.stdout
+    # Each target's public key is read once; no GET /repos before writes.
+    assert [f"{r.method} {r.path}" for r in stack.github.log] == [
+        f"GET /repos/{REPO}/actions/secrets/public-key",
+        f"PUT /repos/{REPO}/actions/secrets/ECR_REPOSITORY_URI",
+        f"PUT /repos/{REPO}/actions/secrets/AWS_ACCESS_KEY_ID",
+        f"PUT /repos/{REPO}/actions/secrets/AWS_SECRET_ACCESS_KEY",
+    ]
+
+
+def test_rerun_reuses_everything_and_rotates_the_key(stack: Stack) -> None:
+    token = setup(stack)
+    first = stack.run({"github-token": token})
+    assert first.returncode == 0
+    old_key = first.outputs["access-key-id"]
+    stack.aws.log.clear()
+
+    second = stack.run({"github-token": token})
+    assert second.returncode == 0, second.stdout
+    new_key = assert_target_works(stack, REPO)
+    assert new_key != old_key
+    assert second.outputs["access-key-id"] == new_key
+    assert user_keys(stack) == [new_key]  # exactly one key left: the old one was retired
+    for resource in ("ECR repository", "IAM policy", "IAM user", "Policy attachment"):
+        row = next(line for line in second.summary.splitlines() if line.startswith(f"| {resource} "))
+        assert "| reused |" in row, row
+    assert f"| `{old_key}` | deleted |" in second.summary
+    mutating = [op for op in stack.aws.operations() if op.split(":")[1].startswith(MUTATING_AWS)]
+    assert not any(op in mutating for op in ("ecr:CreateRepository", "iam:CreatePolicy", "iam:CreateUser"))
+    assert_no_leak(second, token, *secrets_of_run(stack))
+
+
+def test_policy_drift_with_full_version_quota(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    iam = stack.boto("iam")
+    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
+    broad = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}
+    )
+    for _ in range(4):  # 5 versions: the quota is full, and the default one is over-broad
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
+    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    assert len(versions) == 5
+    oldest = min(versions, key=lambda v: v["CreateDate"])["VersionId"]
+
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    assert_policy_least_privilege(stack)
+    after = {v["VersionId"] for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]}
+    assert len(after) == 5 and oldest not in after
+    row = next(line for line in result.summary.splitlines() if line.startswith("| IAM policy "))
+    assert "| updated |" in row and oldest in row
+
+
+@pytest.mark.parametrize("secret", ["ECR_REPOSITORY_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+def test_failed_secret_write_rolls_back(stack: Stack, secret: str) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+
+    stack.github.fail("PUT", f"/actions/secrets/{secret}$", status=500, times=-1)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    errors = result.errors()
+    assert errors and secret in errors[0] and "500" in errors[0]
+    assert "Rolled back" in errors[0] or "restored" in errors[0]
+    # The target still holds a working pair of the old key, and the new key is gone.
+    assert assert_target_works(stack, REPO) == old_key
+    assert user_keys(stack) == [old_key]
+    assert_no_leak(result, token, *secrets_of_run(stack))
+
+    stack.github.faults.clear()
+    rerun = stack.run({"github-token": token})
+    assert rerun.returncode == 0
+    assert user_keys(stack) == [assert_target_works(stack, REPO)]
+
+
+def test_failed_secret_write_on_first_run_leaves_nothing_behind(stack: Stack) -> None:
+    token = setup(stack)
+    stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=422, times=-1)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    assert user_keys(stack) == []  # no key that nothing holds
+    assert "AWS_ACCESS_KEY_ID" not in stack.github.secret_names(REPO)  # no id of a dead key
+
+
+def test_lost_reply_to_the_secret_write_is_detected(stack: Stack) -> None:
+    """The write landed but the connection dropped: the target holds the new pair, so it is kept."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1, apply_first=True)
+    result = stack.run({"github-token": token})
+    new_key = assert_target_works(stack, REPO)
+    assert user_keys(stack) == [new_key]
+    assert result.returncode == 0, result.stdout
+
+
+def test_token_without_secrets_permission_changes_nothing(stack: Stack) -> None:
+    stack.github.add_repo(REPO)
+    token = stack.github.add_token(secrets_permission=False, integration=True)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    error = result.errors()[0]
+    assert "GITHUB_TOKEN" in error and "Secrets: Read and write" in error and REPO in error
+    assert not [op for op in stack.aws.operations() if op.split(":")[1].startswith(MUTATING_AWS)]
+    assert stack.boto("iam").list_users()["Users"] == []
+    assert github_writes(stack) == []
+
+
+def test_token_that_cannot_see_a_target(stack: Stack) -> None:
+    stack.github.add_repo(REPO)
+    stack.github.add_repo("octo-org/other")
+    token = stack.github.add_token(repos={REPO})
+    result = stack.run({"github-token": token, "repositories": f"{REPO}\nocto-org/other"})
+    assert result.returncode == 1
+    assert "octo-org/other" in result.errors()[0]
+    assert stack.boto("iam").list_users()["Users"] == []
+
+
+BAD_INPUTS = [
+    ("github-token", ""),
+    ("aws-region", "mars-north-1x"),
+    ("ecr-repository", "Upper_Case"),
+    ("ecr-repository", "a"),
+    ("iam-policy", "bad policy!"),
+    ("iam-user", "u" * 65),
+    ("repositories", "not-a-repository"),
+    ("repositories", "owner/name/extra"),
+    ("retire-unmanaged-keys", "yes"),
+    ("key-wait-seconds", "soon"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_INPUTS)
+def test_bad_input_is_refused_before_any_request(stack: Stack, name: str, value: str) -> None:
+    stack.github.add_repo(REPO)
+    inputs = {"github-token": stack.github.add_token(), name: value}
+    result = stack.run(inputs)
+    assert result.returncode == 1
+    errors = result.errors()
+    assert len(errors) == 1 and f"'{name}'" in errors[0], result.stdout
+    assert "Traceback" not in result.stderr
+    assert stack.aws.log == [] and stack.github.log == []
+
+
+def test_missing_region_names_the_input(stack: Stack) -> None:
+    token = setup(stack)
+    result = stack.run({"github-token": token}, env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+    assert result.returncode == 1
+    assert "'aws-region'" in result.errors()[0]
+
+
+def test_two_targets_in_one_run(stack: Stack) -> None:
+    repos = (REPO, "octo-org/web")
+    token = setup(stack, *repos)
+    result = stack.run({"github-token": token, "repositories": ", ".join(repos)})
+    assert result.returncode == 0, result.stdout
+    keys = {assert_target_works(stack, r) for r in repos}
+    assert len(keys) == 1 and user_keys(stack) == list(keys)
+    # One public-key read per target; three writes each.
+    gets = [r.path for r in stack.github.log if r.method == "GET"]
+    assert sorted(gets) == sorted(f"/repos/{r}/actions/secrets/public-key" for r in repos)
+    assert len(github_writes(stack)) == 6
+
+    rerun = stack.run({"github-token": token, "repositories": "\n".join(repos)})
+    assert rerun.returncode == 0
+    assert len({assert_target_works(stack, r) for r in repos}) == 1 and len(user_keys(stack)) == 1
+    assert_no_leak(rerun, token, *secrets_of_run(stack, repos))
+
+
+def test_separate_runs_for_two_repositories_share_the_user(stack: Stack) -> None:
+    a, b = REPO, "octo-org/web"
+    token = setup(stack, a, b)
+    assert stack.run({"github-token": token}, repository=a).returncode == 0
+    assert_target_works(stack, a)
+
+    run_b = stack.run({"github-token": token}, repository=b)
+    assert run_b.returncode == 0, run_b.stdout
+    # The run for B did not leave A with a deleted key: A holds a working pair.
+    assert_target_works(stack, a)
+    assert_target_works(stack, b)
+    assert len(user_keys(stack)) <= 2
+
+    # And A can be rotated again afterwards, still without breaking B.
+    run_a = stack.run({"github-token": token}, repository=a)
+    assert run_a.returncode == 0, run_a.stdout
+    assert_target_works(stack, a)
+    assert_target_works(stack, b)
+    assert len(user_keys(stack)) <= 2
+
+
+def test_other_holder_the_token_cannot_write_keeps_its_key(stack: Stack) -> None:
+    a, b = REPO, "octo-org/web"
+    stack.github.add_repo(a)
+    stack.github.add_repo(b)
+    token_a = stack.github.add_token(repos={a})
+    token_b = stack.github.add_token(repos={b})
+    assert stack.run({"github-token": token_a}, repository=a).returncode == 0
+    key_a = assert_target_works(stack, a)
+    run_b = stack.run({"github-token": token_b}, repository=b)
+    assert run_b.returncode == 0
+    assert "::warning" in run_b.stdout
+    assert assert_target_works(stack, a) == key_a  # A's key was neither replaced nor deleted
+    assert sorted(user_keys(stack)) == sorted({key_a, assert_target_works(stack, b)})
+
+
+def test_secondary_rate_limit_is_retried_after_retry_after(stack: Stack) -> None:
+    token = setup(stack)
+    stack.github.fail(
+        "PUT",
+        "/actions/secrets/AWS_ACCESS_KEY_ID$",
+        status=403,
+        headers={"Retry-After": "1"},
+        message=SECONDARY,
+    )
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    assert_target_works(stack, REPO)
+    puts = [r for r in stack.github.log if r.path.endswith("AWS_ACCESS_KEY_ID")]
+    assert [r.status for r in puts] == [403, 201]
+    assert puts[1].at - puts[0].at >= 1.0
+
+
+def test_persistent_github_fault_fails_in_bounded_time(stack: Stack) -> None:
+    token = setup(stack)
+    stack.github.fail("GET", "/public-key$", status=502, times=-1)
+    started = time.monotonic()
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    assert time.monotonic() - started < 60
+    assert "502" in result.errors()[0]
+    assert stack.boto("iam").list_users()["Users"] == []
+
+
+def test_two_unmanaged_keys_stop_the_run_before_any_change(stack: Stack) -> None:
+    token = setup(stack)
+    iam = stack.boto("iam")
+    iam.create_user(UserName=USER)
+    keys = sorted(iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"] for _ in range(2))
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    error = result.errors()[0]
+    assert "2 access keys" in error and "retire-unmanaged-keys" in error
+    assert sorted(user_keys(stack)) == keys
+    assert stack.boto("ecr").describe_repositories()["repositories"] == []
+    assert github_writes(stack) == []
+
+
+def test_unmanaged_keys_are_retired_only_when_asked(stack: Stack) -> None:
+    token = setup(stack)
+    iam = stack.boto("iam")
+    iam.create_user(UserName=USER)
+    manual = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    kept = stack.run({"github-token": token})
+    assert kept.returncode == 0 and manual in user_keys(stack)
+    assert "::warning" in kept.stdout and manual in kept.stdout
+
+    retired = stack.run({"github-token": token, "retire-unmanaged-keys": "true"})
+    assert retired.returncode == 0, retired.stdout
+    assert user_keys(stack) == [assert_target_works(stack, REPO)]
+
+
+def test_orphan_from_a_crashed_run_is_reclaimed(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    held = assert_target_works(stack, REPO)
+    iam = stack.boto("iam")
+    orphan = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    # What a run killed right after CreateAccessKey leaves: a pending marker, long ago, no holder.
+    iam.tag_user(UserName=USER, Tags=[{"Key": f"ecr-bootstrap:key:{orphan}", "Value": "pending 2020-01-01T00:00:00Z"}])
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    new_key = assert_target_works(stack, REPO)
+    assert user_keys(stack) == [new_key]
+    assert orphan != new_key and held != new_key
+    assert f"| `{orphan}` | deleted | orphan" in result.summary
+
+
+def test_key_that_never_becomes_usable_is_rolled_back(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+    stack.github.reset_log()
+    stack.aws.fail(
+        "sts:GetCallerIdentity", code="InvalidClientTokenId", status=403, times=-1, except_key="testing"
+    )
+    result = stack.run({"github-token": token, "key-wait-seconds": "2"})
+    assert result.returncode == 1
+    assert "Rolled back" in result.errors()[0]
+    assert user_keys(stack) == [old_key]
+    assert assert_target_works(stack, REPO) == old_key
+    assert github_writes(stack) == []
+
+
+def test_key_propagation_delay_is_waited_out(stack: Stack) -> None:
+    token = setup(stack)
+    stack.aws.fail(
+        "sts:GetCallerIdentity", code="InvalidClientTokenId", status=403, times=2, except_key="testing"
+    )
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    assert "after 3 tries" in result.stdout
+
+
+def test_aws_access_denied_names_the_permission(stack: Stack) -> None:
+    token = setup(stack)
+    stack.aws.fail("iam:CreateUser", code="AccessDenied", status=403)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    assert "iam:CreateUser" in result.errors()[0]
+    assert user_keys_safe(stack) == []
+
+
+def user_keys_safe(stack: Stack) -> list[Any]:
+    try:
+        return user_keys(stack)
+    except Exception:  # noqa: BLE001 - no user at all
+        return []
+
+
+def test_local_help() -> None:
+    import subprocess
+    import sys
+
+    from tests.stand_ins.harness import ROOT
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--ecr-repository", "--iam-policy", "--iam-user", "--repositories", "--aws-region"):
+        assert flag in out
+    assert "--github-token" not in out

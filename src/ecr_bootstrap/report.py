@@ -53,16 +53,20 @@ def summary(report: Report, *, failed: str = "") -> str:
     lines = ["## ECR delivery bootstrap", ""]
     if failed:
         lines += [f"> [!CAUTION]\n> {_cell(failed)}", ""]
-    lines += ["| | |", "|---|---|"]
-    for label, value in (
-        ("Repository URI", report.repository_uri),
-        ("Registry", report.registry),
-        ("IAM policy", report.policy_arn),
-        ("IAM user", report.user_arn),
-        ("Access key id", report.access_key_id),
-    ):
-        if value:
-            lines.append(f"| {label} | `{_cell(value)}` |")
+    facts = [
+        (label, value)
+        for label, value in (
+            ("Repository URI", report.repository_uri),
+            ("Registry", report.registry),
+            ("Policy ARN", report.policy_arn),
+            ("User ARN", report.user_arn),
+            ("Access key id", report.access_key_id),
+        )
+        if value
+    ]
+    if facts:
+        lines += ["| | |", "|---|---|"]
+        lines += [f"| {label} | `{_cell(value)}` |" for label, value in facts]
     if report.changes:
         lines += ["", "| Resource | Name | Result | Detail |", "|---|---|---|---|"]
         lines += [

@@ -245,18 +245,23 @@ class Rotation:
         parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results.values()]
         unknown = any(r.state == "unknown" for r in results.values())
         held = any(r.state in ("written", "unknown") for r in results.values())
-        kept = (
-            f"The new key {self.new_key} was kept because some targets hold it."
-            if held
-            else f"The new key {self.new_key} was deleted."
-        )
-        fix = "Rerun once GitHub answers again; the record on the user makes the rerun safe."
+        if held:
+            outcome = (
+                f"Partly done: the new key {self.new_key} was kept because some targets hold it; "
+                "keys that other targets still hold were kept too."
+            )
+        else:
+            outcome = (
+                f"Rolled back: the new key {self.new_key} was deleted and every target keeps the key "
+                "it had."
+            )
+        fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
         if unknown:
             fix = (
                 "A target's secrets may now be a mismatched pair: rerun to write a fresh pair "
                 "(both keys are kept until then)."
             )
         return RotationError(
-            f"{failure.message}. {kept} Targets: " + "; ".join(parts) + ".",
+            f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".",
             fix=fix,
         )

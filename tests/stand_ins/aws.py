@@ -19,6 +19,7 @@ class AwsFault:
     code: str = "Throttling"
     status: int = 400
     times: int = 1  # -1: every time
+    except_key: str = ""  # leave requests signed with this access key alone
     hits: int = 0
 
 
@@ -95,9 +96,11 @@ class AwsProxy:
             self._server.shutdown()
             self._server.server_close()
 
-    def _fault_for(self, operation: str) -> AwsFault | None:
+    def _fault_for(self, operation: str, key: str) -> AwsFault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.except_key and fault.except_key == key:
+                    continue
                 if fault.operation == operation and fault.times != 0:
                     fault.hits += 1
                     if fault.times > 0:
@@ -109,7 +112,7 @@ class AwsProxy:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         operation = operation_of(h.headers, body)
-        fault = self._fault_for(operation)
+        fault = self._fault_for(operation, _access_key(h.headers))
         if fault is not None:
             self._answer_fault(h, fault, operation)
             return
