@@ -129,9 +129,10 @@ class Stack:
         *,
         repository: str = "octo-org/app",
         env: dict[str, str] | None = None,
-        command: list[str] | None = None,
+        image: str = "",
         timeout: float = 120,
     ) -> RunResult:
+        """Run the entry point as a process, or (with `image`) the built image under podman."""
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             full = self.env(work, repository)
@@ -142,8 +143,11 @@ class Stack:
             full.update(env or {})
             (work / "output").touch()
             (work / "summary").touch()
+            command = [sys.executable, str(ROOT / "entrypoint.py")]
+            if image:
+                command = container_command(image, full, work)
             proc = subprocess.run(
-                command or [sys.executable, str(ROOT / "entrypoint.py")],
+                command,
                 env=full,
                 capture_output=True,
                 text=True,
@@ -157,3 +161,26 @@ class Stack:
                 parse_outputs((work / "output").read_text()),
                 (work / "summary").read_text(),
             )
+
+
+def container_command(image: str, env: dict[str, str], work: Path) -> list[str]:
+    """podman run as the runner's docker run: file commands mounted, variables passed by name only
+    (`-e NAME` takes the value from podman's environment, so no value is on a command line)."""
+    env["GITHUB_OUTPUT"] = "/github/file_commands/output"
+    env["GITHUB_STEP_SUMMARY"] = "/github/file_commands/summary"
+    env["HOME"] = "/github/home"
+    ctr = os.environ.get("CONTAINER_WORK", "/tmp/ecr-bootstrap-ctr")
+    workspace, home = work / "workspace", work / "home"
+    workspace.mkdir()
+    home.mkdir()
+    command = [
+        "podman", "--root", f"{ctr}/root", "--runroot", f"{ctr}/run", "--runtime", "runc",
+        "run", "--rm", "--network=host",
+        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1024:1024",
+        "-v", f"{work}:/github/file_commands",
+        "-v", f"{workspace}:/github/workspace", "-v", f"{home}:/github/home", "-w", "/github/workspace",
+    ]
+    for name in env:
+        if name.startswith(("INPUT_", "GITHUB_", "AWS_")) or name in ("HOME", "PYTHONUNBUFFERED"):
+            command += ["-e", name]
+    return [*command, image]

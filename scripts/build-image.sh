@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the action's image with podman on a machine without a Docker engine or a reachable registry.
+# The base image cannot be pulled here, so a stand-in for python:3.11-slim-bookworm is made from Debian
+# packages (debootstrap minbase, as the official slim images are; its Python is Debian's 3.11 in
+# /usr/bin rather than /usr/local/bin, which the Dockerfile's venv hides) and tagged with the same name.
+# Usage: scripts/build-image.sh IMAGE_TAG   (needs root, podman, runc, debootstrap)
+set -euo pipefail
+tag=${1:-localhost/ecr-bootstrap:dev}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${CONTAINER_WORK:-/tmp/ecr-bootstrap-ctr}
+mkdir -p "$work"
+P=(podman --root "$work/root" --runroot "$work/run" --runtime runc)
+base=docker.io/library/python:3.11-slim-bookworm
+if ! "${P[@]}" image exists "$base"; then
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  rm -rf "$work/rootfs"
+  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -20 "$work/debootstrap.log"; exit 1; }
+  tar -C "$work/rootfs" -c . | "${P[@]}" import - "$base" >/dev/null
+  rm -rf "$work/rootfs"
+fi
+"${P[@]}" build --pull=never --isolation=chroot --network=host \
+  -v /etc/ssl/certs:/etc/ssl/certs:ro -t "$tag" "$here" >"$work/build.log" 2>&1 \
+  || { tail -40 "$work/build.log"; exit 1; }
+echo "built $tag"
