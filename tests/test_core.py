@@ -16,7 +16,15 @@ USER = "fcj-ecr-ci-cd-user"
 POLICY = "fcj-ecr-ci-cd-policy"
 REPO = "octo-org/app"
 MUTATING_AWS = (
-    "Create", "Delete", "Put", "Attach", "Detach", "Tag", "Untag", "Update", "Set",
+    "Create",
+    "Delete",
+    "Put",
+    "Attach",
+    "Detach",
+    "Tag",
+    "Untag",
+    "Update",
+    "Set",
 )
 
 
@@ -85,8 +93,11 @@ def assert_no_leak(result: RunResult, *values: str) -> None:
 
 
 def secrets_of_run(stack: Stack, repos: tuple[str, ...] = (REPO,)) -> list[str]:
-    return [stack.github.decrypt(r, "AWS_SECRET_ACCESS_KEY") for r in repos if
-            "AWS_SECRET_ACCESS_KEY" in stack.github.secret_names(r)]
+    return [
+        stack.github.decrypt(r, "AWS_SECRET_ACCESS_KEY")
+        for r in repos
+        if "AWS_SECRET_ACCESS_KEY" in stack.github.secret_names(r)
+    ]
 
 
 def github_writes(stack: Stack) -> list[str]:
@@ -112,7 +123,7 @@ def test_fresh_run(stack: Stack) -> None:
     repo = stack.boto("ecr").describe_repositories(repositoryNames=["fcj-workshop-app"])["repositories"][0]
     assert repo["imageScanningConfiguration"]["scanOnPush"] is True
     # No console access for a CI identity.
-    with pytest.raises(Exception, match="NoSuchEntity|cannot be found"):
+    with pytest.raises(Exception, match=r"NoSuchEntity|cannot be found"):
         stack.boto("iam").get_login_profile(UserName=USER)
     for word in ("created", uri, key_id, REPO):
         assert word in result.summary
@@ -388,12 +399,14 @@ def test_orphan_from_a_crashed_run_is_reclaimed(stack: Stack) -> None:
     iam = stack.boto("iam")
     orphan = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
     # What a run killed right after CreateAccessKey leaves: a pending marker, long ago, no holder.
-    iam.tag_user(UserName=USER, Tags=[{"Key": f"ecr-bootstrap:key:{orphan}", "Value": "pending 2020-01-01T00:00:00Z"}])
+    iam.tag_user(
+        UserName=USER, Tags=[{"Key": f"ecr-bootstrap:key:{orphan}", "Value": "pending 2020-01-01T00:00:00Z"}]
+    )
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
     new_key = assert_target_works(stack, REPO)
     assert user_keys(stack) == [new_key]
-    assert orphan != new_key and held != new_key
+    assert new_key not in (orphan, held)
     assert f"| `{orphan}` | deleted | orphan" in result.summary
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .aws import AwsClients, ecr, iam, sts
 from .errors import BootstrapError, RotationError
@@ -19,7 +19,7 @@ from .workflow import Workflow
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -83,7 +83,8 @@ def run(
             )
         except KeyPlanError as exc:
             raise RotationError(
-                f"No new access key can be created safely for {settings.iam_user}: {exc}. Nothing was changed.",
+                f"No new access key can be created safely for {settings.iam_user}: {exc}. "
+                "Nothing was changed.",
                 fix="Delete an access key of this user that nothing uses (IAM console, Security "
                 "credentials), or set retire-unmanaged-keys: true if the listed unmanaged keys are "
                 "unused; for many repositories prefer one IAM user each, or OIDC.",
@@ -153,7 +154,9 @@ def _ensure_policy(
         report.add("IAM policy", settings.iam_policy, "created", "least privilege")
         return arn
     if same_policy(found.policy.document, document):
-        report.add("IAM policy", settings.iam_policy, "reused", f"default version {found.policy.default_version}")
+        report.add(
+            "IAM policy", settings.iam_policy, "reused", f"default version {found.policy.default_version}"
+        )
         return found.policy.arn
     deleted = iam.update_policy(aws, found.policy.arn, document)
     detail = f"default version {found.policy.default_version} differed; new default version made"

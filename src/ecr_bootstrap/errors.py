@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 class BootstrapError(Exception):
     """A failure with a title, what happened, and what to do about it.
 
@@ -38,9 +37,7 @@ class InputError(BootstrapError):
 class AwsError(BootstrapError):
     title = "AWS request failed"
 
-    def __init__(
-        self, message: str, *, code: str = "", fix: str = "", anchor: str = "aws"
-    ) -> None:
+    def __init__(self, message: str, *, code: str = "", fix: str = "", anchor: str = "aws") -> None:
         super().__init__(message, fix=fix, anchor=anchor)
         self.code = code
 

@@ -144,7 +144,7 @@ class GitHub:
                     status=None,
                     ambiguous=True,
                 )
-            wait += random.uniform(0, policy.backoff / 2) if wait else 0.0
+            wait += random.uniform(0, policy.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
             elapsed = self._clock() - started
             if (
                 not retryable
@@ -209,7 +209,8 @@ def _explain_access(repository: str, exc: GitHubError) -> GitHubError:
     elif exc.status == 403 and INTEGRATION_403.lower() in text.lower():
         problem = (
             f"the token cannot use the Actions secrets API of {repository} (it lacks the secrets "
-            "permission). The workflow's own GITHUB_TOKEN always answers this way: it can never write secrets."
+            "permission). The workflow's own GITHUB_TOKEN always answers this way: it can never write "
+            "secrets."
         )
     elif exc.status == 403:
         problem = f"the token lacks the 'Secrets: Read and write' permission on {repository}."

@@ -33,9 +33,7 @@ INPUTS: tuple[Input, ...] = (
     Input(
         "github-token",
         "",
-        "Token allowed to write Actions secrets in every target repository: "
-        + GITHUB_TOKEN_HELP
-        + ".",
+        "Token allowed to write Actions secrets in every target repository: " + GITHUB_TOKEN_HELP + ".",
         required=True,
         secret=True,
     ),
@@ -70,9 +68,7 @@ INPUT_NAMES = tuple(i.name for i in INPUTS)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 # ECR's own pattern (CreateRepository API reference).
-_ECR_NAME = re.compile(
-    r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
-)
+_ECR_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 _IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")

@@ -18,7 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 PREFIX = "ecr-bootstrap:"
 KEY_PREFIX = PREFIX + "key:"
@@ -40,12 +40,12 @@ def holder_tag_key(scope: str) -> str:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_iso(text: str) -> datetime | None:
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -128,11 +128,7 @@ def plan_keys(
     wanted = set(scopes)
     existing = {k.key_id for k in keys}
     in_flight = {k.key_id for k in keys if record.in_flight(k.key_id, now)}
-    busy = {
-        scope
-        for scope, ids in record.holders.items()
-        if any(i in in_flight for i in ids)
-    }
+    busy = {scope for scope, ids in record.holders.items() if any(i in in_flight for i in ids)}
     if wanted & busy:
         raise KeyPlanError(
             "another run is writing a new key to "

@@ -70,8 +70,7 @@ def summary(report: Report, *, failed: str = "") -> str:
     if report.changes:
         lines += ["", "| Resource | Name | Result | Detail |", "|---|---|---|---|"]
         lines += [
-            f"| {c.resource} | `{_cell(c.name)}` | {c.action} | {_cell(c.detail)} |"
-            for c in report.changes
+            f"| {c.resource} | `{_cell(c.name)}` | {c.action} | {_cell(c.detail)} |" for c in report.changes
         ]
     if report.targets:
         lines += ["", "| Target repository | Secrets | Detail |", "|---|---|---|"]

@@ -116,12 +116,12 @@ class Rotation:
             raise self._abort_before_writes("Recording the new key on the user", exc) from exc
 
         try:
-            tries = sts.wait_until_usable(
-                self.aws, key_id, secret, self.user.arn, self.key_wait_seconds
-            )
+            tries = sts.wait_until_usable(self.aws, key_id, secret, self.user.arn, self.key_wait_seconds)
         except AwsError as exc:
             raise self._abort_before_writes("Proving the new key works", exc) from exc
-        wf.info(f"STS accepted the new key as {self.user.arn} (after {tries} tr{'y' if tries == 1 else 'ies'}).")
+        wf.info(
+            f"STS accepted the new key as {self.user.arn} (after {tries} tr{'y' if tries == 1 else 'ies'})."
+        )
 
         try:
             for t in self.targets:
@@ -206,8 +206,14 @@ class Rotation:
             self.report.access_key_id = ""
             self.report.add("Access key", new, "deleted", "rolled back: no target holds it")
         else:
-            self.report.add("Access key", new, "created", "written to every target" if all(
-                r.state == "written" for r in results.values()) else "held by some targets")
+            self.report.add(
+                "Access key",
+                new,
+                "created",
+                "written to every target"
+                if all(r.state == "written" for r in results.values())
+                else "held by some targets",
+            )
         self._retire()
 
     def _retire(self) -> None:
@@ -242,7 +248,9 @@ class Rotation:
             self.report.add("Access key", key_id, "kept", why)
 
     def _failure_error(self, failure: GitHubError, results: dict[str, TargetResult]) -> RotationError:
-        parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results.values()]
+        parts = [
+            f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results.values()
+        ]
         unknown = any(r.state == "unknown" for r in results.values())
         held = any(r.state in ("written", "unknown") for r in results.values())
         if held:
@@ -252,8 +260,7 @@ class Rotation:
             )
         else:
             outcome = (
-                f"Rolled back: the new key {self.new_key} was deleted and every target keeps the key "
-                "it had."
+                f"Rolled back: the new key {self.new_key} was deleted and every target keeps the key it had."
             )
         fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
         if unknown:

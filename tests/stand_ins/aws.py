@@ -62,7 +62,7 @@ class AwsProxy:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def fail(self, operation: str, **kwargs: Any) -> AwsFault:
         fault = AwsFault(operation, **kwargs)

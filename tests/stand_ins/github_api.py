@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -113,7 +113,7 @@ class GitHubStandIn:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> GitHubStandIn:
         stand_in = self
@@ -202,8 +202,11 @@ class GitHubStandIn:
         if repo is None or (token.repos is not None and m.group(1).lower() not in token.repos):
             return 404, {"message": "Not Found"}
         if not token.secrets_permission:
-            return 403, {"message": "Resource not accessible by integration" if token.integration
-                         else "Resource not accessible by personal access token"}
+            return 403, {
+                "message": "Resource not accessible by integration"
+                if token.integration
+                else "Resource not accessible by personal access token"
+            }
         with self._lock:
             if PUBLIC_KEY.match(path):
                 if h.command != "GET":
@@ -231,6 +234,6 @@ class GitHubStandIn:
             if key_id != repo.key_id:
                 return 422, {"message": "key_id does not match the repository's public key"}
             created = name not in repo.secrets
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             repo.secrets[name] = Secret(sealed, key_id, now)
             return (201, {}) if created else (204, None)

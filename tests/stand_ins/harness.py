@@ -56,12 +56,12 @@ def parse_outputs(text: str) -> dict[str, str]:
     for line in lines:
         if "<<" in line and "=" not in line.split("<<", 1)[0]:
             name, delimiter = line.split("<<", 1)
-            value = []
+            collected = []
             for inner in lines:
                 if inner == delimiter:
                     break
-                value.append(inner)
-            out[name] = "\n".join(value)
+                collected.append(inner)
+            out[name] = "\n".join(collected)
         elif "=" in line:
             name, value = line.split("=", 1)
             out[name] = value
@@ -102,9 +102,10 @@ class Stack:
     def boto(self, service: str, **kwargs: Any) -> Any:
         import boto3
 
-        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        creds: dict[str, Any] = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         creds.update(kwargs)
-        return boto3.client(service, region_name=REGION, endpoint_url=self.moto_url, **creds)
+        session = boto3.session.Session(region_name=REGION, **creds)
+        return session.client(service, endpoint_url=self.moto_url)  # type: ignore[call-overload]
 
     def env(self, workdir: Path, repository: str = "octo-org/app") -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")}
@@ -174,11 +175,28 @@ def container_command(image: str, env: dict[str, str], work: Path) -> list[str]:
     workspace.mkdir()
     home.mkdir()
     command = [
-        "podman", "--root", f"{ctr}/root", "--runroot", f"{ctr}/run", "--runtime", "runc",
-        "run", "--rm", "--network=host",
-        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1024:1024",
-        "-v", f"{work}:/github/file_commands",
-        "-v", f"{workspace}:/github/workspace", "-v", f"{home}:/github/home", "-w", "/github/workspace",
+        "podman",
+        "--root",
+        f"{ctr}/root",
+        "--runroot",
+        f"{ctr}/run",
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--network=host",
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=1024:1024",
+        "-v",
+        f"{work}:/github/file_commands",
+        "-v",
+        f"{workspace}:/github/workspace",
+        "-v",
+        f"{home}:/github/home",
+        "-w",
+        "/github/workspace",
     ]
     for name in env:
         if name.startswith(("INPUT_", "GITHUB_", "AWS_")) or name in ("HOME", "PYTHONUNBUFFERED"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import AwsClients, call, is_code
 from ..errors import AwsError
+from . import AwsClients, call, is_code
 
 PERMISSIONS = ("ecr:DescribeRepositories", "ecr:CreateRepository")
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from . import AwsClients, call, is_code
 from ..errors import AwsError
 from ..policy import Document, to_json
 from ..records import AccessKey
+from . import AwsClients, call, is_code
 
 PERMISSIONS = (
     "iam:GetPolicy",
@@ -106,9 +106,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
     )["Versions"]
     deleted = None
     if len(versions) >= MAX_POLICY_VERSIONS:
-        oldest = min(
-            (v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"]
-        )
+        oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
         deleted = oldest["VersionId"]
         call(
             f"Deleting version {deleted} of IAM policy {arn} (5 versions is the most IAM keeps)",

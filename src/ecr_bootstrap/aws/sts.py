@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from . import AwsClients, call, error_code, sdk_config
 from ..errors import AwsError
+from . import AwsClients, call, error_code, sdk_config
 
 PERMISSIONS = ("sts:GetCallerIdentity",)
 # What STS answers while a new key has not yet reached every IAM endpoint.

@@ -1,0 +1,274 @@
+"""Unit tests of the pure parts: policy documents, inputs, the key record, the summary, runner I/O."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecr_bootstrap import inputs, policy, records, report
+from ecr_bootstrap.errors import InputError
+from ecr_bootstrap.github import rate_limit_wait, seal
+from ecr_bootstrap.workflow import Workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARN = "arn:aws:ecr:us-east-1:123456789012:repository/fcj-workshop-app"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+# -- policy -------------------------------------------------------------------------------------------
+
+
+def test_policy_grants_exactly_the_seed_actions() -> None:
+    doc = policy.ecr_access_policy(ARN)
+    repo_stmt, token_stmt = doc["Statement"]
+    assert sorted(repo_stmt["Action"]) == sorted(
+        [
+            "ecr:CompleteLayerUpload",
+            "ecr:InitiateLayerUpload",
+            "ecr:PutImage",
+            "ecr:UploadLayerPart",
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:DescribeImages",
+            "ecr:GetDownloadUrlForLayer",
+        ]
+    )
+    assert repo_stmt["Resource"] == ARN and repo_stmt["Effect"] == "Allow"
+    assert token_stmt == {
+        "Sid": "GetRegistryLoginToken",
+        "Effect": "Allow",
+        "Action": "ecr:GetAuthorizationToken",
+        "Resource": "*",
+    }
+    assert len(policy.to_json(doc)) < 6144
+
+
+def test_policy_comparison_ignores_order_and_sid_but_not_grants() -> None:
+    doc = policy.ecr_access_policy(ARN)
+    shuffled = json.loads(json.dumps(doc))
+    shuffled["Statement"].reverse()
+    shuffled["Statement"][1]["Action"].reverse()
+    shuffled["Statement"][1].pop("Sid")
+    assert policy.same_policy(doc, shuffled)
+    assert policy.same_policy(doc, policy.to_json(shuffled))
+    wider = json.loads(json.dumps(doc))
+    wider["Statement"][0]["Action"].append("ecr:DeleteRepository")
+    assert not policy.same_policy(doc, wider)
+    other = policy.ecr_access_policy(ARN.replace("fcj-workshop-app", "other"))
+    assert not policy.same_policy(doc, other)
+
+
+# -- inputs -------------------------------------------------------------------------------------------
+
+ENV = {"AWS_REGION": "eu-west-1", "GITHUB_REPOSITORY": "octo/app"}
+
+
+def test_defaults() -> None:
+    s = inputs.from_values({"github-token": "t0k"}, ENV)
+    assert (s.ecr_repository, s.iam_policy, s.iam_user) == (
+        "fcj-workshop-app",
+        "fcj-ecr-ci-cd-policy",
+        "fcj-ecr-ci-cd-user",
+    )
+    assert s.aws_region == "eu-west-1" and s.repositories == ("octo/app",)
+    assert s.github_api_url == "https://api.github.com"
+    assert s.retire_unmanaged_keys is False and s.key_wait_seconds == 120
+    assert "t0k" not in repr(s)
+
+
+def test_region_fallbacks() -> None:
+    assert inputs.parse_region("", {"AWS_DEFAULT_REGION": "ap-southeast-1"}) == "ap-southeast-1"
+    assert inputs.parse_region("us-gov-west-1", {}) == "us-gov-west-1"
+    with pytest.raises(InputError, match="aws-region"):
+        inputs.parse_region("", {})
+
+
+def test_repositories_lists() -> None:
+    parsed = inputs.parse_repositories(" a/b , c/d.e\n\nA/B\nx-y/z_1 ", {})
+    assert parsed == ("a/b", "c/d.e", "x-y/z_1")
+    assert inputs.parse_repositories("${{ github.repository }}", {"GITHUB_REPOSITORY": "o/r"}) == ("o/r",)
+    for bad in ("a", "a/", "/b", "a/b/c", "-a/b", "a/..", "a b/c"):
+        with pytest.raises(InputError, match="'repositories'"):
+            inputs.parse_repositories(bad, {})
+    with pytest.raises(InputError, match="'repositories'"):
+        inputs.parse_repositories("", {})
+
+
+@pytest.mark.parametrize("name", ["fcj-workshop-app", "team/app", "a.b_c__d--e", "ab", "x" * 256])
+def test_valid_ecr_names(name: str) -> None:
+    assert inputs.parse_ecr_repository(name) == name
+
+
+@pytest.mark.parametrize("name", ["A", "a", "-ab", "ab-", "a//b", "a_-b", "Team/app", "x" * 257, "a b"])
+def test_invalid_ecr_names(name: str) -> None:
+    with pytest.raises(InputError, match="'ecr-repository'"):
+        inputs.parse_ecr_repository(name)
+
+
+def test_iam_names() -> None:
+    assert inputs.parse_iam_name("iam-user", "ci+bot=x,y.z@w-1_2", 64)
+    for bad in ("", "a" * 65, "has space", "slash/no", "ü"):
+        with pytest.raises(InputError, match="'iam-user'"):
+            inputs.parse_iam_name("iam-user", bad, 64)
+
+
+def test_booleans_are_strict_and_name_the_input() -> None:
+    assert inputs.parse_bool("x", "true") and not inputs.parse_bool("x", "False")
+    with pytest.raises(InputError, match="'retire-unmanaged-keys'"):
+        inputs.parse_bool("retire-unmanaged-keys", "yes")
+
+
+def test_flags_override_environment_and_token_never_comes_from_argv() -> None:
+    env = {**ENV, "INPUT_IAM-USER": "from-env", "GITHUB_TOKEN": "tok"}
+    s = inputs.from_argv(["--iam-user", "from-flag"], env)
+    assert s.iam_user == "from-flag" and s.github_token == "tok"
+    with pytest.raises(SystemExit):
+        inputs.from_argv(["--github-token", "x"], env)
+
+
+def test_action_yml_declares_the_same_inputs() -> None:
+    spec = yaml.safe_load((ROOT / "action.yml").read_text())
+    declared = {name: str(meta.get("default", "")) for name, meta in spec["inputs"].items()}
+    assert declared == {i.name: i.default for i in inputs.INPUTS}
+    assert spec["inputs"]["github-token"]["required"] is True
+    assert set(spec["outputs"]) == set(report.outputs(report.Report()))
+    assert spec["runs"] == {"using": "docker", "image": "Dockerfile"}
+
+
+# -- the key record -----------------------------------------------------------------------------------
+
+
+def key(key_id: str, age_days: int = 1) -> records.AccessKey:
+    return records.AccessKey(key_id, NOW - timedelta(days=age_days))
+
+
+def test_record_round_trip_and_tag_limits() -> None:
+    scope = records.repo_scope("Octo-Org/" + "r" * 100)
+    tags = [
+        records.marker_tag("AKIAAAAAAAAAAAAAAAAA", "active", NOW),
+        records.holder_tag(scope, ["AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"]),
+        {"Key": "team", "Value": "ci"},
+    ]
+    for tag in tags[:2]:
+        assert len(tag["Key"]) <= 128 and len(tag["Value"]) <= 256
+        assert not records._TAG_VALUE_OK.search(tag["Key"] + tag["Value"])
+    rec = records.parse(tags)
+    assert rec.holders == {scope: ("AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB")}
+    assert rec.markers["AKIAAAAAAAAAAAAAAAAA"].state == "active"
+    assert rec.other_tags == 1
+    assert rec.holders_of("AKIABBBBBBBBBBBBBBBB") == {scope}
+
+
+def test_plan_needs_a_free_slot() -> None:
+    a, b = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
+    rec = records.parse(
+        [
+            records.marker_tag(a, "active", NOW),
+            records.marker_tag(b, "active", NOW),
+            records.holder_tag("repo:o/x", [a]),
+            records.holder_tag("repo:o/y", [b]),
+        ]
+    )
+    # Each key held by a repository of its own: the run for o/x shares its new key with o/y.
+    with pytest.raises(records.KeyPlanError, match="held by repo:o/x"):
+        records.plan_keys([key(a), key(b)], rec, ["repo:o/x"], NOW, False)
+    one = records.plan_keys([key(a)], rec, ["repo:o/x"], NOW, False)
+    assert one.reclaim is None and one.extra_scopes == ()
+
+
+def test_plan_reclaims_an_old_pending_orphan_but_not_a_young_one() -> None:
+    held, orphan = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
+    base = [records.marker_tag(held, "active", NOW), records.holder_tag("repo:o/x", [held])]
+    old = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(hours=2))])
+    plan = records.plan_keys([key(held), key(orphan)], old, ["repo:o/x"], NOW, False)
+    assert plan.reclaim is not None and plan.reclaim.key_id == orphan
+    young = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(minutes=1))])
+    with pytest.raises(records.KeyPlanError, match="in flight"):
+        records.plan_keys([key(held), key(orphan)], young, ["repo:o/x"], NOW, False)
+
+
+def test_plan_refuses_a_target_another_run_is_writing() -> None:
+    old, new = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
+    rec = records.parse(
+        [
+            records.marker_tag(old, "active", NOW),
+            records.marker_tag(new, "pending", NOW),
+            records.holder_tag("repo:o/x", [old, new]),
+        ]
+    )
+    with pytest.raises(records.KeyPlanError, match="another run"):
+        records.plan_keys([key(old), key(new, 0)], rec, ["repo:o/x"], NOW, False)
+
+
+def test_plan_shares_the_new_key_with_other_holders() -> None:
+    a = "AKIAAAAAAAAAAAAAAAAA"
+    rec = records.parse([records.marker_tag(a, "active", NOW), records.holder_tag("repo:o/y", [a])])
+    plan = records.plan_keys([key(a)], rec, ["repo:o/x"], NOW, False)
+    assert plan.extra_scopes == ("repo:o/y",)
+
+
+def test_unmanaged_keys_are_neither_retired_nor_reclaimed_unless_asked() -> None:
+    foreign = "AKIAFFFFFFFFFFFFFFFF"
+    rec = records.parse([])
+    assert records.retirable([foreign], rec, NOW, False) == []
+    assert records.retirable([foreign], rec, NOW, True) == [foreign]
+    with pytest.raises(records.KeyPlanError, match="not created by this action"):
+        records.plan_keys([key(foreign), key("AKIAGGGGGGGGGGGGGGGG")], rec, ["repo:o/x"], NOW, False)
+
+
+# -- summary, outputs, runner I/O, GitHub helpers ------------------------------------------------------
+
+
+def test_summary_table() -> None:
+    r = report.Report(repository_uri="1.dkr.ecr.r.amazonaws.com/app", access_key_id="AKIAX")
+    r.add("ECR repository", "app", "created", "a|b")
+    r.targets.append(report.TargetResult("o/r", "written"))
+    r.targets.append(report.TargetResult("o/s", "written", requested=False))
+    md = report.summary(r)
+    assert "| Repository URI | `1.dkr.ecr.r.amazonaws.com/app` |" in md
+    assert "| ECR repository | `app` | created | a\\|b |" in md
+    assert "| `o/r` | written |  |" in md and "shares this user's key" in md
+    assert "CAUTION" in report.summary(r, failed="boom") and "boom" in report.summary(r, failed="boom")
+    assert report.outputs(r)["access-key-id"] == "AKIAX"
+
+
+def test_workflow_commands_escape_and_files(tmp_path: Path) -> None:
+    out = io.StringIO()
+    env = {"GITHUB_OUTPUT": str(tmp_path / "o"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+    wf = Workflow(env, out)
+    wf.mask("abc")
+    wf.error("50% done\nnext", title="a:b,c")
+    wf.set_outputs({"one": "1", "multi": "x\ny"})
+    wf.write_summary("# hi")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "::add-mask::abc"
+    assert lines[1] == "::error title=a%3Ab%2Cc::50%25 done%0Anext"
+    text = (tmp_path / "o").read_text()
+    assert text.startswith("one=1\nmulti<<ghadelimiter_") and "\nx\ny\nghadelimiter_" in text
+    assert (tmp_path / "s").read_text() == "# hi\n"
+
+
+def test_rate_limit_waits() -> None:
+    assert rate_limit_wait(403, {"Retry-After": "7"}, "", 0) == 7
+    assert rate_limit_wait(429, {}, "", 0) == 60
+    assert rate_limit_wait(403, {}, "You have exceeded a secondary rate limit", 0) == 60
+    assert rate_limit_wait(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "110"}, "", 100) == 11
+    assert rate_limit_wait(403, {}, "Resource not accessible by integration", 0) is None
+    assert rate_limit_wait(500, {"Retry-After": "1"}, "", 0) is None
+
+
+def test_seal_is_a_libsodium_sealed_box() -> None:
+    import base64
+
+    from nacl.public import PrivateKey, SealedBox
+
+    private = PrivateKey.generate()
+    public = base64.b64encode(bytes(private.public_key)).decode()
+    sealed = seal(public, "s3cret")
+    assert sealed != seal(public, "s3cret")  # fresh ephemeral key each time
+    assert SealedBox(private).decrypt(base64.b64decode(sealed)) == b"s3cret"
