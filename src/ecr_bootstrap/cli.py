@@ -14,6 +14,8 @@ from .workflow import Workflow, docs_url
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["permissions"]:
+        return print_permissions(argv[1:], env)
     workflow = Workflow(env)
     report = Report()
     failed = ""
@@ -45,3 +47,25 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if report.changes or failed:
         workflow.write_summary(summary(report, failed=failed))
     return 1 if failed else 0
+
+
+def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """`entrypoint.py permissions [--ecr-repository ...]`: the policy the action's AWS identity needs."""
+    import json
+
+    from .inputs import build_parser, parse_ecr_repository, parse_iam_name
+    from .permissions import action_policy
+
+    args = build_parser().parse_args(list(argv))
+    try:
+        document = action_policy(
+            parse_ecr_repository(args.ecr_repository or "fcj-workshop-app"),
+            parse_iam_name("iam-policy", args.iam_policy or "fcj-ecr-ci-cd-policy", 128),
+            parse_iam_name("iam-user", args.iam_user or "fcj-ecr-ci-cd-user", 64),
+            region=args.aws_region or "*",
+        )
+    except BootstrapError as exc:
+        Workflow(env).error(exc.render(docs_url(env)), title=exc.title)
+        return 1
+    print(json.dumps(document, indent=2))
+    return 0

@@ -218,8 +218,10 @@ class Rotation:
 
     def _retire(self) -> None:
         """Delete older keys that, by the record as it is now (other runs included), nothing holds."""
-        record = parse(iam.list_tags(self.aws, self.user.name))
         old = [k.key_id for k in self.keys if k.key_id != self.new_key]
+        if not old:
+            return
+        record = parse(iam.list_tags(self.aws, self.user.name))
         done = retirable(old, record, self.now(), self.retire_unmanaged)
         for key_id in done:
             iam.delete_key(self.aws, self.user.name, key_id)

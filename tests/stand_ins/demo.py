@@ -14,7 +14,9 @@ from .harness import Stack
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rerun", action="store_true", help="run a second time (everything reused)")
-    parser.add_argument("--repositories", default="octo-org/app", help="targets (owner/name, comma separated)")
+    parser.add_argument(
+        "--repositories", default="octo-org/app", help="targets (owner/name, comma separated)"
+    )
     args = parser.parse_args()
     stack = Stack()
     try:
@@ -38,7 +40,8 @@ def main() -> int:
             print(f"{name}={value}")
         print("---- requests of the last run ----")
         print(f"AWS: {len(stack.aws.log)} ({', '.join(stack.aws.operations())})")
-        print(f"GitHub: {len(stack.github.log)} ({', '.join(r.method + ' ' + r.path for r in stack.github.log)})")
+        github = ", ".join(f"{r.method} {r.path}" for r in stack.github.log)
+        print(f"GitHub: {len(stack.github.log)} ({github})")
         return result.returncode
     finally:
         stack.stop()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import AwsError
 from . import AwsClients, call, is_code
 
-PERMISSIONS = ("ecr:DescribeRepositories", "ecr:CreateRepository")
+PERMISSIONS = {"ecr:DescribeRepositories": "repository", "ecr:CreateRepository": "repository"}
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,25 @@ from ..policy import Document, to_json
 from ..records import AccessKey
 from . import AwsClients, call, is_code
 
-PERMISSIONS = (
-    "iam:GetPolicy",
-    "iam:GetPolicyVersion",
-    "iam:CreatePolicy",
-    "iam:ListPolicyVersions",
-    "iam:CreatePolicyVersion",
-    "iam:DeletePolicyVersion",
-    "iam:GetUser",
-    "iam:CreateUser",
-    "iam:ListAttachedUserPolicies",
-    "iam:AttachUserPolicy",
-    "iam:ListAccessKeys",
-    "iam:CreateAccessKey",
-    "iam:DeleteAccessKey",
-    "iam:ListUserTags",
-    "iam:TagUser",
-    "iam:UntagUser",
-)
+# The IAM action each call below needs, and on what: the action's own policy is generated from this.
+PERMISSIONS = {
+    "iam:GetPolicy": "policy",
+    "iam:GetPolicyVersion": "policy",
+    "iam:CreatePolicy": "policy",
+    "iam:ListPolicyVersions": "policy",
+    "iam:CreatePolicyVersion": "policy",
+    "iam:DeletePolicyVersion": "policy",
+    "iam:GetUser": "user",
+    "iam:CreateUser": "user",
+    "iam:ListAttachedUserPolicies": "user",
+    "iam:AttachUserPolicy": "user",
+    "iam:ListAccessKeys": "user",
+    "iam:CreateAccessKey": "user",
+    "iam:DeleteAccessKey": "user",
+    "iam:ListUserTags": "user",
+    "iam:TagUser": "user",
+    "iam:UntagUser": "user",
+}
 MAX_POLICY_VERSIONS = 5
 POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
 

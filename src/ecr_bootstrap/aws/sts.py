@@ -8,7 +8,8 @@ from collections.abc import Callable
 from ..errors import AwsError
 from . import AwsClients, call, error_code, sdk_config
 
-PERMISSIONS = ("sts:GetCallerIdentity",)
+# GetCallerIdentity needs no permission (it cannot be denied); listed for completeness.
+PERMISSIONS = {"sts:GetCallerIdentity": "*"}
 # What STS answers while a new key has not yet reached every IAM endpoint.
 NOT_YET = {"InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure", "UnrecognizedClientException"}
 

@@ -1,0 +1,59 @@
+"""The action's own AWS policy is generated from the code and covers every call a run makes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ecr_bootstrap.permissions import declared
+from tests.stand_ins.harness import ROOT, Stack
+from tests.test_core import POLICY, setup
+
+SRC = ROOT / "src" / "ecr_bootstrap"
+
+
+def test_every_call_site_names_a_declared_permission() -> None:
+    named = set()
+    for path in SRC.rglob("*.py"):
+        named |= set(re.findall(r'"((?:ecr|iam|sts):[A-Za-z]+)",\s*aws\.', path.read_text()))
+    assert named, "no call sites found"
+    assert named <= set(declared())
+    assert set(declared()) - named <= {"sts:GetCallerIdentity"}  # also called with the new key
+
+
+def test_recorded_operations_are_all_declared(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    iam = stack.boto("iam")
+    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
+    broad = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )
+    for _ in range(4):
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
+    assert stack.run({"github-token": token}).returncode == 0
+    assert stack.run({"github-token": token}).returncode == 0
+    recorded = set(stack.aws.operations())
+    assert recorded <= set(declared()), recorded - set(declared())
+
+
+def readme_policy(text: str) -> str:
+    section = text.split("<!-- permissions:start -->", 1)[1].split("<!-- permissions:end -->", 1)[0]
+    return section.split("```json\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_policy_is_the_generated_one() -> None:
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoint.py"), "permissions"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert readme_policy(Path(ROOT / "README.md").read_text()) == printed
+    doc = json.loads(printed)
+    attach = next(s for s in doc["Statement"] if s["Action"] == "iam:AttachUserPolicy")
+    assert attach["Condition"] == {"ArnLike": {"iam:PolicyARN": f"arn:aws:iam::*:policy/{POLICY}"}}
+    assert all(s["Resource"] != "*" for s in doc["Statement"] if s["Sid"] != "WhoAmI")
