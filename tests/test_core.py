@@ -464,3 +464,30 @@ def test_local_help() -> None:
     for flag in ("--ecr-repository", "--iam-policy", "--iam-user", "--repositories", "--aws-region"):
         assert flag in out
     assert "--github-token" not in out
+
+
+def test_failure_on_the_second_target_keeps_both_working(stack: Stack) -> None:
+    a, b = REPO, "octo-org/web"
+    token = setup(stack, a, b)
+    assert stack.run({"github-token": token, "repositories": f"{a},{b}"}).returncode == 0
+    old_key = assert_target_works(stack, a)
+    stack.github.fail("PUT", f"/repos/{b}/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=422, times=-1)
+    result = stack.run({"github-token": token, "repositories": f"{a},{b}"})
+    assert result.returncode == 1
+    assert "Partly done" in result.errors()[0]
+    new_key = assert_target_works(stack, a)
+    assert new_key != old_key
+    assert assert_target_works(stack, b) == old_key  # restored id, untouched secret: the old pair
+    assert sorted(user_keys(stack)) == sorted([old_key, new_key])  # nothing deleted that is held
+
+    # Both keys are held, and IAM allows 2: the next run must not delete a held key by itself; it stops
+    # and says which key the user may delete to go on.
+    stack.github.faults.clear()
+    stuck = stack.run({"github-token": token, "repositories": f"{a},{b}"})
+    assert stuck.returncode == 1
+    assert old_key in stuck.errors()[0] and "held by repo:octo-org/web" in stuck.errors()[0]
+    assert sorted(user_keys(stack)) == sorted([old_key, new_key])
+    stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=old_key)  # the user's choice
+    assert stack.run({"github-token": token, "repositories": f"{a},{b}"}).returncode == 0
+    final = {assert_target_works(stack, a), assert_target_works(stack, b)}
+    assert len(final) == 1 and user_keys(stack) == list(final)

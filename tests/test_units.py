@@ -272,3 +272,11 @@ def test_seal_is_a_libsodium_sealed_box() -> None:
     sealed = seal(public, "s3cret")
     assert sealed != seal(public, "s3cret")  # fresh ephemeral key each time
     assert SealedBox(private).decrypt(base64.b64decode(sealed)) == b"s3cret"
+
+
+def test_plan_respects_the_50_tag_limit() -> None:
+    rec = records.parse([records.holder_tag(f"repo:o/r{i}", ["AKIAAAAAAAAAAAAAAAAA"]) for i in range(48)])
+    assert rec.holders and len(rec.holders) == 48
+    records.plan_keys([], rec, ["repo:o/r1"], NOW, False)  # 48 + marker = 49
+    with pytest.raises(records.KeyPlanError, match="50"):
+        records.plan_keys([], rec, ["repo:o/new1", "repo:o/new2"], NOW, False)

@@ -85,9 +85,10 @@ def run(
             raise RotationError(
                 f"No new access key can be created safely for {settings.iam_user}: {exc}. "
                 "Nothing was changed.",
-                fix="Delete an access key of this user that nothing uses (IAM console, Security "
-                "credentials), or set retire-unmanaged-keys: true if the listed unmanaged keys are "
-                "unused; for many repositories prefer one IAM user each, or OIDC.",
+                fix="Free a key slot: delete in IAM a key that is not created by this action once nothing "
+                "uses it (or set retire-unmanaged-keys: true), or delete a key held by repositories "
+                "(they cannot push until this action runs for them again), then rerun. If a run is in "
+                "flight, wait for it.",
             ) from exc
         targets += _shared_holders(github, workflow, found.record, plan)
         workflow.info(

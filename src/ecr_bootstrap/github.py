@@ -134,7 +134,7 @@ class GitHub:
                     status=status,
                     ambiguous=ambiguous,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.RequestException as exc:
                 # No answer: a write may have landed. Callers that care check before assuming either way.
                 ambiguous = True
                 retryable = True

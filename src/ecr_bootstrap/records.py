@@ -148,6 +148,14 @@ def plan_keys(
             if scope not in wanted and scope not in busy:
                 extra.add(scope)
 
+    in_use = record.other_tags + len(record.markers) + len(record.holders)
+    needed = 1 + len(wanted - set(record.holders)) + len(extra - set(record.holders))
+    if in_use + needed > MAX_TAGS:
+        raise KeyPlanError(
+            f"the record needs {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "
+            f"({in_use} are used); use another iam-user for some repositories"
+        )
+
     reclaim = None
     if len(keys) >= MAX_KEYS:
         free = [

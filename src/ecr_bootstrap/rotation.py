@@ -81,6 +81,8 @@ class Rotation:
                 f"({cleanup.message}). No target was changed.",
                 fix=f"Delete access key {self.new_key} of {self.user.name} in IAM, then rerun.",
             )
+        self.report.access_key_id = ""
+        self.report.add("Access key", self.new_key, "deleted", "rolled back before any target changed")
         return RotationError(
             f"{what} failed: {exc.message}. Rolled back: the new key {self.new_key} was deleted; "
             "no target was changed and every target keeps its previous key.",
