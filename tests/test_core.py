@@ -491,3 +491,37 @@ def test_failure_on_the_second_target_keeps_both_working(stack: Stack) -> None:
     assert stack.run({"github-token": token, "repositories": f"{a},{b}"}).returncode == 0
     final = {assert_target_works(stack, a), assert_target_works(stack, b)}
     assert len(final) == 1 and user_keys(stack) == list(final)
+
+
+def test_aws_throttling_is_retried_by_the_sdk(stack: Stack) -> None:
+    token = setup(stack)
+    stack.aws.fail("iam:CreateAccessKey", code="Throttling", status=400, times=2)
+    stack.aws.fail("ecr:DescribeRepositories", code="ThrottlingException", status=400, times=1)
+    result = stack.run({"github-token": token}, env={"AWS_SESSION_TOKEN": "session-token-of-the-runner"})
+    assert result.returncode == 0, result.stdout
+    assert stack.aws.operations().count("iam:CreateAccessKey") == 3
+    assert_target_works(stack, REPO)
+
+
+def test_persistent_aws_fault_fails_cleanly(stack: Stack) -> None:
+    token = setup(stack)
+    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    error = result.errors()[0]
+    assert "Recording the new key" in error and "Rolled back" in error
+    assert user_keys(stack) == []
+    assert github_writes(stack) == []
+
+
+def test_persistent_tag_fault_on_a_rerun_still_rolls_back(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1 and "Rolled back" in result.errors()[0]
+    assert user_keys(stack) == [old_key] and assert_target_works(stack, REPO) == old_key
+    stack.aws.faults.clear()
+    assert stack.run({"github-token": token}).returncode == 0
+    assert user_keys(stack) == [assert_target_works(stack, REPO)]

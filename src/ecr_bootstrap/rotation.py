@@ -71,16 +71,20 @@ class Rotation:
         iam.untag_user(self.aws, self.user.name, [marker_tag(self.new_key, "", self.now())["Key"]])
 
     def _abort_before_writes(self, what: str, exc: BootstrapError) -> RotationError:
-        """Nothing in any target changed yet: delete the new key and put the record back."""
+        """Nothing in any target changed yet: delete the new key, then put the record back."""
         try:
-            self._restore_tags(self.targets)
-            self._drop_new_key()
+            iam.delete_key(self.aws, self.user.name, self.new_key)
         except BootstrapError as cleanup:
             return RotationError(
                 f"{what} failed ({exc.message}); deleting the new key {self.new_key} then failed too "
                 f"({cleanup.message}). No target was changed.",
                 fix=f"Delete access key {self.new_key} of {self.user.name} in IAM, then rerun.",
             )
+        try:
+            self._restore_tags(self.targets)
+            iam.untag_user(self.aws, self.user.name, [marker_tag(self.new_key, "", self.now())["Key"]])
+        except BootstrapError:
+            pass  # entries naming a key that no longer exists are ignored by every later run
         self.report.access_key_id = ""
         self.report.add("Access key", self.new_key, "deleted", "rolled back before any target changed")
         return RotationError(
