@@ -17,8 +17,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ecr_bootstrap.permissions import action_policy  # noqa: E402
-from ecr_bootstrap.policy import TOKEN_ACTION, ecr_access_policy  # noqa: E402
+from ecr_bootstrap.permissions import action_policy
+from ecr_bootstrap.policy import TOKEN_ACTION, ecr_access_policy
 
 
 def documents() -> list[tuple[str, dict[str, Any], bool]]:
