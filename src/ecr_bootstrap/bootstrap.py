@@ -12,9 +12,19 @@ from .errors import BootstrapError, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .policy import Document, ecr_access_policy, same_policy
-from .records import AccessKey, KeyPlan, KeyPlanError, Record, parse, plan_keys, repo_scope
+from .records import (
+    AccessKey,
+    KeyPlan,
+    KeyPlanError,
+    Record,
+    parse,
+    plan_keys,
+    repo_scope,
+    settle,
+    unsettled,
+)
 from .report import Report
-from .rotation import Rotation, Target
+from .rotation import ID_SECRET, KEY_SECRET, Rotation, Target
 from .workflow import Workflow
 
 
@@ -69,6 +79,7 @@ def run(
             access = pool.submit(check_tokens, github, settings.repositories)
             found = look_up_aws(aws, settings)
             access.result()  # a token that cannot write secrets stops the run here
+        repaired = _settle(github, workflow, found.record, now())
         targets = [
             Target(r, repo_scope(r), found.record.holders.get(repo_scope(r), ()))
             for r in settings.repositories
@@ -90,7 +101,9 @@ def run(
                 "(they cannot push until this action runs for them again), then rerun. If a run is in "
                 "flight, wait for it.",
             ) from exc
-        targets += _shared_holders(github, workflow, found.record, plan)
+        targets += _shared_holders(
+            github, workflow, found.record, plan, repaired - {t.scope for t in targets}
+        )
         workflow.info(
             f"ECR repository {'exists' if found.repository else 'is new'}; "
             f"policy {'exists' if found.policy else 'is new'}; user {'exists' if found.user else 'is new'}"
@@ -143,6 +156,7 @@ def run(
             repository_uri=repository.uri,
             retire_unmanaged=settings.retire_unmanaged_keys,
             key_wait_seconds=settings.key_wait_seconds,
+            lease_seconds=settings.lease_seconds,
             now=now,
         ).run()
 
@@ -150,28 +164,56 @@ def run(
 def _ensure_policy(
     aws: AwsClients, settings: Settings, found: Found, document: Document, report: Report
 ) -> str:
-    if found.policy is None:
-        arn = iam.create_policy(aws, settings.iam_policy, document)
-        report.add("IAM policy", settings.iam_policy, "created", "least privilege")
-        return arn
-    if same_policy(found.policy.document, document):
-        report.add(
-            "IAM policy", settings.iam_policy, "reused", f"default version {found.policy.default_version}"
-        )
-        return found.policy.arn
-    deleted = iam.update_policy(aws, found.policy.arn, document)
-    detail = f"default version {found.policy.default_version} differed; new default version made"
+    arn = iam.policy_arn(found.partition, found.account, settings.iam_policy)
+    existing = found.policy
+    if existing is None:
+        existing = iam.create_policy(aws, settings.iam_policy, arn, document)
+        if existing is None:
+            report.add("IAM policy", settings.iam_policy, "created", "least privilege")
+            return arn
+    if same_policy(existing.document, document):
+        report.add("IAM policy", settings.iam_policy, "reused", f"default version {existing.default_version}")
+        return existing.arn
+    deleted = iam.update_policy(aws, existing.arn, document)
+    detail = f"default version {existing.default_version} differed; new default version made"
     if deleted:
         detail += f" (deleted oldest version {deleted})"
     report.add("IAM policy", settings.iam_policy, "updated", detail)
-    return found.policy.arn
+    return existing.arn
 
 
-def _shared_holders(github: GitHub, workflow: Workflow, record: Record, plan: KeyPlan) -> list[Target]:
+def _settle(github: GitHub, workflow: Workflow, record: Record, now: datetime) -> set[str]:
+    """Entries a crashed or failed run left saying "old or new key": find out from GitHub which one each
+    target holds, so that the other key can go. Returns the scopes left holding no working pair."""
+    broken = set()
+    for scope, ids in unsettled(record, now).items():
+        repository = scope.split(":", 1)[1]
+        try:
+            github.public_key(repository)
+            id_at = github.secret_updated_at(repository, ID_SECRET)
+            secret_at = github.secret_updated_at(repository, KEY_SECRET)
+        except BootstrapError as exc:
+            workflow.warning(f"Could not tell which key {repository} holds ({exc.message}); both are kept.")
+            continue
+        held = settle(ids, record, id_at, secret_at)
+        if held is None:
+            continue
+        record.holders[scope] = held
+        what = f"holds {held[0]}" if held else "holds a mismatched pair: it will be written anew"
+        workflow.info(f"An earlier run stopped while writing {repository}; it {what}.")
+        if not held:
+            broken.add(scope)
+    return broken
+
+
+def _shared_holders(
+    github: GitHub, workflow: Workflow, record: Record, plan: KeyPlan, repaired: set[str]
+) -> list[Target]:
     """Other repositories holding a key this run replaces get the new key too, when the token may write
-    them; otherwise their key is kept (and the summary says so)."""
+    them; otherwise their key is kept (and the summary says so). So do repositories an earlier run left
+    with a mismatched pair."""
     out = []
-    for scope in plan.extra_scopes:
+    for scope in sorted(set(plan.extra_scopes) | repaired):
         repository = scope.split(":", 1)[1]
         try:
             github.public_key(repository)

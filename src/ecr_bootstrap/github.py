@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -108,6 +109,8 @@ class GitHub:
         self._clock = clock
         self._keys: dict[str, PublicKey] = {}
         self.requests = 0
+        # Monotonic time after which no request is retried (the rotation's lease); None: no limit.
+        self.deadline: float | None = None
 
     def _request(self, verb: str, path: str, what: str, body: Any = None) -> Any:
         import requests
@@ -151,6 +154,7 @@ class GitHub:
                 or attempt >= policy.attempts
                 or wait > policy.max_wait
                 or elapsed + wait > policy.budget
+                or (self.deadline is not None and self._clock() + wait > self.deadline)
             ):
                 raise error
             self._sleep(wait)
@@ -190,7 +194,7 @@ class GitHub:
             if exc.status != 404:
                 raise
 
-    def secret_updated_at(self, repository: str, name: str) -> str | None:
+    def secret_updated_at(self, repository: str, name: str) -> datetime | None:
         try:
             data = self._request(
                 "GET", self._secret_path(repository, name), f"Reading secret {name} of {repository}"
@@ -199,7 +203,11 @@ class GitHub:
             if exc.status == 404:
                 return None
             raise
-        return str(data.get("updated_at", "")) or None
+        text = str(data.get("updated_at", ""))
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except ValueError:
+            return None
 
 
 def _explain_access(repository: str, exc: GitHubError) -> GitHubError:

@@ -62,6 +62,13 @@ INPUTS: tuple[Input, ...] = (
         "How long to wait for a new access key to become usable (IAM is eventually consistent) "
         "before giving up and rolling back.",
     ),
+    Input(
+        "lease-seconds",
+        "900",
+        "How long a run's new key counts as in flight. The run writes no target after that; a later run "
+        "treats an older pending key as abandoned (a crashed run) and repairs what it left. Must be "
+        "longer than key-wait-seconds.",
+    ),
 )
 
 INPUT_NAMES = tuple(i.name for i in INPUTS)
@@ -87,6 +94,7 @@ class Settings:
     repositories: tuple[str, ...]
     retire_unmanaged_keys: bool
     key_wait_seconds: float
+    lease_seconds: float
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
         return f"Settings(user={self.iam_user!r}, repositories={self.repositories!r}, …)"
@@ -211,6 +219,14 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         )
     if any(c.isspace() for c in token):
         raise InputError("github-token", "the token contains white space.", fix="Check the secret.")
+    key_wait = parse_seconds("key-wait-seconds", get("key-wait-seconds"))
+    lease = parse_seconds("lease-seconds", get("lease-seconds"))
+    if lease <= key_wait:
+        raise InputError(
+            "lease-seconds",
+            f"{lease:g} is not longer than key-wait-seconds ({key_wait:g}).",
+            fix="Give the run time to write the targets after the key works: for example 900.",
+        )
     return Settings(
         github_token=token,
         github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
@@ -220,7 +236,8 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         iam_user=parse_iam_name("iam-user", get("iam-user"), 64),
         repositories=parse_repositories(values.get("repositories", ""), env),
         retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
-        key_wait_seconds=parse_seconds("key-wait-seconds", get("key-wait-seconds")),
+        key_wait_seconds=key_wait,
+        lease_seconds=lease,
     )
 
 

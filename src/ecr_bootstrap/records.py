@@ -5,11 +5,13 @@ the keys, survive a crashed run, and are shared by every run that uses the same 
 file). Limits of real IAM (moto checks none of them): 50 tags per user; key <= 128 and value <= 256
 characters of letters, digits, spaces and _ . : / = + - @.
 
-  ecr-bootstrap:key:<ACCESS_KEY_ID>   = "pending <iso time>" | "active <iso time>"
+  ecr-bootstrap:key:<ACCESS_KEY_ID>   = "pending <created> <lease end>" | "active <created>"
   ecr-bootstrap:holder:<sha256[:20]>  = "<KEY_ID>[+<KEY_ID>] <scope>"
 
 A holder entry with two key ids means "one of these": it is written before a target's secrets change and
 narrowed to one id once the change is known to have landed, so no key a target might hold is deleted.
+A pending key is in flight until its lease ends: the run that made it writes nothing after that, so a later
+run may treat it as abandoned and settle, from GitHub's updated_at times, which key a target really holds.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ KEY_PREFIX = PREFIX + "key:"
 HOLDER_PREFIX = PREFIX + "holder:"
 MAX_TAGS = 50
 MAX_KEYS = 2
-# A pending key younger than this may belong to a run still in flight; older, it is an orphan.
+# A pending marker without a lease end (not written by this version) counts as in flight this long.
 IN_FLIGHT = timedelta(minutes=30)
 _TAG_VALUE_OK = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
 
@@ -53,7 +55,8 @@ def _parse_iso(text: str) -> datetime | None:
 @dataclass(frozen=True)
 class Marker:
     state: str  # "pending" | "active"
-    since: datetime | None
+    since: datetime | None  # when the key was created (to the second)
+    until: datetime | None = None  # end of the creating run's lease (pending only)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Record:
         marker = self.markers.get(key_id)
         if marker is None or marker.state != "pending":
             return False
+        if marker.until is not None:
+            return now < marker.until
         return marker.since is None or now - marker.since < IN_FLIGHT
 
 
@@ -84,8 +89,10 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
     for tag in tags:
         key, value = tag.get("Key", ""), tag.get("Value", "")
         if key.startswith(KEY_PREFIX):
-            state, _, when = value.partition(" ")
-            record.markers[key[len(KEY_PREFIX) :]] = Marker(state, _parse_iso(when))
+            state, *times = value.split(" ")
+            since = _parse_iso(times[0]) if times else None
+            until = _parse_iso(times[1]) if len(times) > 1 else None
+            record.markers[key[len(KEY_PREFIX) :]] = Marker(state, since, until)
         elif key.startswith(HOLDER_PREFIX):
             # Kept even if malformed: ignoring a holder could get a key it holds deleted.
             ids, _, scope = value.partition(" ")
@@ -95,8 +102,13 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
     return record
 
 
-def marker_tag(key_id: str, state: str, now: datetime) -> dict[str, str]:
-    return {"Key": KEY_PREFIX + key_id, "Value": f"{state} {_iso(now)}"}
+def marker_key(key_id: str) -> str:
+    return KEY_PREFIX + key_id
+
+
+def marker_tag(key_id: str, state: str, since: datetime, until: datetime | None = None) -> dict[str, str]:
+    value = f"{state} {_iso(since)}" + (f" {_iso(until)}" if until else "")
+    return {"Key": marker_key(key_id), "Value": value}
 
 
 def holder_tag(scope: str, key_ids: Iterable[str]) -> dict[str, str]:
@@ -196,3 +208,42 @@ def retirable(
         and not record.in_flight(k, now)
         and (k in record.markers or retire_unmanaged)
     ]
+
+
+def unsettled(record: Record, now: datetime) -> dict[str, tuple[str, ...]]:
+    """Holder entries naming several keys whose writing run is over (crashed, or failed mid-way)."""
+    return {
+        scope: ids
+        for scope, ids in record.holders.items()
+        if len(ids) > 1 and not any(record.in_flight(i, now) for i in ids)
+    }
+
+
+def settle(
+    ids: tuple[str, ...],
+    record: Record,
+    id_updated: datetime | None,
+    secret_updated: datetime | None,
+) -> tuple[str, ...] | None:
+    """Which of `ids` a target holds, from its secrets' updated_at; None when that cannot be told.
+
+    The newest key's run wrote AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY, after the key was created:
+    - id older than the key: that run never reached the target; it holds the older key(s);
+    - id and then secret written since: it holds the newest key;
+    - id written since but not the secret: a mismatched pair; it holds no working key (an empty tuple).
+    """
+    dated: list[tuple[datetime, str]] = []
+    for key_id in ids:
+        since = record.markers[key_id].since if key_id in record.markers else None
+        if since is None:
+            return None
+        dated.append((since, key_id))
+    if id_updated is None:
+        return None
+    created, newest = max(dated)
+    older = tuple(i for i in ids if i != newest)
+    if id_updated < created:
+        return older
+    if secret_updated is not None and secret_updated >= id_updated:
+        return (newest,)
+    return ()

@@ -12,17 +12,30 @@ leaves both keys alive until a later run knows which one the target holds.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .aws import AwsClients, iam, sts
 from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
-from .records import AccessKey, KeyPlan, Record, holder_tag, holder_tag_key, marker_tag, parse, retirable
+from .records import (
+    AccessKey,
+    KeyPlan,
+    Record,
+    holder_tag,
+    holder_tag_key,
+    marker_key,
+    marker_tag,
+    parse,
+    retirable,
+)
 from .report import Report, TargetResult
 from .workflow import Workflow
 
+# A pair is not started with less of the lease left than this (two writes at the client's timeout).
+LEASE_MARGIN = 35.0
 ID_SECRET = "AWS_ACCESS_KEY_ID"
 KEY_SECRET = "AWS_SECRET_ACCESS_KEY"
 URI_SECRET = "ECR_REPOSITORY_URI"
@@ -50,11 +63,18 @@ class Rotation:
     repository_uri: str
     retire_unmanaged: bool
     key_wait_seconds: float
+    lease_seconds: float
     now: Callable[[], datetime]
     new_key: str = ""
+    created: datetime | None = None
+    lease_end: datetime | None = None
     _secret: str = field(default="", repr=False)
 
     # -- helpers -------------------------------------------------------------------------------------
+
+    @property
+    def _margin(self) -> float:
+        return min(LEASE_MARGIN, self.lease_seconds / 4)
 
     def _existing(self) -> set[str]:
         return {k.key_id for k in self.keys}
@@ -68,7 +88,7 @@ class Rotation:
 
     def _drop_new_key(self) -> None:
         iam.delete_key(self.aws, self.user.name, self.new_key)
-        iam.untag_user(self.aws, self.user.name, [marker_tag(self.new_key, "", self.now())["Key"]])
+        iam.untag_user(self.aws, self.user.name, [marker_key(self.new_key)])
 
     def _abort_before_writes(self, what: str, exc: BootstrapError) -> RotationError:
         """Nothing in any target changed yet: delete the new key, then put the record back."""
@@ -82,7 +102,7 @@ class Rotation:
             )
         try:
             self._restore_tags(self.targets)
-            iam.untag_user(self.aws, self.user.name, [marker_tag(self.new_key, "", self.now())["Key"]])
+            iam.untag_user(self.aws, self.user.name, [marker_key(self.new_key)])
         except BootstrapError:
             pass  # entries naming a key that no longer exists are ignored by every later run
         self.report.access_key_id = ""
@@ -93,6 +113,22 @@ class Rotation:
             fix=exc.fix,
         )
 
+    def _yield_to_an_earlier_run(self, created_at: datetime) -> None:
+        """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
+        meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written."""
+        others = [k for k in iam.list_keys(self.aws, self.user.name) if k.key_id != self.new_key]
+        if any(k.created <= created_at for k in others):
+            iam.delete_key(self.aws, self.user.name, self.new_key)
+            self.report.access_key_id = ""
+            self.report.add("Access key", self.new_key, "deleted", "another run made one at the same time")
+            raise RotationError(
+                f"Another run created an access key for {self.user.name} at the same moment "
+                f"({', '.join(k.key_id for k in others)}); this run deleted its own key {self.new_key} and "
+                "stopped before writing any target.",
+                fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
+                "concurrency group.",
+            )
+
     # -- the transaction -----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -101,21 +137,28 @@ class Rotation:
             orphan = self.plan.reclaim.key_id
             wf.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
             iam.delete_key(self.aws, self.user.name, orphan)
-            iam.untag_user(self.aws, self.user.name, [marker_tag(orphan, "", self.now())["Key"]])
+            iam.untag_user(self.aws, self.user.name, [marker_key(orphan)])
             self.keys = [k for k in self.keys if k.key_id != orphan]
             self.report.add("Access key", orphan, "deleted", "orphan that no target held")
 
-        key_id, secret, _created = iam.create_key(self.aws, self.user.name)
+        had_keys = bool(self.keys)
+        key_id, secret, created_at = iam.create_key(self.aws, self.user.name)
         wf.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
+        self.created = self.now()
+        # Past its lease this run writes no target, so a later run may take the key as abandoned.
+        self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
+        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
         self.report.access_key_id = key_id
         wf.info(f"Created access key {key_id}.")
+        if not had_keys:
+            self._yield_to_an_earlier_run(created_at)
 
         try:
             iam.tag_user(
                 self.aws,
                 self.user.name,
-                [marker_tag(key_id, "pending", self.now())]
+                [marker_tag(key_id, "pending", self.created, self.lease_end)]
                 + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
             )
         except BootstrapError as exc:
@@ -138,6 +181,15 @@ class Rotation:
         results: dict[str, TargetResult] = {}
         failure: GitHubError | None = None
         for t in self.targets:
+            if (
+                failure is None
+                and self.lease_end
+                and self.now() >= self.lease_end - timedelta(seconds=self._margin)
+            ):
+                failure = GitHubError(
+                    f"This run's lease of {self.lease_seconds:g} s ran out before {t.repository} was "
+                    "written (GitHub was too slow); it stops so that a later run can take over safely"
+                )
             if failure is not None:
                 results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
                 continue
@@ -204,7 +256,7 @@ class Rotation:
                 untag.append(holder_tag_key(t.scope))
         held = any(r.state in ("written", "unknown") for r in results.values())
         if held:
-            tags.append(marker_tag(new, "active", self.now()))
+            tags.append(marker_tag(new, "active", self.created or self.now()))
         iam.tag_user(self.aws, self.user.name, tags)
         iam.untag_user(self.aws, self.user.name, untag)
         if not held:
@@ -235,7 +287,7 @@ class Rotation:
         iam.untag_user(
             self.aws,
             self.user.name,
-            [marker_tag(k, "", self.now())["Key"] for k in done if k in record.markers],
+            [marker_key(k) for k in done if k in record.markers],
         )
         for key_id in old:
             if key_id in done:

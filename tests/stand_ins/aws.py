@@ -20,7 +20,11 @@ class AwsFault:
     status: int = 400
     times: int = 1  # -1: every time
     except_key: str = ""  # leave requests signed with this access key alone
+    after: int = 0  # let this many matching requests through first
     hits: int = 0
+    # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -102,6 +106,9 @@ class AwsProxy:
                 if fault.except_key and fault.except_key == key:
                     continue
                 if fault.operation == operation and fault.times != 0:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.hits += 1
                     if fault.times > 0:
                         fault.times -= 1
@@ -135,7 +142,10 @@ class AwsProxy:
     def _answer_fault(self, h: BaseHTTPRequestHandler, fault: AwsFault, operation: str) -> None:
         with self._lock:
             self.log.append(AwsCall(operation, fault.status, _access_key(h.headers)))
-        if fault.status == 0:
+        if fault.status == -1:
+            fault.held.set()
+            fault.release.wait(60)
+        if fault.status in (0, -1):
             h.close_connection = True
             h.connection.close()
             return

@@ -57,7 +57,11 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "injected fault"
     apply_first: bool = False  # do the real work, then answer with the fault (a lost reply)
+    after: int = 0  # let this many matching requests through first
     hits: int = 0
+    # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -158,6 +162,9 @@ class GitHubStandIn:
         with self._lock:
             for fault in self.faults:
                 if fault.method == method and re.search(fault.path, path) and fault.times != 0:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.hits += 1
                     if fault.times > 0:
                         fault.times -= 1
@@ -166,7 +173,10 @@ class GitHubStandIn:
 
     def _answer_fault(self, h: BaseHTTPRequestHandler, fault: Fault, path: str) -> None:
         self._record(h.command, path, fault.status)
-        if fault.status == 0:
+        if fault.status == -1:
+            fault.held.set()
+            fault.release.wait(60)
+        if fault.status in (0, -1):
             h.close_connection = True
             h.connection.close()  # the client sees a reset / remote disconnect
             return

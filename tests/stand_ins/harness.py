@@ -124,6 +124,33 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
 
+    def start(
+        self,
+        inputs: dict[str, str] | None = None,
+        *,
+        repository: str = "octo-org/app",
+        env: dict[str, str] | None = None,
+        image: str = "",
+    ) -> Running:
+        """Start the entry point as a process (or, with `image`, the built image under podman)."""
+        tmp = tempfile.TemporaryDirectory()
+        work = Path(tmp.name)
+        full = self.env(work, repository)
+        values = action_defaults(repository)
+        values.update(inputs or {})
+        for name, value in values.items():
+            full["INPUT_" + name.upper()] = value
+        full.update(env or {})
+        (work / "output").touch()
+        (work / "summary").touch()
+        command = [sys.executable, str(ROOT / "entrypoint.py")]
+        if image:
+            command = container_command(image, full, work)
+        proc = subprocess.Popen(
+            command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp.name
+        )
+        return Running(proc, tmp)
+
     def run(
         self,
         inputs: dict[str, str] | None = None,
@@ -133,35 +160,32 @@ class Stack:
         image: str = "",
         timeout: float = 120,
     ) -> RunResult:
-        """Run the entry point as a process, or (with `image`) the built image under podman."""
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            full = self.env(work, repository)
-            values = action_defaults(repository)
-            values.update(inputs or {})
-            for name, value in values.items():
-                full["INPUT_" + name.upper()] = value
-            full.update(env or {})
-            (work / "output").touch()
-            (work / "summary").touch()
-            command = [sys.executable, str(ROOT / "entrypoint.py")]
-            if image:
-                command = container_command(image, full, work)
-            proc = subprocess.run(
-                command,
-                env=full,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd=tmp,
-            )
+        return self.start(inputs, repository=repository, env=env, image=image).wait(timeout)
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    tmp: tempfile.TemporaryDirectory[str]
+
+    def wait(self, timeout: float = 120) -> RunResult:
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+            work = Path(self.tmp.name)
             return RunResult(
-                proc.returncode,
-                proc.stdout,
-                proc.stderr,
+                self.proc.returncode,
+                stdout,
+                stderr,
                 parse_outputs((work / "output").read_text()),
                 (work / "summary").read_text(),
             )
+        finally:
+            self.tmp.cleanup()
+
+    def kill(self) -> RunResult:
+        """SIGKILL, as a cancelled or crashed runner would; what it printed so far is returned."""
+        self.proc.kill()
+        return self.wait(30)
 
 
 def container_command(image: str, env: dict[str, str], work: Path) -> list[str]:

@@ -75,7 +75,8 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
     return Policy(arn, version, _document(reply["PolicyVersion"]["Document"]))
 
 
-def create_policy(aws: AwsClients, name: str, document: Document) -> str:
+def create_policy(aws: AwsClients, name: str, arn: str, document: Document) -> Policy | None:
+    """Create the policy. If another run created it since we looked, return that one (to reuse)."""
     try:
         reply = call(
             f"Creating IAM policy '{name}'",
@@ -87,14 +88,18 @@ def create_policy(aws: AwsClients, name: str, document: Document) -> str:
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
+            existing = find_policy(aws, arn)
+            if existing is not None:
+                return existing
             raise AwsError(
-                f"IAM policy '{name}' already exists under a path other than '/', or was created by "
-                "another run at the same moment.",
+                f"IAM policy '{name}' already exists, but not as {arn} (a policy path other than '/'?).",
                 code=exc.code,
-                fix="Rerun; if it persists, choose another iam-policy name.",
+                fix="Choose another iam-policy name, or delete the other policy.",
             ) from exc
         raise
-    return str(reply["Policy"]["Arn"])
+    if reply["Policy"]["Arn"] != arn:
+        raise AwsError(f"IAM created policy {reply['Policy']['Arn']}, not {arn} as expected.")
+    return None
 
 
 def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
@@ -139,7 +144,14 @@ def find_user(aws: AwsClients, name: str) -> User | None:
 
 
 def create_user(aws: AwsClients, name: str) -> User:
-    reply = call(f"Creating IAM user '{name}'", "iam:CreateUser", aws.iam.create_user, UserName=name)
+    try:
+        reply = call(f"Creating IAM user '{name}'", "iam:CreateUser", aws.iam.create_user, UserName=name)
+    except AwsError as exc:
+        # Another run created it between our look-up and now: reuse it.
+        found = find_user(aws, name) if is_code(exc, "EntityAlreadyExists") else None
+        if found is None:
+            raise
+        return found
     return User(name=name, arn=reply["User"]["Arn"])
 
 
@@ -179,12 +191,24 @@ def list_keys(aws: AwsClients, user: str) -> list[AccessKey]:
 
 def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
     """Returns (id, secret, create date). The caller masks the secret before anything else."""
-    reply = call(
-        f"Creating an access key for IAM user '{user}'",
-        "iam:CreateAccessKey",
-        aws.iam.create_access_key,
-        UserName=user,
-    )["AccessKey"]
+    try:
+        reply = call(
+            f"Creating an access key for IAM user '{user}'",
+            "iam:CreateAccessKey",
+            aws.iam.create_access_key,
+            UserName=user,
+        )["AccessKey"]
+    except AwsError as exc:
+        if is_code(exc, "LimitExceeded"):
+            raise AwsError(
+                f"IAM user '{user}' got its second access key after this run looked: another run is "
+                "rotating it right now. Nothing was changed.",
+                code=exc.code,
+                fix="Let the other run finish, then rerun; runs for the same user are best serialised "
+                "(a workflow concurrency group).",
+                anchor="keys",
+            ) from exc
+        raise
     return reply["AccessKeyId"], reply["SecretAccessKey"], reply["CreateDate"]
 
 

@@ -1,0 +1,204 @@
+"""Nothing lost: crashes at every step boundary, concurrent runs, and the invariant after each.
+
+The crash cases are generated from the requests a clean run makes, so a new request is covered without
+editing this file. A "crash" holds the N-th request in the stand-in, SIGKILLs the action meanwhile, then
+lets the request go (dropped), as a cancelled job or a dead runner would leave it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.stand_ins.aws import AwsFault
+from tests.stand_ins.github_api import Fault
+from tests.stand_ins.harness import RunResult, Stack
+from tests.test_core import (
+    REPO,
+    USER,
+    assert_no_leak,
+    assert_policy_least_privilege,
+    held_pair,
+    pair_works,
+    user_keys,
+)
+
+# Short waits so a crashed run's lease is over within seconds (defaults: 120 s and 900 s).
+FAST = {"key-wait-seconds": "2", "lease-seconds": "5"}
+LEASE = 5.0
+OTHER = "octo-org/web"
+
+
+def key_works(stack: Stack, key_id: str, secret: str) -> bool:
+    try:
+        return pair_works(stack, key_id, secret)
+    except Exception:  # noqa: BLE001 - a deleted key
+        return False
+
+
+def assert_invariant(stack: Stack, targets: tuple[str, ...]) -> None:
+    """After a successful run: every target holds a working pair of one key; no key that no target holds;
+    at most two keys; the policy is the least-privilege one."""
+    held = set()
+    for repo in targets:
+        key_id, secret = held_pair(stack, repo)
+        assert key_works(stack, key_id, secret), f"{repo} holds a pair that does not work"
+        held.add(key_id)
+    keys = user_keys(stack)
+    assert set(keys) == held, (keys, held)
+    assert len(keys) <= 2
+    assert_policy_least_privilege(stack)
+
+
+def assert_safe_after_failure(stack: Stack, result: RunResult, before: dict[str, str]) -> None:
+    """Right after a failed or killed run: at most two keys; no target's working pair was lost, except
+    the unavoidable window of a kill between its two key writes; nothing secret leaked."""
+    assert len(user_keys(stack)) <= 2
+    assert "Traceback" not in result.stderr
+    assert_no_leak(result, *result.masked)
+
+
+@dataclass(frozen=True)
+class Step:
+    service: str  # "aws" | "github"
+    name: str  # "iam:TagUser" or "PUT /repos/.../AWS_ACCESS_KEY_ID"
+    occurrence: int  # how many identical requests came before it
+
+    def __str__(self) -> str:
+        return f"{self.name}#{self.occurrence}"
+
+
+def recorded_steps(stack: Stack, rerun: bool) -> list[Step]:
+    """The requests of one clean run (fresh, or a rerun), in the order each service received them."""
+    stack.reset()
+    stack.github.add_repo(REPO)
+    token = stack.github.add_token()
+    if rerun:
+        assert stack.run({"github-token": token, **FAST}).returncode == 0
+    stack.aws.log.clear()
+    stack.github.reset_log()
+    assert stack.run({"github-token": token, **FAST}).returncode == 0
+    steps: list[Step] = []
+    seen: dict[str, int] = {}
+    for service, name in [("aws", op) for op in stack.aws.operations()] + [
+        ("github", f"{r.method} {r.path}") for r in stack.github.log
+    ]:
+        steps.append(Step(service, name, seen.get(name, 0)))
+        seen[name] = seen.get(name, 0) + 1
+    return steps
+
+
+def hold(stack: Stack, step: Step) -> AwsFault | Fault:
+    if step.service == "aws":
+        return stack.aws.fail(step.name, status=-1, after=step.occurrence)
+    method, path = step.name.split(" ", 1)
+    return stack.github.fail(method, f"^{path}$", status=-1, after=step.occurrence)
+
+
+def pending_lease_left(stack: Stack) -> bool:
+    tags = stack.boto("iam").list_user_tags(UserName=USER)["Tags"]
+    return any(t["Value"].startswith("pending") for t in tags)
+
+
+@pytest.mark.parametrize("rerun", [False, True], ids=["fresh", "rerun"])
+def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool) -> None:
+    steps = recorded_steps(stack, rerun)
+    assert len(steps) >= 15
+    problems = []
+    for step in steps:
+        stack.reset()
+        stack.github.add_repo(REPO)
+        token = stack.github.add_token()
+        inputs = {"github-token": token, **FAST}
+        if rerun:
+            assert stack.run(inputs).returncode == 0
+            time.sleep(1.1)  # GitHub's updated_at has whole seconds: keep the runs a second apart
+        fault = hold(stack, step)
+        running = stack.start(inputs)
+        if not fault.held.wait(60):
+            running.kill()
+            problems.append(f"{step}: the request never came")
+            continue
+        killed = running.kill()
+        fault.release.set()
+        stack.aws.faults.clear()
+        stack.github.faults.clear()
+        try:
+            assert_safe_after_failure(stack, killed, {})
+            if pending_lease_left(stack):
+                time.sleep(LEASE + 0.5)
+            repair = stack.run(inputs)
+            assert repair.returncode == 0, repair.stdout
+            assert_invariant(stack, (REPO,))
+        except AssertionError as exc:
+            problems.append(f"{step}: {str(exc)[:600]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
+    """A kill between the id and the secret writes leaves a mismatched pair: the unavoidable window.
+    A rerun while the lease runs is refused (the other run might be alive); after it, it repairs."""
+    stack.github.add_repo(REPO)
+    token = stack.github.add_token()
+    inputs = {"github-token": token, **FAST}
+    assert stack.run(inputs).returncode == 0
+    time.sleep(1.1)
+    fault = stack.github.fail("PUT", "/AWS_SECRET_ACCESS_KEY$", status=-1)
+    running = stack.start(inputs)
+    assert fault.held.wait(60)
+    running.kill()
+    fault.release.set()
+    stack.github.faults.clear()
+    assert len(user_keys(stack)) == 2
+    key_id, secret = held_pair(stack, REPO)
+    assert not key_works(stack, key_id, secret)  # the new id beside the old secret
+
+    refused = stack.run(inputs)
+    assert refused.returncode == 1 and "another run" in refused.errors()[0]
+    assert len(user_keys(stack)) == 2
+
+    time.sleep(LEASE + 0.5)
+    repaired = stack.run(inputs)
+    assert repaired.returncode == 0, repaired.stdout
+    assert "mismatched pair" in repaired.stdout
+    assert_invariant(stack, (REPO,))
+
+
+def test_concurrent_runs_on_the_same_user_and_target(stack: Stack) -> None:
+    stack.github.add_repo(REPO)
+    token = stack.github.add_token()
+    inputs = {"github-token": token, **FAST}
+    assert stack.run(inputs).returncode == 0
+    runs = [stack.start(inputs), stack.start(inputs)]
+    results = [r.wait() for r in runs]
+    assert any(r.returncode == 0 for r in results), [r.stdout for r in results]
+    for r in results:
+        assert r.returncode == 0 or r.errors(), r.stdout
+        assert "Traceback" not in r.stderr
+    time.sleep(LEASE + 0.5)
+    assert stack.run(inputs).returncode == 0
+    assert_invariant(stack, (REPO,))
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["new-user", "existing-user"])
+def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool) -> None:
+    stack.github.add_repo(REPO)
+    stack.github.add_repo(OTHER)
+    token = stack.github.add_token()
+    if shared:
+        assert stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"}).returncode == 0
+    runs = [
+        stack.start({"github-token": token, **FAST}, repository=REPO),
+        stack.start({"github-token": token, **FAST}, repository=OTHER),
+    ]
+    results = [r.wait() for r in runs]
+    assert any(r.returncode == 0 for r in results), [r.stdout for r in results]
+    for r in results:
+        assert r.returncode == 0 or r.errors(), r.stdout
+    assert len(user_keys(stack)) <= 2
+    time.sleep(LEASE + 0.5)
+    for repo in (REPO, OTHER):
+        assert stack.run({"github-token": token, **FAST}, repository=repo).returncode == 0
+    assert_invariant(stack, (REPO, OTHER))
