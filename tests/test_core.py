@@ -522,7 +522,8 @@ def test_aws_throttling_is_retried_by_the_sdk(stack: Stack) -> None:
 
 def test_persistent_aws_fault_fails_cleanly(stack: Stack) -> None:
     token = setup(stack)
-    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1)
+    # The first TagUser records the intent; the second, right after CreateAccessKey, marks the key.
+    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1, after=1)
     result = stack.run({"github-token": token})
     assert result.returncode == 1
     error = result.errors()[0]
@@ -535,7 +536,7 @@ def test_persistent_tag_fault_on_a_rerun_still_rolls_back(stack: Stack) -> None:
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
     old_key = assert_target_works(stack, REPO)
-    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1)
+    stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1, after=1)
     result = stack.run({"github-token": token})
     assert result.returncode == 1 and "Rolled back" in result.errors()[0]
     assert user_keys(stack) == [old_key] and assert_target_works(stack, REPO) == old_key

@@ -57,6 +57,7 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
     attached = iam.attached_policies(aws, user.name) if user else set()
     keys = iam.list_keys(aws, user.name) if user else []
     record = parse(user.tags if user else [])
+    record.adopt(keys)
     return Found(repository, account, partition, policy, user, attached, keys, record)
 
 

@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 PREFIX = "ecr-bootstrap:"
 KEY_PREFIX = PREFIX + "key:"
+# Written just before CreateAccessKey: a key made in its window is ours even if the run died before
+# marking it (the key id is only known once it exists).
+INTENT_KEY = PREFIX + "next-key"
 HOLDER_PREFIX = PREFIX + "holder:"
 MAX_TAGS = 50
 MAX_KEYS = 2
@@ -71,6 +74,33 @@ class Record:
     markers: dict[str, Marker] = field(default_factory=dict)
     holders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> key ids
     other_tags: int = 0  # tags that are not ours still count against the 50-tag limit
+    intent: Marker | None = None
+    intent_existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
+    adopted: set[str] = field(default_factory=set)  # keys marked only through the intent, not yet tagged
+
+    def adopt(self, keys: Iterable[AccessKey]) -> None:
+        """Unmarked keys created within the last intent's window are a run's pending keys."""
+        if self.intent is None or self.intent.since is None:
+            return
+        start = self.intent.since - timedelta(seconds=2)
+        end = self.intent.until or self.intent.since + IN_FLIGHT
+        for key in keys:
+            if (
+                key.key_id not in self.markers
+                and key.key_id not in self.intent_existing
+                and start <= key.created <= end
+            ):
+                self.markers[key.key_id] = Marker("pending", key.created.replace(microsecond=0), end)
+                self.adopted.add(key.key_id)
+
+    def adopted_tags(self) -> list[dict[str, str]]:
+        """Markers for adopted keys, to write before the intent that covers them is replaced."""
+        out = []
+        for key_id in sorted(self.adopted):
+            marker = self.markers[key_id]
+            if marker.since is not None:
+                out.append(marker_tag(key_id, marker.state, marker.since, marker.until))
+        return out
 
     def holders_of(self, key_id: str) -> set[str]:
         return {scope for scope, ids in self.holders.items() if key_id in ids}
@@ -88,7 +118,13 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
     record = Record()
     for tag in tags:
         key, value = tag.get("Key", ""), tag.get("Value", "")
-        if key.startswith(KEY_PREFIX):
+        if key == INTENT_KEY:
+            state, *times = value.split(" ")
+            since = _parse_iso(times[0]) if times else None
+            until = _parse_iso(times[1]) if len(times) > 1 else None
+            record.intent = Marker(state, since, until)
+            record.intent_existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
+        elif key.startswith(KEY_PREFIX):
             state, *times = value.split(" ")
             since = _parse_iso(times[0]) if times else None
             until = _parse_iso(times[1]) if len(times) > 1 else None
@@ -104,6 +140,11 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
 
 def marker_key(key_id: str) -> str:
     return KEY_PREFIX + key_id
+
+
+def intent_tag(since: datetime, until: datetime, existing: Iterable[str]) -> dict[str, str]:
+    """Names the keys that exist already (at most 2), so that none of them is taken for the new one."""
+    return {"Key": INTENT_KEY, "Value": f"pending {_iso(since)} {_iso(until)} {'+'.join(existing)}".rstrip()}
 
 
 def marker_tag(key_id: str, state: str, since: datetime, until: datetime | None = None) -> dict[str, str]:
@@ -160,8 +201,10 @@ def plan_keys(
             if scope not in wanted and scope not in busy:
                 extra.add(scope)
 
-    in_use = record.other_tags + len(record.markers) + len(record.holders)
-    needed = 1 + len(wanted - set(record.holders)) + len(extra - set(record.holders))
+    in_use = record.other_tags + len(record.markers) + len(record.holders) + (record.intent is not None)
+    needed = (
+        1 + (record.intent is None) + len(wanted - set(record.holders)) + len(extra - set(record.holders))
+    )
     if in_use + needed > MAX_TAGS:
         raise KeyPlanError(
             f"the record needs {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "

@@ -26,6 +26,7 @@ from .records import (
     Record,
     holder_tag,
     holder_tag_key,
+    intent_tag,
     marker_key,
     marker_tag,
     parse,
@@ -139,16 +140,26 @@ class Rotation:
             iam.delete_key(self.aws, self.user.name, orphan)
             iam.untag_user(self.aws, self.user.name, [marker_key(orphan)])
             self.keys = [k for k in self.keys if k.key_id != orphan]
+            self.record.adopted.discard(orphan)
             self.report.add("Access key", orphan, "deleted", "orphan that no target held")
 
         had_keys = bool(self.keys)
+        # Past its lease this run writes no target, so a later run may take the key as abandoned. The
+        # lease is recorded before the key exists, so that even a key whose run died at once is known.
+        self.created = self.now()
+        self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
+        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
+        iam.tag_user(
+            self.aws,
+            self.user.name,
+            [
+                intent_tag(self.created, self.lease_end, [k.key_id for k in self.keys]),
+                *self.record.adopted_tags(),
+            ],
+        )
         key_id, secret, created_at = iam.create_key(self.aws, self.user.name)
         wf.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
-        self.created = self.now()
-        # Past its lease this run writes no target, so a later run may take the key as abandoned.
-        self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
-        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
         self.report.access_key_id = key_id
         wf.info(f"Created access key {key_id}.")
         if not had_keys:
@@ -279,6 +290,7 @@ class Rotation:
         old = [k.key_id for k in self.keys if k.key_id != self.new_key]
         if not old:
             return
+        # Keys adopted through an earlier intent were tagged by this run's first TagUser: parse suffices.
         record = parse(iam.list_tags(self.aws, self.user.name))
         done = retirable(old, record, self.now(), self.retire_unmanaged)
         for key_id in done:
