@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.stand_ins.aws import AwsFault
-from tests.stand_ins.github_api import Fault
+from tests.stand_ins.github_api import SECONDARY, Fault
 from tests.stand_ins.harness import RunResult, Stack
 from tests.test_core import (
     REPO,
@@ -206,3 +206,89 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool) -> No
     for repo in (REPO, OTHER):
         assert stack.run({"github-token": token, **FAST}, repository=repo).returncode == 0
     assert_invariant(stack, (REPO, OTHER))
+
+
+# -- the fault matrix -----------------------------------------------------------------------------------
+
+# (name, status, code or message, persistent): persistent faults must fail the run cleanly; the others
+# are transient and must be recovered from by the retries.
+AWS_FAULTS = [
+    ("AccessDenied", 403, "AccessDenied", True),
+    ("Throttling", 400, "Throttling", False),
+    ("InternalFailure", 500, "InternalFailure", False),
+    ("dropped", 0, "", False),
+]
+GITHUB_FAULTS = [
+    ("500", 500, "Server Error", False),
+    ("reset", 0, "", False),
+    ("secondary-limit", 403, SECONDARY, False),
+    ("401", 401, "Bad credentials", True),
+    ("403", 403, "Resource not accessible by personal access token", True),
+    ("404", 404, "Not Found", True),
+    ("422", 422, "Validation Failed", True),
+]
+
+
+def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
+    _name, status, text, persistent = kind
+    times = -1 if persistent else 1
+    if step.service == "aws":
+        stack.aws.fail(step.name, code=text, status=status, times=times, after=step.occurrence)
+        return
+    method, path = step.name.split(" ", 1)
+    headers = {"Retry-After": "0"} if text == SECONDARY else {}
+    stack.github.fail(
+        method, f"^{path}$", status=status, times=times, after=step.occurrence, message=text, headers=headers
+    )
+
+
+def working_targets(stack: Stack) -> set[str]:
+    out = set()
+    for repo in (REPO,):
+        names = stack.github.secret_names(repo)
+        if {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names and key_works(
+            stack, *held_pair(stack, repo)
+        ):
+            out.add(repo)
+    return out
+
+
+@pytest.mark.parametrize("rerun", [False, True], ids=["fresh", "rerun"])
+def test_fault_matrix(stack: Stack, rerun: bool) -> None:
+    steps = recorded_steps(stack, rerun)
+    problems, cases = [], 0
+    for step in steps:
+        for kind in AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS:
+            cases += 1
+            label = f"{step} {kind[0]}"
+            stack.reset()
+            stack.github.add_repo(REPO)
+            token = stack.github.add_token()
+            inputs = {"github-token": token, **FAST}
+            if rerun:
+                assert stack.run(inputs).returncode == 0
+            working = working_targets(stack)
+            inject(stack, step, kind)
+            try:
+                result = stack.run(inputs)
+                persistent = kind[3]
+                assert "Traceback" not in result.stderr, result.stderr[-2000:]
+                if persistent:
+                    assert result.returncode == 1, "a persistent fault did not fail the run"
+                    assert len(result.errors()) == 1, result.stdout
+                else:
+                    assert result.returncode == 0, f"a transient fault was not recovered: {result.stdout}"
+                assert len(user_keys_safe(stack)) <= 2
+                assert working <= working_targets(stack), "a target lost its working pair"
+                assert_no_leak(result, token, *result.masked)
+                stack.aws.faults.clear()
+                stack.github.faults.clear()
+                if result.returncode and pending_lease_left(stack):
+                    time.sleep(LEASE + 0.5)
+                repair = stack.run(inputs)
+                assert repair.returncode == 0, repair.stdout
+                assert_invariant(stack, (REPO,))
+            except AssertionError as exc:
+                problems.append(f"{label}: {str(exc)[:500]}")
+    print(f"fault matrix ({'rerun' if rerun else 'fresh'}): {cases} cases, {len(problems)} problems")
+    assert not problems, "\n".join(problems)
