@@ -178,16 +178,22 @@ def test_rerun_reuses_everything_and_rotates_the_key(stack: Stack) -> None:
     assert_no_leak(second, token, *secrets_of_run(stack))
 
 
+def widen_policy(stack: Stack, action: str = "ecr:*", versions: int = 4) -> str:
+    """Someone widened the policy by hand, `versions` times (4 after a run: IAM's 5-version quota full)."""
+    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
+    broad = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+    )
+    for _ in range(versions):
+        stack.boto("iam").create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
+    return arn
+
+
 def test_policy_drift_with_full_version_quota(stack: Stack) -> None:
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
     iam = stack.boto("iam")
-    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
-    broad = json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}
-    )
-    for _ in range(4):  # 5 versions: the quota is full, and the default one is over-broad
-        iam.create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
+    arn = widen_policy(stack)
     versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
     assert len(versions) == 5
     oldest = min(versions, key=lambda v: v["CreateDate"])["VersionId"]

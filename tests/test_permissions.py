@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ecr_bootstrap.permissions import declared
 from tests.stand_ins.harness import ROOT, Stack
-from tests.test_core import POLICY, setup
+from tests.test_core import POLICY, setup, widen_policy
 
 SRC = ROOT / "src" / "ecr_bootstrap"
 
@@ -27,13 +27,7 @@ def test_every_call_site_names_a_declared_permission() -> None:
 def test_recorded_operations_are_all_declared(stack: Stack) -> None:
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
-    iam = stack.boto("iam")
-    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
-    broad = json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    )
-    for _ in range(4):
-        iam.create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
+    widen_policy(stack, action="*")
     assert stack.run({"github-token": token}).returncode == 0
     assert stack.run({"github-token": token}).returncode == 0
     recorded = set(stack.aws.operations())

@@ -71,16 +71,26 @@ class Step:
         return f"{self.name}#{self.occurrence}"
 
 
-def recorded_steps(stack: Stack, rerun: bool) -> list[Step]:
-    """The requests of one clean run (fresh, or a rerun), in the order each service received them."""
+def prepare(stack: Stack, rerun: bool, spaced: bool = False) -> tuple[str, dict[str, str]]:
+    """A clean account and target; with `rerun`, one successful run already made. `spaced` keeps the next
+    run's writes a second apart (GitHub's updated_at has whole seconds)."""
     stack.reset()
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
+    inputs = {"github-token": token, **FAST}
     if rerun:
-        assert stack.run({"github-token": token, **FAST}).returncode == 0
+        assert stack.run(inputs).returncode == 0
+        if spaced:
+            time.sleep(1.1)
+    return token, inputs
+
+
+def recorded_steps(stack: Stack, rerun: bool) -> list[Step]:
+    """The requests of one clean run (fresh, or a rerun), in the order each service received them."""
+    _token, inputs = prepare(stack, rerun)
     stack.aws.log.clear()
     stack.github.reset_log()
-    assert stack.run({"github-token": token, **FAST}).returncode == 0
+    assert stack.run(inputs).returncode == 0
     steps: list[Step] = []
     seen: dict[str, int] = {}
     for service, name in [("aws", op) for op in stack.aws.operations()] + [
@@ -112,13 +122,7 @@ def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool) -> None:
     assert len(steps) >= 15
     problems = []
     for step in steps:
-        stack.reset()
-        stack.github.add_repo(REPO)
-        token = stack.github.add_token()
-        inputs = {"github-token": token, **FAST}
-        if rerun:
-            assert stack.run(inputs).returncode == 0
-            time.sleep(1.1)  # GitHub's updated_at has whole seconds: keep the runs a second apart
+        _token, inputs = prepare(stack, rerun, spaced=True)
         fault = hold(stack, step)
         running = stack.start(inputs)
         if not fault.held.wait(60):
@@ -261,12 +265,7 @@ def test_fault_matrix(stack: Stack, rerun: bool) -> None:
         for kind in AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS:
             cases += 1
             label = f"{step} {kind[0]}"
-            stack.reset()
-            stack.github.add_repo(REPO)
-            token = stack.github.add_token()
-            inputs = {"github-token": token, **FAST}
-            if rerun:
-                assert stack.run(inputs).returncode == 0
+            token, inputs = prepare(stack, rerun)
             working = working_targets(stack)
             inject(stack, step, kind)
             try:
