@@ -239,6 +239,29 @@ def test_failed_secret_write_on_first_run_leaves_nothing_behind(stack: Stack) ->
     assert "AWS_ACCESS_KEY_ID" not in stack.github.secret_names(REPO)  # no id of a dead key
 
 
+def test_secret_echoed_in_an_error_message_never_leaves_the_process(stack: Stack) -> None:
+    """A server that quotes the value it refused: the message reaches the log and summary redacted."""
+    token = setup(stack)
+    fault = stack.github.fail(
+        "PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=422, times=-1, echo=True, message="bad"
+    )
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1
+    assert fault.echoed and fault.echoed[0] in result.masked
+    assert "bad: ***" in result.errors()[0] and "bad: ***" in result.summary
+    assert_no_leak(result, token, *fault.echoed)
+
+
+@pytest.mark.parametrize("path", ["/public-key$", "/AWS_ACCESS_KEY_ID$", "/AWS_SECRET_ACCESS_KEY$"])
+def test_reply_slower_than_the_client_timeout_is_retried(stack: Stack, path: str) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    stack.github.fail("GET" if "public" in path else "PUT", path, slow=2.5, times=1)
+    result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_TIMEOUT": "1"})
+    assert result.returncode == 0, result.stdout
+    assert user_keys(stack) == [assert_target_works(stack, REPO)]
+
+
 def test_lost_reply_to_the_secret_write_is_detected(stack: Stack) -> None:
     """The write landed but the connection dropped: the target holds the new pair, so it is kept."""
     token = setup(stack)

@@ -230,7 +230,10 @@ GITHUB_FAULTS = [
     ("403", 403, "Resource not accessible by personal access token", True),
     ("404", 404, "Not Found", True),
     ("422", 422, "Validation Failed", True),
+    ("slow", 200, "", False),  # served, but answered after the client's timeout
 ]
+# The slow reply: the client gives up after 1 s; the stand-in answers after 2.5 s.
+SLOW_CLIENT = {"ECR_BOOTSTRAP_GITHUB_TIMEOUT": "1"}
 
 
 def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
@@ -240,6 +243,9 @@ def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
         stack.aws.fail(step.name, code=text, status=status, times=times, after=step.occurrence)
         return
     method, path = step.name.split(" ", 1)
+    if _name == "slow":
+        stack.github.fail(method, f"^{path}$", slow=2.5, times=1, after=step.occurrence)
+        return
     headers = {"Retry-After": "0"} if text == SECONDARY else {}
     stack.github.fail(
         method, f"^{path}$", status=status, times=times, after=step.occurrence, message=text, headers=headers
@@ -269,7 +275,7 @@ def test_fault_matrix(stack: Stack, rerun: bool) -> None:
             working = working_targets(stack)
             inject(stack, step, kind)
             try:
-                result = stack.run(inputs)
+                result = stack.run(inputs, env=SLOW_CLIENT if kind[0] == "slow" else None)
                 persistent = kind[3]
                 assert "Traceback" not in result.stderr, result.stderr[-2000:]
                 if persistent:

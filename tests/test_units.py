@@ -253,6 +253,22 @@ def test_workflow_commands_escape_and_files(tmp_path: Path) -> None:
     assert (tmp_path / "s").read_text() == "# hi\n"
 
 
+def test_masked_values_are_redacted_everywhere_but_the_mask_command(tmp_path: Path) -> None:
+    out = io.StringIO()
+    env = {"GITHUB_OUTPUT": str(tmp_path / "o"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+    wf = Workflow(env, out)
+    wf.mask("s3cr3t/Value+x")
+    wf.mask("s3cr3t")
+    wf.error("GitHub said: bad value s3cr3t/Value+x")
+    wf.info("prefix s3cr3t")
+    wf.set_outputs({"o": "s3cr3t"})
+    wf.write_summary("failed: s3cr3t/Value+x")
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["::add-mask::s3cr3t/Value+x", "::add-mask::s3cr3t"]
+    assert lines[2:] == ["::error::GitHub said: bad value ***", "prefix ***"]
+    assert "s3cr3t" not in (tmp_path / "o").read_text() + (tmp_path / "s").read_text()
+
+
 def test_rate_limit_waits() -> None:
     assert rate_limit_wait(403, {"Retry-After": "7"}, "", 0) == 7
     assert rate_limit_wait(429, {}, "", 0) == 60

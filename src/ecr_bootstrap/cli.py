@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         run(
             settings,
             AwsClients.create(settings.aws_region),
-            GitHub(settings.github_token, settings.github_api_url),
+            GitHub(settings.github_token, settings.github_api_url, timeout=settings.github_timeout),
             workflow,
             report,
         )

@@ -98,7 +98,7 @@ class GitHub:
         self._requester = Github(
             auth=Auth.Token(token),
             base_url=api_url,
-            timeout=int(timeout),
+            timeout=max(1, round(timeout)),
             retry=None,  # retried here, uniformly
             seconds_between_requests=None,
             seconds_between_writes=None,

@@ -95,6 +95,7 @@ class Settings:
     retire_unmanaged_keys: bool
     key_wait_seconds: float
     lease_seconds: float
+    github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
         return f"Settings(user={self.iam_user!r}, repositories={self.repositories!r}, …)"
@@ -189,6 +190,17 @@ def parse_seconds(name: str, value: str) -> float:
     return seconds
 
 
+def parse_timeout(value: str) -> float:
+    if not value.strip():
+        return 15.0
+    seconds = parse_seconds("ECR_BOOTSTRAP_GITHUB_TIMEOUT", value.strip())
+    if not 1 <= seconds <= 300:
+        raise InputError(
+            "ECR_BOOTSTRAP_GITHUB_TIMEOUT", f"'{value}' is out of range.", fix="Use 1 to 300 seconds."
+        )
+    return seconds
+
+
 def parse_api_url(value: str) -> str:
     url = value.rstrip("/") or "https://api.github.com"
     if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
@@ -238,6 +250,7 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
         key_wait_seconds=key_wait,
         lease_seconds=lease,
+        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
     )
 
 

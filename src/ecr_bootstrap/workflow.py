@@ -24,16 +24,26 @@ class Workflow:
         self._out = out or sys.stdout
         self._output_path = env.get("GITHUB_OUTPUT", "")
         self._summary_path = env.get("GITHUB_STEP_SUMMARY", "")
+        self._masked: list[str] = []
 
-    def _command(self, text: str) -> None:
+    def redact(self, text: str) -> str:
+        """Masked values never leave this process, even where the runner would not mask them (the step
+        summary, a local run) or where one slipped into an exception message."""
+        for value in self._masked:
+            text = text.replace(value, "***")
+        return text
+
+    def _command(self, text: str, *, raw: bool = False) -> None:
         # Flushed at once so a mask always reaches the runner before anything that could contain the value.
-        self._out.write(text + "\n")
+        self._out.write((text if raw else self.redact(text)) + "\n")
         self._out.flush()
 
     def mask(self, value: str) -> None:
         for line in value.splitlines() or [value]:
             if line.strip():
-                self._command(f"::add-mask::{_escape_data(line)}")
+                self._masked.append(line)
+                self._command(f"::add-mask::{_escape_data(line)}", raw=True)
+        self._masked.sort(key=len, reverse=True)  # longest first, so no part of a value survives
 
     def info(self, text: str) -> None:
         self._command(text)
@@ -66,6 +76,7 @@ class Workflow:
             return
         with open(self._output_path, "a", encoding="utf-8") as fh:
             for name, value in outputs.items():
+                value = self.redact(value)
                 if "\n" in value:
                     delimiter = f"ghadelimiter_{uuid.uuid4()}"
                     fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
@@ -77,6 +88,7 @@ class Workflow:
             self.info(markdown)
             return
         with open(self._summary_path, "a", encoding="utf-8") as fh:
+            markdown = self.redact(markdown)
             fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
 
 

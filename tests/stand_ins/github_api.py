@@ -58,6 +58,9 @@ class Fault:
     message: str = "injected fault"
     apply_first: bool = False  # do the real work, then answer with the fault (a lost reply)
     after: int = 0  # let this many matching requests through first
+    slow: float = 0.0  # > 0: serve the request for real, but answer this many seconds late
+    echo: bool = False  # put the decrypted value of a PUT in the error message (a careless server)
+    echoed: list[str] = field(default_factory=list)
     hits: int = 0
     # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
     held: threading.Event = field(default_factory=threading.Event)
@@ -148,6 +151,18 @@ class GitHubStandIn:
         body = h.rfile.read(length) if length else b""
         path = h.path.split("?", 1)[0]
         fault = self._match_fault(h.command, path)
+        if fault is not None and fault.slow > 0:
+            status, payload = self._route(h, path, body)
+            self._record(h.command, path, status)
+            time.sleep(fault.slow)  # past the client's timeout: it cannot know whether this landed
+            try:
+                self._send(h, status, payload)
+            except OSError:
+                pass  # the client gave up and closed the connection
+            return
+        if fault is not None and fault.echo:
+            fault.echoed.append(self._unseal(path, body))
+            fault = Fault(**{**fault.__dict__, "message": f"{fault.message}: {fault.echoed[-1]}"})
         if fault is not None and not fault.apply_first:
             self._answer_fault(h, fault, path)
             return
@@ -157,6 +172,15 @@ class GitHubStandIn:
             return
         self._record(h.command, path, status)
         self._send(h, status, payload)
+
+    def _unseal(self, path: str, body: bytes) -> str:
+        m = SECRET.match(path)
+        try:
+            repo = self.repos[m.group(1).lower()] if m else None
+            sealed = base64.b64decode(json.loads(body)["encrypted_value"])
+            return SealedBox(repo.private_key).decrypt(sealed).decode() if repo else ""
+        except Exception:  # noqa: BLE001 - nothing to echo
+            return ""
 
     def _match_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
