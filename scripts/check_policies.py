@@ -21,20 +21,44 @@ from ecr_bootstrap.permissions import action_policy
 from ecr_bootstrap.policy import TOKEN_ACTION, ecr_access_policy
 
 
+def settings(**values: str) -> Any:
+    from ecr_bootstrap.inputs import from_values
+
+    env = {"AWS_REGION": "eu-west-1", "GITHUB_REPOSITORY": "octo-org/app"}
+    return from_values({"github-token": "unused", **values}, env)
+
+
 def documents() -> list[tuple[str, dict[str, Any], bool]]:
     arn = "arn:aws:ecr:ap-southeast-1:123456789012:repository/fcj-workshop-app"
     return [
         ("CI user policy", ecr_access_policy(arn), True),
-        (
-            "action policy",
-            action_policy("fcj-workshop-app", "fcj-ecr-ci-cd-policy", "fcj-ecr-ci-cd-user"),
-            False,
-        ),
+        ("action policy", action_policy(settings()), False),
         (
             "action policy, one account and region",
-            action_policy("team/app", "p", "u", account="123456789012", region="eu-west-1"),
+            action_policy(
+                settings(**{"ecr-repository": "team/app", "iam-policy": "p", "iam-user": "u"}),
+                account="123456789012",
+                region="eu-west-1",
+            ),
             False,
         ),
+        (
+            "action policy, OIDC with every option",
+            action_policy(
+                settings(
+                    auth="oidc",
+                    **{
+                        "retire-user-keys": "true",
+                        "keep-images": "10",
+                        "tags": "team=web",
+                        "encryption": "KMS",
+                        "kms-key": "alias/ecr",
+                    },
+                )
+            ),
+            False,
+        ),
+        ("action policy, dry run", action_policy(settings(**{"dry-run": "true"})), False),
     ]
 
 

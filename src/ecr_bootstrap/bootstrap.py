@@ -1,31 +1,40 @@
-"""One run, phase by phase: look (read-only, AWS and GitHub overlapping) -> provision -> rotate."""
+"""One run, phase by phase: look (read-only, AWS and GitHub overlapping) -> plan -> provision -> deliver.
+
+Deliver is the key rotation (auth: access-key) or writing the role ARN (auth: oidc). With dry-run the run
+stops after the plan, having made no change on either side.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .aws import AwsClients, ecr, iam, sts
+from .aws import AwsClients, ecr, iam, oidc, sts
 from .errors import BootstrapError, RotationError
 from .github import GitHub
 from .inputs import Settings
-from .policy import Document, ecr_access_policy, same_policy
+from .places import Place, from_scope, places
+from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_policy
 from .records import (
     AccessKey,
     KeyPlan,
     KeyPlanError,
     Record,
+    marker_key,
     parse,
     plan_keys,
-    repo_scope,
+    retirable,
     settle,
     unsettled,
 )
-from .report import Report
-from .rotation import ID_SECRET, KEY_SECRET, Rotation, Target
+from .report import Report, TargetResult
+from .rotation import Rotation, Target
+from .trust import checked_trust_policy, provider_arn, subjects
 from .workflow import Workflow
+
+NEW_KEY = "(new key)"
 
 
 def utcnow() -> datetime:
@@ -40,10 +49,26 @@ class Found:
     account: str
     partition: str
     policy: iam.Policy | None
-    user: iam.User | None
-    attached: set[str]
-    keys: list[AccessKey]
-    record: Record
+    lifecycle: Document | None = None
+    user: iam.User | None = None
+    attached: set[str] = field(default_factory=set)
+    keys: list[AccessKey] = field(default_factory=list)
+    record: Record = field(default_factory=Record)
+    provider: oidc.Provider | None = None
+    role: oidc.Role | None = None
+    role_attached: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Access:
+    """What the GitHub side showed before any change."""
+
+    missing_environments: list[Place] = field(default_factory=list)
+    ids: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+
+def uses_user(settings: Settings) -> bool:
+    return settings.auth == "access-key" or settings.retire_user_keys
 
 
 def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
@@ -52,18 +77,42 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
         account, partition = repository.account, repository.partition
     else:
         account, partition = sts.caller_account(aws)
-    policy = iam.find_policy(aws, iam.policy_arn(partition, account, settings.iam_policy))
-    user = iam.find_user(aws, settings.iam_user)
-    attached = iam.attached_policies(aws, user.name) if user else set()
-    keys = iam.list_keys(aws, user.name) if user else []
-    record = parse(user.tags if user else [])
-    record.adopt(keys)
-    return Found(repository, account, partition, policy, user, attached, keys, record)
+    found = Found(
+        repository,
+        account,
+        partition,
+        iam.find_policy(aws, iam.policy_arn(partition, account, settings.iam_policy)),
+    )
+    if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
+        found.lifecycle = ecr.lifecycle(aws, repository.name)
+    if uses_user(settings):
+        found.user = iam.find_user(aws, settings.iam_user)
+        if found.user:
+            if settings.auth == "access-key":
+                found.attached = iam.attached_policies(aws, found.user.name)
+            found.keys = iam.list_keys(aws, found.user.name)
+        found.record = parse(found.user.tags if found.user else [])
+        found.record.adopt(found.keys)
+    if settings.auth == "oidc":
+        found.provider = oidc.find_provider(aws, provider_arn(partition, account))
+        found.role = oidc.find_role(aws, settings.iam_role)
+        if found.role:
+            found.role_attached = oidc.attached_role_policies(aws, found.role.name)
+    return found
 
 
-def check_tokens(github: GitHub, repositories: tuple[str, ...]) -> None:
-    for repository in repositories:
-        github.public_key(repository)
+def check_github(github: GitHub, settings: Settings, targets: list[Place]) -> Access:
+    """Prove the token may write every place (reading its public key) and learn repository ids."""
+    access = Access()
+    for place in targets:
+        if place.kind == "env" and not github.environment_exists(place):
+            access.missing_environments.append(place)
+            continue
+        github.public_key(place)
+    if settings.auth == "oidc" or (settings.organization and settings.visibility == "selected"):
+        for repository in settings.repositories:
+            access.ids[repository] = github.repository_ids(repository)
+    return access
 
 
 def run(
@@ -74,92 +123,370 @@ def run(
     report: Report,
     now: Callable[[], datetime] = utcnow,
 ) -> None:
+    targets = places(settings.repositories, settings.environment, settings.organization, settings.visibility)
+    report.dry_run = settings.dry_run
     # -- 1. look: AWS reads and the GitHub access check overlap; nothing changes until both are done ----
     with workflow.group("Checking AWS state and GitHub access"):
         with ThreadPoolExecutor(max_workers=1) as pool:
-            access = pool.submit(check_tokens, github, settings.repositories)
+            checking = pool.submit(check_github, github, settings, targets)
             found = look_up_aws(aws, settings)
-            access.result()  # a token that cannot write secrets stops the run here
-        repaired = _settle(github, workflow, found.record, now())
-        targets = [
-            Target(r, repo_scope(r), found.record.holders.get(repo_scope(r), ()))
-            for r in settings.repositories
-        ]
-        try:
-            plan = plan_keys(
-                found.keys,
-                found.record,
-                [t.scope for t in targets],
-                now(),
-                settings.retire_unmanaged_keys,
-            )
-        except KeyPlanError as exc:
-            raise RotationError(
-                f"No new access key can be created safely for {settings.iam_user}: {exc}. "
-                "Nothing was changed.",
-                fix="Free a key slot: delete in IAM a key that is not created by this action once nothing "
-                "uses it (or set retire-unmanaged-keys: true), or delete a key held by repositories "
-                "(they cannot push until this action runs for them again), then rerun. If a run is in "
-                "flight, wait for it.",
-            ) from exc
-        targets += _shared_holders(
-            github, workflow, found.record, plan, repaired - {t.scope for t in targets}
-        )
+            access = checking.result()  # a token that cannot write secrets stops the run here
         workflow.info(
             f"ECR repository {'exists' if found.repository else 'is new'}; "
-            f"policy {'exists' if found.policy else 'is new'}; user {'exists' if found.user else 'is new'}"
-            f" with {len(found.keys)} access key(s); {len(targets)} target(s)."
+            f"policy {'exists' if found.policy else 'is new'}; {len(targets)} target(s)."
         )
+        trust: Document | None = None
+        if settings.auth == "oidc":
+            allowed = subjects(settings.oidc_subjects, settings.repositories, access.ids)
+            trust = checked_trust_policy(provider_arn(found.partition, found.account), allowed)
+        rotation_targets: list[Target] = []
+        plan: KeyPlan | None = None
+        if settings.auth == "access-key":
+            plan, rotation_targets = _plan_rotation(settings, github, workflow, found, targets, now())
+
+    if settings.dry_run:
+        _print_plan(settings, workflow, report, found, targets, access, trust, plan, rotation_targets, now())
+        return
 
     # -- 2. provision ------------------------------------------------------------------------------
+    for place in access.missing_environments:  # first: a refusal here stops the run before AWS changes
+        with workflow.group(f"Environment {place.environment} of {place.name}"):
+            github.create_environment(place)
+            github.public_key(place)
+            report.add("GitHub environment", place.label, "created")
+
+    repository = _ensure_repository(aws, settings, workflow, report, found)
+    with workflow.group("IAM policy"):
+        report.policy_arn = _ensure_policy(aws, settings, found, ecr_access_policy(repository.arn), report)
+        workflow.info(f"Policy: {report.policy_arn}")
+
+    # -- 3. deliver --------------------------------------------------------------------------------
+    if trust is not None:
+        _deliver_role(aws, github, settings, workflow, report, found, targets, trust, repository)
+        if settings.retire_user_keys:
+            _retire_user_keys(aws, github, settings, workflow, report, found, targets, now())
+    elif plan is not None:
+        with workflow.group("IAM user"):
+            user = _ensure_user(aws, settings, report, found)
+        with workflow.group("Access key and GitHub secrets"):
+            Rotation(
+                aws=aws,
+                github=github,
+                workflow=workflow,
+                report=report,
+                user=user,
+                keys=found.keys,
+                record=found.record,
+                plan=plan,
+                targets=rotation_targets,
+                repository_uri=repository.uri,
+                retire_unmanaged=settings.retire_unmanaged_keys,
+                key_wait_seconds=settings.key_wait_seconds,
+                lease_seconds=settings.lease_seconds,
+                now=now,
+                names=settings.secret_names,
+            ).run()
+    if settings.write_variables:
+        _write_variables(github, settings, workflow, report, targets)
+
+
+# -- planning -------------------------------------------------------------------------------------------
+
+
+def _plan_rotation(
+    settings: Settings, github: GitHub, workflow: Workflow, found: Found, targets: list[Place], now: datetime
+) -> tuple[KeyPlan, list[Target]]:
+    repaired = _settle(github, settings, workflow, found.record, now)
+    rotation_targets = [Target(p, found.record.holders.get(p.scope, ())) for p in targets]
+    try:
+        plan = plan_keys(
+            found.keys,
+            found.record,
+            [t.scope for t in rotation_targets],
+            now,
+            settings.retire_unmanaged_keys,
+        )
+    except KeyPlanError as exc:
+        raise RotationError(
+            f"No new access key can be created safely for {settings.iam_user}: {exc}. Nothing was changed.",
+            fix="Free a key slot: delete in IAM a key that is not created by this action once nothing "
+            "uses it (or set retire-unmanaged-keys: true), or delete a key held by repositories "
+            "(they cannot push until this action runs for them again), then rerun. If a run is in "
+            "flight, wait for it.",
+        ) from exc
+    rotation_targets += _shared_holders(
+        github, workflow, found.record, plan, repaired - {t.scope for t in rotation_targets}
+    )
+    return plan, rotation_targets
+
+
+def _settle(
+    github: GitHub, settings: Settings, workflow: Workflow, record: Record, now: datetime
+) -> set[str]:
+    """Entries a crashed or failed run left saying "old or new key": find out from GitHub which one each
+    target holds, so that the other key can go. Returns the scopes left holding no working pair."""
+    broken = set()
+    names = settings.secret_names
+    for scope, ids in unsettled(record, now).items():
+        place = from_scope(scope)
+        try:
+            github.public_key(place)
+            id_at = github.secret_updated_at(place, names.key_id)
+            secret_at = github.secret_updated_at(place, names.secret_key)
+        except BootstrapError as exc:
+            workflow.warning(f"Could not tell which key {place.label} holds ({exc.message}); both are kept.")
+            continue
+        held = settle(ids, record, id_at, secret_at)
+        if held is None:
+            continue
+        record.holders[scope] = held
+        what = f"holds {held[0]}" if held else "holds a mismatched pair: it will be written anew"
+        workflow.info(f"An earlier run stopped while writing {place.label}; it {what}.")
+        if not held:
+            broken.add(scope)
+    return broken
+
+
+def _shared_holders(
+    github: GitHub, workflow: Workflow, record: Record, plan: KeyPlan, repaired: set[str]
+) -> list[Target]:
+    """Other places holding a key this run replaces get the new key too, when the token may write them;
+    otherwise their key is kept (and the summary says so). So do places an earlier run left with a
+    mismatched pair."""
+    out = []
+    for scope in sorted(set(plan.extra_scopes) | repaired):
+        place = from_scope(scope)
+        try:
+            github.public_key(place)
+        except BootstrapError as exc:
+            workflow.warning(
+                f"{place.label} holds this user's current key but the token cannot write its secrets "
+                f"({exc.message}); it keeps its key, so that key is not retired.",
+                title="Shared key kept",
+            )
+            continue
+        out.append(Target(place, record.holders[scope], requested=False))
+    return out
+
+
+def _print_plan(
+    settings: Settings,
+    workflow: Workflow,
+    report: Report,
+    found: Found,
+    targets: list[Place],
+    access: Access,
+    trust: Document | None,
+    plan: KeyPlan | None,
+    rotation_targets: list[Target],
+    now: datetime,
+) -> None:
+    """Plan mode: every resource with what a real run would do to it. Pure apart from the output."""
+    add = report.add
+    for place in access.missing_environments:
+        add("GitHub environment", place.label, "would create")
+    repo = found.repository
+    if repo is None:
+        add("ECR repository", settings.ecr_repository, "would create", _ecr_detail(settings))
+        arn = (
+            ":".join(("arn", found.partition, "ecr", settings.aws_region, found.account, "repository/"))
+            + settings.ecr_repository
+        )
+    else:
+        report.repository_uri, report.registry = repo.uri, repo.registry
+        fixable, fixed = ecr.differences(repo, settings.ecr)
+        add(
+            "ECR repository",
+            repo.name,
+            "would update" if fixable else "would reuse",
+            "; ".join(fixable + fixed),
+        )
+        arn = repo.arn
+    lifecycle = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
+    if lifecycle is not None:
+        from .policy import same_json
+
+        same = repo is not None and same_json(found.lifecycle, lifecycle)
+        add(
+            "ECR lifecycle policy",
+            settings.ecr_repository,
+            "would reuse" if same else "would write",
+            _lifecycle_detail(settings),
+        )
+    document = ecr_access_policy(arn)
+    if found.policy is None:
+        add("IAM policy", settings.iam_policy, "would create", "least privilege")
+    elif same_policy(found.policy.document, document):
+        add("IAM policy", settings.iam_policy, "would reuse")
+    else:
+        add(
+            "IAM policy",
+            settings.iam_policy,
+            "would update",
+            _policy_difference(found.policy.document, document),
+        )
+    names = settings.secret_names
+    if trust is not None:
+        add(
+            "OIDC provider",
+            "token.actions.githubusercontent.com",
+            "would reuse" if found.provider else "would create",
+        )
+        if found.role is None:
+            add("IAM role", settings.iam_role, "would create", "trusts " + ", ".join(_subjects(trust)))
+        elif not same_policy(found.role.trust, trust):
+            add(
+                "IAM role",
+                settings.iam_role,
+                "would update",
+                "trust policy differs; would trust " + ", ".join(_subjects(trust)),
+            )
+        else:
+            add("IAM role", settings.iam_role, "would reuse")
+        written = [names.repository_uri, names.role_arn]
+        if settings.retire_user_keys and found.user:
+            for key in found.keys:
+                others = found.record.holders_of(key.key_id) - {p.scope for p in targets}
+                managed = key.key_id in found.record.markers or settings.retire_unmanaged_keys
+                if others or not managed:
+                    add(
+                        "Access key",
+                        key.key_id,
+                        "would keep",
+                        "held by " + ", ".join(sorted(others)) if others else "not created by this action",
+                    )
+                else:
+                    add("Access key", key.key_id, "would delete", "replaced by the role")
+    elif plan is not None:
+        add("IAM user", settings.iam_user, "would reuse" if found.user else "would create")
+        if found.user is None or settings.iam_policy not in {a.rsplit("/", 1)[-1] for a in found.attached}:
+            add("Policy attachment", settings.iam_policy, "would create", f"attached to {settings.iam_user}")
+        if plan.reclaim:
+            add("Access key", plan.reclaim.key_id, "would delete", "orphan that no target holds")
+        add("Access key", NEW_KEY, "would create")
+        simulated = Record(markers=dict(found.record.markers), holders=dict(found.record.holders))
+        for t in rotation_targets:
+            simulated.holders[t.scope] = (NEW_KEY,)
+        old = [k.key_id for k in found.keys if not plan.reclaim or k.key_id != plan.reclaim.key_id]
+        gone = retirable(old, simulated, now, settings.retire_unmanaged_keys)
+        for key_id in old:
+            if key_id in gone:
+                add("Access key", key_id, "would delete", "replaced; no target would hold it")
+            else:
+                holders = sorted(simulated.holders_of(key_id))
+                add(
+                    "Access key",
+                    key_id,
+                    "would keep",
+                    "held by " + ", ".join(holders) if holders else "not created by this action",
+                )
+        written = [names.repository_uri, names.key_id, names.secret_key]
+    else:
+        written = []
+    variables = ""
+    if settings.write_variables:
+        variables = "; variables " + ", ".join(_variable_names(settings))
+    for place in targets:
+        add("GitHub secrets", place.label, "would write", ", ".join(written) + variables)
+    for t in rotation_targets:
+        if not t.requested:
+            add(
+                "GitHub secrets",
+                t.place.label,
+                "would write",
+                "shares this user's key: " + ", ".join(written),
+            )
+    for change in report.changes:
+        detail = f" ({change.detail})" if change.detail else ""
+        workflow.info(f"Plan: {change.resource} {change.name}: {change.action}{detail}")
+    workflow.notice("Dry run: nothing was changed.", title="ECR bootstrap plan")
+
+
+def _subjects(trust: Document) -> list[str]:
+    return list(trust["Statement"][0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"])
+
+
+def _policy_difference(current: Document | str, wanted: Document) -> str:
+    def grants(doc: Document | str) -> set[str]:
+        out = set()
+        for statement in canonical(doc)[1]:
+            for action in statement[1]:
+                for resource in statement[3]:
+                    out.add(f"{action} on {resource}")
+        return out
+
+    extra, missing = sorted(grants(current) - grants(wanted)), sorted(grants(wanted) - grants(current))
+    parts = []
+    if extra:
+        parts.append("would remove " + ", ".join(extra))
+    if missing:
+        parts.append("would add " + ", ".join(missing))
+    return "; ".join(parts) or "conditions or effects differ"
+
+
+def _ecr_detail(settings: Settings) -> str:
+    e = settings.ecr
+    detail = (
+        f"private, scan on push {'on' if e.scan_on_push else 'off'}, tags {e.tag_mutability}, {e.encryption}"
+    )
+    return detail + (f" ({e.kms_key})" if e.kms_key else "")
+
+
+def _lifecycle_detail(settings: Settings) -> str:
+    parts = []
+    if settings.ecr.keep_images:
+        parts.append(f"keep the last {settings.ecr.keep_images} images")
+    if settings.ecr.expire_untagged_days:
+        parts.append(f"expire untagged images after {settings.ecr.expire_untagged_days} days")
+    return "; ".join(parts)
+
+
+def _variable_names(settings: Settings) -> list[str]:
+    names = [settings.secret_names.repository_uri, "AWS_REGION"]
+    if settings.auth == "oidc":
+        names.append(settings.secret_names.role_arn)
+    return names
+
+
+# -- provisioning ---------------------------------------------------------------------------------------
+
+
+def _ensure_repository(
+    aws: AwsClients, settings: Settings, workflow: Workflow, report: Report, found: Found
+) -> ecr.Repository:
     with workflow.group("ECR repository"):
         repository = found.repository
         if repository is None:
-            repository = ecr.create_repository(aws, settings.ecr_repository)
-            report.add("ECR repository", repository.name, "created", "private, scan on push")
+            repository = ecr.create_repository(aws, settings.ecr_repository, settings.ecr, settings.tags)
+            report.add("ECR repository", repository.name, "created", _ecr_detail(settings))
         else:
-            report.add("ECR repository", repository.name, "reused")
+            fixable, fixed = ecr.differences(repository, settings.ecr)
+            ecr.reconcile(aws, repository, settings.ecr)
+            for difference in fixed:
+                workflow.warning(
+                    f"ECR repository {repository.name}: {difference}. Encryption can only be chosen when a "
+                    "repository is created; it was left as it is.",
+                    title="ECR setting not changed",
+                )
+            report.add(
+                "ECR repository",
+                repository.name,
+                "updated" if fixable else "reused",
+                "; ".join(fixable + [d + " (kept: set at creation only)" for d in fixed]),
+            )
+        lifecycle = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
+        if lifecycle is not None:
+            current = found.lifecycle if found.repository else None
+            written = ecr.put_lifecycle(aws, repository.name, lifecycle, current)
+            report.add(
+                "ECR lifecycle policy",
+                repository.name,
+                "updated" if written else "reused",
+                _lifecycle_detail(settings),
+            )
         report.repository_uri, report.registry = repository.uri, repository.registry
         workflow.info(f"Repository URI: {repository.uri}")
-
-    with workflow.group("IAM policy"):
-        document = ecr_access_policy(repository.arn)
-        report.policy_arn = _ensure_policy(aws, settings, found, document, report)
-        workflow.info(f"Policy: {report.policy_arn}")
-
-    with workflow.group("IAM user"):
-        user = found.user
-        if user is None:
-            user = iam.create_user(aws, settings.iam_user)
-            report.add("IAM user", user.name, "created", "no console password")
-        else:
-            report.add("IAM user", user.name, "reused")
-        report.user_arn = user.arn
-        if report.policy_arn not in found.attached:
-            iam.attach_policy(aws, user.name, report.policy_arn)
-            report.add("Policy attachment", settings.iam_policy, "created", f"attached to {user.name}")
-        else:
-            report.add("Policy attachment", settings.iam_policy, "reused")
-        workflow.info(f"User: {user.arn}")
-
-    # -- 3. rotate ---------------------------------------------------------------------------------
-    with workflow.group("Access key and GitHub secrets"):
-        Rotation(
-            aws=aws,
-            github=github,
-            workflow=workflow,
-            report=report,
-            user=user,
-            keys=found.keys,
-            record=found.record,
-            plan=plan,
-            targets=targets,
-            repository_uri=repository.uri,
-            retire_unmanaged=settings.retire_unmanaged_keys,
-            key_wait_seconds=settings.key_wait_seconds,
-            lease_seconds=settings.lease_seconds,
-            now=now,
-        ).run()
+    return repository
 
 
 def _ensure_policy(
@@ -168,7 +495,7 @@ def _ensure_policy(
     arn = iam.policy_arn(found.partition, found.account, settings.iam_policy)
     existing = found.policy
     if existing is None:
-        existing = iam.create_policy(aws, settings.iam_policy, arn, document)
+        existing = iam.create_policy(aws, settings.iam_policy, arn, document, settings.tags)
         if existing is None:
             report.add("IAM policy", settings.iam_policy, "created", "least privilege")
             return arn
@@ -183,47 +510,151 @@ def _ensure_policy(
     return existing.arn
 
 
-def _settle(github: GitHub, workflow: Workflow, record: Record, now: datetime) -> set[str]:
-    """Entries a crashed or failed run left saying "old or new key": find out from GitHub which one each
-    target holds, so that the other key can go. Returns the scopes left holding no working pair."""
-    broken = set()
-    for scope, ids in unsettled(record, now).items():
-        repository = scope.split(":", 1)[1]
-        try:
-            github.public_key(repository)
-            id_at = github.secret_updated_at(repository, ID_SECRET)
-            secret_at = github.secret_updated_at(repository, KEY_SECRET)
-        except BootstrapError as exc:
-            workflow.warning(f"Could not tell which key {repository} holds ({exc.message}); both are kept.")
-            continue
-        held = settle(ids, record, id_at, secret_at)
-        if held is None:
-            continue
-        record.holders[scope] = held
-        what = f"holds {held[0]}" if held else "holds a mismatched pair: it will be written anew"
-        workflow.info(f"An earlier run stopped while writing {repository}; it {what}.")
-        if not held:
-            broken.add(scope)
-    return broken
+def _ensure_user(aws: AwsClients, settings: Settings, report: Report, found: Found) -> iam.User:
+    user = found.user
+    if user is None:
+        user = iam.create_user(aws, settings.iam_user, settings.tags)
+        report.add("IAM user", user.name, "created", "no console password")
+    else:
+        report.add("IAM user", user.name, "reused")
+    report.user_arn = user.arn
+    if report.policy_arn not in found.attached:
+        iam.attach_policy(aws, user.name, report.policy_arn)
+        report.add("Policy attachment", settings.iam_policy, "created", f"attached to {user.name}")
+    else:
+        report.add("Policy attachment", settings.iam_policy, "reused")
+    return user
 
 
-def _shared_holders(
-    github: GitHub, workflow: Workflow, record: Record, plan: KeyPlan, repaired: set[str]
-) -> list[Target]:
-    """Other repositories holding a key this run replaces get the new key too, when the token may write
-    them; otherwise their key is kept (and the summary says so). So do repositories an earlier run left
-    with a mismatched pair."""
-    out = []
-    for scope in sorted(set(plan.extra_scopes) | repaired):
-        repository = scope.split(":", 1)[1]
-        try:
-            github.public_key(repository)
-        except BootstrapError as exc:
-            workflow.warning(
-                f"{repository} holds this user's current key but the token cannot write its secrets "
-                f"({exc.message}); it keeps its key, so that key is not retired.",
-                title="Shared key kept",
+def _deliver_role(
+    aws: AwsClients,
+    github: GitHub,
+    settings: Settings,
+    workflow: Workflow,
+    report: Report,
+    found: Found,
+    targets: list[Place],
+    trust: Document,
+    repository: ecr.Repository,
+) -> None:
+    with workflow.group("GitHub OIDC provider and IAM role"):
+        arn = provider_arn(found.partition, found.account)
+        if found.provider is None:
+            oidc.create_provider(aws, arn, settings.tags)
+            report.add(
+                "OIDC provider",
+                "token.actions.githubusercontent.com",
+                "created",
+                "audience sts.amazonaws.com",
             )
-            continue
-        out.append(Target(repository, scope, record.holders[scope], requested=False))
-    return out
+        elif "sts.amazonaws.com" not in found.provider.audiences:
+            oidc.add_audience(aws, arn)
+            report.add(
+                "OIDC provider",
+                "token.actions.githubusercontent.com",
+                "updated",
+                "audience sts.amazonaws.com added",
+            )
+        else:
+            report.add("OIDC provider", "token.actions.githubusercontent.com", "reused")
+        role = found.role
+        if role is None:
+            role = oidc.create_role(aws, settings.iam_role, trust, settings.tags)
+            report.add("IAM role", role.name, "created", f"trusts {len(_subjects(trust))} subject(s)")
+        elif not same_policy(role.trust, trust):
+            oidc.update_trust(aws, role.name, trust)
+            report.add("IAM role", role.name, "updated", "trust policy drift repaired")
+        else:
+            report.add("IAM role", role.name, "reused")
+        if report.policy_arn not in found.role_attached:
+            oidc.attach_role_policy(aws, role.name, report.policy_arn)
+            report.add("Policy attachment", settings.iam_policy, "created", f"attached to role {role.name}")
+        else:
+            report.add("Policy attachment", settings.iam_policy, "reused")
+        report.role_arn = role.arn
+        workflow.info(f"Role: {role.arn}")
+    names = settings.secret_names
+    with workflow.group("GitHub secrets"):
+        for place in targets:
+            github.put_secret(place, names.repository_uri, repository.uri)
+            github.put_secret(place, names.role_arn, role.arn)
+            report.targets.append(
+                TargetResult(place.label, "written", f"{names.role_arn}, {names.repository_uri}")
+            )
+            workflow.info(f"{place.label}: written")
+    report.snippet = role_snippet(settings, names.role_arn, names.repository_uri)
+
+
+def role_snippet(settings: Settings, role_secret: str, uri_secret: str) -> str:
+    """The workflow lines that use the role: shown in the summary."""
+    return (
+        "permissions:\n"
+        "  id-token: write   # lets the job ask GitHub for an OIDC token\n"
+        "  contents: read\n"
+        "steps:\n"
+        "  - uses: aws-actions/configure-aws-credentials@v4\n"
+        "    with:\n"
+        f"      role-to-assume: ${{{{ secrets.{role_secret} }}}}\n"
+        f"      aws-region: {settings.aws_region}\n"
+        "  - uses: aws-actions/amazon-ecr-login@v2\n"
+        f'  - run: docker build -t "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}" . && '
+        f'docker push "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}"\n'
+    )
+
+
+def _retire_user_keys(
+    aws: AwsClients,
+    github: GitHub,
+    settings: Settings,
+    workflow: Workflow,
+    report: Report,
+    found: Found,
+    targets: list[Place],
+    now: datetime,
+) -> None:
+    """After the role is in place: the targets stop holding the user's key, then keys nobody holds go.
+    A key another place still holds is kept, whatever the inputs say."""
+    user = found.user
+    if user is None:
+        report.add("IAM user", settings.iam_user, "kept", "does not exist: no keys to retire")
+        return
+    names = settings.secret_names
+    with workflow.group("Retiring the user's access keys"):
+        for place in targets:
+            github.delete_secret(place, names.key_id)
+            github.delete_secret(place, names.secret_key)
+        from .records import holder_tag_key
+
+        ours = [p.scope for p in targets if p.scope in found.record.holders]
+        iam.untag_user(aws, user.name, [holder_tag_key(s) for s in ours])
+        record = parse(iam.list_tags(aws, user.name))  # as it is now, other runs included
+        ids = [k.key_id for k in found.keys]
+        gone = retirable(ids, record, now, settings.retire_unmanaged_keys)
+        for key_id in gone:
+            iam.delete_key(aws, user.name, key_id)
+            report.add("Access key", key_id, "deleted", "replaced by the role")
+        iam.untag_user(aws, user.name, [marker_key(k) for k in gone if k in record.markers])
+        for key_id in ids:
+            if key_id in gone:
+                continue
+            holders = sorted(from_scope(s).label for s in record.holders_of(key_id))
+            why = (
+                ("still held by " + ", ".join(holders))
+                if holders
+                else "not created by this action (see retire-unmanaged-keys)"
+            )
+            workflow.warning(f"Access key {key_id} of {user.name} was kept: {why}.", title="Access key kept")
+            report.add("Access key", key_id, "kept", why)
+
+
+def _write_variables(
+    github: GitHub, settings: Settings, workflow: Workflow, report: Report, targets: list[Place]
+) -> None:
+    values = {settings.secret_names.repository_uri: report.repository_uri, "AWS_REGION": settings.aws_region}
+    if settings.auth == "oidc":
+        values[settings.secret_names.role_arn] = report.role_arn
+    with workflow.group("GitHub variables"):
+        for place in targets:
+            for name, value in values.items():
+                github.put_variable(place, name, value)
+            report.add("GitHub variables", place.label, "written", ", ".join(values))

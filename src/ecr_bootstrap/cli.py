@@ -44,26 +44,25 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         failed = f"Unexpected {type(exc).__name__}: {exc}"
         workflow.error(failed + " Please report this as a bug.", title="ECR bootstrap crashed")
     workflow.set_outputs({k: v for k, v in outputs(report).items() if v})
-    if report.changes or failed:
+    if report.changes or failed or report.dry_run:
         workflow.write_summary(summary(report, failed=failed))
     return 1 if failed else 0
 
 
 def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """`entrypoint.py permissions [--ecr-repository ...]`: the policy the action's AWS identity needs."""
+    """`entrypoint.py permissions [--auth oidc ...]`: the policy the action's AWS identity needs for
+    these options (the same flags and INPUT_* variables as a run; no token needed)."""
     import json
 
-    from .inputs import build_parser, parse_ecr_repository, parse_iam_name
+    from .inputs import from_argv
     from .permissions import action_policy
 
-    args = build_parser().parse_args(list(argv))
+    # Only the options matter here: stand-ins for what a run would also need.
+    stand_ins = {"INPUT_GITHUB-TOKEN": "unused", "AWS_REGION": "us-east-1", "GITHUB_REPOSITORY": "owner/repo"}
+    region_given = any(a.startswith("--aws-region") for a in argv) or bool(env.get("INPUT_AWS-REGION"))
     try:
-        document = action_policy(
-            parse_ecr_repository(args.ecr_repository or "fcj-workshop-app"),
-            parse_iam_name("iam-policy", args.iam_policy or "fcj-ecr-ci-cd-policy", 128),
-            parse_iam_name("iam-user", args.iam_user or "fcj-ecr-ci-cd-user", 64),
-            region=args.aws_region or "*",
-        )
+        settings = from_argv(argv, {**stand_ins, **{k: v for k, v in env.items() if k.startswith("INPUT_")}})
+        document = action_policy(settings, region=settings.aws_region if region_given else "*")
     except BootstrapError as exc:
         Workflow(env).error(exc.render(docs_url(env)), title=exc.title)
         return 1

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from .errors import GitHubError
 from .inputs import GITHUB_TOKEN_HELP
+from .places import Place
 
 SECONDARY_LIMIT = "secondary rate limit"
 INTEGRATION_403 = "Resource not accessible by integration"
@@ -108,6 +109,7 @@ class GitHub:
         self._sleep = sleep
         self._clock = clock
         self._keys: dict[str, PublicKey] = {}
+        self._ids: dict[str, tuple[int, int]] = {}
         self.requests = 0
         # Monotonic time after which no request is retried (the rotation's lease); None: no limit.
         self.deadline: float | None = None
@@ -159,59 +161,138 @@ class GitHub:
                 raise error
             self._sleep(wait)
 
-    def public_key(self, repository: str) -> PublicKey:
-        """Read once per run: it also proves the token may use the repository's secrets API."""
-        if repository not in self._keys:
+    def public_key(self, place: Place) -> PublicKey:
+        """Read once per run and place: it also proves the token may use that place's secrets API."""
+        if place.secrets_path not in self._keys:
             try:
                 data = self._request(
                     "GET",
-                    f"/repos/{repository}/actions/secrets/public-key",
-                    f"Reading the Actions secrets public key of {repository}",
+                    f"{place.secrets_path}/public-key",
+                    f"Reading the Actions secrets public key of {place.label}",
                 )
             except GitHubError as exc:
-                raise _explain_access(repository, exc) from exc
-            self._keys[repository] = PublicKey(str(data["key_id"]), str(data["key"]))
-        return self._keys[repository]
+                raise _explain_access(place, exc) from exc
+            self._keys[place.secrets_path] = PublicKey(str(data["key_id"]), str(data["key"]))
+        return self._keys[place.secrets_path]
 
-    def _secret_path(self, repository: str, name: str) -> str:
-        return f"/repos/{repository}/actions/secrets/{quote(name, safe='')}"
+    def repository_ids(self, repository: str) -> tuple[int, int]:
+        """(owner id, repository id): for immutable OIDC subjects and selected organization secrets."""
+        if repository not in self._ids:
+            try:
+                data = self._request("GET", f"/repos/{repository}", f"Reading repository {repository}")
+            except GitHubError as exc:
+                raise _explain_access(Place("repo", repository), exc) from exc
+            self._ids[repository] = (int(data["owner"]["id"]), int(data["id"]))
+        return self._ids[repository]
 
-    def put_secret(self, repository: str, name: str, value: str) -> None:
-        key = self.public_key(repository)
-        self._request(
-            "PUT",
-            self._secret_path(repository, name),
-            f"Writing secret {name} to {repository}",
-            {"encrypted_value": seal(key.key, value), "key_id": key.key_id},
-        )
-
-    def delete_secret(self, repository: str, name: str) -> None:
+    def environment_exists(self, place: Place) -> bool:
         try:
             self._request(
-                "DELETE", self._secret_path(repository, name), f"Deleting secret {name} of {repository}"
+                "GET",
+                f"/repos/{place.name}/environments/{quote(place.environment, safe='')}",
+                f"Reading environment {place.environment} of {place.name}",
+            )
+        except GitHubError as exc:
+            if exc.status == 404:
+                return False
+            raise _explain_access(place, exc) from exc
+        return True
+
+    def create_environment(self, place: Place) -> None:
+        try:
+            self._request(
+                "PUT",
+                f"/repos/{place.name}/environments/{quote(place.environment, safe='')}",
+                f"Creating environment {place.environment} in {place.name}",
+                {},
+            )
+        except GitHubError as exc:
+            raise GitHubError(
+                f"Environment {place.environment} does not exist in {place.name}, and creating it failed "
+                f"({exc.message}).",
+                status=exc.status,
+                fix="Create the environment in the repository's Settings > Environments, or give the token "
+                "the 'Administration: Read and write' permission. Nothing else was changed.",
+                anchor="github",
+            ) from exc
+
+    def _secret_path(self, place: Place, name: str) -> str:
+        return f"{place.secrets_path}/{quote(name, safe='')}"
+
+    def _org_fields(self, place: Place, path: str, existing_visibility: str) -> dict[str, Any]:
+        """visibility and, for selected, the union of the repositories already selected and ours."""
+        visibility = place.visibility or existing_visibility or "private"
+        fields: dict[str, Any] = {"visibility": visibility}
+        if visibility == "selected":
+            ids = set(self._selected(path))
+            ids |= {self.repository_ids(r)[1] for r in place.selected}
+            fields["selected_repository_ids"] = sorted(ids)
+        return fields
+
+    def _selected(self, path: str) -> list[int]:
+        try:
+            data = self._request("GET", f"{path}/repositories", "Reading the repositories selected for it")
+        except GitHubError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return [int(r["id"]) for r in data.get("repositories", [])]
+
+    def put_secret(self, place: Place, name: str, value: str) -> None:
+        key = self.public_key(place)
+        path = self._secret_path(place, name)
+        body: dict[str, Any] = {"encrypted_value": seal(key.key, value), "key_id": key.key_id}
+        if place.kind == "org":
+            current = (
+                self._get_or_none(path, f"Reading secret {name} of {place.label}")
+                if not place.visibility
+                else None
+            )
+            body.update(self._org_fields(place, path, str((current or {}).get("visibility", ""))))
+        self._request("PUT", path, f"Writing secret {name} to {place.label}", body)
+
+    def _get_or_none(self, path: str, what: str) -> Any:
+        try:
+            return self._request("GET", path, what)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete_secret(self, place: Place, name: str) -> None:
+        try:
+            self._request(
+                "DELETE", self._secret_path(place, name), f"Deleting secret {name} of {place.label}"
             )
         except GitHubError as exc:
             if exc.status != 404:
                 raise
 
-    def secret_updated_at(self, repository: str, name: str) -> datetime | None:
-        try:
-            data = self._request(
-                "GET", self._secret_path(repository, name), f"Reading secret {name} of {repository}"
-            )
-        except GitHubError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        text = str(data.get("updated_at", ""))
+    def secret_updated_at(self, place: Place, name: str) -> datetime | None:
+        data = self._get_or_none(self._secret_path(place, name), f"Reading secret {name} of {place.label}")
+        text = str((data or {}).get("updated_at", ""))
         try:
             return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
         except ValueError:
             return None
 
+    def put_variable(self, place: Place, name: str, value: str) -> None:
+        """Update the variable; create it when it does not exist (one request when it does)."""
+        path = f"{place.variables_path}/{quote(name, safe='')}"
+        body: dict[str, Any] = {"name": name, "value": value}
+        if place.kind == "org":
+            body.update(self._org_fields(place, path, ""))
+        try:
+            self._request("PATCH", path, f"Writing variable {name} of {place.label}", body)
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+            self._request("POST", place.variables_path, f"Creating variable {name} of {place.label}", body)
 
-def _explain_access(repository: str, exc: GitHubError) -> GitHubError:
+
+def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
     text = str(exc)
+    repository = place.label
     if exc.status == 401:
         problem = "GitHub refused the token (bad credentials: wrong, expired or revoked)."
     elif exc.status == 403 and INTEGRATION_403.lower() in text.lower():
@@ -229,6 +310,10 @@ def _explain_access(repository: str, exc: GitHubError) -> GitHubError:
         )
     else:
         return exc
+    if place.kind == "org":
+        problem += (
+            " Organization secrets need a token with 'Organization secrets: Read and write' (admin:org)."
+        )
     return GitHubError(
         f"Checking access to {repository}: {problem} ({text})",
         status=exc.status,

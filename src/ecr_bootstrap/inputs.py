@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .errors import InputError
 
@@ -63,6 +63,83 @@ INPUTS: tuple[Input, ...] = (
         "before giving up and rolling back.",
     ),
     Input(
+        "auth",
+        "access-key",
+        "How the target workflows reach AWS: access-key (an IAM user's key in secrets) or oidc (an IAM "
+        "role that the targets assume through GitHub's OIDC provider; no long-lived key; recommended).",
+    ),
+    Input("iam-role", "fcj-ecr-ci-cd-role", "With auth: oidc, the name of the IAM role the targets assume."),
+    Input(
+        "oidc-subjects",
+        "",
+        "With auth: oidc, which workflow runs of the targets may assume the role (newline or comma "
+        "separated). Empty: any ref of each target. A pattern such as branch:main, tag:v*, "
+        "environment:prod, pull_request or ref:refs/heads/main applies to every target; a full subject "
+        "(repo:OWNER/REPO:..., or the immutable repo:OWNER@ID/REPO@ID:...) is taken as given and must "
+        "name a target.",
+    ),
+    Input(
+        "retire-user-keys",
+        "false",
+        "With auth: oidc, switch the targets from keys to the role: remove their access-key secrets and "
+        "delete the user's keys that no other repository still holds.",
+    ),
+    Input(
+        "environment",
+        "",
+        "Write environment secrets of this environment in each target instead of repository secrets "
+        "(created when missing, if the token may).",
+    ),
+    Input(
+        "organization",
+        "",
+        "Write organization secrets of this organization, once, instead of repository secrets.",
+    ),
+    Input(
+        "visibility",
+        "private",
+        "With organization: which repositories see the secrets: all, private, or selected (the "
+        "repositories input; merged with those already selected, never dropping one).",
+    ),
+    Input("secret-name-access-key-id", "AWS_ACCESS_KEY_ID", "Name of the secret holding the access key id."),
+    Input(
+        "secret-name-secret-access-key",
+        "AWS_SECRET_ACCESS_KEY",
+        "Name of the secret holding the secret access key.",
+    ),
+    Input(
+        "secret-name-repository-uri", "ECR_REPOSITORY_URI", "Name of the secret holding the repository URI."
+    ),
+    Input(
+        "secret-name-role-arn", "AWS_ROLE_ARN", "With auth: oidc, name of the secret holding the role ARN."
+    ),
+    Input(
+        "write-variables",
+        "false",
+        "Also write the non-secret values as Actions variables at the same place: the repository URI "
+        "and (oidc) the role ARN under their secret names, and AWS_REGION.",
+    ),
+    Input("scan-on-push", "true", "ECR image scanning on push."),
+    Input("tag-mutability", "MUTABLE", "ECR image tag mutability: MUTABLE or IMMUTABLE."),
+    Input(
+        "encryption",
+        "AES256",
+        "ECR encryption: AES256, or KMS (with kms-key). Only settable when the repository is created.",
+    ),
+    Input("kms-key", "", "With encryption: KMS, the KMS key (ARN, id or alias); empty: the AWS-managed key."),
+    Input("keep-images", "", "Lifecycle: keep only the last N images. Empty: no such rule."),
+    Input("expire-untagged-days", "", "Lifecycle: expire untagged images after D days. Empty: no such rule."),
+    Input(
+        "tags",
+        "",
+        "Resource tags (key=value, newline or comma separated) for everything this action creates.",
+    ),
+    Input(
+        "dry-run",
+        "false",
+        "Plan mode: read only. Print what a real run would do, in the log and the summary; change nothing.",
+    ),
+    Input(
         "lease-seconds",
         "900",
         "How long a run's new key counts as in flight. The run writes no target after that; a later run "
@@ -84,6 +161,24 @@ _FALSE = ("false", "False", "FALSE")
 
 
 @dataclass(frozen=True)
+class SecretNames:
+    key_id: str = "AWS_ACCESS_KEY_ID"
+    secret_key: str = "AWS_SECRET_ACCESS_KEY"
+    repository_uri: str = "ECR_REPOSITORY_URI"
+    role_arn: str = "AWS_ROLE_ARN"
+
+
+@dataclass(frozen=True)
+class EcrSettings:
+    scan_on_push: bool = True
+    tag_mutability: str = "MUTABLE"
+    encryption: str = "AES256"
+    kms_key: str = ""
+    keep_images: int | None = None
+    expire_untagged_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     github_token: str
     github_api_url: str
@@ -95,6 +190,18 @@ class Settings:
     retire_unmanaged_keys: bool
     key_wait_seconds: float
     lease_seconds: float
+    auth: str = "access-key"
+    iam_role: str = "fcj-ecr-ci-cd-role"
+    oidc_subjects: tuple[str, ...] = ()
+    retire_user_keys: bool = False
+    environment: str = ""
+    organization: str = ""
+    visibility: str = "private"
+    secret_names: SecretNames = field(default_factory=SecretNames)
+    write_variables: bool = False
+    ecr: EcrSettings = field(default_factory=EcrSettings)
+    tags: tuple[tuple[str, str], ...] = ()
+    dry_run: bool = False
     github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
@@ -190,6 +297,129 @@ def parse_seconds(name: str, value: str) -> float:
     return seconds
 
 
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
+_SUBJECT = re.compile(r"^[A-Za-z0-9_.:/@*?=+-]+$")
+_SUBJECT_SHORT = {"branch": "ref:refs/heads/", "tag": "ref:refs/tags/"}
+MAX_RESOURCE_TAGS = 10  # the IAM user keeps its key record in tags too (50 in all)
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise InputError(
+        name, f"'{value}' is not one of {', '.join(choices)}.", fix=f"Use {' or '.join(choices)}."
+    )
+
+
+def parse_secret_name(name: str, value: str) -> str:
+    """GitHub's rules for secret and variable names."""
+    if not value or len(value) > 255 or not _SECRET_NAME.match(value) or value.upper().startswith("GITHUB_"):
+        raise InputError(
+            name,
+            f"'{value}' is not a valid GitHub secret name.",
+            fix="Use letters, digits and underscores, not starting with a digit or with GITHUB_.",
+        )
+    return value.upper()  # GitHub stores names upper-cased
+
+
+def parse_secret_names(get: Callable[[str], str]) -> SecretNames:
+    names = SecretNames(
+        key_id=parse_secret_name("secret-name-access-key-id", get("secret-name-access-key-id")),
+        secret_key=parse_secret_name("secret-name-secret-access-key", get("secret-name-secret-access-key")),
+        repository_uri=parse_secret_name("secret-name-repository-uri", get("secret-name-repository-uri")),
+        role_arn=parse_secret_name("secret-name-role-arn", get("secret-name-role-arn")),
+    )
+    values = [names.key_id, names.secret_key, names.repository_uri, names.role_arn]
+    if len(set(values)) != len(values) or "AWS_REGION" in values:
+        raise InputError(
+            "secret-name-repository-uri",
+            "two secret names are the same (or one is AWS_REGION, the region variable).",
+            fix="Give the secret-name-* inputs four different names.",
+        )
+    return names
+
+
+def parse_count(name: str, value: str, most: int) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise InputError(name, f"'{value}' is not a whole number from 1 to {most}.", fix="Or leave it empty.")
+    return int(value)
+
+
+def parse_tags(value: str) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for item in re.split(r"[,\n]", value):
+        if not item.strip():
+            continue
+        key, sep, val = item.strip().partition("=")
+        key, val = key.strip(), val.strip()
+        if (
+            not sep
+            or not _TAG_KEY.match(key)
+            or not _TAG_VALUE.match(val)
+            or key.lower().startswith(("aws:", "ecr-bootstrap:"))
+        ):
+            raise InputError(
+                "tags",
+                f"'{item.strip()}' is not a key=value resource tag.",
+                fix="Use key=value pairs, newline or comma separated; keys may not start with aws: or "
+                "ecr-bootstrap:.",
+            )
+        out[key] = val
+    if len(out) > MAX_RESOURCE_TAGS:
+        raise InputError("tags", f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
+    return tuple(out.items())
+
+
+def parse_environment(value: str) -> str:
+    if value and (
+        len(value) > 255
+        or any(c in value for c in "/\\:,'\"")
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        raise InputError(
+            "environment",
+            f"'{value}' is not a usable environment name.",
+            fix="Use up to 255 printable characters without / \\ : , or quotes.",
+        )
+    return value
+
+
+def parse_subjects(value: str) -> tuple[str, ...]:
+    """Subject patterns for the role's trust policy: kept as given (expanded later, per target)."""
+    out: list[str] = []
+    for item in re.split(r"[,\n]", value):
+        entry = item.strip()
+        if not entry:
+            continue
+        kind, _, rest = entry.partition(":")
+        if kind in _SUBJECT_SHORT and rest:
+            entry = _SUBJECT_SHORT[kind] + rest
+        if not _SUBJECT.match(entry) or len(entry) > 256 or entry.strip("*?:") == "" or entry == "repo":
+            raise InputError(
+                "oidc-subjects",
+                f"'{item.strip()}' is not a subject pattern.",
+                fix="Use patterns such as branch:main, tag:v*, environment:prod, pull_request, or a full "
+                "subject repo:OWNER/REPO:ref:refs/heads/main.",
+            )
+        if entry.startswith("repo:"):
+            owner_repo = entry[5:].split(":", 1)[0]
+            if "*" in owner_repo or "?" in owner_repo or owner_repo.count("/") != 1:
+                raise InputError(
+                    "oidc-subjects",
+                    f"'{entry}' does not name one repository.",
+                    fix="Wildcards may follow the repository (repo:OWNER/REPO:*), never replace it.",
+                )
+        if entry not in out:
+            out.append(entry)
+    return tuple(out)
+
+
 def parse_timeout(value: str) -> float:
     if not value.strip():
         return 15.0
@@ -239,14 +469,71 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
             f"{lease:g} is not longer than key-wait-seconds ({key_wait:g}).",
             fix="Give the run time to write the targets after the key works: for example 900.",
         )
+    auth = parse_choice("auth", get("auth"), ("access-key", "oidc"))
+    organization = get("organization")
+    if organization and not _OWNER.match(organization):
+        raise InputError(
+            "organization",
+            f"'{organization}' is not an organization name.",
+            fix="Use the login, e.g. octo-org.",
+        )
+    visibility = parse_choice("visibility", get("visibility"), ("all", "private", "selected"))
+    environment = parse_environment(get("environment"))
+    if organization and environment:
+        raise InputError(
+            "environment",
+            "environment and organization were both given.",
+            fix="Organization secrets have no environments: set only one of them.",
+        )
+    repositories = parse_repositories(values.get("repositories", ""), env)
+    if organization and visibility == "selected":
+        strangers = [r for r in repositories if r.split("/")[0].lower() != organization.lower()]
+        if strangers:
+            raise InputError(
+                "repositories",
+                f"{', '.join(strangers)} not in organization {organization}.",
+                fix="With visibility: selected, list repositories of that organization only.",
+            )
+    encryption = parse_choice("encryption", get("encryption"), ("AES256", "KMS"))
+    kms_key = get("kms-key")
+    if kms_key and encryption != "KMS":
+        raise InputError(
+            "kms-key", "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS."
+        )
+    if kms_key and not re.match(r"^(arn:[\w-]+:kms:\S+|alias/[\w/_-]+|[0-9a-f-]{36})$", kms_key):
+        raise InputError("kms-key", f"'{kms_key}' is not a KMS key ARN, id or alias.", fix="e.g. alias/ecr.")
+    retire_user_keys = parse_bool("retire-user-keys", get("retire-user-keys"))
+    if retire_user_keys and auth != "oidc":
+        raise InputError(
+            "retire-user-keys", "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false."
+        )
     return Settings(
+        auth=auth,
+        iam_role=parse_iam_name("iam-role", get("iam-role"), 64),
+        oidc_subjects=parse_subjects(get("oidc-subjects")),
+        retire_user_keys=retire_user_keys,
+        environment=environment,
+        organization=organization,
+        visibility=visibility,
+        secret_names=parse_secret_names(get),
+        write_variables=parse_bool("write-variables", get("write-variables")),
+        ecr=EcrSettings(
+            scan_on_push=parse_bool("scan-on-push", get("scan-on-push")),
+            tag_mutability=parse_choice("tag-mutability", get("tag-mutability"), ("MUTABLE", "IMMUTABLE")),
+            encryption=encryption,
+            kms_key=kms_key,
+            keep_images=parse_count("keep-images", get("keep-images"), 10000),
+            expire_untagged_days=parse_count("expire-untagged-days", get("expire-untagged-days"), 3650),
+        ),
+        tags=parse_tags(get("tags")),
+        dry_run=parse_bool("dry-run", get("dry-run")),
         github_token=token,
         github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
         aws_region=parse_region(get("aws-region"), env),
         ecr_repository=parse_ecr_repository(get("ecr-repository")),
         iam_policy=parse_iam_name("iam-policy", get("iam-policy"), 128),
         iam_user=parse_iam_name("iam-user", get("iam-user"), 64),
-        repositories=parse_repositories(values.get("repositories", ""), env),
+        repositories=repositories,
         retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
         key_wait_seconds=key_wait,
         lease_seconds=lease,

@@ -73,3 +73,44 @@ def same_policy(a: Document | str, b: Document | str) -> bool:
 def to_json(document: Document) -> str:
     """Compact JSON: IAM counts managed-policy size without white space."""
     return json.dumps(document, separators=(",", ":"))
+
+
+def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Document | None:
+    """ECR lifecycle rules from the two simple inputs; None when neither is set. The "any" rule must
+    have the lowest priority (the highest number), so the untagged rule comes first."""
+    rules: list[dict[str, Any]] = []
+    if untagged_days:
+        rules.append(
+            {
+                "rulePriority": len(rules) + 1,
+                "description": f"Expire untagged images after {untagged_days} days",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": untagged_days,
+                },
+                "action": {"type": "expire"},
+            }
+        )
+    if keep_images:
+        rules.append(
+            {
+                "rulePriority": len(rules) + 1,
+                "description": f"Keep only the last {keep_images} images",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_images,
+                },
+                "action": {"type": "expire"},
+            }
+        )
+    return {"rules": rules} if rules else None
+
+
+def same_json(a: Document | str | None, b: Document | str | None) -> bool:
+    def load(x: Document | str | None) -> Any:
+        return json.loads(x) if isinstance(x, str) else x
+
+    return bool(load(a) == load(b))

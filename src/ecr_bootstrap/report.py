@@ -28,6 +28,9 @@ class Report:
     policy_arn: str = ""
     user_arn: str = ""
     access_key_id: str = ""
+    role_arn: str = ""
+    dry_run: bool = False
+    snippet: str = ""  # workflow lines that use what was written (OIDC mode)
     changes: list[Change] = field(default_factory=list)
     targets: list[TargetResult] = field(default_factory=list)
 
@@ -42,6 +45,7 @@ def outputs(report: Report) -> dict[str, str]:
         "policy-arn": report.policy_arn,
         "user-arn": report.user_arn,
         "access-key-id": report.access_key_id,
+        "role-arn": report.role_arn,
     }
 
 
@@ -50,7 +54,9 @@ def _cell(text: str) -> str:
 
 
 def summary(report: Report, *, failed: str = "") -> str:
-    lines = ["## ECR delivery bootstrap", ""]
+    lines = ["## ECR delivery bootstrap" + (" - plan (dry run)" if report.dry_run else ""), ""]
+    if report.dry_run:
+        lines += ["> [!NOTE]\n> Dry run: this is what a real run would do. Nothing was changed.", ""]
     if failed:
         lines += [f"> [!CAUTION]\n> {_cell(failed)}", ""]
     facts = [
@@ -61,6 +67,7 @@ def summary(report: Report, *, failed: str = "") -> str:
             ("Policy ARN", report.policy_arn),
             ("User ARN", report.user_arn),
             ("Access key id", report.access_key_id),
+            ("Role ARN", report.role_arn),
         )
         if value
     ]
@@ -77,4 +84,13 @@ def summary(report: Report, *, failed: str = "") -> str:
         for t in report.targets:
             note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
             lines.append(f"| `{_cell(t.repository)}` | {t.state} | {_cell(note)} |")
+    if report.snippet:
+        lines += [
+            "",
+            "Use the role in a target's workflow:",
+            "",
+            "```yaml",
+            report.snippet.rstrip("\n"),
+            "```",
+        ]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from .aws import AwsClients, iam, sts
 from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
+from .inputs import SecretNames
+from .places import Place
 from .records import (
     AccessKey,
     KeyPlan,
@@ -37,17 +39,21 @@ from .workflow import Workflow
 
 # A pair is not started with less of the lease left than this (two writes at the client's timeout).
 LEASE_MARGIN = 35.0
-ID_SECRET = "AWS_ACCESS_KEY_ID"
-KEY_SECRET = "AWS_SECRET_ACCESS_KEY"
-URI_SECRET = "ECR_REPOSITORY_URI"
 
 
 @dataclass
 class Target:
-    repository: str
-    scope: str
+    place: Place
     previous: tuple[str, ...]  # key ids the record says this target may hold now
     requested: bool = True
+
+    @property
+    def scope(self) -> str:
+        return self.place.scope
+
+    @property
+    def repository(self) -> str:  # how messages name it
+        return self.place.label
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Rotation:
     key_wait_seconds: float
     lease_seconds: float
     now: Callable[[], datetime]
+    names: SecretNames = field(default_factory=SecretNames)
     new_key: str = ""
     created: datetime | None = None
     lease_end: datetime | None = None
@@ -185,9 +192,9 @@ class Rotation:
 
         try:
             for t in self.targets:
-                self.github.put_secret(t.repository, URI_SECRET, self.repository_uri)
+                self.github.put_secret(t.place, self.names.repository_uri, self.repository_uri)
         except GitHubError as exc:
-            raise self._abort_before_writes(f"Writing {URI_SECRET}", exc) from exc
+            raise self._abort_before_writes(f"Writing {self.names.repository_uri}", exc) from exc
 
         results: dict[str, TargetResult] = {}
         failure: GitHubError | None = None
@@ -215,13 +222,13 @@ class Rotation:
     def _write_pair(self, t: Target) -> tuple[str, str, GitHubError | None]:
         """Returns (state, detail, error): state is written, unchanged, restored or unknown."""
         try:
-            self.github.put_secret(t.repository, ID_SECRET, self.new_key)
+            self.github.put_secret(t.place, self.names.key_id, self.new_key)
         except GitHubError as exc:
             if not exc.ambiguous:
-                return "unchanged", f"{ID_SECRET} write refused; previous pair kept", exc
+                return "unchanged", f"{self.names.key_id} write refused; previous pair kept", exc
             return (*self._restore_id(t), exc)
         try:
-            self.github.put_secret(t.repository, KEY_SECRET, self._secret)
+            self.github.put_secret(t.place, self.names.secret_key, self._secret)
         except GitHubError as exc:
             if exc.ambiguous and self._secret_landed(t):
                 return "written", "", None
@@ -233,20 +240,20 @@ class Rotation:
         live = [k for k in t.previous if k in self._existing()]
         try:
             if len(live) == 1:
-                self.github.put_secret(t.repository, ID_SECRET, live[0])
-                return "restored", f"{ID_SECRET} set back to {live[0]}, the key it holds"
+                self.github.put_secret(t.place, self.names.key_id, live[0])
+                return "restored", f"{self.names.key_id} set back to {live[0]}, the key it holds"
             if not t.previous:
-                self.github.delete_secret(t.repository, ID_SECRET)
-                return "restored", f"{ID_SECRET} removed again (it had no key of this user before)"
+                self.github.delete_secret(t.place, self.names.key_id)
+                return "restored", f"{self.names.key_id} removed again (it had no key of this user before)"
         except GitHubError as exc:
-            return "unknown", f"restoring {ID_SECRET} failed too ({exc.message})"
+            return "unknown", f"restoring {self.names.key_id} failed too ({exc.message})"
         return "unknown", "its previous key is not known, so it could not be restored"
 
     def _secret_landed(self, t: Target) -> bool:
         """After a write with no answer: GitHub's updated_at shows whether the secret followed the id."""
         try:
-            id_at = self.github.secret_updated_at(t.repository, ID_SECRET)
-            key_at = self.github.secret_updated_at(t.repository, KEY_SECRET)
+            id_at = self.github.secret_updated_at(t.place, self.names.key_id)
+            key_at = self.github.secret_updated_at(t.place, self.names.secret_key)
         except GitHubError:
             return False
         return bool(id_at and key_at and key_at >= id_at)

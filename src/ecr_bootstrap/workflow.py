@@ -75,8 +75,8 @@ class Workflow:
                 self.info(f"output {name}={value}")
             return
         with open(self._output_path, "a", encoding="utf-8") as fh:
-            for name, value in outputs.items():
-                value = self.redact(value)
+            for name, raw in outputs.items():
+                value = self.redact(raw)
                 if "\n" in value:
                     delimiter = f"ghadelimiter_{uuid.uuid4()}"
                     fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")

@@ -1,13 +1,30 @@
-"""The private ECR repository: find it, or create it."""
+"""The private ECR repository: find it, create it with the chosen settings, reconcile them on reuse."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import AwsError
+from ..inputs import EcrSettings
+from ..policy import Document, same_json
 from . import AwsClients, call, is_code
 
-PERMISSIONS = {"ecr:DescribeRepositories": "repository", "ecr:CreateRepository": "repository"}
+# The IAM action each call needs, on what, and for which options (see permissions.py).
+PERMISSIONS = {
+    "ecr:DescribeRepositories": ("repository", "read"),
+    "ecr:CreateRepository": ("repository", "write"),
+    "ecr:PutImageScanningConfiguration": ("repository", "write"),
+    "ecr:PutImageTagMutability": ("repository", "write"),
+    "ecr:GetLifecyclePolicy": ("repository", "lifecycle-read"),
+    "ecr:PutLifecyclePolicy": ("repository", "lifecycle"),
+    "ecr:TagResource": ("repository", "tags"),  # CreateRepository with tags
+    # Not called by us: ECR calls KMS as the caller when a repository is created with a KMS key.
+    "kms:DescribeKey": ("kms", "kms"),
+    "kms:CreateGrant": ("kms", "kms"),
+    "kms:RetireGrant": ("kms", "kms"),
+}
 
 
 @dataclass(frozen=True)
@@ -16,6 +33,10 @@ class Repository:
     arn: str
     uri: str
     account: str
+    scan_on_push: bool = True
+    tag_mutability: str = "MUTABLE"
+    encryption: str = "AES256"
+    kms_key: str = ""
 
     @property
     def registry(self) -> str:
@@ -26,12 +47,17 @@ class Repository:
         return self.arn.split(":")[1]
 
 
-def _from_api(data: dict[str, str]) -> Repository:
+def _from_api(data: dict[str, Any]) -> Repository:
+    encryption = data.get("encryptionConfiguration") or {}
     return Repository(
         name=data["repositoryName"],
         arn=data["repositoryArn"],
         uri=data["repositoryUri"],
         account=data["registryId"],
+        scan_on_push=bool((data.get("imageScanningConfiguration") or {}).get("scanOnPush", False)),
+        tag_mutability=str(data.get("imageTagMutability") or "MUTABLE"),
+        encryption=str(encryption.get("encryptionType") or "AES256"),
+        kms_key=str(encryption.get("kmsKey") or ""),
     )
 
 
@@ -50,14 +76,23 @@ def find_repository(aws: AwsClients, name: str) -> Repository | None:
     return _from_api(reply["repositories"][0])
 
 
-def create_repository(aws: AwsClients, name: str) -> Repository:
+def create_repository(
+    aws: AwsClients, name: str, settings: EcrSettings | None = None, tags: tuple[tuple[str, str], ...] = ()
+) -> Repository:
+    settings = settings or EcrSettings()
+    encryption: dict[str, str] = {"encryptionType": "AES256"}
+    if settings.encryption == "KMS":
+        encryption = {"encryptionType": "KMS", **({"kmsKey": settings.kms_key} if settings.kms_key else {})}
     try:
         reply = call(
             f"Creating ECR repository '{name}'",
             "ecr:CreateRepository",
             aws.ecr.create_repository,
             repositoryName=name,
-            imageScanningConfiguration={"scanOnPush": True},
+            imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
+            imageTagMutability=settings.tag_mutability,
+            encryptionConfiguration=encryption,
+            **({"tags": [{"Key": k, "Value": v} for k, v in tags]} if tags else {}),
         )
     except AwsError as exc:
         # Another run created it between our look-up and now: that one is ours to reuse.
@@ -67,3 +102,68 @@ def create_repository(aws: AwsClients, name: str) -> Repository:
                 return found
         raise
     return _from_api(reply["repository"])
+
+
+def differences(repository: Repository, settings: EcrSettings) -> tuple[list[str], list[str]]:
+    """(what a reuse can reconcile, what it cannot: encryption is fixed at creation). Pure."""
+    fixable, fixed = [], []
+    if repository.scan_on_push != settings.scan_on_push:
+        fixable.append(f"scan on push {repository.scan_on_push} -> {settings.scan_on_push}")
+    if repository.tag_mutability != settings.tag_mutability:
+        fixable.append(f"tag mutability {repository.tag_mutability} -> {settings.tag_mutability}")
+    if repository.encryption != settings.encryption or (
+        settings.kms_key and settings.kms_key not in repository.kms_key
+    ):
+        fixed.append(
+            f"encryption is {repository.encryption}{' ' + repository.kms_key if repository.kms_key else ''}, "
+            f"not {settings.encryption}{' ' + settings.kms_key if settings.kms_key else ''}"
+        )
+    return fixable, fixed
+
+
+def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) -> None:
+    if repository.scan_on_push != settings.scan_on_push:
+        call(
+            f"Setting scan on push of ECR repository '{repository.name}'",
+            "ecr:PutImageScanningConfiguration",
+            aws.ecr.put_image_scanning_configuration,
+            repositoryName=repository.name,
+            imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
+        )
+    if repository.tag_mutability != settings.tag_mutability:
+        call(
+            f"Setting tag mutability of ECR repository '{repository.name}'",
+            "ecr:PutImageTagMutability",
+            aws.ecr.put_image_tag_mutability,
+            repositoryName=repository.name,
+            imageTagMutability=settings.tag_mutability,
+        )
+
+
+def lifecycle(aws: AwsClients, name: str) -> Document | None:
+    try:
+        reply = call(
+            f"Reading the lifecycle policy of ECR repository '{name}'",
+            "ecr:GetLifecyclePolicy",
+            aws.ecr.get_lifecycle_policy,
+            repositoryName=name,
+        )
+    except AwsError as exc:
+        if is_code(exc, "LifecyclePolicyNotFoundException"):
+            return None
+        raise
+    return json.loads(reply["lifecyclePolicyText"])  # type: ignore[no-any-return]
+
+
+def put_lifecycle(aws: AwsClients, name: str, document: Document, current: Document | None) -> bool:
+    """Write the lifecycle policy unless it is already that one; True when written."""
+    if same_json(current, document):
+        return False
+    call(
+        f"Writing the lifecycle policy of ECR repository '{name}'",
+        "ecr:PutLifecyclePolicy",
+        aws.ecr.put_lifecycle_policy,
+        repositoryName=name,
+        lifecyclePolicyText=json.dumps(document),
+    )
+    return True

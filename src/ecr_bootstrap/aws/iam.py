@@ -13,22 +13,23 @@ from . import AwsClients, call, is_code
 
 # The IAM action each call below needs, and on what: the action's own policy is generated from this.
 PERMISSIONS = {
-    "iam:GetPolicy": "policy",
-    "iam:GetPolicyVersion": "policy",
-    "iam:CreatePolicy": "policy",
-    "iam:ListPolicyVersions": "policy",
-    "iam:CreatePolicyVersion": "policy",
-    "iam:DeletePolicyVersion": "policy",
-    "iam:GetUser": "user",
-    "iam:CreateUser": "user",
-    "iam:ListAttachedUserPolicies": "user",
-    "iam:AttachUserPolicy": "user",
-    "iam:ListAccessKeys": "user",
-    "iam:CreateAccessKey": "user",
-    "iam:DeleteAccessKey": "user",
-    "iam:ListUserTags": "user",
-    "iam:TagUser": "user",
-    "iam:UntagUser": "user",
+    "iam:GetPolicy": ("policy", "read"),
+    "iam:GetPolicyVersion": ("policy", "read"),
+    "iam:CreatePolicy": ("policy", "write"),
+    "iam:TagPolicy": ("policy", "tags"),  # CreatePolicy with Tags
+    "iam:ListPolicyVersions": ("policy", "write"),
+    "iam:CreatePolicyVersion": ("policy", "write"),
+    "iam:DeletePolicyVersion": ("policy", "write"),
+    "iam:GetUser": ("user", "key-read"),
+    "iam:CreateUser": ("user", "key-write"),
+    "iam:ListAttachedUserPolicies": ("user", "key-read"),
+    "iam:AttachUserPolicy": ("user", "key-write"),
+    "iam:ListAccessKeys": ("user", "key-read"),
+    "iam:CreateAccessKey": ("user", "key-write"),
+    "iam:DeleteAccessKey": ("user", "key-write retire"),
+    "iam:ListUserTags": ("user", "key-read"),
+    "iam:TagUser": ("user", "key-write retire"),
+    "iam:UntagUser": ("user", "key-write retire"),
 }
 MAX_POLICY_VERSIONS = 5
 POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
@@ -75,7 +76,13 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
     return Policy(arn, version, _document(reply["PolicyVersion"]["Document"]))
 
 
-def create_policy(aws: AwsClients, name: str, arn: str, document: Document) -> Policy | None:
+def aws_tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags]
+
+
+def create_policy(
+    aws: AwsClients, name: str, arn: str, document: Document, tags: tuple[tuple[str, str], ...] = ()
+) -> Policy | None:
     """Create the policy. If another run created it since we looked, return that one (to reuse)."""
     try:
         reply = call(
@@ -85,6 +92,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document) -> P
             PolicyName=name,
             PolicyDocument=to_json(document),
             Description=POLICY_DESCRIPTION,
+            **({"Tags": aws_tags(tags)} if tags else {}),
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
@@ -143,9 +151,15 @@ def find_user(aws: AwsClients, name: str) -> User | None:
     return User(name=data["UserName"], arn=data["Arn"], tags=list(data.get("Tags", [])))
 
 
-def create_user(aws: AwsClients, name: str) -> User:
+def create_user(aws: AwsClients, name: str, tags: tuple[tuple[str, str], ...] = ()) -> User:
     try:
-        reply = call(f"Creating IAM user '{name}'", "iam:CreateUser", aws.iam.create_user, UserName=name)
+        reply = call(
+            f"Creating IAM user '{name}'",
+            "iam:CreateUser",
+            aws.iam.create_user,
+            UserName=name,
+            **({"Tags": aws_tags(tags)} if tags else {}),
+        )
     except AwsError as exc:
         # Another run created it between our look-up and now: reuse it.
         found = find_user(aws, name) if is_code(exc, "EntityAlreadyExists") else None

@@ -9,7 +9,7 @@ from ..errors import AwsError
 from . import AwsClients, call, error_code, sdk_config
 
 # GetCallerIdentity needs no permission (it cannot be denied); listed for completeness.
-PERMISSIONS = {"sts:GetCallerIdentity": "*"}
+PERMISSIONS = {"sts:GetCallerIdentity": ("*", "read")}
 # What STS answers while a new key has not yet reached every IAM endpoint.
 NOT_YET = {"InvalidClientTokenId", "SignatureDoesNotMatch", "AuthFailure", "UnrecognizedClientException"}
 

@@ -1,0 +1,146 @@
+"""GitHub's OIDC identity provider (one per account) and the role the targets assume through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import AwsError
+from ..policy import Document, to_json
+from ..trust import AUDIENCE, PROVIDER_URL
+from . import AwsClients, call, is_code
+from .iam import aws_tags
+
+PERMISSIONS = {
+    "iam:GetOpenIDConnectProvider": ("provider", "oidc-read"),
+    "iam:CreateOpenIDConnectProvider": ("provider", "oidc-write"),
+    "iam:AddClientIDToOpenIDConnectProvider": ("provider", "oidc-write"),
+    "iam:TagOpenIDConnectProvider": ("provider", "tags-oidc"),  # CreateOpenIDConnectProvider with Tags
+    "iam:GetRole": ("role", "oidc-read"),
+    "iam:CreateRole": ("role", "oidc-write"),
+    "iam:TagRole": ("role", "tags-oidc"),  # CreateRole with Tags
+    "iam:UpdateAssumeRolePolicy": ("role", "oidc-write"),
+    "iam:ListAttachedRolePolicies": ("role", "oidc-read"),
+    "iam:AttachRolePolicy": ("role", "oidc-write"),
+}
+ROLE_DESCRIPTION = (
+    "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)"
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    arn: str
+    audiences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    arn: str
+    trust: Document | str
+
+
+def find_provider(aws: AwsClients, arn: str) -> Provider | None:
+    try:
+        reply = call(
+            "Looking up GitHub's OIDC provider",
+            "iam:GetOpenIDConnectProvider",
+            aws.iam.get_open_id_connect_provider,
+            OpenIDConnectProviderArn=arn,
+        )
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    return Provider(arn, tuple(reply.get("ClientIDList", [])))
+
+
+def create_provider(aws: AwsClients, arn: str, tags: tuple[tuple[str, str], ...]) -> None:
+    try:
+        call(
+            "Creating GitHub's OIDC provider",
+            "iam:CreateOpenIDConnectProvider",
+            aws.iam.create_open_id_connect_provider,
+            Url=PROVIDER_URL,
+            ClientIDList=[AUDIENCE],
+            # IAM no longer checks thumbprints for this provider; the API still takes the parameter.
+            **({"Tags": aws_tags(tags)} if tags else {}),
+        )
+    except AwsError as exc:
+        if not is_code(exc, "EntityAlreadyExists"):  # one per account: another run made it; reuse
+            raise
+
+
+def add_audience(aws: AwsClients, arn: str) -> None:
+    call(
+        f"Adding the audience {AUDIENCE} to GitHub's OIDC provider",
+        "iam:AddClientIDToOpenIDConnectProvider",
+        aws.iam.add_client_id_to_open_id_connect_provider,
+        OpenIDConnectProviderArn=arn,
+        ClientID=AUDIENCE,
+    )
+
+
+def find_role(aws: AwsClients, name: str) -> Role | None:
+    try:
+        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam.get_role, RoleName=name)
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    data = reply["Role"]
+    from urllib.parse import unquote
+
+    trust = data.get("AssumeRolePolicyDocument", {})
+    return Role(data["RoleName"], data["Arn"], unquote(trust) if isinstance(trust, str) else trust)
+
+
+def create_role(aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[str, str], ...]) -> Role:
+    try:
+        reply = call(
+            f"Creating IAM role '{name}'",
+            "iam:CreateRole",
+            aws.iam.create_role,
+            RoleName=name,
+            AssumeRolePolicyDocument=to_json(trust),
+            Description=ROLE_DESCRIPTION,
+            MaxSessionDuration=3600,
+            **({"Tags": aws_tags(tags)} if tags else {}),
+        )
+    except AwsError as exc:
+        found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") else None
+        if found is None:
+            raise
+        return found
+    return Role(name, reply["Role"]["Arn"], trust)
+
+
+def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
+    call(
+        f"Updating the trust policy of IAM role '{name}'",
+        "iam:UpdateAssumeRolePolicy",
+        aws.iam.update_assume_role_policy,
+        RoleName=name,
+        PolicyDocument=to_json(trust),
+    )
+
+
+def attached_role_policies(aws: AwsClients, name: str) -> set[str]:
+    reply = call(
+        f"Listing policies attached to IAM role '{name}'",
+        "iam:ListAttachedRolePolicies",
+        aws.iam.list_attached_role_policies,
+        RoleName=name,
+        MaxItems=1000,
+    )
+    return {p["PolicyArn"] for p in reply["AttachedPolicies"]}
+
+
+def attach_role_policy(aws: AwsClients, name: str, arn: str) -> None:
+    call(
+        f"Attaching IAM policy {arn} to role '{name}'",
+        "iam:AttachRolePolicy",
+        aws.iam.attach_role_policy,
+        RoleName=name,
+        PolicyArn=arn,
+    )
