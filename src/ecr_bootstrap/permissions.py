@@ -8,6 +8,21 @@ from .aws import ecr, iam, oidc, sts
 from .inputs import Settings
 from .policy import Document
 
+# Declared but never called by name: AWS checks them inside another call (tags given to a Create call,
+# ECR using KMS as the caller), and GetCallerIdentity, also called with the new key's own client.
+IMPLIED = frozenset(
+    {
+        "ecr:TagResource",
+        "iam:TagPolicy",
+        "iam:TagRole",
+        "iam:TagOpenIDConnectProvider",
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+        "kms:RetireGrant",
+        "sts:GetCallerIdentity",
+    }
+)
+
 
 def declared() -> dict[str, tuple[str, str]]:
     """IAM action -> (the kind of resource it is used on, the features that need it)."""
