@@ -205,6 +205,19 @@ def test_plan_refuses_a_target_another_run_is_writing() -> None:
         records.plan_keys([key(old), key(new, 0)], rec, ["repo:o/x"], NOW, False)
 
 
+def test_plan_refuses_while_another_run_writes_other_targets() -> None:
+    """Otherwise two keys held by different targets would leave no slot for any later rotation."""
+    new = "AKIABBBBBBBBBBBBBBBB"
+    until = NOW + timedelta(minutes=10)
+    rec = records.parse(
+        [records.marker_tag(new, "pending", NOW, until), records.holder_tag("repo:o/y", [new])]
+    )
+    with pytest.raises(records.KeyPlanError, match="must not overlap"):
+        records.plan_keys([key(new, 0)], rec, ["repo:o/x"], NOW, False)
+    later = until + timedelta(seconds=1)  # its lease is over: a crashed run's key, no longer in flight
+    assert records.plan_keys([key(new, 0)], rec, ["repo:o/x"], later, False).extra_scopes == ("repo:o/y",)
+
+
 def test_plan_shares_the_new_key_with_other_holders() -> None:
     a = "AKIAAAAAAAAAAAAAAAAA"
     rec = records.parse([records.marker_tag(a, "active", NOW), records.holder_tag("repo:o/y", [a])])

@@ -188,6 +188,14 @@ def plan_keys(
             + ", ".join(sorted(wanted & busy))
             + " right now (its key is marked pending); two runs must not write the same target at once"
         )
+    if in_flight:
+        # Another run for other targets is mid-way. Creating a second key now would leave two keys held by
+        # different targets, and no slot for any later rotation (IAM allows 2 per user).
+        raise KeyPlanError(
+            "another run is writing a new key of this user right now ("
+            + ", ".join(sorted(in_flight))
+            + " is marked pending, in flight); runs for one user must not overlap"
+        )
 
     def managed(key_id: str) -> bool:
         return key_id in record.markers or retire_unmanaged
