@@ -128,6 +128,15 @@ def test_oidc_reuses_a_provider_made_elsewhere(stack: Stack) -> None:
     assert "| OIDC provider | `token.actions.githubusercontent.com` | reused" in result.summary
 
 
+def test_oidc_without_repository_ids_trusts_the_name_form(stack: Stack) -> None:
+    token = setup(stack)
+    stack.github.fail("GET", f"^/repos/{REPO}$", status=404, times=-1, message="Not Found")
+    result = stack.run({"github-token": token, "auth": "oidc"})
+    assert result.returncode == 0, result.stdout
+    assert subjects_of(stack) == [f"repo:{REPO}:*"]
+    assert any(line.startswith("::warning") and "Immutable" in line for line in result.stdout.splitlines())
+
+
 def test_oidc_subject_patterns(stack: Stack) -> None:
     token = setup(stack)
     repo = stack.github.repos[REPO]

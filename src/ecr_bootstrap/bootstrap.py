@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .aws import AwsClients, ecr, iam, oidc, sts
-from .errors import BootstrapError, RotationError
+from .errors import BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .places import Place, from_scope, places
@@ -101,17 +101,32 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
     return found
 
 
-def check_github(github: GitHub, settings: Settings, targets: list[Place]) -> Access:
+def check_github(github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow) -> Access:
     """Prove the token may write every place (reading its public key) and learn repository ids."""
     access = Access()
     for place in targets:
-        if place.kind == "env" and not github.environment_exists(place):
+        try:
+            github.public_key(place)
+        except GitHubError as exc:
+            # An environment's secrets answer 404 when the environment does not exist (yet).
+            if place.kind != "env" or exc.status != 404 or github.environment_exists(place):
+                raise
             access.missing_environments.append(place)
-            continue
-        github.public_key(place)
-    if settings.auth == "oidc" or (settings.organization and settings.visibility == "selected"):
+    selected = bool(settings.organization and settings.visibility == "selected")
+    if settings.auth == "oidc" or selected:
         for repository in settings.repositories:
-            access.ids[repository] = github.repository_ids(repository)
+            try:
+                access.ids[repository] = github.repository_ids(repository)
+            except GitHubError as exc:
+                if selected:
+                    raise
+                # Only the immutable subject form needs the ids: the name form still works.
+                access.ids[repository] = None
+                workflow.warning(
+                    f"Could not read the ids of {repository} ({exc.message}); its role trust uses the "
+                    "repo:OWNER/REPO subject form only.",
+                    title="Immutable OIDC subject skipped",
+                )
     return access
 
 
@@ -128,7 +143,7 @@ def run(
     # -- 1. look: AWS reads and the GitHub access check overlap; nothing changes until both are done ----
     with workflow.group("Checking AWS state and GitHub access"):
         with ThreadPoolExecutor(max_workers=1) as pool:
-            checking = pool.submit(check_github, github, settings, targets)
+            checking = pool.submit(check_github, github, settings, targets, workflow)
             found = look_up_aws(aws, settings)
             access = checking.result()  # a token that cannot write secrets stops the run here
         workflow.info(

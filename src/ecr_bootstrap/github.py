@@ -208,7 +208,8 @@ class GitHub:
             )
         except GitHubError as exc:
             raise GitHubError(
-                f"Environment {place.environment} does not exist in {place.name}, and creating it failed "
+                f"Environment {place.environment} does not exist in {place.name} (or the token cannot see "
+                f"the repository), and creating it failed "
                 f"({exc.message}).",
                 status=exc.status,
                 fix="Create the environment in the repository's Settings > Environments, or give the token "
