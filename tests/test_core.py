@@ -399,6 +399,40 @@ def test_secondary_rate_limit_is_retried_after_retry_after(stack: Stack) -> None
     assert puts[1].at - puts[0].at >= 1.0
 
 
+def test_writes_are_paced_under_the_secondary_limit(stack: Stack) -> None:
+    """GitHub's limit scaled down (60 points per 4 s; GET 1, write 5): 5 targets need 80 points, so the
+    client must wait for points to leave the window instead of colliding with the limit."""
+    from tests.stand_ins.github_api import SecondaryLimit
+
+    repos = [f"octo-org/r{i}" for i in range(5)]
+    token = setup(stack, *repos)
+    stack.github.limit = SecondaryLimit(points=60, window=4.0)
+    started = time.monotonic()
+    result = stack.run(
+        {"github-token": token, "repositories": ",".join(repos)},
+        env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/4"},
+    )
+    assert result.returncode == 0, result.stdout
+    assert stack.github.limit.refusals == 0
+    assert [r for r in stack.github.log if r.status == 403] == []
+    assert time.monotonic() - started >= 4.0  # it did wait for the window
+    for repo in repos:
+        assert_target_works(stack, repo)
+
+
+def test_secondary_limit_refusals_are_waited_out(stack: Stack) -> None:
+    """Another client spent the budget: Retry-After is honoured and the run still succeeds."""
+    from tests.stand_ins.github_api import SecondaryLimit
+
+    token = setup(stack)
+    stack.github.limit = SecondaryLimit(points=60, window=3.0)
+    stack.github.limit.spent["token " + token] = [(time.monotonic(), 58)]
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    assert stack.github.limit.refusals >= 1
+    assert_target_works(stack, REPO)
+
+
 def test_persistent_github_fault_fails_in_bounded_time(stack: Stack) -> None:
     token = setup(stack)
     stack.github.fail("GET", "/public-key$", status=502, times=-1)

@@ -309,3 +309,17 @@ def test_plan_respects_the_50_tag_limit() -> None:
     records.plan_keys([], rec, ["repo:o/r1"], NOW, False)  # 48 + marker = 49
     with pytest.raises(records.KeyPlanError, match="50"):
         records.plan_keys([], rec, ["repo:o/new1", "repo:o/new2"], NOW, False)
+
+
+def test_pacer_waits_for_points_to_leave_the_window() -> None:
+    from ecr_bootstrap.github import Pacer
+
+    pacer = Pacer(points=12, window=60.0)
+    assert pacer.delay("PUT", 0.0) == 0.0
+    pacer.spend("PUT", 0.0)  # 5
+    pacer.spend("PUT", 10.0)  # 10
+    assert pacer.delay("GET", 11.0) == 0.0  # 11 <= 12
+    pacer.spend("GET", 11.0)  # 11
+    assert pacer.delay("PUT", 12.0) == 48.0  # needs the first PUT gone: at 60
+    assert pacer.delay("GET", 12.0) == 0.0
+    assert pacer.delay("PUT", 60.0) == 0.0

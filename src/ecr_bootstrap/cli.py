@@ -25,12 +25,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = from_argv(argv, env)  # every input checked before any client exists
         from .aws import AwsClients
         from .bootstrap import run
-        from .github import GitHub
+        from .github import GitHub, Pacer
 
         run(
             settings,
             AwsClients.create(settings.aws_region),
-            GitHub(settings.github_token, settings.github_api_url, timeout=settings.github_timeout),
+            GitHub(
+                settings.github_token,
+                settings.github_api_url,
+                timeout=settings.github_timeout,
+                pacer=Pacer(*settings.github_points),
+            ),
             workflow,
             report,
         )

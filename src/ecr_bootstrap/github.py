@@ -11,7 +11,7 @@ import base64
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +36,36 @@ class RetryPolicy:
     backoff: float = 0.5  # first wait for a 5xx or a dropped connection; doubles each time
     max_wait: float = 90.0  # longest single wait (Retry-After included) before giving up
     budget: float = 300.0  # longest time one request may take, retries included
+
+
+@dataclass
+class Pacer:
+    """Stays under GitHub's secondary rate limit for REST (900 points per minute; a GET costs 1, any
+    other request 5) instead of colliding with it: before a request that would go over, wait until enough
+    of this run's earlier points have left the window. Points are counted when the answer arrives, which is
+    after GitHub counted them, so the client never believes a point free before GitHub does."""
+
+    points: int = 900
+    window: float = 60.0
+    spent: list[tuple[float, int]] = field(default_factory=list)
+
+    @staticmethod
+    def cost(verb: str) -> int:
+        return 1 if verb in ("GET", "HEAD") else 5
+
+    def delay(self, verb: str, now: float) -> float:
+        self.spent = [(t, c) for t, c in self.spent if now - t < self.window]
+        over = sum(c for _, c in self.spent) + self.cost(verb) - self.points
+        for t, c in self.spent:
+            if over <= 0:
+                break
+            over -= c
+            if over <= 0:
+                return t + self.window - now
+        return 0.0
+
+    def spend(self, verb: str, now: float) -> None:
+        self.spent.append((now, self.cost(verb)))
 
 
 def seal(public_key: str, value: str) -> str:
@@ -93,19 +123,12 @@ class GitHub:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
-        from github import Auth, Github
-
-        self._requester = Github(
-            auth=Auth.Token(token),
-            base_url=api_url,
-            timeout=max(1, round(timeout)),
-            retry=None,  # retried here, uniformly
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=True,
-        ).requester
+        self._connect = (token, api_url, max(1, round(timeout)))
+        self._requester_made: Any = None
         self._retry = retry or RetryPolicy()
+        self._pacer = pacer or Pacer()
         self._sleep = sleep
         self._clock = clock
         self._keys: dict[str, PublicKey] = {}
@@ -113,6 +136,27 @@ class GitHub:
         self.requests = 0
         # Monotonic time after which no request is retried (the rotation's lease); None: no limit.
         self.deadline: float | None = None
+
+    @property
+    def _requester(self) -> Any:
+        """Made on first use: PyGithub's import is paid by the look-up thread, beside botocore's."""
+        if self._requester_made is None:
+            from github import Auth, Github
+
+            token, api_url, timeout = self._connect
+            self._requester_made = Github(
+                auth=Auth.Token(token),
+                base_url=api_url,
+                timeout=timeout,
+                retry=None,  # retried here, uniformly
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+                lazy=True,
+            ).requester
+        return self._requester_made
+
+    def __repr__(self) -> str:  # the token stays out of any accidental log line
+        return f"GitHub({self._connect[1]!r})"
 
     def _request(self, verb: str, path: str, what: str, body: Any = None) -> Any:
         import requests
@@ -125,10 +169,15 @@ class GitHub:
         while True:
             attempt += 1
             self.requests += 1
+            pause = self._pacer.delay(verb, self._clock())
+            if pause > 0:
+                self._sleep(pause)
             try:
                 _headers, data = self._requester.requestJsonAndCheck(verb, path, input=body)
+                self._pacer.spend(verb, self._clock())
                 return data
             except GithubException as exc:
+                self._pacer.spend(verb, self._clock())
                 status, message = exc.status, _message(exc.data)
                 wait = rate_limit_wait(status, exc.headers, message, time.time())
                 retryable = wait is not None or status >= 500

@@ -203,6 +203,7 @@ class Settings:
     tags: tuple[tuple[str, str], ...] = ()
     dry_run: bool = False
     github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
+    github_points: tuple[int, float] = (900, 60.0)  # secondary limit: points per window; ..._GITHUB_POINTS
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
         return f"Settings(user={self.iam_user!r}, repositories={self.repositories!r}, …)"
@@ -431,6 +432,22 @@ def parse_timeout(value: str) -> float:
     return seconds
 
 
+def parse_points(value: str) -> tuple[int, float]:
+    """GitHub's secondary limit as POINTS/SECONDS (default 900/60; GitHub Enterprise Server may differ)."""
+    if not value.strip():
+        return (900, 60.0)
+    points, _, seconds = value.strip().partition("/")
+    try:
+        out = (int(points), float(seconds))
+    except ValueError:
+        out = (0, 0.0)
+    if not (10 <= out[0] <= 100000 and 1 <= out[1] <= 3600):
+        raise InputError(
+            "ECR_BOOTSTRAP_GITHUB_POINTS", f"'{value}' is not POINTS/SECONDS.", fix="For example 900/60."
+        )
+    return out
+
+
 def parse_api_url(value: str) -> str:
     url = value.rstrip("/") or "https://api.github.com"
     if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
@@ -538,6 +555,7 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         key_wait_seconds=key_wait,
         lease_seconds=lease,
         github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
+        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
     )
 
 

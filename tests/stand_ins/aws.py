@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +33,8 @@ class AwsCall:
     operation: str
     status: int
     access_key: str = ""
+    start: float = 0.0  # monotonic: request received
+    end: float = 0.0  # monotonic: answer ready
 
 
 def _service(headers: Any) -> str:
@@ -59,6 +62,7 @@ class AwsProxy:
     upstream: str  # host:port of the moto server
     log: list[AwsCall] = field(default_factory=list)
     faults: list[AwsFault] = field(default_factory=list)
+    latency: float = 0.0  # seconds added to every request (the benchmark's simulated network)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,9 +120,12 @@ class AwsProxy:
         return None
 
     def _forward(self, h: BaseHTTPRequestHandler) -> None:
+        start = time.monotonic()
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         operation = operation_of(h.headers, body)
+        if self.latency:
+            time.sleep(self.latency)
         fault = self._fault_for(operation, _access_key(h.headers))
         if fault is not None:
             self._answer_fault(h, fault, operation)
@@ -129,7 +136,7 @@ class AwsProxy:
         reply = conn.getresponse()
         data = reply.read()
         with self._lock:
-            self.log.append(AwsCall(operation, reply.status, _access_key(h.headers)))
+            self.log.append(AwsCall(operation, reply.status, _access_key(h.headers), start, time.monotonic()))
         h.send_response(reply.status)
         for key, value in reply.getheaders():
             if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):

@@ -101,7 +101,37 @@ class Request:
     method: str
     path: str
     status: int
-    at: float
+    at: float  # monotonic: answer ready
+    start: float = 0.0  # monotonic: request received
+
+
+@dataclass
+class SecondaryLimit:
+    """GitHub's secondary rate limit for REST: points per sliding window per token (GET 1, writes 5)."""
+
+    points: int = 900
+    window: float = 60.0
+    spent: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    refusals: int = 0
+
+    def take(self, token: str, method: str, now: float) -> float:
+        """0 when the request may go; otherwise the seconds until it could (its Retry-After)."""
+        cost = 1 if method in ("GET", "HEAD") else 5
+        log = [(t, c) for t, c in self.spent.get(token, []) if now - t < self.window]
+        used = sum(c for _, c in log)
+        if used + cost > self.points:
+            free, wait = used + cost - self.points, 0.0
+            for t, c in log:
+                free -= c
+                wait = t + self.window - now
+                if free <= 0:
+                    break
+            self.refusals += 1
+            self.spent[token] = log
+            return max(wait, 0.001)
+        log.append((now, cost))
+        self.spent[token] = log
+        return 0.0
 
 
 class GitHubStandIn:
@@ -112,6 +142,8 @@ class GitHubStandIn:
         self.tokens: dict[str, Token] = {}
         self.faults: list[Fault] = []
         self.log: list[Request] = []
+        self.latency = 0.0  # seconds added to every request (the benchmark's simulated network)
+        self.limit: SecondaryLimit | None = None  # GitHub's secondary rate limit, when set
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -196,13 +228,28 @@ class GitHubStandIn:
             self._server.server_close()
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        start = time.monotonic()
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         path = h.path.split("?", 1)[0]
+        if path.startswith(("http://", "https://")):  # an absolute-URL request line (via HTTP_PROXY)
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+            path = path.removeprefix("/api/v3")
+        if self.latency:
+            time.sleep(self.latency)
+        if self.limit is not None:
+            auth = h.headers.get("Authorization", "")
+            with self._lock:
+                wait = self.limit.take(auth, h.command, time.monotonic())
+            if wait:
+                self._record(h.command, path, 403, start)
+                retry = str(max(1, round(wait + 0.499)))
+                self._send(h, 403, {"message": SECONDARY}, {"Retry-After": retry})
+                return
         fault = self._match_fault(h.command, path)
         if fault is not None and fault.slow > 0:
             status, payload = self._route(h, path, body)
-            self._record(h.command, path, status)
+            self._record(h.command, path, status, start)
             time.sleep(fault.slow)  # past the client's timeout: it cannot know whether this landed
             with contextlib.suppress(OSError):  # the client gave up and closed the connection
                 self._send(h, status, payload)
@@ -217,7 +264,7 @@ class GitHubStandIn:
         if fault is not None:
             self._answer_fault(h, fault, path)
             return
-        self._record(h.command, path, status)
+        self._record(h.command, path, status, start)
         self._send(h, status, payload)
 
     def _unseal(self, path: str, body: bytes) -> str:
@@ -253,9 +300,10 @@ class GitHubStandIn:
             return
         self._send(h, fault.status, {"message": fault.message}, fault.headers)
 
-    def _record(self, method: str, path: str, status: int) -> None:
+    def _record(self, method: str, path: str, status: int, start: float = 0.0) -> None:
         with self._lock:
-            self.log.append(Request(method, path, status, time.monotonic()))
+            now = time.monotonic()
+            self.log.append(Request(method, path, status, now, start or now))
 
     @staticmethod
     def _send(

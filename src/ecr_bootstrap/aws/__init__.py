@@ -7,7 +7,6 @@ policy the action itself needs is generated from the code (see permissions.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AwsError
@@ -30,25 +29,49 @@ def sdk_config(connect_timeout: float = 5, read_timeout: float = 20) -> Any:
     )
 
 
-@dataclass
 class AwsClients:
-    region: str
-    ecr: Any
-    iam: Any
-    sts: Any
+    """One botocore session per run; each service's client is made when first used (a rerun never
+    needs STS), and boto3 is not imported at all: the action needs only clients, and boto3's import
+    (s3transfer among it) costs a tenth of a second of every run's start-up."""
+
+    def __init__(self, region: str, session: Any = None) -> None:
+        self.region = region
+        self._session = session
+        self._clients: dict[str, Any] = {}
 
     @classmethod
     def create(cls, region: str) -> AwsClients:
-        import boto3  # imported here: a run that fails input validation never pays for it
+        return cls(region)
 
-        session = boto3.session.Session(region_name=region)
-        config = sdk_config()
-        return cls(
-            region=region,
-            ecr=session.client("ecr", config=config),
-            iam=session.client("iam", config=config),
-            sts=session.client("sts", config=config),
-        )
+    def client(self, service: str, **credentials: str) -> Any:
+        if credentials:  # a client for other credentials (the new key): not cached
+            return self._botocore().create_client(
+                service, region_name=self.region, config=sdk_config(), **credentials
+            )
+        if service not in self._clients:
+            self._clients[service] = self._botocore().create_client(
+                service, region_name=self.region, config=sdk_config()
+            )
+        return self._clients[service]
+
+    def _botocore(self) -> Any:
+        if self._session is None:
+            import botocore.session  # imported here: a run that fails input validation never pays for it
+
+            self._session = botocore.session.get_session()
+        return self._session
+
+    @property
+    def ecr(self) -> Any:
+        return self.client("ecr")
+
+    @property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    @property
+    def sts(self) -> Any:
+        return self.client("sts")
 
 
 def error_code(exc: BaseException) -> str:

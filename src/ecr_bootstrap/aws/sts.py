@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import AwsError
-from . import AwsClients, call, error_code, sdk_config
+from . import AwsClients, call, error_code
 
 # GetCallerIdentity needs no permission (it cannot be denied); listed for completeness.
 PERMISSIONS = {"sts:GetCallerIdentity": ("*", "read")}
@@ -35,12 +35,9 @@ def wait_until_usable(
     IAM is eventually consistent: a new key typically works after 5-15 s. Retired keys must not be
     deleted, nor targets pointed at the new one, before it is proven to work.
     """
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.session.Session(
-        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=aws.region
-    ).client("sts", config=sdk_config())
+    client = aws.client("sts", aws_access_key_id=key_id, aws_secret_access_key=secret)
     deadline = clock() + timeout
     delay = 1.0
     tries = 0
