@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from .aws import AwsClients, ecr, iam, oidc, sts
 from .errors import BootstrapError, GitHubError, RotationError
@@ -130,6 +131,13 @@ def check_github(github: GitHub, settings: Settings, targets: list[Place], workf
     return access
 
 
+def _when_sending(aws: AwsClients, work: Callable[..., Access], *args: Any) -> Access:
+    """Start once the first AWS request is on the wire (or after 2 s): both sides' imports are CPU work
+    under one interpreter lock, and the GitHub side has the AWS side's network waits to hide in."""
+    aws.sending.wait(2.0)
+    return work(*args)
+
+
 def run(
     settings: Settings,
     aws: AwsClients,
@@ -143,8 +151,11 @@ def run(
     # -- 1. look: AWS reads and the GitHub access check overlap; nothing changes until both are done ----
     with workflow.group("Checking AWS state and GitHub access"):
         with ThreadPoolExecutor(max_workers=1) as pool:
-            checking = pool.submit(check_github, github, settings, targets, workflow)
-            found = look_up_aws(aws, settings)
+            checking = pool.submit(_when_sending, aws, check_github, github, settings, targets, workflow)
+            try:
+                found = look_up_aws(aws, settings)
+            finally:
+                aws.sending.set()
             access = checking.result()  # a token that cannot write secrets stops the run here
         workflow.info(
             f"ECR repository {'exists' if found.repository else 'is new'}; "

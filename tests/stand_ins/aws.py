@@ -85,6 +85,7 @@ class AwsProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stall
 
             def log_message(self, *args: Any) -> None:
                 pass

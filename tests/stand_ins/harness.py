@@ -75,6 +75,10 @@ class Stack:
         import logging
 
         from moto.server import ThreadedMotoServer
+        from werkzeug.serving import WSGIRequestHandler
+
+        # Without TCP_NODELAY, a reply written as headers then body waits for a delayed ACK (~40 ms).
+        WSGIRequestHandler.disable_nagle_algorithm = True
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 

@@ -6,6 +6,7 @@ policy the action itself needs is generated from the code (see permissions.py).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,9 @@ class AwsClients:
         self.region = region
         self._session = session
         self._clients: dict[str, Any] = {}
+        # Set when the first request is about to go out: work that would compete for the interpreter
+        # (PyGithub's import) waits for it, so the first request is not delayed (start-up time).
+        self.sending = threading.Event()
 
     @classmethod
     def create(cls, region: str) -> AwsClients:
@@ -49,10 +53,13 @@ class AwsClients:
                 service, region_name=self.region, config=sdk_config(), **credentials
             )
         if service not in self._clients:
-            self._clients[service] = self._botocore().create_client(
-                service, region_name=self.region, config=sdk_config()
-            )
+            client = self._botocore().create_client(service, region_name=self.region, config=sdk_config())
+            client.meta.events.register("before-send", self._on_send)
+            self._clients[service] = client
         return self._clients[service]
+
+    def _on_send(self, **_: Any) -> None:
+        self.sending.set()  # returns None: botocore sends the request itself
 
     def _botocore(self) -> Any:
         if self._session is None:
