@@ -17,12 +17,13 @@ from .errors import BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .places import Place, from_scope, places
-from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_policy
+from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
 from .records import (
     AccessKey,
     KeyPlan,
     KeyPlanError,
     Record,
+    holder_tag_key,
     marker_key,
     parse,
     plan_keys,
@@ -330,8 +331,6 @@ def _print_plan(
         arn = repo.arn
     lifecycle = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
     if lifecycle is not None:
-        from .policy import same_json
-
         same = repo is not None and same_json(found.lifecycle, lifecycle)
         add(
             "ECR lifecycle policy",
@@ -649,8 +648,6 @@ def _retire_user_keys(
         for place in targets:
             github.delete_secret(place, names.key_id)
             github.delete_secret(place, names.secret_key)
-        from .records import holder_tag_key
-
         ours = [p.scope for p in targets if p.scope in found.record.holders]
         iam.untag_user(aws, user.name, [holder_tag_key(s) for s in ours])
         record = parse(iam.list_tags(aws, user.name))  # as it is now, other runs included

@@ -53,7 +53,7 @@ def policy_arn(partition: str, account: str, name: str) -> str:
     return f"arn:{partition}:iam::{account}:policy/{name}"
 
 
-def _document(raw: Any) -> Document | str:
+def decoded_document(raw: Any) -> Document | str:
     # boto3 decodes the URL-encoded JSON for us; a raw string is decoded here to be safe.
     return unquote(raw) if isinstance(raw, str) else raw
 
@@ -73,7 +73,7 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
         PolicyArn=arn,
         VersionId=version,
     )
-    return Policy(arn, version, _document(reply["PolicyVersion"]["Document"]))
+    return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
 
 
 def aws_tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ from ..errors import AwsError
 from ..policy import Document, to_json
 from ..trust import AUDIENCE, PROVIDER_URL
 from . import AwsClients, call, is_code
-from .iam import aws_tags
+from .iam import aws_tags, decoded_document
 
 PERMISSIONS = {
     "iam:GetOpenIDConnectProvider": ("provider", "oidc-read"),
@@ -89,10 +89,7 @@ def find_role(aws: AwsClients, name: str) -> Role | None:
             return None
         raise
     data = reply["Role"]
-    from urllib.parse import unquote
-
-    trust = data.get("AssumeRolePolicyDocument", {})
-    return Role(data["RoleName"], data["Arn"], unquote(trust) if isinstance(trust, str) else trust)
+    return Role(data["RoleName"], data["Arn"], decoded_document(data.get("AssumeRolePolicyDocument", {})))
 
 
 def create_role(aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[str, str], ...]) -> Role:
