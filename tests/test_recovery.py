@@ -119,7 +119,7 @@ def pending_lease_left(stack: Stack) -> bool:
 @pytest.mark.parametrize("rerun", [False, True], ids=["fresh", "rerun"])
 def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool) -> None:
     steps = recorded_steps(stack, rerun)
-    assert len(steps) >= 15
+    assert len(steps) >= 12  # every request of the run: 8 AWS + 4 GitHub on a fresh run
     problems = []
     for step in steps:
         _token, inputs = prepare(stack, rerun, spaced=True)

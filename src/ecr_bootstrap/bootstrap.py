@@ -59,6 +59,7 @@ class Found:
     provider: oidc.Provider | None = None
     role: oidc.Role | None = None
     role_attached: set[str] = field(default_factory=set)
+    policy_known: bool = True  # False: not looked up (created first, reused if it exists)
 
 
 @dataclass
@@ -74,26 +75,44 @@ def uses_user(settings: Settings) -> bool:
 
 
 def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
-    repository = ecr.find_repository(aws, settings.ecr_repository)
-    if repository:
-        account, partition = repository.account, repository.partition
-    else:
-        account, partition = sts.caller_account(aws)
-    found = Found(
-        repository,
-        account,
-        partition,
-        iam.find_policy(aws, iam.policy_arn(partition, account, settings.iam_policy)),
-    )
-    if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
-        found.lifecycle = ecr.lifecycle(aws, repository.name)
-    if uses_user(settings):
-        found.user = iam.find_user(aws, settings.iam_user)
-        if found.user:
+    """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
+    policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
+    without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        looking = pool.submit(ecr.find_repository, aws, settings.ecr_repository)
+        user = iam.find_user(aws, settings.iam_user) if uses_user(settings) else None
+        record = parse(user.tags if user else [])
+        attached = keys = None
+        if user is not None:
             if settings.auth == "access-key":
-                found.attached = iam.attached_policies(aws, found.user.name)
-            found.keys = iam.list_keys(aws, found.user.name)
-        found.record = parse(found.user.tags if found.user else [])
+                attached = pool.submit(iam.attached_policies, aws, user.name)
+            keys = pool.submit(iam.list_keys, aws, user.name)
+        if user is not None:
+            partition, account = user.arn.split(":")[1], user.arn.split(":")[4]
+            repository = None
+        else:
+            repository = looking.result()
+            if repository:
+                account, partition = repository.account, repository.partition
+            elif settings.auth == "access-key" and not settings.dry_run:
+                account = partition = ""  # learnt from the repository this run creates
+            else:
+                account, partition = sts.caller_account(aws)
+        found = Found(None, account, partition, None, policy_known=bool(account))
+        if account:
+            arn = iam.policy_arn(partition, account, settings.iam_policy)
+            cached = record.policy_version
+            if cached and cached[0] == settings.iam_policy:
+                found.policy = iam.find_policy_version(aws, arn, cached[1])
+            found.policy = found.policy or iam.find_policy(aws, arn)
+        found.repository = repository or looking.result()
+        if found.repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
+            found.lifecycle = ecr.lifecycle(aws, found.repository.name)
+        found.user = user
+        found.attached = attached.result() if attached else set()
+        found.keys = keys.result() if keys else []
+    if uses_user(settings):
+        found.record = record
         found.record.adopt(found.keys)
     if settings.auth == "oidc":
         found.provider = oidc.find_provider(aws, provider_arn(partition, account))
@@ -160,7 +179,8 @@ def run(
             access = checking.result()  # a token that cannot write secrets stops the run here
         workflow.info(
             f"ECR repository {'exists' if found.repository else 'is new'}; "
-            f"policy {'exists' if found.policy else 'is new'}; {len(targets)} target(s)."
+            f"policy {'exists' if found.policy else 'is new' if found.policy_known else 'to be created'}; "
+            f"{len(targets)} target(s)."
         )
         trust: Document | None = None
         if settings.auth == "oidc":
@@ -183,8 +203,11 @@ def run(
             report.add("GitHub environment", place.label, "created")
 
     repository = _ensure_repository(aws, settings, workflow, report, found)
+    if not found.account:
+        found.account, found.partition = repository.account, repository.partition
     with workflow.group("IAM policy"):
-        report.policy_arn = _ensure_policy(aws, settings, found, ecr_access_policy(repository.arn), report)
+        document = ecr_access_policy(repository.arn)
+        report.policy_arn, policy_version = _ensure_policy(aws, settings, found, document, report)
         workflow.info(f"Policy: {report.policy_arn}")
 
     # -- 3. deliver --------------------------------------------------------------------------------
@@ -193,26 +216,28 @@ def run(
         if settings.retire_user_keys:
             _retire_user_keys(aws, github, settings, workflow, report, found, targets, now())
     elif plan is not None:
+        rotation = Rotation(
+            aws=aws,
+            github=github,
+            workflow=workflow,
+            report=report,
+            user=found.user,
+            keys=found.keys,
+            record=found.record,
+            plan=plan,
+            targets=rotation_targets,
+            repository_uri=repository.uri,
+            retire_unmanaged=settings.retire_unmanaged_keys,
+            key_wait_seconds=settings.key_wait_seconds,
+            lease_seconds=settings.lease_seconds,
+            now=now,
+            names=settings.secret_names,
+            policy_version=(settings.iam_policy, policy_version),
+        )
         with workflow.group("IAM user"):
-            user = _ensure_user(aws, settings, report, found)
+            _ensure_user(aws, settings, report, found, rotation)
         with workflow.group("Access key and GitHub secrets"):
-            Rotation(
-                aws=aws,
-                github=github,
-                workflow=workflow,
-                report=report,
-                user=user,
-                keys=found.keys,
-                record=found.record,
-                plan=plan,
-                targets=rotation_targets,
-                repository_uri=repository.uri,
-                retire_unmanaged=settings.retire_unmanaged_keys,
-                key_wait_seconds=settings.key_wait_seconds,
-                lease_seconds=settings.lease_seconds,
-                now=now,
-                names=settings.secret_names,
-            ).run()
+            rotation.run()
     if settings.write_variables:
         _write_variables(github, settings, workflow, report, targets)
 
@@ -516,39 +541,48 @@ def _ensure_repository(
 
 def _ensure_policy(
     aws: AwsClients, settings: Settings, found: Found, document: Document, report: Report
-) -> str:
+) -> tuple[str, str]:
+    """Returns the policy's ARN and its default version (remembered in the key record)."""
     arn = iam.policy_arn(found.partition, found.account, settings.iam_policy)
     existing = found.policy
     if existing is None:
         existing = iam.create_policy(aws, settings.iam_policy, arn, document, settings.tags)
-        if existing is None:
+        if existing.created:
             report.add("IAM policy", settings.iam_policy, "created", "least privilege")
-            return arn
+            return arn, existing.default_version
     if same_policy(existing.document, document):
         report.add("IAM policy", settings.iam_policy, "reused", f"default version {existing.default_version}")
-        return existing.arn
-    deleted = iam.update_policy(aws, existing.arn, document)
+        return existing.arn, existing.default_version
+    deleted, version = iam.update_policy(aws, existing.arn, document)
     detail = f"default version {existing.default_version} differed; new default version made"
     if deleted:
         detail += f" (deleted oldest version {deleted})"
     report.add("IAM policy", settings.iam_policy, "updated", detail)
-    return existing.arn
+    return existing.arn, version
 
 
-def _ensure_user(aws: AwsClients, settings: Settings, report: Report, found: Found) -> iam.User:
+def _ensure_user(
+    aws: AwsClients, settings: Settings, report: Report, found: Found, rotation: Rotation
+) -> None:
     user = found.user
     if user is None:
-        user = iam.create_user(aws, settings.iam_user, settings.tags)
+        # The intent rides on CreateUser: a run racing this one finds the user with it, and stops.
+        user = iam.create_user(aws, settings.iam_user, settings.tags, rotation.intent_on_creation())
         report.add("IAM user", user.name, "created", "no console password")
     else:
         report.add("IAM user", user.name, "reused")
+    rotation.user = user
     report.user_arn = user.arn
     if report.policy_arn not in found.attached:
-        iam.attach_policy(aws, user.name, report.policy_arn)
+        try:
+            iam.attach_policy(aws, user.name, report.policy_arn)
+        except BootstrapError:
+            if rotation.created_user:
+                rotation.undo_intent()
+            raise
         report.add("Policy attachment", settings.iam_policy, "created", f"attached to {user.name}")
     else:
         report.add("Policy attachment", settings.iam_policy, "reused")
-    return user
 
 
 def _deliver_role(

@@ -6,12 +6,16 @@ file). Limits of real IAM (moto checks none of them): 50 tags per user; key <= 1
 characters of letters, digits, spaces and _ . : / = + - @.
 
   ecr-bootstrap:key:<ACCESS_KEY_ID>   = "pending <created> <lease end>" | "active <created>"
-  ecr-bootstrap:holder:<sha256[:20]>  = "<KEY_ID>[+<KEY_ID>] <scope>"
+  ecr-bootstrap:holder:<sha256[:20]>  = "<KEY_ID>[+<KEY_ID>|+next] <scope>"
+  ecr-bootstrap:next-key              = "pending <since> <lease end> <existing ids>" | "done <when>"
+  ecr-bootstrap:policy                = "<policy name> <default version>" (saves a look-up on reruns)
 
 A holder entry with two key ids means "one of these": it is written before a target's secrets change and
 narrowed to one id once the change is known to have landed, so no key a target might hold is deleted.
 A pending key is in flight until its lease ends: the run that made it writes nothing after that, so a later
 run may treat it as abandoned and settle, from GitHub's updated_at times, which key a target really holds.
+A new user is created with the record's first entries (the intent, and each target's entry as "next": the
+key the intent's run makes), so no other run can write the record before that run's key is marked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ KEY_PREFIX = PREFIX + "key:"
 # marking it (the key id is only known once it exists).
 INTENT_KEY = PREFIX + "next-key"
 HOLDER_PREFIX = PREFIX + "holder:"
+POLICY_KEY = PREFIX + "policy"
+# In a holder entry: the key the intent's run creates, whose id is not known when the entry is written.
+NEXT = "next"
 MAX_TAGS = 50
 MAX_KEYS = 2
 # A pending marker without a lease end (not written by this version) counts as in flight this long.
@@ -77,21 +84,36 @@ class Record:
     intent: Marker | None = None
     intent_existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
     adopted: set[str] = field(default_factory=set)  # keys marked only through the intent, not yet tagged
+    policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
+    has_policy_tag: bool = False
+
+    def intent_in_flight(self, now: datetime) -> bool:
+        intent = self.intent
+        if intent is None or intent.state != "pending" or intent.since is None:
+            return False
+        return now < (intent.until or intent.since + IN_FLIGHT)
 
     def adopt(self, keys: Iterable[AccessKey]) -> None:
-        """Unmarked keys created within the last intent's window are a run's pending keys."""
-        if self.intent is None or self.intent.since is None:
-            return
-        start = self.intent.since - timedelta(seconds=2)
-        end = self.intent.until or self.intent.since + IN_FLIGHT
-        for key in keys:
-            if (
-                key.key_id not in self.markers
-                and key.key_id not in self.intent_existing
-                and start <= key.created <= end
-            ):
-                self.markers[key.key_id] = Marker("pending", key.created.replace(microsecond=0), end)
-                self.adopted.add(key.key_id)
+        """Unmarked keys created within the last pending intent's window are a run's pending keys; holder
+        entries naming "next" then name that key (or, when it never came to exist, only their older keys)."""
+        made: list[str] = []
+        intent = self.intent
+        if intent is not None and intent.state == "pending" and intent.since is not None:
+            start = intent.since - timedelta(seconds=2)
+            end = intent.until or intent.since + IN_FLIGHT
+            for key in keys:
+                if (
+                    key.key_id not in self.markers
+                    and key.key_id not in self.intent_existing
+                    and start <= key.created <= end
+                ):
+                    self.markers[key.key_id] = Marker("pending", key.created.replace(microsecond=0), end)
+                    self.adopted.add(key.key_id)
+                    made.append(key.key_id)
+        for scope, ids in list(self.holders.items()):
+            if NEXT in ids:
+                resolved = (i for k in ids for i in (made if k == NEXT else [k]))
+                self.holders[scope] = tuple(dict.fromkeys(resolved))
 
     def adopted_tags(self) -> list[dict[str, str]]:
         """Markers for adopted keys, to write before the intent that covers them is replaced."""
@@ -124,6 +146,10 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
             until = _parse_iso(times[1]) if len(times) > 1 else None
             record.intent = Marker(state, since, until)
             record.intent_existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
+        elif key == POLICY_KEY:
+            name, _, version = value.partition(" ")
+            record.policy_version = (name, version) if version else None
+            record.has_policy_tag = True
         elif key.startswith(KEY_PREFIX):
             state, *times = value.split(" ")
             since = _parse_iso(times[0]) if times else None
@@ -145,6 +171,14 @@ def marker_key(key_id: str) -> str:
 def intent_tag(since: datetime, until: datetime, existing: Iterable[str]) -> dict[str, str]:
     """Names the keys that exist already (at most 2), so that none of them is taken for the new one."""
     return {"Key": INTENT_KEY, "Value": f"pending {_iso(since)} {_iso(until)} {'+'.join(existing)}".rstrip()}
+
+
+def intent_done(when: datetime) -> dict[str, str]:
+    return {"Key": INTENT_KEY, "Value": f"done {_iso(when)}"}
+
+
+def policy_tag(name: str, version: str) -> dict[str, str]:
+    return {"Key": POLICY_KEY, "Value": f"{name} {version}"[:256]}
 
 
 def marker_tag(key_id: str, state: str, since: datetime, until: datetime | None = None) -> dict[str, str]:
@@ -188,6 +222,13 @@ def plan_keys(
             + ", ".join(sorted(wanted & busy))
             + " right now (its key is marked pending); two runs must not write the same target at once"
         )
+    if not keys and record.intent_in_flight(now):
+        # A run that wrote its intent has not made its key yet (a new user's creator, typically): a second
+        # key now would leave two keys, each held by other targets, and no slot for a later rotation.
+        raise KeyPlanError(
+            "another run is about to create this user's first access key (its intent is recorded, in "
+            "flight); runs for one user must not overlap"
+        )
     if in_flight:
         # Another run for other targets is mid-way. Creating a second key now would leave two keys held by
         # different targets, and no slot for any later rotation (IAM allows 2 per user).
@@ -209,9 +250,19 @@ def plan_keys(
             if scope not in wanted and scope not in busy:
                 extra.add(scope)
 
-    in_use = record.other_tags + len(record.markers) + len(record.holders) + (record.intent is not None)
+    in_use = (
+        record.other_tags
+        + len(record.markers)
+        + len(record.holders)
+        + (record.intent is not None)
+        + record.has_policy_tag
+    )
     needed = (
-        1 + (record.intent is None) + len(wanted - set(record.holders)) + len(extra - set(record.holders))
+        1
+        + (record.intent is None)
+        + (not record.has_policy_tag)
+        + len(wanted - set(record.holders))
+        + len(extra - set(record.holders))
     )
     if in_use + needed > MAX_TAGS:
         raise KeyPlanError(

@@ -8,6 +8,10 @@ AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY. The id goes before the secret bec
 (IAM lists it) and a secret cannot: if the secret write fails, writing the old id back leaves the old pair
 whole. Before any target changes, its record on the user says "old or new key", so a crash at any point
 leaves both keys alive until a later run knows which one the target holds.
+
+A new user is created with the intent and the targets' entries ("the next key") as CreateUser's own tags:
+no other run can write its record before this run's key is marked, so that run needs neither a separate
+intent write nor the pending write after CreateAccessKey.
 """
 
 from __future__ import annotations
@@ -17,21 +21,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .aws import AwsClients, iam, sts
+from .aws import AwsClients, iam, is_code, sts
 from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import SecretNames
 from .places import Place
 from .records import (
+    NEXT,
     AccessKey,
     KeyPlan,
     Record,
     holder_tag,
     holder_tag_key,
+    intent_done,
     intent_tag,
     marker_key,
     marker_tag,
     parse,
+    policy_tag,
     retirable,
 )
 from .report import Report, TargetResult
@@ -62,7 +69,7 @@ class Rotation:
     github: GitHub
     workflow: Workflow
     report: Report
-    user: iam.User
+    user: iam.User | None  # None until _ensure_user has it (a new user is created with the intent)
     keys: list[AccessKey]
     record: Record
     plan: KeyPlan
@@ -73,6 +80,8 @@ class Rotation:
     lease_seconds: float
     now: Callable[[], datetime]
     names: SecretNames = field(default_factory=SecretNames)
+    policy_version: tuple[str, str] | None = None  # (name, default version), remembered in the record
+    created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
     created: datetime | None = None
     lease_end: datetime | None = None
@@ -84,6 +93,42 @@ class Rotation:
     def _margin(self) -> float:
         return min(LEASE_MARGIN, self.lease_seconds / 4)
 
+    @property
+    def _iam_user(self) -> iam.User:
+        if self.user is None:  # _ensure_user sets it before run()
+            raise RuntimeError("the IAM user is not known yet")
+        return self.user
+
+    @property
+    def _user(self) -> str:
+        return self._iam_user.name
+
+    def _start_lease(self) -> None:
+        # Past its lease this run writes no target, so a later run may take the key as abandoned. The
+        # lease is recorded before the key exists, so that even a key whose run died at once is known.
+        self.created = self.now()
+        self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
+        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
+
+    def intent_on_creation(self) -> list[dict[str, str]]:
+        """For a new user: CreateUser's tags carry the intent and each target's entry as "the next key"."""
+        self._start_lease()
+        self.created_user = True
+        assert self.created is not None and self.lease_end is not None  # noqa: S101 - set just above
+        return [
+            intent_tag(self.created, self.lease_end, []),
+            *[holder_tag(t.scope, (*t.previous, NEXT)) for t in self.targets],
+        ]
+
+    def undo_intent(self) -> None:
+        """Best effort, for a new user whose first key was not made: the entries go and the intent is done,
+        so that the next run is not refused while this one's lease would run."""
+        try:
+            iam.tag_user(self.aws, self._user, [intent_done(self.now())])
+            iam.untag_user(self.aws, self._user, [holder_tag_key(t.scope) for t in self.targets])
+        except BootstrapError:
+            pass  # the lease runs out instead
+
     def _existing(self) -> set[str]:
         return {k.key_id for k in self.keys}
 
@@ -91,26 +136,26 @@ class Rotation:
         """Put every holder entry of `targets` back as it was before this run."""
         back = [holder_tag(t.scope, t.previous) for t in targets if t.previous]
         gone = [holder_tag_key(t.scope) for t in targets if not t.previous]
-        iam.tag_user(self.aws, self.user.name, back)
-        iam.untag_user(self.aws, self.user.name, gone)
+        iam.tag_user(self.aws, self._user, back)
+        iam.untag_user(self.aws, self._user, gone)
 
     def _drop_new_key(self) -> None:
-        iam.delete_key(self.aws, self.user.name, self.new_key)
-        iam.untag_user(self.aws, self.user.name, [marker_key(self.new_key)])
+        iam.delete_key(self.aws, self._user, self.new_key)
+        iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
 
     def _abort_before_writes(self, what: str, exc: BootstrapError) -> RotationError:
         """Nothing in any target changed yet: delete the new key, then put the record back."""
         try:
-            iam.delete_key(self.aws, self.user.name, self.new_key)
+            iam.delete_key(self.aws, self._user, self.new_key)
         except BootstrapError as cleanup:
             return RotationError(
                 f"{what} failed ({exc.message}); deleting the new key {self.new_key} then failed too "
                 f"({cleanup.message}). No target was changed.",
-                fix=f"Delete access key {self.new_key} of {self.user.name} in IAM, then rerun.",
+                fix=f"Delete access key {self.new_key} of {self._user} in IAM, then rerun.",
             )
         try:
             self._restore_tags(self.targets)
-            iam.untag_user(self.aws, self.user.name, [marker_key(self.new_key)])
+            iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
         except BootstrapError:
             pass  # entries naming a key that no longer exists are ignored by every later run
         self.report.access_key_id = ""
@@ -124,13 +169,13 @@ class Rotation:
     def _yield_to_an_earlier_run(self, created_at: datetime) -> None:
         """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
         meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written."""
-        others = [k for k in iam.list_keys(self.aws, self.user.name) if k.key_id != self.new_key]
+        others = [k for k in iam.list_keys(self.aws, self._user) if k.key_id != self.new_key]
         if any(k.created <= created_at for k in others):
-            iam.delete_key(self.aws, self.user.name, self.new_key)
+            iam.delete_key(self.aws, self._user, self.new_key)
             self.report.access_key_id = ""
             self.report.add("Access key", self.new_key, "deleted", "another run made one at the same time")
             raise RotationError(
-                f"Another run created an access key for {self.user.name} at the same moment "
+                f"Another run created an access key for {self._user} at the same moment "
                 f"({', '.join(k.key_id for k in others)}); this run deleted its own key {self.new_key} and "
                 "stopped before writing any target.",
                 fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
@@ -144,51 +189,57 @@ class Rotation:
         if self.plan.reclaim:
             orphan = self.plan.reclaim.key_id
             wf.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
-            iam.delete_key(self.aws, self.user.name, orphan)
-            iam.untag_user(self.aws, self.user.name, [marker_key(orphan)])
+            iam.delete_key(self.aws, self._user, orphan)
+            iam.untag_user(self.aws, self._user, [marker_key(orphan)])
             self.keys = [k for k in self.keys if k.key_id != orphan]
             self.record.adopted.discard(orphan)
             self.report.add("Access key", orphan, "deleted", "orphan that no target held")
 
         had_keys = bool(self.keys)
-        # Past its lease this run writes no target, so a later run may take the key as abandoned. The
-        # lease is recorded before the key exists, so that even a key whose run died at once is known.
-        self.created = self.now()
-        self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
-        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
-        iam.tag_user(
-            self.aws,
-            self.user.name,
-            [
-                intent_tag(self.created, self.lease_end, [k.key_id for k in self.keys]),
-                *self.record.adopted_tags(),
-            ],
-        )
-        key_id, secret, created_at = iam.create_key(self.aws, self.user.name)
+        if not self.created_user:
+            self._start_lease()
+            assert self.created is not None and self.lease_end is not None  # noqa: S101 - set just above
+            iam.tag_user(
+                self.aws,
+                self._user,
+                [
+                    intent_tag(self.created, self.lease_end, [k.key_id for k in self.keys]),
+                    *self.record.adopted_tags(),
+                ],
+            )
+        try:
+            key_id, secret, created_at = iam.create_key(self.aws, self._user)
+        except BootstrapError as exc:
+            if self.created_user and not is_code(exc, "LimitExceeded"):
+                self.undo_intent()
+            raise
         wf.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
         self.report.access_key_id = key_id
         wf.info(f"Created access key {key_id}.")
-        if not had_keys:
-            self._yield_to_an_earlier_run(created_at)
+        if not self.created_user:
+            if not had_keys:
+                self._yield_to_an_earlier_run(created_at)
+            assert self.created is not None  # noqa: S101 - the lease started above
+            try:
+                iam.tag_user(
+                    self.aws,
+                    self._user,
+                    [marker_tag(key_id, "pending", self.created, self.lease_end)]
+                    + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
+                )
+            except BootstrapError as exc:
+                raise self._abort_before_writes("Recording the new key on the user", exc) from exc
 
-        try:
-            iam.tag_user(
-                self.aws,
-                self.user.name,
-                [marker_tag(key_id, "pending", self.created, self.lease_end)]
-                + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
-            )
-        except BootstrapError as exc:
-            raise self._abort_before_writes("Recording the new key on the user", exc) from exc
-
-        try:
-            tries = sts.wait_until_usable(self.aws, key_id, secret, self.user.arn, self.key_wait_seconds)
-        except AwsError as exc:
-            raise self._abort_before_writes("Proving the new key works", exc) from exc
-        wf.info(
-            f"STS accepted the new key as {self.user.arn} (after {tries} tr{'y' if tries == 1 else 'ies'})."
-        )
+        # A rotation proves the new key before any target leaves its working key for it; a first key
+        # replaces nothing, and its targets held no pair to lose.
+        if had_keys:
+            arn = self._iam_user.arn
+            try:
+                tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.key_wait_seconds)
+            except AwsError as exc:
+                raise self._abort_before_writes("Proving the new key works", exc) from exc
+            wf.info(f"STS accepted the new key as {arn} (after {tries} tr{'y' if tries == 1 else 'ies'}).")
 
         try:
             for t in self.targets:
@@ -275,8 +326,10 @@ class Rotation:
         held = any(r.state in ("written", "unknown") for r in results.values())
         if held:
             tags.append(marker_tag(new, "active", self.created or self.now()))
-        iam.tag_user(self.aws, self.user.name, tags)
-        iam.untag_user(self.aws, self.user.name, untag)
+        if self.policy_version:
+            tags.append(policy_tag(*self.policy_version))
+        iam.tag_user(self.aws, self._user, tags)
+        iam.untag_user(self.aws, self._user, untag)
         if not held:
             self._drop_new_key()
             self.report.access_key_id = ""
@@ -298,14 +351,14 @@ class Rotation:
         if not old:
             return
         # Keys adopted through an earlier intent were tagged by this run's first TagUser: parse suffices.
-        record = parse(iam.list_tags(self.aws, self.user.name))
+        record = parse(iam.list_tags(self.aws, self._user))
         done = retirable(old, record, self.now(), self.retire_unmanaged)
         for key_id in done:
-            iam.delete_key(self.aws, self.user.name, key_id)
+            iam.delete_key(self.aws, self._user, key_id)
             self.report.add("Access key", key_id, "deleted", "replaced; no target holds it")
         iam.untag_user(
             self.aws,
-            self.user.name,
+            self._user,
             [marker_key(k) for k in done if k in record.markers],
         )
         for key_id in old:
@@ -317,7 +370,7 @@ class Rotation:
             elif key_id not in record.markers and not self.retire_unmanaged:
                 why = "not created by this action (see retire-unmanaged-keys)"
                 self.workflow.warning(
-                    f"Access key {key_id} of {self.user.name} was not created by this action and was "
+                    f"Access key {key_id} of {self._user} was not created by this action and was "
                     "left alone. While it exists, the next run has no free key slot (IAM allows 2). "
                     "Delete it once nothing uses it, or set retire-unmanaged-keys: true.",
                     title="Unmanaged access key kept",

@@ -39,6 +39,7 @@ class AwsClients:
         self.region = region
         self._session = session
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the look-ups run in threads; botocore's client creation is not safe
         # Set when the first request is about to go out: work that would compete for the interpreter
         # (PyGithub's import) waits for it, so the first request is not delayed (start-up time).
         self.sending = threading.Event()
@@ -48,15 +49,16 @@ class AwsClients:
         return cls(region)
 
     def client(self, service: str, **credentials: str) -> Any:
-        if credentials:  # a client for other credentials (the new key): not cached
-            return self._botocore().create_client(
-                service, region_name=self.region, config=sdk_config(), **credentials
-            )
-        if service not in self._clients:
-            client = self._botocore().create_client(service, region_name=self.region, config=sdk_config())
-            client.meta.events.register("before-send", self._on_send)
-            self._clients[service] = client
-        return self._clients[service]
+        with self._lock:
+            if credentials:  # a client for other credentials (the new key): not cached
+                return self._botocore().create_client(
+                    service, region_name=self.region, config=sdk_config(), **credentials
+                )
+            if service not in self._clients:
+                client = self._botocore().create_client(service, region_name=self.region, config=sdk_config())
+                client.meta.events.register("before-send", self._on_send)
+                self._clients[service] = client
+            return self._clients[service]
 
     def _on_send(self, **_: Any) -> None:
         self.sending.set()  # returns None: botocore sends the request itself

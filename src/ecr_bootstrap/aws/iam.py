@@ -40,6 +40,7 @@ class Policy:
     arn: str
     default_version: str
     document: Document | str
+    created: bool = False  # by this run
 
 
 @dataclass
@@ -76,14 +77,36 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
     return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
 
 
+def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | None:
+    """The policy, read through the version the record remembers: one request instead of two when that
+    version is still the default (None when it is not, or is gone)."""
+    try:
+        reply = call(
+            f"Reading version {version} of IAM policy {arn}",
+            "iam:GetPolicyVersion",
+            aws.iam.get_policy_version,
+            PolicyArn=arn,
+            VersionId=version,
+        )
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    data = reply["PolicyVersion"]
+    if not data.get("IsDefaultVersion"):
+        return None
+    return Policy(arn, version, decoded_document(data["Document"]))
+
+
 def aws_tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags]
 
 
 def create_policy(
     aws: AwsClients, name: str, arn: str, document: Document, tags: tuple[tuple[str, str], ...] = ()
-) -> Policy | None:
-    """Create the policy. If another run created it since we looked, return that one (to reuse)."""
+) -> Policy:
+    """Create the policy (created=True); if it exists already (made by another run since we looked, or
+    not looked up at all: a new repository's policy is created first), return that one to reuse."""
     try:
         reply = call(
             f"Creating IAM policy '{name}'",
@@ -107,11 +130,12 @@ def create_policy(
         raise
     if reply["Policy"]["Arn"] != arn:
         raise AwsError(f"IAM created policy {reply['Policy']['Arn']}, not {arn} as expected.")
-    return None
+    return Policy(arn, str(reply["Policy"].get("DefaultVersionId") or "v1"), document, created=True)
 
 
-def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
-    """Make `document` the default version; returns the version deleted to make room, if any."""
+def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | None, str]:
+    """Make `document` the default version; returns (the version deleted to make room, if any, the new
+    default version)."""
     versions = call(
         f"Listing versions of IAM policy {arn}",
         "iam:ListPolicyVersions",
@@ -129,7 +153,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
             PolicyArn=arn,
             VersionId=deleted,
         )
-    call(
+    reply = call(
         f"Creating a new default version of IAM policy {arn}",
         "iam:CreatePolicyVersion",
         aws.iam.create_policy_version,
@@ -137,7 +161,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> str | None:
         PolicyDocument=to_json(document),
         SetAsDefault=True,
     )
-    return deleted
+    return deleted, str(reply["PolicyVersion"]["VersionId"])
 
 
 def find_user(aws: AwsClients, name: str) -> User | None:
@@ -151,22 +175,35 @@ def find_user(aws: AwsClients, name: str) -> User | None:
     return User(name=data["UserName"], arn=data["Arn"], tags=list(data.get("Tags", [])))
 
 
-def create_user(aws: AwsClients, name: str, tags: tuple[tuple[str, str], ...] = ()) -> User:
+def create_user(
+    aws: AwsClients,
+    name: str,
+    tags: tuple[tuple[str, str], ...] = (),
+    record: list[dict[str, str]] | None = None,
+) -> User:
+    """Create the user with its tags and the key record's first entries (the intent) in one request."""
+    all_tags = aws_tags(tags) + list(record or [])
     try:
         reply = call(
             f"Creating IAM user '{name}'",
             "iam:CreateUser",
             aws.iam.create_user,
             UserName=name,
-            **({"Tags": aws_tags(tags)} if tags else {}),
+            **({"Tags": all_tags} if all_tags else {}),
         )
     except AwsError as exc:
-        # Another run created it between our look-up and now: reuse it.
-        found = find_user(aws, name) if is_code(exc, "EntityAlreadyExists") else None
-        if found is None:
-            raise
-        return found
-    return User(name=name, arn=reply["User"]["Arn"])
+        if is_code(exc, "EntityAlreadyExists"):
+            # Another run created it since we looked: that run makes its first key, not this one.
+            raise AwsError(
+                f"IAM user '{name}' was created by another run since this one looked; that run makes its "
+                "first access key. This run stopped before making a key.",
+                code=exc.code,
+                fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
+                "concurrency group.",
+                anchor="keys",
+            ) from exc
+        raise
+    return User(name=name, arn=reply["User"]["Arn"], tags=all_tags)
 
 
 def attached_policies(aws: AwsClients, user: str) -> set[str]:
