@@ -110,13 +110,19 @@ class Rotation:
         self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
         self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
 
+    @property
+    def _lease(self) -> tuple[datetime, datetime]:
+        """(when this run's lease started, when it ends)."""
+        if self.created is None or self.lease_end is None:  # _start_lease sets both
+            raise RuntimeError("the lease has not started")
+        return self.created, self.lease_end
+
     def intent_on_creation(self) -> list[dict[str, str]]:
         """For a new user: CreateUser's tags carry the intent and each target's entry as "the next key"."""
         self._start_lease()
         self.created_user = True
-        assert self.created is not None and self.lease_end is not None  # noqa: S101 - set just above
         return [
-            intent_tag(self.created, self.lease_end, []),
+            intent_tag(*self._lease, []),
             *[holder_tag(t.scope, (*t.previous, NEXT)) for t in self.targets],
         ]
 
@@ -198,12 +204,11 @@ class Rotation:
         had_keys = bool(self.keys)
         if not self.created_user:
             self._start_lease()
-            assert self.created is not None and self.lease_end is not None  # noqa: S101 - set just above
             iam.tag_user(
                 self.aws,
                 self._user,
                 [
-                    intent_tag(self.created, self.lease_end, [k.key_id for k in self.keys]),
+                    intent_tag(*self._lease, [k.key_id for k in self.keys]),
                     *self.record.adopted_tags(),
                 ],
             )
@@ -220,12 +225,11 @@ class Rotation:
         if not self.created_user:
             if not had_keys:
                 self._yield_to_an_earlier_run(created_at)
-            assert self.created is not None  # noqa: S101 - the lease started above
             try:
                 iam.tag_user(
                     self.aws,
                     self._user,
-                    [marker_tag(key_id, "pending", self.created, self.lease_end)]
+                    [marker_tag(key_id, "pending", *self._lease)]
                     + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
                 )
             except BootstrapError as exc:
