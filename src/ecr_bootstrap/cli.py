@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 settings.github_api_url,
                 timeout=settings.github_timeout,
                 pacer=Pacer(*settings.github_points),
+                warn=lambda text: workflow.warning(text, title="GitHub"),
             ),
             workflow,
             report,

@@ -8,13 +8,16 @@ persists fails in bounded time. Writes are made one at a time, as GitHub asks; n
 from __future__ import annotations
 
 import base64
+import json
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .errors import GitHubError
 from .inputs import GITHUB_TOKEN_HELP
@@ -22,6 +25,26 @@ from .places import Place
 
 SECONDARY_LIMIT = "secondary rate limit"
 INTEGRATION_403 = "Resource not accessible by integration"
+# Sent with every request: GitHub's own media type and the REST API version this client is written against
+# ("Getting started with the REST API": without them GitHub picks a default that may change).
+API_VERSION = "2022-11-28"
+HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+READS = ("GET", "HEAD")
+# Followed with the same method and body. GitHub answers a renamed or transferred repository's old name with
+# 301 for reads and 307 for other methods ("Best practices for using the REST API": follow redirects);
+# a 301/302 to a write may turn it into a GET in other clients, so those are refused, never taken as done.
+REDIRECTS = (301, 302, 307, 308)
+MAX_REDIRECTS = 5
+PER_PAGE = 100  # the most GitHub serves in one page
+# "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
+# between each request" (REST rate limits). "A large number" here: more writes than one run for five
+# targets makes (3 each); from the 16th write on, writes are spaced. With the burst, no 60 s window holds
+# more than 15 + 60 = 75 writes: under the 80 content-creating requests a minute GitHub allows.
+WRITE_BURST = 15
+CONTENT_LIMIT = 80
+MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
+MOVED_TO = re.compile(r"^/repositories/\d+(?=/|$)")
+LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
 @dataclass(frozen=True)
@@ -31,41 +54,64 @@ class PublicKey:
 
 
 @dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    data: Any
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
     backoff: float = 0.5  # first wait for a 5xx or a dropped connection; doubles each time
-    max_wait: float = 90.0  # longest single wait (Retry-After included) before giving up
-    budget: float = 300.0  # longest time one request may take, retries included
+    max_wait: float = 240.0  # longest single wait (Retry-After included) before giving up
+    budget: float = 480.0  # longest time one request may take, retries included
 
 
 @dataclass
 class Pacer:
-    """Stays under GitHub's secondary rate limit for REST (900 points per minute; a GET costs 1, any
-    other request 5) instead of colliding with it: before a request that would go over, wait until enough
-    of this run's earlier points have left the window. Points are counted when the answer arrives, which is
-    after GitHub counted them, so the client never believes a point free before GitHub does."""
+    """Stays under GitHub's secondary rate limits for REST instead of colliding with them: 900 points per
+    minute (a GET costs 1, any other request 5), 80 content-creating requests per minute, and "at least one
+    second between" writes once they are many (WRITE_BURST). Before a request that would go over, it waits
+    until enough of this run's earlier requests have left the window. Requests are counted when the answer
+    arrives, which is after GitHub counted them, so the client never believes a slot free before GitHub
+    does. A smaller `window` scales all of it (tests, and GitHub Enterprise Server's own limits)."""
 
     points: int = 900
     window: float = 60.0
     spent: list[tuple[float, int]] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
 
     @staticmethod
     def cost(verb: str) -> int:
-        return 1 if verb in ("GET", "HEAD") else 5
+        return 1 if verb in READS else 5
+
+    @property
+    def spacing(self) -> float:
+        return self.window / 60.0
 
     def delay(self, verb: str, now: float) -> float:
         self.spent = [(t, c) for t, c in self.spent if now - t < self.window]
+        wait = 0.0
         over = sum(c for _, c in self.spent) + self.cost(verb) - self.points
         for t, c in self.spent:
             if over <= 0:
                 break
             over -= c
             if over <= 0:
-                return t + self.window - now
-        return 0.0
+                wait = t + self.window - now
+        if verb not in READS:
+            if len(self.writes) >= WRITE_BURST:
+                wait = max(wait, self.writes[-1] + self.spacing - now)
+            recent = [t for t in self.writes if now - t < self.window]
+            if len(recent) >= CONTENT_LIMIT:
+                wait = max(wait, recent[-CONTENT_LIMIT] + self.window - now)
+        return max(wait, 0.0)
 
     def spend(self, verb: str, now: float) -> None:
         self.spent.append((now, self.cost(verb)))
+        if verb not in READS:
+            self.writes.append(now)
 
 
 def seal(public_key: str, value: str) -> str:
@@ -83,32 +129,48 @@ def _message(data: Any) -> str:
     return str(data or "")
 
 
-def _header(headers: dict[str, Any] | None, name: str) -> str:
-    for key, value in (headers or {}).items():
-        if key.lower() == name:
-            return str(value)
-    return ""
+def _epoch(http_date: str) -> float | None:
+    try:
+        return parsedate_to_datetime(http_date).timestamp() if http_date else None
+    except (TypeError, ValueError):
+        return None
 
 
-def rate_limit_wait(status: int, headers: dict[str, Any] | None, message: str, now: float) -> float | None:
-    """Seconds to wait before retrying a rate-limited answer, or None when it is not one."""
+def _iso_epoch(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def rate_limit_wait(
+    status: int, headers: dict[str, str], message: str, now: float, window: float = 60.0, repeats: int = 0
+) -> float | None:
+    """Seconds to wait before retrying a rate-limited answer, or None when it is not one. As GitHub's docs
+    ask: Retry-After when sent; else, with x-ratelimit-remaining at 0, until x-ratelimit-reset; else at
+    least a minute (`window`), doubling each time it repeats (`repeats` earlier refusals in a row). `now`
+    is GitHub's time (the answer's Date), so that the reset is not compared with another clock."""
     if status not in (403, 429):
         return None
-    retry_after = _header(headers, "retry-after")
+    retry_after = headers.get("retry-after", "")
     if retry_after:
         try:
             return max(0.0, float(retry_after))
         except ValueError:
-            return 60.0
-    if _header(headers, "x-ratelimit-remaining") == "0":
-        reset = _header(headers, "x-ratelimit-reset")
+            return window
+    if headers.get("x-ratelimit-remaining") == "0":
         try:
-            return max(0.0, float(reset) - now) + 1.0
+            return max(0.0, float(headers.get("x-ratelimit-reset", "")) - now) + 1.0
         except ValueError:
-            return 60.0
+            return window
     if SECONDARY_LIMIT in message.lower() or status == 429:
-        return 60.0  # GitHub: "wait at least one minute" when no header says how long
+        return window * 2.0**repeats
     return None
+
+
+def uncertain(exc: GitHubError) -> bool:
+    """After a write: no answer, a server error or a redirect not followed leaves its outcome open."""
+    return exc.ambiguous or exc.status is None or exc.status >= 500 or 300 <= exc.status < 400
 
 
 class GitHub:
@@ -124,15 +186,23 @@ class GitHub:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         pacer: Pacer | None = None,
+        warn: Callable[[str], None] = lambda _text: None,
     ) -> None:
         self._connect = (token, api_url, max(1, round(timeout)))
+        parts = urlsplit(api_url)
+        self._origin = (parts.scheme, parts.netloc.lower())
+        self._prefix = parts.path.rstrip("/")  # /api/v3 on GitHub Enterprise Server
         self._requester_made: Any = None
         self._retry = retry or RetryPolicy()
         self._pacer = pacer or Pacer()
         self._sleep = sleep
         self._clock = clock
+        self._warn = warn
         self._keys: dict[str, PublicKey] = {}
         self._ids: dict[str, tuple[int, int]] = {}
+        self._moves: dict[str, str] = {}  # /repos/old/name (lower-case) -> /repositories/{id}
+        self._github_time: tuple[float, float] | None = None  # (GitHub's Date, our clock then)
+        self._limited = 0  # secondary-limit refusals without Retry-After in a row
         self.requests = 0
         # Monotonic time after which no request is retried (the rotation's lease); None: no limit.
         self.deadline: float | None = None
@@ -158,9 +228,100 @@ class GitHub:
     def __repr__(self) -> str:  # the token stays out of any accidental log line
         return f"GitHub({self._connect[1]!r})"
 
-    def _request(self, verb: str, path: str, what: str, body: Any = None) -> Any:
+    def github_now(self) -> float | None:
+        """A lower bound of GitHub's clock now (epoch seconds), from the last answer's Date header: what
+        GitHub's own timestamps are compared with, never the runner's clock. None before any answer."""
+        if self._github_time is None:
+            return None
+        date, then = self._github_time
+        return date + max(0.0, self._clock() - then)
+
+    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
+        """One HTTP request (PyGithub follows a 301 to a read itself). Raises requests' errors."""
+        self.requests += 1
+        status, headers, text = self._requester.requestJson(
+            verb, path, parameters=params, headers=dict(HEADERS), input=body
+        )
+        headers = {k.lower(): str(v) for k, v in headers.items()}
+        date = _epoch(headers.get("date", ""))
+        if date is not None:
+            self._github_time = (date, self._clock())
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = {"message": text[:200]}
+        return Answer(status, headers, data)
+
+    def _api_path(self, url: str) -> str | None:
+        """A Location or Link as a path under the API URL; None when it points anywhere else (the token
+        is never sent there)."""
+        parts = urlsplit(url)
+        if parts.netloc and (parts.scheme, parts.netloc.lower()) != self._origin:
+            return None
+        if not parts.path.startswith(self._prefix + "/"):
+            return None
+        return parts.path[len(self._prefix) :] + (f"?{parts.query}" if parts.query else "")
+
+    def _moved(self, path: str) -> str:
+        m = MOVED.match(path)
+        if m and m.group(0).lower() in self._moves:
+            return self._moves[m.group(0).lower()] + path[m.end() :]
+        return path
+
+    def _remember_move(self, path: str, target: str) -> None:
+        """A repository's old name redirected to its id: later requests go there at once, and the user is
+        told to update the name."""
+        old, new = MOVED.match(path), MOVED_TO.match(target)
+        if not old or not new or urlsplit(path[old.end() :]).path != urlsplit(target[new.end() :]).path:
+            return
+        if old.group(0).lower() not in self._moves:
+            self._moves[old.group(0).lower()] = new.group(0)
+            name = old.group(0).removeprefix("/repos/")
+            self._warn(
+                f"GitHub redirects {name} to repository id {new.group(0).rsplit('/', 1)[1]}: it was "
+                "renamed or transferred. The secrets were written to it under its new name; update the "
+                "repositories input to that name."
+            )
+
+    def _follow(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
+        """Send, following redirects GitHub documents: 307/308 with the same method and body, and any
+        redirect of a read. A redirect not followed is returned as the answer (and never counts as done)."""
+        path = self._moved(path)
+        for _hop in range(MAX_REDIRECTS + 1):
+            answer = self._send(verb, path, body, params)
+            if answer.status not in REDIRECTS:
+                return answer
+            target = self._api_path(answer.headers.get("location", ""))
+            if target is None or (verb not in READS and answer.status in (301, 302)):
+                return answer
+            self._remember_move(path, target)
+            path, params = target, None
+        return answer
+
+    def _refusal(self, answer: Answer, what: str, ambiguous: bool) -> tuple[GitHubError, float | None]:
+        """The error for an answer that is not a success, and how long to wait before a retry (None: do
+        not retry)."""
+        status, message = answer.status, _message(answer.data)
+        if status in REDIRECTS:
+            location = answer.headers.get("location", "")
+            text = f"{what}: GitHub answered {status} (moved{' to ' + location if location else ''}), a "
+            text += "redirect this client does not follow for this request, so the request was not made"
+            return GitHubError(text, status=status, ambiguous=ambiguous), None
+        now = _epoch(answer.headers.get("date", "")) or time.time()
+        wait = rate_limit_wait(status, answer.headers, message, now, self._pacer.window, self._limited)
+        if wait is not None and not answer.headers.get("retry-after"):
+            self._limited += 1
+        if wait is None and status >= 500:
+            wait = -1.0  # the usual backoff
+        error = GitHubError(
+            f"{what}: HTTP {status}{': ' + message if message else ''}", status=status, ambiguous=ambiguous
+        )
+        return error, wait
+
+    def _request(
+        self, verb: str, path: str, what: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Answer:
         import requests
-        from github import GithubException
 
         policy = self._retry
         started = self._clock()
@@ -168,47 +329,67 @@ class GitHub:
         attempt = 0
         while True:
             attempt += 1
-            self.requests += 1
             pause = self._pacer.delay(verb, self._clock())
             if pause > 0:
                 self._sleep(pause)
+            wait: float | None
             try:
-                _headers, data = self._requester.requestJsonAndCheck(verb, path, input=body)
-                self._pacer.spend(verb, self._clock())
-                return data
-            except GithubException as exc:
-                self._pacer.spend(verb, self._clock())
-                status, message = exc.status, _message(exc.data)
-                wait = rate_limit_wait(status, exc.headers, message, time.time())
-                retryable = wait is not None or status >= 500
-                if wait is None:
-                    wait = policy.backoff * 2 ** (attempt - 1)
-                error = GitHubError(
-                    f"{what}: HTTP {status}{': ' + message if message else ''}",
-                    status=status,
+                answer = self._follow(verb, path, body, params)
+            except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
+                raise GitHubError(
+                    f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
+                    status=301,
                     ambiguous=ambiguous,
-                )
+                ) from exc
             except requests.RequestException as exc:
                 # No answer: a write may have landed. Callers that care check before assuming either way.
+                self._pacer.spend(verb, self._clock())
                 ambiguous = True
-                retryable = True
-                wait = policy.backoff * 2 ** (attempt - 1)
+                wait = -1.0
                 error = GitHubError(
-                    f"{what}: no answer from GitHub ({type(exc).__name__})",
-                    status=None,
-                    ambiguous=True,
+                    f"{what}: no answer from GitHub ({type(exc).__name__})", status=None, ambiguous=True
                 )
+            else:
+                self._pacer.spend(verb, self._clock())
+                if 200 <= answer.status < 300:
+                    self._limited = 0
+                    return answer
+                error, wait = self._refusal(answer, what, ambiguous)
+            if wait is None:
+                raise error
+            if wait < 0:
+                wait = policy.backoff * 2 ** (attempt - 1)
             wait += random.uniform(0, policy.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
             elapsed = self._clock() - started
             if (
-                not retryable
-                or attempt >= policy.attempts
+                attempt >= policy.attempts
                 or wait > policy.max_wait
                 or elapsed + wait > policy.budget
                 or (self.deadline is not None and self._clock() + wait > self.deadline)
             ):
                 raise error
             self._sleep(wait)
+
+    def _list(self, path: str, what: str, key: str) -> list[Any]:
+        """Every item of a paginated list: the largest pages, then each `Link: rel="next"` as given."""
+        answer = self._request("GET", path, what, params={"per_page": PER_PAGE})
+        items = list((answer.data or {}).get(key, []))
+        total = (answer.data or {}).get("total_count")
+        pages = 1
+        while m := LINK_NEXT.search(answer.headers.get("link", "")):
+            following = self._api_path(m.group(1))
+            if following is None or pages > 1000:
+                raise GitHubError(f"{what}: GitHub's next page is not under the API URL ({m.group(1)})")
+            answer = self._request("GET", following, what)
+            items += (answer.data or {}).get(key, [])
+            pages += 1
+        if isinstance(total, int) and total != len(items):
+            raise GitHubError(
+                f"{what}: GitHub counted {total} but listed {len(items)}; the list changed while it was "
+                "read, and writing it back could drop an entry",
+                fix="Rerun; nothing was written from the partial list.",
+            )
+        return items
 
     def public_key(self, place: Place) -> PublicKey:
         """Read once per run and place: it also proves the token may use that place's secrets API."""
@@ -218,7 +399,7 @@ class GitHub:
                     "GET",
                     f"{place.secrets_path}/public-key",
                     f"Reading the Actions secrets public key of {place.label}",
-                )
+                ).data
             except GitHubError as exc:
                 raise _explain_access(place, exc) from exc
             self._keys[place.secrets_path] = PublicKey(str(data["key_id"]), str(data["key"]))
@@ -228,17 +409,26 @@ class GitHub:
         """(owner id, repository id): for immutable OIDC subjects and selected organization secrets."""
         if repository not in self._ids:
             try:
-                data = self._request("GET", f"/repos/{repository}", f"Reading repository {repository}")
+                data = self._request("GET", f"/repos/{repository}", f"Reading repository {repository}").data
             except GitHubError as exc:
                 raise _explain_access(Place("repo", repository), exc) from exc
             self._ids[repository] = (int(data["owner"]["id"]), int(data["id"]))
+            full_name = str(data.get("full_name", repository))
+            if full_name.lower() != repository.lower():
+                self._warn(
+                    f"GitHub redirects {repository} to {full_name}: it was renamed or transferred. Its id "
+                    f"stays {data['id']}; update the repositories input to {full_name}."
+                )
         return self._ids[repository]
+
+    def _environment_path(self, place: Place) -> str:
+        return f"/repos/{place.name}/environments/{quote(place.environment, safe='')}"
 
     def environment_exists(self, place: Place) -> bool:
         try:
             self._request(
                 "GET",
-                f"/repos/{place.name}/environments/{quote(place.environment, safe='')}",
+                self._environment_path(place),
                 f"Reading environment {place.environment} of {place.name}",
             )
         except GitHubError as exc:
@@ -251,15 +441,15 @@ class GitHub:
         try:
             self._request(
                 "PUT",
-                f"/repos/{place.name}/environments/{quote(place.environment, safe='')}",
+                self._environment_path(place),
                 f"Creating environment {place.environment} in {place.name}",
                 {},
             )
         except GitHubError as exc:
+            refused = " GitHub refused the environment's name." if exc.status == 422 else ""
             raise GitHubError(
                 f"Environment {place.environment} does not exist in {place.name} (or the token cannot see "
-                f"the repository), and creating it failed "
-                f"({exc.message}).",
+                f"the repository), and creating it failed ({exc.message}).{refused}",
                 status=exc.status,
                 fix="Create the environment in the repository's Settings > Environments, or give the token "
                 "the 'Administration: Read and write' permission. Nothing else was changed.",
@@ -269,41 +459,81 @@ class GitHub:
     def _secret_path(self, place: Place, name: str) -> str:
         return f"{place.secrets_path}/{quote(name, safe='')}"
 
-    def _org_fields(self, place: Place, path: str, existing_visibility: str) -> dict[str, Any]:
+    def _org_fields(self, place: Place, path: str, existing_visibility: str, what: str) -> dict[str, Any]:
         """visibility and, for selected, the union of the repositories already selected and ours."""
         visibility = place.visibility or existing_visibility or "private"
         fields: dict[str, Any] = {"visibility": visibility}
         if visibility == "selected":
-            ids = set(self._selected(path))
+            ids = set(self._selected(path, what))
             ids |= {self.repository_ids(r)[1] for r in place.selected}
             fields["selected_repository_ids"] = sorted(ids)
         return fields
 
-    def _selected(self, path: str) -> list[int]:
+    def _selected(self, path: str, what: str) -> list[int]:
+        """The repositories an organization secret or variable is selected for, every page of them."""
         try:
-            data = self._request("GET", f"{path}/repositories", "Reading the repositories selected for it")
+            repositories = self._list(
+                f"{path}/repositories", f"Reading the repositories selected for {what}", "repositories"
+            )
         except GitHubError as exc:
-            if exc.status == 404:
+            if exc.status == 404:  # it does not exist yet
+                return []
+            if exc.status == 409:  # documented: its visibility is not `selected`, so nothing is selected
+                self._warn(
+                    f"{what} was visible to more than selected repositories; visibility: selected now "
+                    "limits it to the repositories this run names."
+                )
                 return []
             raise
-        return [int(r["id"]) for r in data.get("repositories", [])]
+        return [int(r["id"]) for r in repositories]
 
     def put_secret(self, place: Place, name: str, value: str) -> None:
+        """Seal and write one secret. A write whose outcome is open (no answer, a server error, a redirect
+        not followed) is settled by reading the secret back; only then does it count as written or not.
+        Raises GitHubError: `ambiguous` only when even the read-back cannot tell."""
         key = self.public_key(place)
         path = self._secret_path(place, name)
+        what = f"secret {name} of {place.label}"
         body: dict[str, Any] = {"encrypted_value": seal(key.key, value), "key_id": key.key_id}
         if place.kind == "org":
-            current = (
-                self._get_or_none(path, f"Reading secret {name} of {place.label}")
-                if not place.visibility
-                else None
-            )
-            body.update(self._org_fields(place, path, str((current or {}).get("visibility", ""))))
-        self._request("PUT", path, f"Writing secret {name} to {place.label}", body)
+            current = self._get_or_none(path, f"Reading {what}") if not place.visibility else None
+            body.update(self._org_fields(place, path, str((current or {}).get("visibility", "")), what))
+        since = self.github_now()
+        try:
+            self._request("PUT", path, f"Writing {what}", body)
+        except GitHubError as exc:
+            if not uncertain(exc):
+                raise
+            landed = self._landed(path, what, since)
+            if landed:
+                return
+            outcome = "it was not written" if landed is False else "whether it was written is unknown"
+            raise GitHubError(
+                f"{exc.message}; read back: {outcome}",
+                status=exc.status,
+                ambiguous=landed is None,
+                fix=exc.fix,
+            ) from exc
+
+    def _landed(self, path: str, what: str, since: float | None) -> bool | None:
+        """Did a write sent after `since` (GitHub's clock) land? updated_at has whole seconds, so the second
+        `since` falls in cannot tell: None then, as when there is no answer."""
+        if since is None:
+            return None
+        try:
+            data = self._get_or_none(path, f"Reading {what} back")
+        except GitHubError:
+            return None
+        if data is None:
+            return False
+        at = _iso_epoch(str(data.get("updated_at", "")))
+        if at is None or int(at) == int(since):
+            return None
+        return at > since
 
     def _get_or_none(self, path: str, what: str) -> Any:
         try:
-            return self._request("GET", path, what)
+            return self._request("GET", path, what).data
         except GitHubError as exc:
             if exc.status == 404:
                 return None
@@ -331,7 +561,7 @@ class GitHub:
         path = f"{place.variables_path}/{quote(name, safe='')}"
         body: dict[str, Any] = {"name": name, "value": value}
         if place.kind == "org":
-            body.update(self._org_fields(place, path, ""))
+            body.update(self._org_fields(place, path, "", f"variable {name} of {place.label}"))
         try:
             self._request("PATCH", path, f"Writing variable {name} of {place.label}", body)
         except GitHubError as exc:

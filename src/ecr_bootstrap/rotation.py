@@ -285,8 +285,8 @@ class Rotation:
         try:
             self.github.put_secret(t.place, self.names.secret_key, self._secret)
         except GitHubError as exc:
-            if exc.ambiguous and self._secret_landed(t):
-                return "written", "", None
+            if exc.ambiguous:  # even reading it back could not tell: the pair may be either key's
+                return "unknown", f"{self.names.secret_key} may or may not have been written", exc
             return (*self._restore_id(t), exc)
         return "written", "", None
 
@@ -303,15 +303,6 @@ class Rotation:
         except GitHubError as exc:
             return "unknown", f"restoring {self.names.key_id} failed too ({exc.message})"
         return "unknown", "its previous key is not known, so it could not be restored"
-
-    def _secret_landed(self, t: Target) -> bool:
-        """After a write with no answer: GitHub's updated_at shows whether the secret followed the id."""
-        try:
-            id_at = self.github.secret_updated_at(t.place, self.names.key_id)
-            key_at = self.github.secret_updated_at(t.place, self.names.secret_key)
-        except GitHubError:
-            return False
-        return bool(id_at and key_at and key_at >= id_at)
 
     def _commit(self, results: dict[str, TargetResult]) -> None:
         """Narrow each holder entry to what the target now holds; keep the new key only if held."""

@@ -1,13 +1,30 @@
-"""A GitHub REST API stand-in on loopback: the Actions-secrets endpoints the action uses.
+"""A GitHub REST API stand-in on loopback: the Actions secrets and variables endpoints the action uses, held
+to GitHub's published description (tests/stand_ins/openapi.py) and to what github.com does beyond it.
 
-Real HTTP, a real libsodium key pair per repository, tokens with or without the secrets permission,
-fault injection per request, and a record of every request. Tests decrypt what was stored.
+Real HTTP, a real libsodium key pair per repository, environment and organization, tokens with or without
+the secrets permission, fault injection per request, and a record of every exchange (headers and bodies
+included). Tests decrypt what was stored. As strict as github.com, where the docs say how it behaves:
+- requests are checked against the description (unknown operations 404, bodies that break the schema 422);
+  an `X-GitHub-Api-Version` GitHub does not support is a 400 ("API versions" in the REST docs);
+- every list is paginated: `page`/`per_page` (default 30, at most 100), `Link` with first/prev/next/last
+  ("Using pagination in the REST API"); organization lists link to /organizations/{id}/..., as github.com's
+  do;
+- a renamed or transferred repository answers its old name with 301 (GET) or 307 (other methods) to
+  /repositories/{id}/... ("Best practices for using the REST API": follow redirects);
+- 409 for the selected repositories of an organization variable whose visibility is not `selected`, 422 for
+  an environment name GitHub refuses (both documented);
+- timestamps and the Date header are whole seconds from GitHub's clock, which a test can skew against the
+  runner's (`skew`);
+- the primary limit (5,000 per hour, `x-ratelimit-*` on every answer) and the secondary limits: 900 points
+  per minute (GET 1, other methods 5) and 80 content-creating requests per minute, 500 per hour, refused
+  with 403 or 429, with or without Retry-After ("Rate limits for the REST API").
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import json
 import re
 import secrets
@@ -17,9 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from nacl.public import PrivateKey, SealedBox
+
+from . import openapi
 
 # A "box" is where secrets and variables live: a repository, one of its environments, or an organization.
 BOX = r"(/repos/(?P<repo>[^/]+/[^/]+)(?:/actions|/environments/(?P<env>[^/]+))|/orgs/(?P<org>[^/]+)/actions)"
@@ -30,7 +49,20 @@ VARIABLES = re.compile(rf"^{BOX}/variables$")
 VARIABLE = re.compile(rf"^{BOX}/variables/(?P<name>[^/]+)$")
 REPO = re.compile(r"^/repos/([^/]+/[^/]+)$")
 ENVIRONMENT = re.compile(r"^/repos/([^/]+/[^/]+)/environments/([^/]+)$")
+OLD_NAME = re.compile(r"^/repos/(?P<name>[^/]+/[^/]+)(?P<rest>/.*)?$")
+BY_ID = re.compile(r"^/(?P<kind>repositories|organizations)/(?P<id>\d+)(?P<rest>/.*)?$")
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+PRIMARY = "API rate limit exceeded for user ID 1."
+DOCS = "https://docs.github.com/rest"
+API_VERSIONS = ("2022-11-28", "2026-03-10")  # the versions GitHub serves; anything else is a 400
+# The *_url fields GitHub's repository schemas require.
+URL_FIELDS = (
+    *("archive", "assignees", "blobs", "branches", "collaborators", "comments", "commits", "compare"),
+    *("contents", "contributors", "deployments", "downloads", "events", "forks", "git_commits"),
+    *("git_refs", "git_tags", "hooks", "issue_comment", "issue_events", "issues", "keys", "labels"),
+    *("languages", "merges", "milestones", "notifications", "pulls", "releases", "stargazers"),
+    *("statuses", "subscribers", "subscription", "tags", "teams", "trees"),
+)
 
 
 @dataclass
@@ -40,6 +72,7 @@ class Secret:
     updated_at: str
     visibility: str = ""  # organization secrets
     selected: list[int] = field(default_factory=list)
+    created_at: str = ""
 
 
 @dataclass
@@ -48,6 +81,7 @@ class Variable:
     updated_at: str
     visibility: str = ""
     selected: list[int] = field(default_factory=list)
+    created_at: str = ""
 
 
 @dataclass
@@ -56,14 +90,16 @@ class Box:
     key_id: str = field(default_factory=lambda: str(secrets.randbelow(10**18)))
     secrets: dict[str, Secret] = field(default_factory=dict)
     variables: dict[str, Variable] = field(default_factory=dict)
+    id: int = field(default_factory=lambda: 10**6 + secrets.randbelow(10**8))
+    name: str = ""  # an organization's login or an environment's name
+    created_at: str = "2020-01-01T00:00:00Z"
 
 
 @dataclass
 class Repo(Box):
-    name: str = ""
-    id: int = field(default_factory=lambda: 10**6 + secrets.randbelow(10**8))
     owner_id: int = 0
     environments: dict[str, Box] = field(default_factory=dict)
+    aliases: set[str] = field(default_factory=set)  # earlier names (lower-case): renamed or transferred
 
 
 @dataclass
@@ -103,35 +139,71 @@ class Request:
     status: int
     at: float  # monotonic: answer ready
     start: float = 0.0  # monotonic: request received
+    exchange: openapi.Exchange | None = None  # headers and bodies both ways
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.exchange.headers if self.exchange else {}
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.exchange.query if self.exchange else {}
 
 
 @dataclass
 class SecondaryLimit:
-    """GitHub's secondary rate limit for REST: points per sliding window per token (GET 1, writes 5)."""
+    """GitHub's secondary rate limits for REST, per token: `points` per sliding `window` (GET 1, other
+    methods 5), and content-creating requests (every method but GET): `content` per window and
+    `content_hourly` per 60 windows. Tests shrink `window` to keep GitHub's proportions in less time."""
 
     points: int = 900
     window: float = 60.0
+    content: int = 80
+    content_hourly: int = 500
+    status: int = 403  # GitHub answers 403 or 429
+    retry_after: bool = True  # GitHub "may" send Retry-After; without it the client must back off
     spent: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    created: dict[str, list[float]] = field(default_factory=dict)
     refusals: int = 0
 
     def take(self, token: str, method: str, now: float) -> float:
         """0 when the request may go; otherwise the seconds until it could (its Retry-After)."""
         cost = 1 if method in ("GET", "HEAD") else 5
         log = [(t, c) for t, c in self.spent.get(token, []) if now - t < self.window]
+        self.spent[token] = log
+        waits = []
         used = sum(c for _, c in log)
         if used + cost > self.points:
-            free, wait = used + cost - self.points, 0.0
+            free = used + cost - self.points
             for t, c in log:
                 free -= c
-                wait = t + self.window - now
                 if free <= 0:
+                    waits.append(t + self.window - now)
                     break
+        if method != "GET":
+            made = [t for t in self.created.get(token, []) if now - t < 60 * self.window]
+            self.created[token] = made
+            minute = [t for t in made if now - t < self.window]
+            if len(minute) >= self.content:
+                waits.append(minute[-self.content] + self.window - now)
+            if len(made) >= self.content_hourly:
+                waits.append(made[-self.content_hourly] + 60 * self.window - now)
+        if waits:
             self.refusals += 1
-            self.spent[token] = log
-            return max(wait, 0.001)
+            return max(*waits, 0.001)
         log.append((now, cost))
-        self.spent[token] = log
+        if method != "GET":
+            self.created[token].append(now)
         return 0.0
+
+
+@dataclass
+class PrimaryLimit:
+    """5,000 requests per hour for a personal access token; `x-ratelimit-*` headers on every answer."""
+
+    limit: int = 5000
+    used: int = 0
+    reset: int = 0  # epoch seconds (GitHub's clock) when the hour's budget comes back
 
 
 class GitHubStandIn:
@@ -143,7 +215,9 @@ class GitHubStandIn:
         self.faults: list[Fault] = []
         self.log: list[Request] = []
         self.latency = 0.0  # seconds added to every request (the benchmark's simulated network)
-        self.limit: SecondaryLimit | None = None  # GitHub's secondary rate limit, when set
+        self.skew = 0.0  # seconds GitHub's clock is ahead of this machine's (negative: behind)
+        self.limit: SecondaryLimit | None = SecondaryLimit()  # None: off (only the benchmark's baseline)
+        self.primary = PrimaryLimit()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -154,13 +228,22 @@ class GitHubStandIn:
         owner_id = self.owner_ids.setdefault(owner, 1000 + len(self.owner_ids))
         repo = Repo(name=name, owner_id=owner_id)
         for env in environments:
-            repo.environments[env.lower()] = Box()
+            repo.environments[env.lower()] = Box(name=env)
         self.repos[name.lower()] = repo
         return repo
 
     def add_org(self, name: str) -> Box:
-        self.owner_ids.setdefault(name.lower(), 1000 + len(self.owner_ids))
-        return self.orgs.setdefault(name.lower(), Box())
+        owner_id = self.owner_ids.setdefault(name.lower(), 1000 + len(self.owner_ids))
+        return self.orgs.setdefault(name.lower(), Box(id=owner_id, name=name))
+
+    def rename(self, old: str, new: str) -> Repo:
+        """Rename (or, with another owner, transfer) a repository: its old name then redirects."""
+        repo = self.repos.pop(old.lower())
+        repo.aliases.add(old.lower())
+        repo.name = new
+        repo.owner_id = self.owner_ids.setdefault(new.partition("/")[0].lower(), 1000 + len(self.owner_ids))
+        self.repos[new.lower()] = repo
+        return repo
 
     def box(self, repo: str = "", environment: str = "", org: str = "") -> Box:
         if org:
@@ -168,11 +251,14 @@ class GitHubStandIn:
         r = self.repos[repo.lower()]
         return r.environments[environment.lower()] if environment else r
 
+    def seal_in(self, box: Box, value: str) -> str:
+        return base64.b64encode(SealedBox(box.private_key.public_key).encrypt(value.encode())).decode()
+
     def decrypt_in(self, box: Box, name: str) -> str:
         return SealedBox(box.private_key).decrypt(base64.b64decode(box.secrets[name].sealed)).decode()
 
-    def repo_by_id(self, repo_id: int) -> str:
-        return next(r.name for r in self.repos.values() if r.id == repo_id)
+    def repo_by_id(self, repo_id: int) -> Repo:
+        return next(r for r in self.repos.values() if r.id == repo_id)
 
     def add_token(self, **kwargs: Any) -> str:
         token = "ghp_" + secrets.token_hex(18)
@@ -195,6 +281,14 @@ class GitHubStandIn:
     def secret_names(self, repo: str) -> set[str]:
         return set(self.repos[repo.lower()].secrets)
 
+    def clock(self) -> float:
+        """GitHub's clock: this machine's, skewed."""
+        return time.time() + self.skew
+
+    def now(self) -> str:
+        """A timestamp as github.com writes one: UTC, whole seconds."""
+        return datetime.fromtimestamp(int(self.clock()), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     # -- server -------------------------------------------------------------------------------------
 
     @property
@@ -212,6 +306,9 @@ class GitHubStandIn:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return email.utils.formatdate(int(stand_in.clock()), usegmt=True)
 
             def _handle(self) -> None:
                 stand_in._dispatch(self)
@@ -232,41 +329,63 @@ class GitHubStandIn:
         start = time.monotonic()
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
-        path = h.path.split("?", 1)[0]
+        path, _, query = h.path.partition("?")
         if path.startswith(("http://", "https://")):  # an absolute-URL request line (via HTTP_PROXY)
             path = "/" + path.split("://", 1)[1].partition("/")[2]
             path = path.removeprefix("/api/v3")
+        x = openapi.Exchange(h.command, path, dict(parse_qsl(query)), dict(h.headers.items()), body)
         if self.latency:
             time.sleep(self.latency)
-        if self.limit is not None:
-            auth = h.headers.get("Authorization", "")
-            with self._lock:
-                wait = self.limit.take(auth, h.command, time.monotonic())
-            if wait:
-                self._record(h.command, path, 403, start)
-                retry = str(max(1, round(wait + 0.499)))
-                self._send(h, 403, {"message": SECONDARY}, {"Retry-After": retry})
-                return
+        refusal = self._limited(h)
+        if refusal is not None:
+            self._finish(h, x, start, *refusal)
+            return
         fault = self._match_fault(h.command, path)
         if fault is not None and fault.slow > 0:
-            status, payload = self._route(h, path, body)
-            self._record(h.command, path, status, start)
+            status, payload, headers = self._route(h, x)
+            self._record(x, start, status)
             time.sleep(fault.slow)  # past the client's timeout: it cannot know whether this landed
             with contextlib.suppress(OSError):  # the client gave up and closed the connection
-                self._send(h, status, payload)
+                self._send(h, status, payload, headers)
             return
         if fault is not None and fault.echo:
             fault.echoed.append(self._unseal(path, body))
             fault = Fault(**{**fault.__dict__, "message": f"{fault.message}: {fault.echoed[-1]}"})
         if fault is not None and not fault.apply_first:
-            self._answer_fault(h, fault, path)
+            self._answer_fault(h, x, start, fault)
             return
-        status, payload = self._route(h, path, body)
+        status, payload, headers = self._route(h, x)
         if fault is not None:
-            self._answer_fault(h, fault, path)
+            self._answer_fault(h, x, start, fault)
             return
-        self._record(h.command, path, status, start)
-        self._send(h, status, payload)
+        self._finish(h, x, start, status, payload, headers)
+
+    def _limited(self, h: BaseHTTPRequestHandler) -> tuple[int, Any, dict[str, str]] | None:
+        """The primary and secondary rate limits, checked before anything else."""
+        auth = h.headers.get("Authorization", "")
+        with self._lock:
+            p = self.primary
+            if p.reset <= self.clock():
+                p.used, p.reset = 0, int(self.clock()) + 3600
+            if p.used >= p.limit:
+                return 403, {"message": PRIMARY, "documentation_url": DOCS}, {}
+            wait = self.limit.take(auth, h.command, time.monotonic()) if self.limit else 0.0
+            p.used += 1
+        if not wait:
+            return None
+        assert self.limit is not None
+        headers = {"Retry-After": str(max(1, round(wait + 0.499)))} if self.limit.retry_after else {}
+        return self.limit.status, {"message": SECONDARY, "documentation_url": DOCS}, headers
+
+    def _rate_headers(self) -> dict[str, str]:
+        p = self.primary
+        return {
+            "x-ratelimit-limit": str(p.limit),
+            "x-ratelimit-remaining": str(max(p.limit - p.used, 0)),
+            "x-ratelimit-used": str(p.used),
+            "x-ratelimit-reset": str(p.reset),
+            "x-ratelimit-resource": "core",
+        }
 
     def _unseal(self, path: str, body: bytes) -> str:
         m = SECRET.match(path)
@@ -290,35 +409,56 @@ class GitHubStandIn:
                     return fault
         return None
 
-    def _answer_fault(self, h: BaseHTTPRequestHandler, fault: Fault, path: str) -> None:
-        self._record(h.command, path, fault.status)
-        if fault.status == -1:
-            fault.held.set()
-            fault.release.wait(60)
+    def _answer_fault(
+        self, h: BaseHTTPRequestHandler, x: openapi.Exchange, start: float, fault: Fault
+    ) -> None:
         if fault.status in (0, -1):
+            self._record(x, start, fault.status)
+            if fault.status == -1:
+                fault.held.set()
+                fault.release.wait(60)
             h.close_connection = True
             h.connection.close()  # the client sees a reset / remote disconnect
             return
-        self._send(h, fault.status, {"message": fault.message}, fault.headers)
+        self._finish(h, x, start, fault.status, {"message": fault.message}, fault.headers)
 
-    def _record(self, method: str, path: str, status: int, start: float = 0.0) -> None:
+    def _record(self, x: openapi.Exchange, start: float, status: int) -> Request:
         with self._lock:
             now = time.monotonic()
-            self.log.append(Request(method, path, status, now, start or now))
+            request = Request(x.method, x.path, status, now, start or now, x)
+            self.log.append(request)
+            return request
 
-    @staticmethod
-    def _send(
-        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    def _finish(
+        self,
+        h: BaseHTTPRequestHandler,
+        x: openapi.Exchange,
+        start: float,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        request = self._record(x, start, status)
+        data, sent = self._send(h, status, payload, headers)
+        request.exchange = openapi.Exchange(
+            x.method, x.path, x.query, x.headers, x.body, status, tuple(sent.items()), data
+        )
+
+    def _send(
+        self, h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
         data = b"" if payload is None else json.dumps(payload).encode()
+        sent = {**self._rate_headers(), **(headers or {})}
+        if data:
+            sent["Content-Type"] = "application/json; charset=utf-8"
+        sent["Content-Length"] = str(len(data))
         h.send_response(status)
-        h.send_header("Content-Type", "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in sent.items():
             h.send_header(key, value)
         h.end_headers()
         if data:
             h.wfile.write(data)
+        return data, sent
 
     def _box(self, m: re.Match[str]) -> Box | None:
         if m.group("org"):
@@ -328,12 +468,79 @@ class GitHubStandIn:
             return repo
         return repo.environments.get(unquote(m.group("env")).lower())
 
-    def _route(self, h: BaseHTTPRequestHandler, path: str, body: bytes) -> tuple[int, Any]:
+    # -- routing ------------------------------------------------------------------------------------
+
+    def _moved(self, x: openapi.Exchange) -> tuple[int, Any, dict[str, str]] | None:
+        """A repository's old name: 301 for GET, 307 for the rest, to /repositories/{id}/..."""
+        m = OLD_NAME.match(x.path)
+        if not m or m.group("name").lower() in self.repos:
+            return None
+        repo = next((r for r in self.repos.values() if m.group("name").lower() in r.aliases), None)
+        if repo is None:
+            return None
+        location = f"{self.url}/repositories/{repo.id}{m.group('rest') or ''}"
+        if x.query:
+            location += "?" + urlencode(x.query)
+        status = 301 if x.method in ("GET", "HEAD") else 307
+        message = "Moved Permanently" if status == 301 else "Temporary Redirect"
+        docs = "https://docs.github.com/rest/guides/best-practices-for-using-the-rest-api#follow-redirects"
+        return (
+            status,
+            {"message": message, "url": location, "documentation_url": docs},
+            {"Location": location},
+        )
+
+    def _by_id(self, path: str) -> str | None:
+        """/repositories/{id}/... and /organizations/{id}/...: the same operations under the name."""
+        m = BY_ID.match(path)
+        if not m:
+            return path
+        rest, wanted = m.group("rest") or "", int(m.group("id"))
+        if m.group("kind") == "repositories":
+            repo = next((r for r in self.repos.values() if r.id == wanted), None)
+            return f"/repos/{repo.name}{rest}" if repo else None
+        org = next((o for o in self.orgs.values() if o.id == wanted), None)
+        return f"/orgs/{org.name}{rest}" if org else None
+
+    def _route(self, h: BaseHTTPRequestHandler, x: openapi.Exchange) -> tuple[int, Any, dict[str, str]]:
         auth = h.headers.get("Authorization", "")
         token = self.tokens.get(auth.split(" ", 1)[1] if " " in auth else "")
         if token is None:
-            return 401, {"message": "Bad credentials"}
-        method = h.command
+            return 401, {"message": "Bad credentials", "documentation_url": DOCS}, {}
+        version = h.headers.get("X-GitHub-Api-Version")
+        if version is not None and version not in API_VERSIONS:
+            return 400, {"message": f"Unsupported 'X-GitHub-Api-Version': {version}"}, {}
+        moved = self._moved(x)
+        if moved is not None:
+            return moved
+        path = self._by_id(x.path)
+        problems = openapi.request_problems(x)
+        if path is None or any("PathNotFound" in p or "OperationNotFound" in p for p in problems):
+            return 404, {"message": "Not Found", "documentation_url": DOCS}, {}
+        if problems:
+            return 422, {"message": "Invalid request.\n\n" + "\n".join(problems)}, {}
+        try:
+            data = json.loads(x.body) if x.body else {}
+        except ValueError:
+            return 400, {"message": "Problems parsing JSON"}, {}
+        with self._lock:
+            status, payload, headers = self._route_known(token, h.command, path, data, x.query)
+        if status >= 400 and isinstance(payload, dict):
+            payload.setdefault("documentation_url", DOCS)
+        return status, payload, headers
+
+    def _allowed(self, token: Token, m: re.Match[str]) -> bool:
+        if m.group("org"):
+            org = m.group("org").lower()
+            return org in self.orgs and (token.orgs is None or org in token.orgs)
+        repo = self.repos.get(m.group("repo").lower())
+        return repo is not None and (
+            token.repos is None or bool({repo.name.lower(), *repo.aliases} & token.repos)
+        )
+
+    def _route_known(
+        self, token: Token, method: str, path: str, data: Any, query: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
         m = (
             PUBLIC_KEY.match(path)
             or SELECTED.match(path)
@@ -341,131 +548,217 @@ class GitHubStandIn:
             or VARIABLES.match(path)
             or VARIABLE.match(path)
         )
-        with self._lock:
-            if m is None:
-                return self._route_repo(token, method, path)
-            if m.group("org"):
-                org = m.group("org").lower()
-                if org not in self.orgs or (token.orgs is not None and org not in token.orgs):
-                    return 404, {"message": "Not Found"}
-            else:
-                name = m.group("repo").lower()
-                if name not in self.repos or (token.repos is not None and name not in token.repos):
-                    return 404, {"message": "Not Found"}
-            box = self._box(m)
-            if box is None:
-                return 404, {"message": "Not Found"}
-            if not token.secrets_permission:
-                return 403, {
+        if m is None:
+            return self._route_repo(token, method, path)
+        box = self._box(m) if self._allowed(token, m) else None
+        if box is None:
+            return 404, {"message": "Not Found"}, {}
+        if not token.secrets_permission:
+            return (
+                403,
+                {
                     "message": "Resource not accessible by integration"
                     if token.integration
                     else "Resource not accessible by personal access token"
-                }
-            data = json.loads(body) if body else {}
-            if m.re is PUBLIC_KEY:
-                if method != "GET":
-                    return 405, {"message": "Method Not Allowed"}
-                public = base64.b64encode(bytes(box.private_key.public_key)).decode()
-                return 200, {"key_id": box.key_id, "key": public}
-            if m.re is SELECTED:
-                item = (box.secrets if m.group("what") == "secrets" else box.variables).get(
-                    m.group("name").upper()
-                )
-                if item is None or method != "GET":
-                    return 404, {"message": "Not Found"}
-                repos = [{"id": i, "full_name": self.repo_by_id(i)} for i in item.selected]
-                return 200, {"total_count": len(repos), "repositories": repos}
-            if m.re is SECRET:
-                return self._secret(box, method, m.group("name").upper(), data, bool(m.group("org")))
-            return self._variable(box, method, m, data)
+                },
+                {},
+            )
+        if m.re is PUBLIC_KEY:
+            public = base64.b64encode(bytes(box.private_key.public_key)).decode()
+            return 200, {"key_id": box.key_id, "key": public}, {}
+        if m.re is SELECTED:
+            return self._selected(box, method, m, data, query)
+        if m.re is SECRET:
+            return (
+                *self._secret(box, method, unquote(m.group("name")).upper(), data, bool(m.group("org"))),
+                {},
+            )
+        return (*self._variable(box, method, m, data), {})
 
-    def _route_repo(self, token: Token, method: str, path: str) -> tuple[int, Any]:
+    def _selected(
+        self, box: Box, method: str, m: re.Match[str], data: Any, query: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        variables = m.group("what") == "variables"
+        item: Secret | Variable | None = (box.variables if variables else box.secrets).get(
+            unquote(m.group("name")).upper()
+        )
+        if item is None:
+            return 404, {"message": "Not Found"}, {}
+        if variables and item.visibility != "selected":
+            # Documented for the variable's GET and PUT; the secret's operations document no 409.
+            return 409, {"message": "Visibility of the variable is not set to selected"}, {}
+        if method == "PUT":
+            item.selected = sorted(set(data["selected_repository_ids"]))
+            return 204, None, {}
+        repos = [self._repository(self.repo_by_id(i)) for i in item.selected if self._has_repo(i)]
+        link = f"/organizations/{box.id}/actions/{m.group('what')}/{m.group('name')}/repositories"
+        page, headers = self._page(repos, query, link)
+        return 200, {"total_count": len(repos), "repositories": page}, headers
+
+    def _has_repo(self, repo_id: int) -> bool:
+        return any(r.id == repo_id for r in self.repos.values())
+
+    def _page(self, items: list[Any], query: dict[str, str], path: str) -> tuple[list[Any], dict[str, str]]:
+        """One page and its Link header, as github.com pages every list (per_page at most 100)."""
+        try:
+            per_page = min(max(int(query.get("per_page", 30)), 1), 100)
+            page = max(int(query.get("page", 1)), 1)
+        except ValueError:
+            per_page, page = 30, 1
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        links = []
+
+        def link(n: int, rel: str) -> None:
+            links.append(f'<{self.url}{path}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"')
+
+        if page > 1:
+            link(page - 1, "prev")
+        if page < last:
+            link(page + 1, "next")
+            link(last, "last")
+        if page > 1:
+            link(1, "first")
+        return items[(page - 1) * per_page : page * per_page], ({"Link": ", ".join(links)} if links else {})
+
+    def _repository(self, repo: Repo) -> dict[str, Any]:
+        """A repository as GitHub's "Minimal Repository" and "Full Repository" require it."""
+        api = f"{self.url}/repos/{repo.name}"
+        owner = repo.name.split("/")[0]
+        out: dict[str, Any] = {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name.split("/")[1],
+            "full_name": repo.name,
+            "owner": {"login": owner, "id": repo.owner_id},
+            "private": True,
+            "html_url": f"https://github.com/{repo.name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+            "pushed_at": repo.created_at,
+        }
+        for name in URL_FIELDS:
+            out[f"{name}_url"] = f"{api}/{name.replace('_', '/')}"
+        return out
+
+    def _full_repository(self, repo: Repo) -> dict[str, Any]:
+        out = self._repository(repo)
+        counts = "forks forks_count open_issues open_issues_count size stargazers_count watchers "
+        counts += "watchers_count network_count subscribers_count"
+        out.update(dict.fromkeys(counts.split(), 0))
+        flags = "has_issues has_projects has_wiki has_pages has_discussions archived disabled"
+        out.update(dict.fromkeys(flags.split(), False))
+        out.update(
+            clone_url=f"https://github.com/{repo.name}.git",
+            git_url=f"git://github.com/{repo.name}.git",
+            ssh_url=f"git@github.com:{repo.name}.git",
+            svn_url=f"https://github.com/{repo.name}",
+            default_branch="main",
+            homepage=None,
+            language=None,
+            mirror_url=None,
+            license=None,
+        )
+        return out
+
+    def _environment(self, repo: Repo, env: Box) -> dict[str, Any]:
+        return {
+            "id": env.id,
+            "node_id": f"EN_{env.id}",
+            "name": env.name,
+            "url": f"{self.url}/repos/{repo.name}/environments/{quote(env.name, safe='')}",
+            "html_url": f"https://github.com/{repo.name}/deployments/activity_log?environments_filter={env.name}",
+            "created_at": env.created_at,
+            "updated_at": env.created_at,
+        }
+
+    def _route_repo(self, token: Token, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
         m = REPO.match(path) or ENVIRONMENT.match(path)
         if not m:
-            return 404, {"message": "Not Found"}
+            return 404, {"message": "Not Found"}, {}
         repo = self.repos.get(m.group(1).lower())
-        if repo is None or (token.repos is not None and m.group(1).lower() not in token.repos):
-            return 404, {"message": "Not Found"}
+        if repo is None or (token.repos is not None and not {repo.name.lower(), *repo.aliases} & token.repos):
+            return 404, {"message": "Not Found"}, {}
         if m.re is REPO:
-            if method != "GET":
-                return 405, {"message": "Method Not Allowed"}
-            return 200, {"id": repo.id, "full_name": repo.name, "owner": {"id": repo.owner_id}}
-        env = unquote(m.group(2))
+            return 200, self._full_repository(repo), {}
+        name = unquote(m.group(2))
+        env = repo.environments.get(name.lower())
         if method == "GET":
-            if env.lower() not in repo.environments:
-                return 404, {"message": "Not Found"}
-            return 200, {"name": env}
-        if method != "PUT":
-            return 405, {"message": "Method Not Allowed"}
+            return (
+                (404, {"message": "Not Found"}, {})
+                if env is None
+                else (200, self._environment(repo, env), {})
+            )
         if not token.admin:
-            return 403, {"message": "Resource not accessible by personal access token"}
-        repo.environments.setdefault(env.lower(), Box())
-        return 200, {"name": env}
-
-    @staticmethod
-    def _now() -> str:
-        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return 403, {"message": "Resource not accessible by personal access token"}, {}
+        if len(name) > 255 or not name.strip() or any(ord(c) < 32 for c in name):
+            return 422, {"message": f"Validation Failed: environment name '{name}' is invalid"}, {}
+        if env is None:
+            env = repo.environments[name.lower()] = Box(name=name, created_at=self.now())
+        return 200, self._environment(repo, env), {}
 
     def _secret(self, box: Box, method: str, name: str, data: Any, org: bool) -> tuple[int, Any]:
         if method == "GET":
             s = box.secrets.get(name)
             if s is None:
                 return 404, {"message": "Not Found"}
-            out = {"name": name, "created_at": s.updated_at, "updated_at": s.updated_at}
-            return 200, {**out, "visibility": s.visibility} if org else out
+            out = {"name": name, "created_at": s.created_at or s.updated_at, "updated_at": s.updated_at}
+            if not org:
+                return 200, out
+            out["visibility"] = s.visibility
+            if s.visibility == "selected":
+                out["selected_repositories_url"] = (
+                    f"{self.url}/orgs/{box.name}/actions/secrets/{name}/repositories"
+                )
+            return 200, out
         if method == "DELETE":
             if box.secrets.pop(name, None) is None:
                 return 404, {"message": "Not Found"}
             return 204, None
-        if method != "PUT":
-            return 405, {"message": "Method Not Allowed"}
+        sealed, key_id = data["encrypted_value"], data["key_id"]
         try:
-            sealed, key_id = data["encrypted_value"], data["key_id"]
             SealedBox(box.private_key).decrypt(base64.b64decode(sealed))
-        except Exception:  # noqa: BLE001 - any malformed body is GitHub's 422
+        except Exception:  # noqa: BLE001 - GitHub refuses what its key cannot open
             return 422, {"message": "Bad request: encrypted_value must be sealed with the public key"}
         if key_id != box.key_id:
             return 422, {"message": "key_id does not match the public key"}
         visibility, selected = "", []
         if org:
-            visibility = data.get("visibility", "")
-            if visibility not in ("all", "private", "selected"):
-                return 422, {"message": "visibility must be all, private or selected"}
+            visibility = data["visibility"]
             selected = list(data.get("selected_repository_ids", []))
-            if visibility == "selected" and any(
-                not any(r.id == i for r in self.repos.values()) for i in selected
-            ):
+            if selected and visibility != "selected":
+                return 422, {"message": "selected_repository_ids needs visibility 'selected'"}
+            if any(not self._has_repo(i) for i in selected):
                 return 422, {"message": "unknown repository id"}
-        created = name not in box.secrets
-        box.secrets[name] = Secret(sealed, key_id, self._now(), visibility, selected)
-        return (201, {}) if created else (204, None)
+        old = box.secrets.get(name)
+        now = self.now()
+        box.secrets[name] = Secret(sealed, key_id, now, visibility, selected, old.created_at if old else now)
+        return (201, {}) if old is None else (204, None)
 
     def _variable(self, box: Box, method: str, m: re.Match[str], data: Any) -> tuple[int, Any]:
         org = bool(m.group("org"))
         if m.re is VARIABLES:
-            if method != "POST":
-                return 405, {"message": "Method Not Allowed"}
-            name = str(data.get("name", "")).upper()
-            if not name or name in box.variables:
-                return 409, {"message": "Already exists"}
-            box.variables[name] = Variable(
-                str(data["value"]),
-                self._now(),
-                data.get("visibility", ""),
-                list(data.get("selected_repository_ids", [])),
-            )
+            name = str(data["name"]).upper()
+            if name in box.variables:
+                return 409, {"message": "Already exists - Variable already exists"}
+            now = self.now()
+            selected = list(data.get("selected_repository_ids", []))
+            if any(not self._has_repo(i) for i in selected):
+                return 422, {"message": "unknown repository id"}
+            box.variables[name] = Variable(str(data["value"]), now, data.get("visibility", ""), selected, now)
             return 201, {}
-        name = m.group("name").upper()
+        name = unquote(m.group("name")).upper()
         v = box.variables.get(name)
         if v is None:
             return 404, {"message": "Not Found"}
         if method == "GET":
-            return 200, {"name": name, "value": v.value, "updated_at": v.updated_at}
-        if method != "PATCH":
-            return 405, {"message": "Method Not Allowed"}
+            out = {"name": name, "value": v.value, "created_at": v.created_at, "updated_at": v.updated_at}
+            return 200, {**out, "visibility": v.visibility} if org else out
         v.value = str(data.get("value", v.value))
         if org:
             v.visibility = data.get("visibility", v.visibility)
             v.selected = list(data.get("selected_repository_ids", v.selected))
-        v.updated_at = self._now()
+        v.updated_at = self.now()
         return 204, None
