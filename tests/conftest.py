@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.stand_ins.harness import Stack
+from tests.stand_ins.openapi import conformance_problems
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +16,11 @@ def _stack() -> Iterator[Stack]:
 
 
 @pytest.fixture
-def stack(_stack: Stack) -> Stack:
-    """A clean AWS account and a fresh GitHub stand-in for each test."""
+def stack(_stack: Stack) -> Iterator[Stack]:
+    """A clean AWS account and a fresh GitHub stand-in for each test. Afterwards, every request the action
+    sent and every answer the stand-in gave is checked against GitHub's published description."""
     _stack.reset()
-    return _stack
+    yield _stack
+    exchanges = [r.exchange for r in _stack.github.log if r.exchange is not None]
+    problems = conformance_problems(exchanges)
+    assert not problems, "GitHub traffic that GitHub's description does not allow:\n" + "\n".join(problems)

@@ -30,7 +30,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -334,6 +334,7 @@ class GitHubStandIn:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
             path = path.removeprefix("/api/v3")
         x = openapi.Exchange(h.command, path, dict(parse_qsl(query)), dict(h.headers.items()), body)
+        x = replace(x, problems=tuple(openapi.request_problems(x)))
         if self.latency:
             time.sleep(self.latency)
         refusal = self._limited(h)
@@ -440,9 +441,7 @@ class GitHubStandIn:
     ) -> None:
         request = self._record(x, start, status)
         data, sent = self._send(h, status, payload, headers)
-        request.exchange = openapi.Exchange(
-            x.method, x.path, x.query, x.headers, x.body, status, tuple(sent.items()), data
-        )
+        request.exchange = replace(x, status=status, response_headers=tuple(sent.items()), response_body=data)
 
     def _send(
         self, h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
@@ -514,11 +513,10 @@ class GitHubStandIn:
         if moved is not None:
             return moved
         path = self._by_id(x.path)
-        problems = openapi.request_problems(x)
-        if path is None or any("PathNotFound" in p or "OperationNotFound" in p for p in problems):
+        if path is None or any("PathNotFound" in p or "OperationNotFound" in p for p in x.problems):
             return 404, {"message": "Not Found", "documentation_url": DOCS}, {}
-        if problems:
-            return 422, {"message": "Invalid request.\n\n" + "\n".join(problems)}, {}
+        if x.problems:
+            return 422, {"message": "Invalid request.\n\n" + "\n".join(x.problems)}, {}
         try:
             data = json.loads(x.body) if x.body else {}
         except ValueError:
@@ -629,7 +627,7 @@ class GitHubStandIn:
             "node_id": f"R_{repo.id}",
             "name": repo.name.split("/")[1],
             "full_name": repo.name,
-            "owner": {"login": owner, "id": repo.owner_id},
+            "owner": self._owner(owner, repo.owner_id),
             "private": True,
             "html_url": f"https://github.com/{repo.name}",
             "description": None,
@@ -641,6 +639,26 @@ class GitHubStandIn:
         }
         for name in URL_FIELDS:
             out[f"{name}_url"] = f"{api}/{name.replace('_', '/')}"
+        return out
+
+    def _owner(self, login: str, owner_id: int) -> dict[str, Any]:
+        """A "Simple User" with every field GitHub's schema requires."""
+        api = f"{self.url}/users/{login}"
+        out: dict[str, Any] = {
+            "login": login,
+            "id": owner_id,
+            "node_id": f"O_{owner_id}",
+            "type": "Organization",
+            "site_admin": False,
+            "gravatar_id": "",
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{owner_id}",
+            "html_url": f"https://github.com/{login}",
+            "url": api,
+        }
+        for name in ("events", "followers", "following", "gists", "organizations", "received_events"):
+            out[f"{name}_url"] = f"{api}/{name}"
+        out.update(repos_url=f"{api}/repos", starred_url=f"{api}/starred")
+        out["subscriptions_url"] = f"{api}/subscriptions"
         return out
 
     def _full_repository(self, repo: Repo) -> dict[str, Any]:

@@ -107,6 +107,7 @@ class Exchange:
     status: int = 0  # 0: no answer (a dropped connection)
     response_headers: tuple[tuple[str, str], ...] = ()
     response_body: bytes = b""
+    problems: tuple[str, ...] = ()  # what request_problems found when it arrived
 
     def header(self, name: str) -> str:
         return next((v for k, v in self.response_headers if k.lower() == name.lower()), "")
@@ -166,3 +167,29 @@ def response_problems(x: Exchange) -> list[str]:
         except (ValueError, jsonschema.ValidationError) as exc:
             problems.append(f"status {x.status}: body is not a Basic Error ({str(exc).splitlines()[0]})")
     return problems
+
+
+def conformance_problems(exchanges: list[Exchange]) -> list[str]:
+    """Every request against the description and the headers GitHub asks for; every answer against the
+    description. One line per problem, naming the exchange."""
+    out = []
+    for x in exchanges:
+        found = list(x.problems)
+        if x.headers.get("Accept") != MEDIA_TYPE:
+            found.append(f"Accept is {x.headers.get('Accept')!r}, not {MEDIA_TYPE}")
+        if x.headers.get("X-GitHub-Api-Version") != API_VERSION:
+            found.append(f"X-GitHub-Api-Version is {x.headers.get('X-GitHub-Api-Version')!r}")
+        found += response_problems(x)
+        out += [f"{x.method} {x.path} -> {x.status}: {problem}" for problem in found]
+    return out
+
+
+def operation_of(method: str, path: str) -> str:
+    """The documented operation ("METHOD /template") a request is, or "" for none."""
+    path = canonical(path)
+    for key in extract()["operations"]:
+        verb, template = key.split(" ", 1)
+        pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+        if verb == method and re.fullmatch(pattern, path):
+            return str(key)
+    return ""

@@ -1,0 +1,417 @@
+"""GitHub as github.com answers it (issue 10): the stand-in held to GitHub's published description, and the
+action against renamed repositories, long selections, variables that are not `selected`, rate limits
+without Retry-After, large fan-outs and a skewed GitHub clock.
+
+Every test that uses the `stack` fixture is also checked afterwards against the description (conftest.py):
+each request the action sent and each answer the stand-in gave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from ecr_bootstrap.github import Pacer, rate_limit_wait
+from tests.stand_ins import openapi
+from tests.stand_ins.github_api import GitHubStandIn, SecondaryLimit, Secret, Variable
+from tests.stand_ins.harness import Stack
+from tests.test_core import REPO, assert_target_works, held_pair, pair_works, setup, user_keys
+
+ORG = "octo-org"
+OLD = "octo-org/old-name"
+NEW = "octo-org/new-name"
+NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECR_REPOSITORY_URI")
+
+# Every operation of GitHub's REST API the action calls (the description documents each in tests/data).
+ACTION_OPERATIONS = {
+    "GET /repos/{owner}/{repo}",
+    "GET /repos/{owner}/{repo}/environments/{environment_name}",
+    "PUT /repos/{owner}/{repo}/environments/{environment_name}",
+    "GET /repos/{owner}/{repo}/actions/secrets/public-key",
+    "GET /repos/{owner}/{repo}/actions/secrets/{secret_name}",
+    "PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}",
+    "DELETE /repos/{owner}/{repo}/actions/secrets/{secret_name}",
+    "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/public-key",
+    "GET /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}",
+    "PUT /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}",
+    "DELETE /repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}",
+    "GET /orgs/{org}/actions/secrets/public-key",
+    "GET /orgs/{org}/actions/secrets/{secret_name}",
+    "PUT /orgs/{org}/actions/secrets/{secret_name}",
+    "DELETE /orgs/{org}/actions/secrets/{secret_name}",
+    "GET /orgs/{org}/actions/secrets/{secret_name}/repositories",
+    "POST /repos/{owner}/{repo}/actions/variables",
+    "PATCH /repos/{owner}/{repo}/actions/variables/{name}",
+    "POST /repos/{owner}/{repo}/environments/{environment_name}/variables",
+    "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
+    "POST /orgs/{org}/actions/variables",
+    "PATCH /orgs/{org}/actions/variables/{name}",
+    "GET /orgs/{org}/actions/variables/{name}/repositories",
+}
+
+
+def exchanges(stack: Stack) -> list[openapi.Exchange]:
+    return [r.exchange for r in stack.github.log if r.exchange is not None]
+
+
+def org_repos(stack: Stack, count: int, prefix: str = "svc") -> list[int]:
+    return [stack.github.add_repo(f"{ORG}/{prefix}-{i:03d}").id for i in range(count)]
+
+
+def seed_org_secret(stack: Stack, name: str, selected: list[int]) -> None:
+    org = stack.github.box(org=ORG)
+    sealed = stack.github.seal_in(org, "set by hand")
+    org.secrets[name] = Secret(sealed, org.key_id, "2026-01-01T00:00:00Z", "selected", list(selected))
+
+
+# -- the description covers every operation the action calls ---------------------------------------
+
+
+def _run_every_operation(stack: Stack) -> set[str]:
+    """Runs that between them call every operation the action uses; returns the operations seen."""
+    seen: set[str] = set()
+
+    def run(inputs: dict[str, str], ok: bool = True) -> None:
+        stack.github.reset_log()
+        result = stack.run({"github-token": token, **inputs})
+        assert (result.returncode == 0) == ok, result.stdout
+        for x in exchanges(stack):
+            operation = openapi.operation_of(x.method, x.path)
+            assert operation, f"{x.method} {x.path} is no documented operation"
+            seen.add(operation)
+        problems = openapi.conformance_problems(exchanges(stack))
+        assert not problems, problems
+
+    stack.github.add_org(ORG)
+    token = setup(stack, REPO, f"{ORG}/web")
+    variables = {"write-variables": "true"}
+    run(variables)  # repository: public key, secrets, variables created
+    stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1, apply_first=True)
+    run(variables)  # a rotation whose secret write loses every reply: read back; variables updated
+    stack.github.faults.clear()
+    run({**variables, "environment": "prod"})  # environment: looked up, created, secrets and variables
+    run({**variables, "environment": "prod"})
+    stack.github.fail("PUT", "/environments/prod/secrets/AWS_SECRET_ACCESS_KEY$", status=502, times=-1)
+    run({"environment": "prod"}, ok=False)  # the failed write is read back
+    stack.github.faults.clear()
+    org = {"organization": ORG, "visibility": "selected", "repositories": f"{REPO},{ORG}/web", **variables}
+    run(org)  # organization, selected: repository ids, selected lists of secrets and variables
+    stack.github.fail("PUT", f"^/orgs/{ORG}/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1)
+    run({"organization": ORG, "visibility": "all"}, ok=False)  # the lost write is read back
+    stack.github.faults.clear()
+    run({"auth": "oidc", "retire-user-keys": "true", "environment": "prod"})  # env secrets deleted
+    run({"auth": "oidc", "retire-user-keys": "true"})  # repository secrets deleted
+    run({"auth": "oidc", "retire-user-keys": "true", "organization": ORG, "visibility": "all"})
+    return seen
+
+
+def test_conformance_covers_every_operation_the_action_calls(stack: Stack) -> None:
+    seen = _run_every_operation(stack)
+    assert seen >= ACTION_OPERATIONS, sorted(ACTION_OPERATIONS - seen)
+    assert seen <= ACTION_OPERATIONS, sorted(seen - ACTION_OPERATIONS)  # a new call must be listed here
+    documented = set(openapi.extract()["operations"])
+    assert documented >= ACTION_OPERATIONS
+
+
+def test_every_request_carries_the_media_type_and_api_version(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    for x in exchanges(stack):
+        assert x.headers["Accept"] == "application/vnd.github+json"
+        assert x.headers["X-GitHub-Api-Version"] == "2022-11-28"
+        assert x.headers["Authorization"] == f"token {token}" or x.headers["Authorization"].endswith(token)
+
+
+# -- the stand-in is as strict as github.com ---------------------------------------------------------
+
+
+@pytest.fixture
+def bare() -> Iterator[GitHubStandIn]:
+    """A stand-in of its own, for raw requests that the action would never send."""
+    stand_in = GitHubStandIn().start()
+    yield stand_in
+    stand_in.stop()
+
+
+def call(
+    stand_in: GitHubStandIn, method: str, path: str, body: Any = None, **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    token = next(iter(stand_in.tokens))
+    request = urllib.request.Request(
+        stand_in.url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Authorization": f"token {token}",
+            "Accept": openapi.MEDIA_TYPE,
+            "X-GitHub-Api-Version": openapi.API_VERSION,
+            "Content-Type": "application/json",
+            **{k.replace("_", "-"): v for k, v in headers.items()},
+        },
+    )
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request) as answer:
+            status, got, text = answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as exc:
+        status, got, text = exc.code, dict(exc.headers), exc.read()
+    return status, got, json.loads(text) if text else None
+
+
+def test_stand_in_pages_every_list_as_github_does(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    org = bare.add_org(ORG)
+    ids = [bare.add_repo(f"{ORG}/r{i:03d}").id for i in range(250)]
+    org.secrets["S"] = Secret(bare.seal_in(org, "v"), org.key_id, bare.now(), "selected", ids)
+    path = f"/orgs/{ORG}/actions/secrets/S/repositories"
+    status, headers, body = call(bare, "GET", path)
+    assert status == 200 and body["total_count"] == 250 and len(body["repositories"]) == 30  # default
+    assert 'rel="next"' in headers["Link"] and 'rel="last"' in headers["Link"]
+    assert f"/organizations/{org.id}/" in headers["Link"]  # as github.com links organization lists
+    status, headers, body = call(bare, "GET", path + "?per_page=1000&page=3")
+    assert len(body["repositories"]) == 50  # at most 100 a page: page 3 holds the last 50
+    assert 'rel="prev"' in headers["Link"] and 'rel="next"' not in headers["Link"]
+    for x in [r.exchange for r in bare.log if r.exchange]:
+        assert not openapi.response_problems(x)
+
+
+def test_stand_in_redirects_a_renamed_repository(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    bare.add_repo(OLD)
+    repo = bare.rename(OLD, NEW)
+    status, headers, body = call(bare, "GET", f"/repos/{OLD}/actions/secrets/public-key")
+    assert status == 301 and headers["Location"].endswith(
+        f"/repositories/{repo.id}/actions/secrets/public-key"
+    )
+    assert body["message"] == "Moved Permanently"
+    put = {"encrypted_value": bare.seal_in(repo, "v"), "key_id": repo.key_id}
+    status, headers, _ = call(bare, "PUT", f"/repos/{OLD}/actions/secrets/S", put)
+    assert status == 307 and "S" not in repo.secrets  # nothing written at the old name
+    status, _, _ = call(bare, "PUT", f"/repositories/{repo.id}/actions/secrets/S", put)
+    assert status == 201 and bare.decrypt(NEW, "S") == "v"
+
+
+def test_stand_in_refuses_what_github_refuses(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    org = bare.add_org(ORG)
+    repo = bare.add_repo(REPO)
+    org.variables["V"] = Variable("v", bare.now(), "all", [], bare.now())
+    assert call(bare, "GET", f"/orgs/{ORG}/actions/variables/V/repositories")[0] == 409
+    assert call(bare, "GET", f"/repos/{REPO}", X_GitHub_Api_Version="2021-01-01")[0] == 400
+    bad = {"encrypted_value": "not base64!", "key_id": repo.key_id}
+    assert call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S", bad)[0] == 422  # schema: pattern
+    assert call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S", {"key_id": "1"})[0] == 422  # required
+    assert call(bare, "PUT", f"/repos/{REPO}/environments/{'x' * 256}", {})[0] == 422
+    assert call(bare, "POST", f"/repos/{REPO}/actions/secrets/public-key")[0] == 404  # no such operation
+
+
+def test_stand_in_clock_has_whole_seconds_and_can_be_skewed(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    repo = bare.add_repo(REPO)
+    bare.skew = -3600.0
+    put = {"encrypted_value": bare.seal_in(repo, "v"), "key_id": repo.key_id}
+    assert call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S", put)[0] == 201
+    _, headers, body = call(bare, "GET", f"/repos/{REPO}/actions/secrets/S")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["updated_at"])  # whole seconds, UTC
+    updated = datetime.fromisoformat(body["updated_at"].replace("Z", "+00:00")).timestamp()
+    assert abs(updated - (time.time() - 3600)) < 5
+    from email.utils import parsedate_to_datetime
+
+    assert abs(parsedate_to_datetime(headers["Date"]).timestamp() - (time.time() - 3600)) < 5
+    assert int(headers["x-ratelimit-remaining"]) < 5000
+
+
+def test_stand_in_secondary_limits_with_and_without_retry_after(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    repo = bare.add_repo(REPO)
+    bare.limit = SecondaryLimit(window=30.0, content=3, status=429, retry_after=False)
+    put = {"encrypted_value": bare.seal_in(repo, "v"), "key_id": repo.key_id}
+    statuses = [call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S{i}", put) for i in range(4)]
+    assert [s for s, _, _ in statuses] == [201, 201, 201, 429]  # the content-creation limit
+    assert "Retry-After" not in statuses[-1][1] and "secondary rate limit" in statuses[-1][2]["message"]
+    assert call(bare, "GET", f"/repos/{REPO}/actions/secrets/S0")[0] == 200  # reads are not content
+    bare.limit = SecondaryLimit(points=6, window=30.0)
+    answers = [call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S", put) for _ in range(2)]
+    assert [status for status, _, _ in answers] == [201, 403]  # the points limit, with Retry-After
+    assert int(answers[1][1]["Retry-After"]) >= 1
+
+
+# -- renamed and transferred repositories -----------------------------------------------------------
+
+
+def test_renamed_repository_fresh_run_writes_the_pair_where_the_repository_now_is(stack: Stack) -> None:
+    stack.github.add_repo(OLD)
+    token = stack.github.add_token()
+    stack.github.rename(OLD, NEW)
+    result = stack.run({"github-token": token, "repositories": OLD})
+    assert result.returncode == 0, result.stdout
+    key_id = assert_target_works(stack, NEW)
+    assert user_keys(stack) == [key_id]
+    assert any("renamed or transferred" in line for line in result.stdout.splitlines() if "::warning" in line)
+    statuses = [(r.method, r.status) for r in stack.github.log]
+    assert ("PUT", 307) in statuses  # GitHub's answer to a write at the old name, followed
+    assert all(s < 300 or s in (301, 307) for _, s in statuses)
+
+
+def test_renamed_repository_rotation_ends_with_the_new_pair(stack: Stack) -> None:
+    stack.github.add_repo(OLD)
+    token = stack.github.add_token()
+    assert stack.run({"github-token": token, "repositories": OLD}).returncode == 0
+    old_key = assert_target_works(stack, OLD)
+    stack.github.rename(OLD, NEW)
+    result = stack.run({"github-token": token, "repositories": OLD})
+    assert result.returncode == 0, result.stdout
+    new_key = assert_target_works(stack, NEW)
+    assert new_key != old_key and user_keys(stack) == [new_key]
+
+
+@pytest.mark.parametrize("secret", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+def test_redirect_that_is_not_followed_never_counts_as_written(stack: Stack, secret: str) -> None:
+    """A 307 to another host (never sent the token) and a 301 answer to a write: the run fails and the
+    repository keeps its old, working pair."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+    for status, location in ((307, "http://127.0.0.2:9/elsewhere"), (301, "/repositories/1/x")):
+        stack.github.fail(
+            "PUT", f"/actions/secrets/{secret}$", status=status, times=-1, headers={"Location": location}
+        )
+        result = stack.run({"github-token": token})
+        assert result.returncode == 1, result.stdout
+        assert "not written" in result.errors()[0] or "was not made" in result.errors()[0]
+        assert assert_target_works(stack, REPO) == old_key and user_keys(stack) == [old_key]
+        stack.github.faults.clear()
+
+
+# -- organization selections ------------------------------------------------------------------------
+
+
+def test_organization_secrets_selected_for_250_repositories_keep_all_of_them(stack: Stack) -> None:
+    stack.github.add_org(ORG)
+    selected = org_repos(stack, 250)
+    token = setup(stack, REPO, f"{ORG}/web")
+    for name in NAMES:
+        seed_org_secret(stack, name, selected)
+    ours = {stack.github.repos[r].id for r in (REPO, f"{ORG}/web")}
+    inputs = {"github-token": token, "organization": ORG, "visibility": "selected"}
+    inputs["repositories"] = f"{REPO},{ORG}/web"
+    org = stack.github.box(org=ORG)
+    for run in ("fresh", "rotation"):
+        result = stack.run(inputs)
+        assert result.returncode == 0, f"{run}: {result.stdout}"
+        for name in NAMES:
+            assert sorted(org.secrets[name].selected) == sorted({*selected, *ours}), (run, name)
+        key_id = stack.github.decrypt_in(org, "AWS_ACCESS_KEY_ID")
+        assert pair_works(stack, key_id, stack.github.decrypt_in(org, "AWS_SECRET_ACCESS_KEY"))
+        assert user_keys(stack) == [key_id]
+        pages = [x for x in exchanges(stack) if x.path.endswith("/repositories")]
+        assert any(x.path.startswith("/organizations/") for x in pages)  # the Link was followed
+
+
+@pytest.mark.parametrize("visibility", ["all", "private"])
+def test_organization_variable_that_is_not_selected_is_written(stack: Stack, visibility: str) -> None:
+    """GitHub answers 409 for the selected repositories of such a variable (documented)."""
+    stack.github.add_org(ORG)
+    token = setup(stack, REPO)
+    org = stack.github.box(org=ORG)
+    org.variables["AWS_REGION"] = Variable("eu-west-1", "2026-01-01T00:00:00Z", visibility, [], "")
+    inputs = {"github-token": token, "organization": ORG, "visibility": "selected", "repositories": REPO}
+    for run in ("fresh", "rerun"):
+        result = stack.run({**inputs, "write-variables": "true"})
+        assert result.returncode == 0, f"{run}: {result.stdout}"
+        variable = org.variables["AWS_REGION"]
+        assert (variable.value, variable.visibility) == ("us-east-1", "selected")
+        assert variable.selected == [stack.github.repos[REPO].id]
+    assert any(r.status == 409 for r in stack.github.log) or run == "rerun"
+
+
+# -- limits -------------------------------------------------------------------------------------------
+
+
+def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: Stack) -> None:
+    """GitHub's scale shrunk to a 2 s "minute": refused with 429 and no Retry-After, the client waits at
+    least the window before trying again."""
+    token = setup(stack)
+    stack.github.limit = SecondaryLimit(points=60, window=2.0, status=429, retry_after=False)
+    stack.github.limit.spent["token " + token] = [(time.monotonic(), 59)]
+    result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/2"})
+    assert result.returncode == 0, result.stdout
+    assert_target_works(stack, REPO)
+    log = stack.github.log
+    refused = [i for i, r in enumerate(log) if r.status == 429]
+    assert refused
+    first = refused[0]
+    retry = next(r for r in log[first + 1 :] if r.method == log[first].method and r.path == log[first].path)
+    assert retry.start - log[first].at >= 2.0
+
+
+def test_rate_limit_wait_follows_githubs_rules() -> None:
+    now = 1_000_000.0
+    assert rate_limit_wait(403, {"retry-after": "7"}, "", now) == 7.0
+    primary = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(now) + 30)}
+    assert rate_limit_wait(403, primary, "API rate limit exceeded", now) == 31.0
+    secondary = "You have exceeded a secondary rate limit"
+    assert [rate_limit_wait(429, {}, secondary, now, repeats=n) for n in range(3)] == [60.0, 120.0, 240.0]
+    assert rate_limit_wait(403, {"x-ratelimit-remaining": "4999"}, "Forbidden", now) is None
+
+
+def test_pacer_spaces_writes_past_the_burst_and_keeps_under_the_content_limit() -> None:
+    pacer = Pacer()
+    now = 0.0
+    times = []
+    for _ in range(100):
+        now += pacer.delay("PUT", now)
+        times.append(now)
+        pacer.spend("PUT", now)
+    assert times[14] == 0.0 and all(b - a >= 1.0 for a, b in itertools.pairwise(times[15:]))
+    assert max(sum(1 for t in times if s <= t < s + 60) for s in times) <= 80
+    assert Pacer().delay("GET", 0.0) == 0.0
+
+
+def test_large_fan_out_is_spaced_and_never_refused(stack: Stack) -> None:
+    """30 targets, 90 writes, at GitHub's proportions in a 3 s "minute" (content limit 80 per window):
+    the spacing after the first 15 writes keeps every write under the limit."""
+    repos = [f"{ORG}/fan-{i:02d}" for i in range(30)]
+    token = setup(stack, *repos)
+    stack.github.limit = SecondaryLimit(window=3.0)
+    result = stack.run(
+        {"github-token": token, "repositories": ",".join(repos)}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "900/3"}
+    )
+    assert result.returncode == 0, result.stdout
+    assert stack.github.limit.refusals == 0
+    writes = [r for r in stack.github.log if r.method != "GET"]
+    assert len(writes) == 90
+    gaps = [b.start - a.at for a, b in itertools.pairwise(writes[15:])]
+    assert min(gaps) >= 0.05 - 0.01
+    for repo in repos[::7]:
+        assert_target_works(stack, repo)
+
+
+# -- GitHub's clock -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew", [-3.0, 3.0, -3600.0])
+def test_lost_replies_are_settled_by_github_time_whatever_the_runner_clock(stack: Stack, skew: float) -> None:
+    """The secret write's replies are lost (GitHub applied it): reading it back compares GitHub's
+    updated_at with GitHub's own Date, so a skewed clock changes nothing."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    stack.github.skew = skew
+    stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1, apply_first=True)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    key_id, _ = held_pair(stack, REPO)
+    assert assert_target_works(stack, REPO) == key_id and user_keys(stack) == [key_id]
