@@ -51,6 +51,9 @@ ACTION_OPERATIONS = {
     "GET /orgs/{org}/actions/secrets/{secret_name}/repositories",
     "POST /repos/{owner}/{repo}/actions/variables",
     "PATCH /repos/{owner}/{repo}/actions/variables/{name}",
+    "GET /repos/{owner}/{repo}/actions/variables/{name}",
+    "GET /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
+    "GET /orgs/{org}/actions/variables/{name}",
     "POST /repos/{owner}/{repo}/environments/{environment_name}/variables",
     "PATCH /repos/{owner}/{repo}/environments/{environment_name}/variables/{name}",
     "POST /orgs/{org}/actions/variables",
@@ -96,15 +99,22 @@ def _run_every_operation(stack: Stack) -> set[str]:
     variables = {"write-variables": "true"}
     run(variables)  # repository: public key, secrets, variables created
     stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1, apply_first=True)
-    run(variables)  # a rotation whose secret write loses every reply: read back; variables updated
+    lost = {"status": 0, "times": -1, "apply_first": True}
+    stack.github.fail("PATCH", "/variables/AWS_REGION$", **lost)
+    run(variables)  # a rotation whose secret and variable writes lose every reply: both read back
     stack.github.faults.clear()
     run({**variables, "environment": "prod"})  # environment: looked up, created, secrets and variables
+    stack.github.fail("PATCH", "/variables/AWS_REGION$", **lost)
     run({**variables, "environment": "prod"})
+    stack.github.faults.clear()
     stack.github.fail("PUT", "/environments/prod/secrets/AWS_SECRET_ACCESS_KEY$", status=502, times=-1)
     run({"environment": "prod"}, ok=False)  # the failed write is read back
     stack.github.faults.clear()
     org = {"organization": ORG, "visibility": "selected", "repositories": f"{REPO},{ORG}/web", **variables}
     run(org)  # organization, selected: repository ids, selected lists of secrets and variables
+    stack.github.fail("PATCH", "/variables/AWS_REGION$", **lost)
+    run(org)
+    stack.github.faults.clear()
     stack.github.fail("PUT", f"^/orgs/{ORG}/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1)
     run({"organization": ORG, "visibility": "all"}, ok=False)  # the lost write is read back
     stack.github.faults.clear()
@@ -376,14 +386,14 @@ def test_pacer_spaces_writes_past_the_burst_and_keeps_under_the_content_limit() 
         now += pacer.delay("PUT", now)
         times.append(now)
         pacer.spend("PUT", now)
-    assert times[14] == 0.0 and all(b - a >= 1.0 for a, b in itertools.pairwise(times[15:]))
+    assert times[19] == 0.0 and all(b - a >= 1.0 for a, b in itertools.pairwise(times[20:]))
     assert max(sum(1 for t in times if s <= t < s + 60) for s in times) <= 80
     assert Pacer().delay("GET", 0.0) == 0.0
 
 
 def test_large_fan_out_is_spaced_and_never_refused(stack: Stack) -> None:
     """30 targets, 90 writes, at GitHub's proportions in a 3 s "minute" (content limit 80 per window):
-    the spacing after the first 15 writes keeps every write under the limit."""
+    the spacing after the first 20 writes keeps every write under the limit."""
     repos = [f"{ORG}/fan-{i:02d}" for i in range(30)]
     token = setup(stack, *repos)
     stack.github.limit = SecondaryLimit(window=3.0)
@@ -394,7 +404,7 @@ def test_large_fan_out_is_spaced_and_never_refused(stack: Stack) -> None:
     assert stack.github.limit.refusals == 0
     writes = [r for r in stack.github.log if r.method != "GET"]
     assert len(writes) == 90
-    gaps = [b.start - a.at for a, b in itertools.pairwise(writes[15:])]
+    gaps = [b.start - a.at for a, b in itertools.pairwise(writes[20:])]
     assert min(gaps) >= 0.05 - 0.01
     for repo in repos[::7]:
         assert_target_works(stack, repo)

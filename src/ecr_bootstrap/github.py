@@ -37,10 +37,10 @@ REDIRECTS = (301, 302, 307, 308)
 MAX_REDIRECTS = 5
 PER_PAGE = 100  # the most GitHub serves in one page
 # "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
-# between each request" (REST rate limits). "A large number" here: more writes than one run for five
-# targets makes (3 each); from the 16th write on, writes are spaced. With the burst, no 60 s window holds
-# more than 15 + 60 = 75 writes: under the 80 content-creating requests a minute GitHub allows.
-WRITE_BURST = 15
+# between each request" (REST rate limits). "A large number" here: more than 20 in one run (a run for 6
+# targets makes 18); from the 21st write on, writes are a second apart. 20 is the largest burst that keeps
+# any 60 s within the 80 content-creating requests a minute GitHub allows (20 + 60 at one a second).
+WRITE_BURST = 20
 CONTENT_LIMIT = 80
 MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
 MOVED_TO = re.compile(r"^/repositories/\d+(?=/|$)")
@@ -152,6 +152,7 @@ def rate_limit_wait(
     is GitHub's time (the answer's Date), so that the reset is not compared with another clock."""
     if status not in (403, 429):
         return None
+    headers = {k.lower(): v for k, v in headers.items()}
     retry_after = headers.get("retry-after", "")
     if retry_after:
         try:
@@ -169,8 +170,9 @@ def rate_limit_wait(
 
 
 def uncertain(exc: GitHubError) -> bool:
-    """After a write: no answer, a server error or a redirect not followed leaves its outcome open."""
-    return exc.ambiguous or exc.status is None or exc.status >= 500 or 300 <= exc.status < 400
+    """After a write: no answer (on any attempt) or a server error leaves its outcome open. A redirect not
+    followed does not: GitHub answered it without acting on the request (it never counts as written)."""
+    return exc.ambiguous or exc.status is None or exc.status >= 500
 
 
 class GitHub:
@@ -488,8 +490,8 @@ class GitHub:
         return [int(r["id"]) for r in repositories]
 
     def put_secret(self, place: Place, name: str, value: str) -> None:
-        """Seal and write one secret. A write whose outcome is open (no answer, a server error, a redirect
-        not followed) is settled by reading the secret back; only then does it count as written or not.
+        """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
+        by reading the secret back; only then does it count as written or not.
         Raises GitHubError: `ambiguous` only when even the read-back cannot tell."""
         key = self.public_key(place)
         path = self._secret_path(place, name)
@@ -557,17 +559,27 @@ class GitHub:
             return None
 
     def put_variable(self, place: Place, name: str, value: str) -> None:
-        """Update the variable; create it when it does not exist (one request when it does)."""
+        """Update the variable; create it when it does not exist (one request when it does). A write whose
+        outcome is open is settled by reading the variable back (its value is readable, unlike a secret's)."""
         path = f"{place.variables_path}/{quote(name, safe='')}"
+        what = f"variable {name} of {place.label}"
         body: dict[str, Any] = {"name": name, "value": value}
         if place.kind == "org":
-            body.update(self._org_fields(place, path, "", f"variable {name} of {place.label}"))
+            body.update(self._org_fields(place, path, "", what))
         try:
-            self._request("PATCH", path, f"Writing variable {name} of {place.label}", body)
+            try:
+                self._request("PATCH", path, f"Writing {what}", body)
+            except GitHubError as exc:
+                if exc.status != 404:
+                    raise
+                self._request("POST", place.variables_path, f"Creating {what}", body)
         except GitHubError as exc:
-            if exc.status != 404:
+            if not uncertain(exc):
                 raise
-            self._request("POST", place.variables_path, f"Creating variable {name} of {place.label}", body)
+            current = self._get_or_none(path, f"Reading {what} back")
+            if current is not None and current.get("value") == value:
+                return
+            raise GitHubError(f"{exc.message}; read back: it was not written", status=exc.status) from exc
 
 
 def _explain_access(place: Place, exc: GitHubError) -> GitHubError:

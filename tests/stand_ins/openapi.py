@@ -149,8 +149,8 @@ def response_problems(x: Exchange) -> list[str]:
 
     if x.status == 0:
         return []
-    kind = x.header("Content-Type").split(";")[0] or None
-    response = MockResponse(x.response_body or None, status_code=x.status, content_type=kind)
+    kind = x.header("Content-Type").split(";")[0]
+    response = MockResponse(x.response_body, status_code=x.status, content_type=kind)
     errors = list(api().unmarshal_response(_mock_request(x), response).errors)
     if not any(isinstance(e, ResponseNotFound) for e in errors):
         return _why(errors)
