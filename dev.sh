@@ -2,7 +2,7 @@
 # Developer entry point. Every command first makes .venv and installs what it needs (once).
 #   ./dev.sh demo   run the whole job locally against embedded stand-ins (moto + local GitHub API) and
 #                   print the step summary
-#   ./dev.sh test   run the test suite
+#   ./dev.sh test   run the test suite (pytest on 2 workers; ECR_BOOTSTRAP_TEST_WORKERS=0 for one process)
 #   ./dev.sh bench  the benchmark (bench/bench.py: loopback stand-ins with simulated latency, and the
 #                   aws CLI + gh baseline script); prints a table
 #   ./dev.sh lint   ruff, mypy (strict), action.yml and workflow schemas, actionlint, zizmor, hadolint,
@@ -31,7 +31,8 @@ case "${1:-}" in
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gh >/dev/null
     fi
     exec "$py" bench/bench.py "$@" ;;
-  test) shift; exec "$py" -m pytest "$@" ;;
+  # Two workers (2 cores): each has its own moto server and GitHub stand-in. -n 0 runs in one process.
+  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-2}" "$@" ;;
   lint)
     "$py" -m ruff check src tests scripts bench entrypoint.py
     "$py" -m ruff format --check src tests scripts bench entrypoint.py
