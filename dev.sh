@@ -34,6 +34,11 @@ case "${1:-}" in
   # Two workers (2 cores): each has its own moto server and GitHub stand-in. -n 0 runs in one process.
   test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-2}" "$@" ;;
   lint)
+    # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
+    if grep -nE 'file:///|--find-links +/|--extra-index-url +/' requirements.lock requirements-dev.txt; then
+      echo "requirements: a machine path is named above; recompile with --no-emit-index-url --no-emit-find-links" >&2
+      exit 1
+    fi
     "$py" -m ruff check src tests scripts bench entrypoint.py
     "$py" -m ruff format --check src tests scripts bench entrypoint.py
     "$py" -m mypy
