@@ -24,7 +24,7 @@ from ecr_bootstrap.github import Pacer, rate_limit_wait
 from tests.stand_ins import openapi
 from tests.stand_ins.github_api import GitHubStandIn, SecondaryLimit, Secret, Variable
 from tests.stand_ins.harness import Stack
-from tests.test_core import REPO, assert_target_works, held_pair, pair_works, setup, user_keys
+from tests.test_core import REPO, assert_target_works, pair_works, setup, user_keys
 
 ORG = "octo-org"
 OLD = "octo-org/old-name"
@@ -113,7 +113,7 @@ def _run_every_operation(stack: Stack) -> set[str]:
     org = {"organization": ORG, "visibility": "selected", "repositories": f"{REPO},{ORG}/web", **variables}
     run(org)  # organization, selected: repository ids, selected lists of secrets and variables
     stack.github.fail("PATCH", "/variables/AWS_REGION$", **lost)
-    run(org)
+    run(org, ok=False)  # the value reads back, the selection cannot: reported as unknown
     stack.github.faults.clear()
     stack.github.fail("PUT", f"^/orgs/{ORG}/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1)
     run({"organization": ORG, "visibility": "all"}, ok=False)  # the lost write is read back
@@ -150,6 +150,8 @@ def bare() -> Iterator[GitHubStandIn]:
     stand_in = GitHubStandIn().start()
     yield stand_in
     stand_in.stop()
+    answers = [r.exchange for r in stand_in.log if r.exchange is not None]
+    assert not [p for x in answers for p in openapi.response_problems(x)]  # its answers, not our requests
 
 
 def call(
@@ -290,20 +292,40 @@ def test_renamed_repository_rotation_ends_with_the_new_pair(stack: Stack) -> Non
 
 @pytest.mark.parametrize("secret", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
 def test_redirect_that_is_not_followed_never_counts_as_written(stack: Stack, secret: str) -> None:
-    """A 307 to another host (never sent the token) and a 301 answer to a write: the run fails and the
-    repository keeps its old, working pair."""
+    """A 307 to another host (which never gets the token) and a 302 answer to a write: the run fails, says
+    the write was not made, and the repository keeps its old, working pair."""
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
     old_key = assert_target_works(stack, REPO)
-    for status, location in ((307, "http://127.0.0.2:9/elsewhere"), (301, "/repositories/1/x")):
-        stack.github.fail(
+    here = f"{stack.github.url}/repositories/{stack.github.repos[REPO].id}/actions/secrets/{secret}"
+    for status, location in ((307, "http://127.0.0.2:9/elsewhere"), (302, here)):
+        fault = stack.github.fail(
             "PUT", f"/actions/secrets/{secret}$", status=status, times=-1, headers={"Location": location}
         )
         result = stack.run({"github-token": token})
         assert result.returncode == 1, result.stdout
-        assert "not written" in result.errors()[0] or "was not made" in result.errors()[0]
+        assert f"answered {status}" in result.errors()[0] and "was not made" in result.errors()[0]
+        assert fault.hits == 1  # refused, not retried and not followed
         assert assert_target_works(stack, REPO) == old_key and user_keys(stack) == [old_key]
         stack.github.faults.clear()
+
+
+def test_renamed_repository_that_fails_after_the_redirect_keeps_its_old_pair(stack: Stack) -> None:
+    stack.github.add_repo(OLD)
+    token = stack.github.add_token()
+    assert stack.run({"github-token": token, "repositories": OLD}).returncode == 0
+    old_key = assert_target_works(stack, OLD)
+    time.sleep(1.1)  # whole-second timestamps tell the 500's outcome only for runs a second apart
+    stack.github.rename(OLD, NEW)
+    stack.github.fail(
+        "PUT", r"^/repositories/\d+/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=500, times=-1
+    )
+    result = stack.run({"github-token": token, "repositories": OLD})
+    assert result.returncode == 1, result.stdout
+    assert assert_target_works(stack, NEW) == old_key and user_keys(stack) == [old_key]
+    stack.github.faults.clear()
+    assert stack.run({"github-token": token, "repositories": OLD}).returncode == 0
+    assert user_keys(stack) == [assert_target_works(stack, NEW)] != [old_key]
 
 
 # -- organization selections ------------------------------------------------------------------------
@@ -331,41 +353,79 @@ def test_organization_secrets_selected_for_250_repositories_keep_all_of_them(sta
         assert any(x.path.startswith("/organizations/") for x in pages)  # the Link was followed
 
 
+def test_an_error_on_a_later_page_stops_the_run_and_keeps_the_selection(stack: Stack) -> None:
+    stack.github.add_org(ORG)
+    selected = org_repos(stack, 150)
+    token = setup(stack, REPO)
+    for name in NAMES:
+        seed_org_secret(stack, name, selected)
+    stack.github.fail("GET", r"^/organizations/\d+/actions/secrets/\w+/repositories$", status=404, times=-1)
+    inputs = {"github-token": token, "organization": ORG, "visibility": "selected", "repositories": REPO}
+    result = stack.run(inputs)
+    assert result.returncode == 1, result.stdout
+    assert "page 2" in result.errors()[0]
+    org = stack.github.box(org=ORG)
+    for name in NAMES:
+        assert org.secrets[name].selected == selected  # nothing written from a partial list
+    assert user_keys(stack) == []  # the first key was rolled back
+
+
 @pytest.mark.parametrize("visibility", ["all", "private"])
 def test_organization_variable_that_is_not_selected_is_written(stack: Stack, visibility: str) -> None:
-    """GitHub answers 409 for the selected repositories of such a variable (documented)."""
+    """GitHub answers 409 for the selected repositories of such a variable (documented). Its visibility is
+    put back before the rotation too, as an administrator might."""
     stack.github.add_org(ORG)
     token = setup(stack, REPO)
     org = stack.github.box(org=ORG)
     org.variables["AWS_REGION"] = Variable("eu-west-1", "2026-01-01T00:00:00Z", visibility, [], "")
     inputs = {"github-token": token, "organization": ORG, "visibility": "selected", "repositories": REPO}
-    for run in ("fresh", "rerun"):
+    for run in ("fresh", "rotation"):
+        org.variables["AWS_REGION"].visibility = visibility
+        stack.github.reset_log()
         result = stack.run({**inputs, "write-variables": "true"})
         assert result.returncode == 0, f"{run}: {result.stdout}"
+        assert [r.path for r in stack.github.log if r.status == 409] == [
+            f"/orgs/{ORG}/actions/variables/AWS_REGION/repositories"
+        ]
         variable = org.variables["AWS_REGION"]
         assert (variable.value, variable.visibility) == ("us-east-1", "selected")
         assert variable.selected == [stack.github.repos[REPO].id]
-    assert any(r.status == 409 for r in stack.github.log) or run == "rerun"
+        assert "visibility all or private" in result.stdout
 
 
 # -- limits -------------------------------------------------------------------------------------------
 
 
-def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: Stack) -> None:
-    """GitHub's scale shrunk to a 2 s "minute": refused with 429 and no Retry-After, the client waits at
-    least the window before trying again."""
+@pytest.mark.parametrize("status", [403, 429])
+def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: Stack, status: int) -> None:
+    """GitHub's scale shrunk to a 2 s "minute": refused with 403 or 429 and no Retry-After, the client waits
+    at least the window before trying again."""
     token = setup(stack)
-    stack.github.limit = SecondaryLimit(points=60, window=2.0, status=429, retry_after=False)
+    stack.github.limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False)
     stack.github.limit.spent["token " + token] = [(time.monotonic(), 59)]
     result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/2"})
     assert result.returncode == 0, result.stdout
     assert_target_works(stack, REPO)
     log = stack.github.log
-    refused = [i for i, r in enumerate(log) if r.status == 429]
+    refused = [i for i, r in enumerate(log) if r.status == status]
     assert refused
     first = refused[0]
     retry = next(r for r in log[first + 1 :] if r.method == log[first].method and r.path == log[first].path)
     assert retry.start - log[first].at >= 2.0
+
+
+def test_spent_primary_limit_is_waited_out_until_its_reset(stack: Stack) -> None:
+    """x-ratelimit-remaining 0: the client waits until x-ratelimit-reset (GitHub's clock, skewed here)."""
+    token = setup(stack)
+    stack.github.skew = -600.0
+    reset = int(stack.github.clock()) + 2
+    stack.github.primary.used, stack.github.primary.reset = stack.github.primary.limit, reset
+    started = time.monotonic()
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    assert_target_works(stack, REPO)
+    assert stack.github.log[0].status == 403 and stack.github.log[1].status == 200
+    assert stack.github.log[1].start - stack.github.log[0].at >= 1.0 and time.monotonic() - started < 30
 
 
 def test_rate_limit_wait_follows_githubs_rules() -> None:
@@ -413,15 +473,33 @@ def test_large_fan_out_is_spaced_and_never_refused(stack: Stack) -> None:
 # -- GitHub's clock -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("skew", [-3.0, 3.0, -3600.0])
-def test_lost_replies_are_settled_by_github_time_whatever_the_runner_clock(stack: Stack, skew: float) -> None:
-    """The secret write's replies are lost (GitHub applied it): reading it back compares GitHub's
-    updated_at with GitHub's own Date, so a skewed clock changes nothing."""
+@pytest.mark.parametrize(("skew", "date_offset"), [(-3.0, 0.0), (3.0, 0.0), (-3600.0, 1.5), (0.0, -1.5)])
+@pytest.mark.parametrize("landed", [True, False])
+def test_an_uncertain_secret_write_is_settled_by_reading_it_back(
+    stack: Stack, skew: float, date_offset: float, landed: bool
+) -> None:
+    """Every reply to the secret write is lost; the first attempt landed (or none did). Reading the secret
+    back compares GitHub's timestamps with each other, so neither the runner's clock (`skew`) nor the Date
+    header's servers (`date_offset`) can make it restore the old id over a new secret. Outcomes: written
+    (exit 0), unknown (exit 1, both keys kept, a working pair), or not written (exit 1, the old pair)."""
     token = setup(stack)
+    stack.github.skew, stack.github.date_offset = skew, date_offset  # GitHub's clocks, from the start
     assert stack.run({"github-token": token}).returncode == 0
-    stack.github.skew = skew
-    stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1, apply_first=True)
+    old_key = assert_target_works(stack, REPO)
+    time.sleep(1.1)  # runs are seconds apart on github.com; timestamps have whole seconds
+    path = "/actions/secrets/AWS_SECRET_ACCESS_KEY$"
+    if landed:
+        stack.github.fail("PUT", path, status=0, times=1, apply_first=True)
+    stack.github.fail("PUT", path, status=0, times=-1)
     result = stack.run({"github-token": token})
-    assert result.returncode == 0, result.stdout
-    key_id, _ = held_pair(stack, REPO)
-    assert assert_target_works(stack, REPO) == key_id and user_keys(stack) == [key_id]
+    key_id = assert_target_works(stack, REPO)  # whatever happened, the target holds a working pair
+    if not landed:
+        assert result.returncode == 1 and key_id == old_key and user_keys(stack) == [old_key]
+        assert "read back: it was not written" in result.stdout
+    elif result.returncode == 0:
+        assert key_id != old_key and user_keys(stack) == [key_id]
+    else:
+        assert "unknown" in result.stdout and sorted(user_keys(stack)) == sorted({old_key, key_id})
+    stack.github.faults.clear()
+    assert stack.run({"github-token": token}).returncode == 0
+    assert user_keys(stack) == [assert_target_works(stack, REPO)]

@@ -31,8 +31,9 @@ API_VERSION = "2022-11-28"
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
 READS = ("GET", "HEAD")
 # Followed with the same method and body. GitHub answers a renamed or transferred repository's old name with
-# 301 for reads and 307 for other methods ("Best practices for using the REST API": follow redirects);
-# a 301/302 to a write may turn it into a GET in other clients, so those are refused, never taken as done.
+# 301 for reads and 307 for other methods ("Best practices for using the REST API": follow redirects).
+# PyGithub follows a 301 itself (same method and body, same host only); a 302 to a write may turn it into a
+# GET in other clients, so it is refused, never taken as done.
 REDIRECTS = (301, 302, 307, 308)
 MAX_REDIRECTS = 5
 PER_PAGE = 100  # the most GitHub serves in one page
@@ -42,6 +43,8 @@ PER_PAGE = 100  # the most GitHub serves in one page
 # any 60 s within the 80 content-creating requests a minute GitHub allows (20 + 60 at one a second).
 WRITE_BURST = 20
 CONTENT_LIMIT = 80
+# GitHub's Date header and the updated_at it stores come from different servers' clocks.
+CLOCK_MARGIN = 2.0
 MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
 MOVED_TO = re.compile(r"^/repositories/\d+(?=/|$)")
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -238,12 +241,23 @@ class GitHub:
         date, then = self._github_time
         return date + max(0.0, self._clock() - then)
 
-    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
-        """One HTTP request (PyGithub follows a 301 to a read itself). Raises requests' errors."""
+    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, what: str) -> Answer:
+        """One HTTP request, paced (each redirect hop counts), never past the deadline. PyGithub follows a
+        301 itself, with the same method and body, on the same host only. Raises requests' errors."""
+        pause = self._pacer.delay(verb, self._clock())
+        if pause > 0:
+            if self.deadline is not None and self._clock() + pause > self.deadline:
+                raise GitHubError(
+                    f"{what}: GitHub's rate limits would hold it past this run's lease", status=429
+                )
+            self._sleep(pause)
         self.requests += 1
-        status, headers, text = self._requester.requestJson(
-            verb, path, parameters=params, headers=dict(HEADERS), input=body
-        )
+        try:
+            status, headers, text = self._requester.requestJson(
+                verb, path, parameters=params, headers=dict(HEADERS), input=body
+            )
+        finally:
+            self._pacer.spend(verb, self._clock())
         headers = {k.lower(): str(v) for k, v in headers.items()}
         date = _epoch(headers.get("date", ""))
         if date is not None:
@@ -285,12 +299,12 @@ class GitHub:
                 "repositories input to that name."
             )
 
-    def _follow(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
+    def _follow(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, what: str) -> Answer:
         """Send, following redirects GitHub documents: 307/308 with the same method and body, and any
         redirect of a read. A redirect not followed is returned as the answer (and never counts as done)."""
         path = self._moved(path)
         for _hop in range(MAX_REDIRECTS + 1):
-            answer = self._send(verb, path, body, params)
+            answer = self._send(verb, path, body, params, what)
             if answer.status not in REDIRECTS:
                 return answer
             target = self._api_path(answer.headers.get("location", ""))
@@ -331,12 +345,9 @@ class GitHub:
         attempt = 0
         while True:
             attempt += 1
-            pause = self._pacer.delay(verb, self._clock())
-            if pause > 0:
-                self._sleep(pause)
             wait: float | None
             try:
-                answer = self._follow(verb, path, body, params)
+                answer = self._follow(verb, path, body, params, what)
             except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
                 raise GitHubError(
                     f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
@@ -345,14 +356,12 @@ class GitHub:
                 ) from exc
             except requests.RequestException as exc:
                 # No answer: a write may have landed. Callers that care check before assuming either way.
-                self._pacer.spend(verb, self._clock())
                 ambiguous = True
                 wait = -1.0
                 error = GitHubError(
                     f"{what}: no answer from GitHub ({type(exc).__name__})", status=None, ambiguous=True
                 )
             else:
-                self._pacer.spend(verb, self._clock())
                 if 200 <= answer.status < 300:
                     self._limited = 0
                     return answer
@@ -372,19 +381,22 @@ class GitHub:
                 raise error
             self._sleep(wait)
 
-    def _list(self, path: str, what: str, key: str) -> list[Any]:
-        """Every item of a paginated list: the largest pages, then each `Link: rel="next"` as given."""
-        answer = self._request("GET", path, what, params={"per_page": PER_PAGE})
+    def _list(self, first: Answer, what: str, key: str) -> list[Any]:
+        """Every item of a paginated list, from its first page on: each `Link: rel="next"` as given. An
+        error on a later page is an error of the whole list (never a shorter list)."""
+        answer, seen = first, set()
         items = list((answer.data or {}).get(key, []))
         total = (answer.data or {}).get("total_count")
-        pages = 1
         while m := LINK_NEXT.search(answer.headers.get("link", "")):
             following = self._api_path(m.group(1))
-            if following is None or pages > 1000:
-                raise GitHubError(f"{what}: GitHub's next page is not under the API URL ({m.group(1)})")
-            answer = self._request("GET", following, what)
+            if following is None or following in seen:
+                raise GitHubError(f"{what}: GitHub's next page {m.group(1)} is outside the API or repeats")
+            seen.add(following)
+            try:
+                answer = self._request("GET", following, what)
+            except GitHubError as exc:
+                raise GitHubError(f"{exc.message} (page {len(seen) + 1})", status=None) from exc
             items += (answer.data or {}).get(key, [])
-            pages += 1
         if isinstance(total, int) and total != len(items):
             raise GitHubError(
                 f"{what}: GitHub counted {total} but listed {len(items)}; the list changed while it was "
@@ -473,26 +485,26 @@ class GitHub:
 
     def _selected(self, path: str, what: str) -> list[int]:
         """The repositories an organization secret or variable is selected for, every page of them."""
+        reading = f"Reading the repositories selected for {what}"
         try:
-            repositories = self._list(
-                f"{path}/repositories", f"Reading the repositories selected for {what}", "repositories"
-            )
+            first = self._request("GET", f"{path}/repositories", reading, params={"per_page": PER_PAGE})
         except GitHubError as exc:
             if exc.status == 404:  # it does not exist yet
                 return []
             if exc.status == 409:  # documented: its visibility is not `selected`, so nothing is selected
                 self._warn(
-                    f"{what} was visible to more than selected repositories; visibility: selected now "
-                    "limits it to the repositories this run names."
+                    f"{what} had visibility all or private; visibility: selected now limits it to the "
+                    "repositories this run names."
                 )
                 return []
             raise
-        return [int(r["id"]) for r in repositories]
+        return [int(r["id"]) for r in self._list(first, reading, "repositories")]
 
-    def put_secret(self, place: Place, name: str, value: str) -> None:
+    def put_secret(self, place: Place, name: str, value: str, *, after: str = "") -> None:
         """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
-        by reading the secret back; only then does it count as written or not.
-        Raises GitHubError: `ambiguous` only when even the read-back cannot tell."""
+        by reading the secret back; only then does it count as written or not. `after`: a secret of the same
+        place this run wrote (and GitHub confirmed) just before, to compare with. Raises GitHubError with
+        the original status; `ambiguous` only when even the read-back cannot tell."""
         key = self.public_key(place)
         path = self._secret_path(place, name)
         what = f"secret {name} of {place.label}"
@@ -506,7 +518,7 @@ class GitHub:
         except GitHubError as exc:
             if not uncertain(exc):
                 raise
-            landed = self._landed(path, what, since)
+            landed = self._landed(place, name, after, since)
             if landed:
                 return
             outcome = "it was not written" if landed is False else "whether it was written is unknown"
@@ -517,21 +529,29 @@ class GitHub:
                 fix=exc.fix,
             ) from exc
 
-    def _landed(self, path: str, what: str, since: float | None) -> bool | None:
-        """Did a write sent after `since` (GitHub's clock) land? updated_at has whole seconds, so the second
-        `since` falls in cannot tell: None then, as when there is no answer."""
-        if since is None:
-            return None
+    def _updated(self, place: Place, name: str) -> float | None:
+        data = self._get_or_none(
+            self._secret_path(place, name), f"Reading secret {name} of {place.label} back"
+        )
+        return None if data is None else _iso_epoch(str(data.get("updated_at", "")))
+
+    def _landed(self, place: Place, name: str, after: str, since: float | None) -> bool | None:
+        """Did the write land? None: cannot tell. Timestamps have whole seconds. With `after`, both come from
+        GitHub's storage clock and compare exactly: later than `after` is written, earlier is not, the same
+        second cannot tell. Without it, `since` is GitHub's Date (its web servers' clock), so only a gap of
+        CLOCK_MARGIN either way tells."""
         try:
-            data = self._get_or_none(path, f"Reading {what} back")
+            mine = self._updated(place, name)
+            if mine is None:
+                return False
+            if after:
+                before = self._updated(place, after)
+                return None if before is None or int(mine) == int(before) else mine > before
         except GitHubError:
             return None
-        if data is None:
-            return False
-        at = _iso_epoch(str(data.get("updated_at", "")))
-        if at is None or int(at) == int(since):
+        if since is None or abs(mine - since) < CLOCK_MARGIN:
             return None
-        return at > since
+        return mine > since
 
     def _get_or_none(self, path: str, what: str) -> Any:
         try:
@@ -576,10 +596,19 @@ class GitHub:
         except GitHubError as exc:
             if not uncertain(exc):
                 raise
-            current = self._get_or_none(path, f"Reading {what} back")
-            if current is not None and current.get("value") == value:
-                return
-            raise GitHubError(f"{exc.message}; read back: it was not written", status=exc.status) from exc
+            try:
+                current = self._get_or_none(path, f"Reading {what} back")
+            except GitHubError:
+                current = {}
+            if current is None or ("value" in current and current["value"] != value):
+                outcome = "it was not written"
+            elif "value" not in current:
+                outcome = "whether it was written is unknown"
+            elif place.kind != "org":
+                return  # a repository's or environment's variable: its value is all there is to it
+            else:
+                outcome = "its value was written; whether its visibility and selection were is unknown"
+            raise GitHubError(f"{exc.message}; read back: {outcome}", status=exc.status) from exc
 
 
 def _explain_access(place: Place, exc: GitHubError) -> GitHubError:

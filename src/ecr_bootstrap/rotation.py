@@ -276,14 +276,15 @@ class Rotation:
 
     def _write_pair(self, t: Target) -> tuple[str, str, GitHubError | None]:
         """Returns (state, detail, error): state is written, unchanged, restored or unknown."""
+        # Each write is compared, when its outcome is open, with the one this run made just before it.
         try:
-            self.github.put_secret(t.place, self.names.key_id, self.new_key)
+            self.github.put_secret(t.place, self.names.key_id, self.new_key, after=self.names.repository_uri)
         except GitHubError as exc:
-            if not exc.ambiguous:
-                return "unchanged", f"{self.names.key_id} write refused; previous pair kept", exc
+            if not exc.ambiguous:  # refused, or read back as not written: nothing changed
+                return "unchanged", f"{self.names.key_id} not written; previous pair kept", exc
             return (*self._restore_id(t), exc)
         try:
-            self.github.put_secret(t.place, self.names.secret_key, self._secret)
+            self.github.put_secret(t.place, self.names.secret_key, self._secret, after=self.names.key_id)
         except GitHubError as exc:
             if exc.ambiguous:  # even reading it back could not tell: the pair may be either key's
                 return "unknown", f"{self.names.secret_key} may or may not have been written", exc

@@ -14,7 +14,7 @@ included). Tests decrypt what was stored. As strict as github.com, where the doc
 - 409 for the selected repositories of an organization variable whose visibility is not `selected`, 422 for
   an environment name GitHub refuses (both documented);
 - timestamps and the Date header are whole seconds from GitHub's clock, which a test can skew against the
-  runner's (`skew`);
+  runner's (`skew`); the Date header's servers can be off from the one that stores timestamps (`date_offset`);
 - the primary limit (5,000 per hour, `x-ratelimit-*` on every answer) and the secondary limits: 900 points
   per minute (GET 1, other methods 5) and 80 content-creating requests per minute, 500 per hour, refused
   with 403 or 429, with or without Retry-After ("Rate limits for the REST API").
@@ -216,6 +216,7 @@ class GitHubStandIn:
         self.log: list[Request] = []
         self.latency = 0.0  # seconds added to every request (the benchmark's simulated network)
         self.skew = 0.0  # seconds GitHub's clock is ahead of this machine's (negative: behind)
+        self.date_offset = 0.0  # seconds the Date header's servers are off from the clock stored times use
         self.limit: SecondaryLimit | None = SecondaryLimit()  # None: off (only the benchmark's baseline)
         self.primary = PrimaryLimit()
         self._lock = threading.Lock()
@@ -308,7 +309,7 @@ class GitHubStandIn:
                 pass
 
             def date_time_string(self, timestamp: float | None = None) -> str:
-                return email.utils.formatdate(int(stand_in.clock()), usegmt=True)
+                return email.utils.formatdate(int(stand_in.clock() + stand_in.date_offset), usegmt=True)
 
             def _handle(self) -> None:
                 stand_in._dispatch(self)

@@ -152,13 +152,16 @@ def response_problems(x: Exchange) -> list[str]:
     kind = x.header("Content-Type").split(";")[0]
     response = MockResponse(x.response_body, status_code=x.status, content_type=kind)
     errors = list(api().unmarshal_response(_mock_request(x), response).errors)
-    if not any(isinstance(e, ResponseNotFound) for e in errors):
+    unknown = any(type(e).__name__ in ("PathNotFound", "OperationNotFound") for e in errors)
+    if not unknown and not any(isinstance(e, ResponseNotFound) for e in errors):
         return _why(errors)
-    problems = []
+    problems = [f"{x.status} to a request for no documented operation"] if unknown and x.status != 404 else []
     if x.status < 300 or (x.status < 400 and x.status not in REDIRECTS):
         problems.append(f"status {x.status} is not documented for {x.method} {canonical(x.path)}")
     if x.status in REDIRECTS and not x.header("Location"):
         problems.append(f"redirect {x.status} without a Location")
+    if x.status >= 400 and not x.response_body:
+        problems.append(f"status {x.status} without a body (GitHub's errors carry a message)")
     if x.response_body:
         import jsonschema
 
