@@ -139,9 +139,10 @@ def _epoch(http_date: str) -> float | None:
         return None
 
 
-def _iso_epoch(text: str) -> float | None:
+def _iso_time(text: str) -> datetime | None:
+    """GitHub's timestamps: ISO 8601, UTC, "Z"."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
 
@@ -530,10 +531,17 @@ class GitHub:
             ) from exc
 
     def _updated(self, place: Place, name: str) -> float | None:
+        """updated_at in epoch seconds; None when the secret does not exist. A secret that exists with no
+        readable time raises (the caller cannot tell, rather than "not written")."""
         data = self._get_or_none(
             self._secret_path(place, name), f"Reading secret {name} of {place.label} back"
         )
-        return None if data is None else _iso_epoch(str(data.get("updated_at", "")))
+        if data is None:
+            return None
+        at = _iso_time(str(data.get("updated_at", "")))
+        if at is None:
+            raise GitHubError(f"Secret {name} of {place.label} has no readable updated_at")
+        return at.timestamp()
 
     def _landed(self, place: Place, name: str, after: str, since: float | None) -> bool | None:
         """Did the write land? None: cannot tell. Timestamps have whole seconds. With `after`, both come from
@@ -572,11 +580,7 @@ class GitHub:
 
     def secret_updated_at(self, place: Place, name: str) -> datetime | None:
         data = self._get_or_none(self._secret_path(place, name), f"Reading secret {name} of {place.label}")
-        text = str((data or {}).get("updated_at", ""))
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-        except ValueError:
-            return None
+        return _iso_time(str((data or {}).get("updated_at", "")))
 
     def put_variable(self, place: Place, name: str, value: str) -> None:
         """Update the variable; create it when it does not exist (one request when it does). A write whose

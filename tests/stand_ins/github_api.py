@@ -110,6 +110,10 @@ class Token:
     admin: bool = True  # may create environments (Administration: write)
     orgs: set[str] | None = None  # organizations whose secrets it may write; None: every one
 
+    def sees(self, repo: Repo) -> bool:
+        """A fine-grained token lists repositories by id: a renamed one stays in its list."""
+        return self.repos is None or bool({repo.name.lower(), *repo.aliases} & self.repos)
+
 
 @dataclass
 class Fault:
@@ -140,14 +144,6 @@ class Request:
     at: float  # monotonic: answer ready
     start: float = 0.0  # monotonic: request received
     exchange: openapi.Exchange | None = None  # headers and bodies both ways
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.exchange.headers if self.exchange else {}
-
-    @property
-    def query(self) -> dict[str, str]:
-        return self.exchange.query if self.exchange else {}
 
 
 @dataclass
@@ -534,9 +530,7 @@ class GitHubStandIn:
             org = m.group("org").lower()
             return org in self.orgs and (token.orgs is None or org in token.orgs)
         repo = self.repos.get(m.group("repo").lower())
-        return repo is not None and (
-            token.repos is None or bool({repo.name.lower(), *repo.aliases} & token.repos)
-        )
+        return repo is not None and token.sees(repo)
 
     def _route_known(
         self, token: Token, method: str, path: str, data: Any, query: dict[str, str]
@@ -699,7 +693,7 @@ class GitHubStandIn:
         if not m:
             return 404, {"message": "Not Found"}, {}
         repo = self.repos.get(m.group(1).lower())
-        if repo is None or (token.repos is not None and not {repo.name.lower(), *repo.aliases} & token.repos):
+        if repo is None or not token.sees(repo):
             return 404, {"message": "Not Found"}, {}
         if m.re is REPO:
             return 200, self._full_repository(repo), {}
