@@ -581,7 +581,7 @@ def test_failure_on_the_second_target_keeps_both_working(stack: Stack) -> None:
     stack.github.faults.clear()
     stuck = stack.run({"github-token": token, "repositories": f"{a},{b}"})
     assert stuck.returncode == 1
-    assert old_key in stuck.errors()[0] and "held by repo:octo-org/web" in stuck.errors()[0]
+    assert old_key in stuck.errors()[0] and "held by octo-org/web" in stuck.errors()[0]
     assert sorted(user_keys(stack)) == sorted([old_key, new_key])
     stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=old_key)  # the user's choice
     assert stack.run({"github-token": token, "repositories": f"{a},{b}"}).returncode == 0

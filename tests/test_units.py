@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ecr_bootstrap.places import from_scope
 from ecr_bootstrap import inputs, policy, records, report
 from ecr_bootstrap.errors import InputError
 from ecr_bootstrap.github import rate_limit_wait, seal
@@ -156,7 +157,7 @@ def test_record_round_trip_and_tag_limits() -> None:
     ]
     for tag in tags[:2]:
         assert len(tag["Key"]) <= 128 and len(tag["Value"]) <= 256
-        assert not records._TAG_VALUE_OK.search(tag["Key"] + tag["Value"])
+        assert records.valid_key(tag["Key"]) and records.valid_value(tag["Value"])
     rec = records.parse(tags)
     assert rec.holders == {scope: ("AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB")}
     assert rec.markers["AKIAAAAAAAAAAAAAAAAA"].state == "active"
@@ -175,9 +176,9 @@ def test_plan_needs_a_free_slot() -> None:
         ]
     )
     # Each key held by a repository of its own: the run for o/x shares its new key with o/y.
-    with pytest.raises(records.KeyPlanError, match="held by repo:o/x"):
-        records.plan_keys([key(a), key(b)], rec, ["repo:o/x"], NOW, False)
-    one = records.plan_keys([key(a)], rec, ["repo:o/x"], NOW, False)
+    with pytest.raises(records.KeyPlanError, match="held by o/x"):
+        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, False)
+    one = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, False)
     assert one.reclaim is None and one.extra_scopes == ()
 
 
@@ -185,11 +186,11 @@ def test_plan_reclaims_an_old_pending_orphan_but_not_a_young_one() -> None:
     held, orphan = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
     base = [records.marker_tag(held, "active", NOW), records.holder_tag("repo:o/x", [held])]
     old = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(hours=2))])
-    plan = records.plan_keys([key(held), key(orphan)], old, ["repo:o/x"], NOW, False)
+    plan = records.plan_keys([key(held), key(orphan)], old, [from_scope("repo:o/x")], NOW, False)
     assert plan.reclaim is not None and plan.reclaim.key_id == orphan
     young = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(minutes=1))])
-    with pytest.raises(records.KeyPlanError, match="in flight"):
-        records.plan_keys([key(held), key(orphan)], young, ["repo:o/x"], NOW, False)
+    with pytest.raises(records.LeaseHeld):
+        records.plan_keys([key(held), key(orphan)], young, [from_scope("repo:o/x")], NOW, False)
 
 
 def test_plan_refuses_a_target_another_run_is_writing() -> None:
@@ -201,8 +202,8 @@ def test_plan_refuses_a_target_another_run_is_writing() -> None:
             records.holder_tag("repo:o/x", [old, new]),
         ]
     )
-    with pytest.raises(records.KeyPlanError, match="another run"):
-        records.plan_keys([key(old), key(new, 0)], rec, ["repo:o/x"], NOW, False)
+    with pytest.raises(records.LeaseHeld):
+        records.plan_keys([key(old), key(new, 0)], rec, [from_scope("repo:o/x")], NOW, False)
 
 
 def test_plan_refuses_while_another_run_writes_other_targets() -> None:
@@ -212,16 +213,18 @@ def test_plan_refuses_while_another_run_writes_other_targets() -> None:
     rec = records.parse(
         [records.marker_tag(new, "pending", NOW, until), records.holder_tag("repo:o/y", [new])]
     )
-    with pytest.raises(records.KeyPlanError, match="must not overlap"):
-        records.plan_keys([key(new, 0)], rec, ["repo:o/x"], NOW, False)
+    with pytest.raises(records.LeaseHeld):
+        records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], NOW, False)
     later = until + timedelta(seconds=1)  # its lease is over: a crashed run's key, no longer in flight
-    assert records.plan_keys([key(new, 0)], rec, ["repo:o/x"], later, False).extra_scopes == ("repo:o/y",)
+    assert records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], later, False).extra_scopes == (
+        "repo:o/y",
+    )
 
 
 def test_plan_shares_the_new_key_with_other_holders() -> None:
     a = "AKIAAAAAAAAAAAAAAAAA"
     rec = records.parse([records.marker_tag(a, "active", NOW), records.holder_tag("repo:o/y", [a])])
-    plan = records.plan_keys([key(a)], rec, ["repo:o/x"], NOW, False)
+    plan = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, False)
     assert plan.extra_scopes == ("repo:o/y",)
 
 
@@ -231,7 +234,9 @@ def test_unmanaged_keys_are_neither_retired_nor_reclaimed_unless_asked() -> None
     assert records.retirable([foreign], rec, NOW, False) == []
     assert records.retirable([foreign], rec, NOW, True) == [foreign]
     with pytest.raises(records.KeyPlanError, match="not created by this action"):
-        records.plan_keys([key(foreign), key("AKIAGGGGGGGGGGGGGGGG")], rec, ["repo:o/x"], NOW, False)
+        records.plan_keys(
+            [key(foreign), key("AKIAGGGGGGGGGGGGGGGG")], rec, [from_scope("repo:o/x")], NOW, False
+        )
 
 
 # -- summary, outputs, runner I/O, GitHub helpers ------------------------------------------------------
@@ -306,9 +311,11 @@ def test_seal_is_a_libsodium_sealed_box() -> None:
 def test_plan_respects_the_50_tag_limit() -> None:
     rec = records.parse([records.holder_tag(f"repo:o/r{i}", ["AKIAAAAAAAAAAAAAAAAA"]) for i in range(46)])
     assert rec.holders and len(rec.holders) == 46
-    records.plan_keys([], rec, ["repo:o/r1"], NOW, False)  # 46 + marker, intent and policy tags = 49
+    records.plan_keys(
+        [], rec, [from_scope("repo:o/r1")], NOW, False
+    )  # 46 + marker, intent and policy tags = 49
     with pytest.raises(records.KeyPlanError, match="50"):
-        records.plan_keys([], rec, ["repo:o/new1", "repo:o/new2"], NOW, False)
+        records.plan_keys([], rec, [from_scope("repo:o/new1"), from_scope("repo:o/new2")], NOW, False)
 
 
 def test_pacer_waits_for_points_to_leave_the_window() -> None:

@@ -6,24 +6,27 @@ stops after the plan, having made no change on either side.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .aws import AwsClients, ecr, iam, oidc, sts
+from .cancel import workers
 from .errors import BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
-from .places import Place, from_scope, places
+from .places import Place, places
 from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
 from .records import (
     AccessKey,
+    Intent,
     KeyPlan,
     KeyPlanError,
+    LeaseHeld,
     Record,
-    holder_tag_key,
+    holder_parts,
     marker_key,
     parse,
     plan_keys,
@@ -37,10 +40,9 @@ from .trust import checked_trust_policy, provider_arn, subjects
 from .workflow import Workflow
 
 NEW_KEY = "(new key)"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# IAM reads may lag its writes by seconds (IAM User Guide, "Troubleshoot IAM": changes are not always
+# immediately visible). A lease that looks held is read again once after this long before refusing.
+IAM_READ_LAG = 5.0
 
 
 @dataclass
@@ -78,7 +80,7 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Found:
     """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
     policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
     without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with workers(3) as pool:
         looking = pool.submit(ecr.find_repository, aws, settings.ecr_repository)
         user = iam.find_user(aws, settings.iam_user) if uses_user(settings) else None
         record = parse(user.tags if user else [])
@@ -164,13 +166,12 @@ def run(
     github: GitHub,
     workflow: Workflow,
     report: Report,
-    now: Callable[[], datetime] = utcnow,
 ) -> None:
     targets = places(settings.repositories, settings.environment, settings.organization, settings.visibility)
     report.dry_run = settings.dry_run
     # -- 1. look: AWS reads and the GitHub access check overlap; nothing changes until both are done ----
     with workflow.group("Checking AWS state and GitHub access"):
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with workers(1) as pool:
             checking = pool.submit(_when_sending, aws, check_github, github, settings, targets, workflow)
             try:
                 found = look_up_aws(aws, settings)
@@ -189,10 +190,12 @@ def run(
         rotation_targets: list[Target] = []
         plan: KeyPlan | None = None
         if settings.auth == "access-key":
-            plan, rotation_targets = _plan_rotation(settings, github, workflow, found, targets, now())
+            plan, rotation_targets = _plan_rotation(settings, aws, github, workflow, found, targets)
 
     if settings.dry_run:
-        _print_plan(settings, workflow, report, found, targets, access, trust, plan, rotation_targets, now())
+        _print_plan(
+            settings, workflow, report, found, targets, access, trust, plan, rotation_targets, aws.iam_now()
+        )
         return
 
     # -- 2. provision ------------------------------------------------------------------------------
@@ -214,7 +217,7 @@ def run(
     if trust is not None:
         _deliver_role(aws, github, settings, workflow, report, found, targets, trust, repository)
         if settings.retire_user_keys:
-            _retire_user_keys(aws, github, settings, workflow, report, found, targets, now())
+            _retire_user_keys(aws, github, settings, workflow, report, found, targets, aws.iam_now())
     elif plan is not None:
         rotation = Rotation(
             aws=aws,
@@ -230,9 +233,10 @@ def run(
             retire_unmanaged=settings.retire_unmanaged_keys,
             key_wait_seconds=settings.key_wait_seconds,
             lease_seconds=settings.lease_seconds,
-            now=now,
+            now=aws.iam_now,
             names=settings.secret_names,
             policy_version=(settings.iam_policy, policy_version),
+            run_id=settings.run,
         )
         with workflow.group("IAM user"):
             _ensure_user(aws, settings, report, found, rotation)
@@ -246,25 +250,83 @@ def run(
 
 
 def _plan_rotation(
-    settings: Settings, github: GitHub, workflow: Workflow, found: Found, targets: list[Place], now: datetime
+    settings: Settings,
+    aws: AwsClients,
+    github: GitHub,
+    workflow: Workflow,
+    found: Found,
+    targets: list[Place],
 ) -> tuple[KeyPlan, list[Target]]:
-    repaired = _settle(github, settings, workflow, found.record, now)
+    """Settle what crashed runs left, then decide. A lease that looks held is checked once more: with
+    GitHub (an actions-token shows whether the holding run has completed), else by reading IAM again
+    after its read lag; only then is the run refused."""
+    for scope in (p.scope for p in targets):
+        found.record.claim(scope)
+    for attempt in range(2):
+        try:
+            return _plan_once(settings, github, workflow, found, targets, aws.iam_now())
+        except LeaseHeld as held:
+            if attempt or found.user is None:
+                raise _lease_error(settings, held) from held
+            intent = held.intent
+            if intent is not None and intent.run and _run_completed(settings, github, workflow, intent):
+                found.record.over.add(intent.run.token)
+                continue
+            workflow.info(
+                f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
+                "(its reads may lag its writes)."
+            )
+            time.sleep(IAM_READ_LAG)
+            over = found.record.over
+            found.record = parse(iam.list_tags(aws, found.user.name))
+            found.record.over = over
+            found.keys = iam.list_keys(aws, found.user.name)
+            found.record.adopt(found.keys)
+            for scope in (p.scope for p in targets):
+                found.record.claim(scope)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _plan_once(
+    settings: Settings,
+    github: GitHub,
+    workflow: Workflow,
+    found: Found,
+    targets: list[Place],
+    now: datetime,
+) -> tuple[KeyPlan, list[Target]]:
+    lease = found.record.lease(now, settings.run)
+    if lease is not None:  # settle nothing while a run may still be writing
+        raise LeaseHeld(lease, lease.until)
+    repaired, unknown = _settle(github, settings, workflow, found.record, now)
     rotation_targets = [Target(p, found.record.holders.get(p.scope, ())) for p in targets]
     try:
         plan = plan_keys(
             found.keys,
             found.record,
-            [t.scope for t in rotation_targets],
+            targets,
             now,
             settings.retire_unmanaged_keys,
+            current=settings.run,
+            new_user_tags=len(settings.tags) if found.user is None else 0,
         )
+    except LeaseHeld:
+        raise
     except KeyPlanError as exc:
+        if unknown:
+            raise RotationError(
+                f"No new access key can be created safely for {settings.iam_user}: {exc}. GitHub's "
+                f"timestamps cannot tell which of its keys {', '.join(sorted(unknown))} hold(s) (an "
+                "earlier run stopped while writing them, within a second of its reference time), so "
+                "both keys are kept. Nothing was changed.",
+                fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last "
+                "used' shows unused since the interrupted run, and rerun.",
+            ) from exc
         raise RotationError(
             f"No new access key can be created safely for {settings.iam_user}: {exc}. Nothing was changed.",
             fix="Free a key slot: delete in IAM a key that is not created by this action once nothing "
             "uses it (or set retire-unmanaged-keys: true), or delete a key held by repositories "
-            "(they cannot push until this action runs for them again), then rerun. If a run is in "
-            "flight, wait for it.",
+            "(they cannot push until this action runs for them again), then rerun.",
         ) from exc
     rotation_targets += _shared_holders(
         github, workflow, found.record, plan, repaired - {t.scope for t in rotation_targets}
@@ -272,15 +334,62 @@ def _plan_rotation(
     return plan, rotation_targets
 
 
+def _run_completed(settings: Settings, github: GitHub, workflow: Workflow, intent: Intent) -> bool:
+    """Ask GitHub whether the run holding the lease has completed (needs actions-token)."""
+    run = intent.run
+    if not settings.actions_token or run is None or not run.repository:
+        return False
+    checker = github.with_token(settings.actions_token)
+    try:
+        done = checker.run_completed(run.repository, run.run_id, run.attempt)
+    except GitHubError as exc:
+        workflow.warning(
+            f"Could not ask GitHub whether {run.describe()} has completed ({exc.message}); "
+            "the actions-token needs actions: read on that repository.",
+            title="Lease holder not checked",
+        )
+        return False
+    if done:
+        workflow.info(f"GitHub says {run.describe()} has completed: taking over its lease.")
+    return done
+
+
+def _lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
+    until = held.until.strftime("%Y-%m-%d %H:%M:%S UTC") if held.until else "its lease ends"
+    intent = held.intent
+    run = intent.run if intent else None
+    if run is not None and run.run_id:
+        who = run.describe()
+        link = run.link
+        fix = (
+            f"Wait until {until} and rerun; or, if that run is over, re-run it ({link}: a later attempt "
+            "takes over at once) or cancel it; or give this action an actions-token with actions: read "
+            "so it can see that the run has completed. Serialise runs for one IAM user with a workflow "
+            "concurrency group keyed on the user."
+        )
+    else:
+        who = "another run (one that did not record its name: outside GitHub Actions, or an older version)"
+        fix = (
+            f"Wait until {until} and rerun, once that run has finished. Serialise runs for one IAM user "
+            "with a workflow concurrency group keyed on the user."
+        )
+    return RotationError(
+        f"{who} holds the lease on IAM user {settings.iam_user} until {until}: it may still be writing a "
+        "new key, and two runs must not write one user's keys at once. Nothing was changed.",
+        fix=fix,
+    )
+
+
 def _settle(
     github: GitHub, settings: Settings, workflow: Workflow, record: Record, now: datetime
-) -> set[str]:
-    """Entries a crashed or failed run left saying "old or new key": find out from GitHub which one each
-    target holds, so that the other key can go. Returns the scopes left holding no working pair."""
-    broken = set()
+) -> tuple[set[str], set[str]]:
+    """Entries a crashed or failed run left saying "old or new key": find out from GitHub's timestamps
+    which one each target holds, so that the other key can go. Returns the scopes to write anew (their
+    pair may be mismatched) and the labels of those that cannot be told."""
+    broken, unknown = set(), set()
     names = settings.secret_names
-    for scope, ids in unsettled(record, now).items():
-        place = from_scope(scope)
+    for scope, ids in unsettled(record, now, settings.run).items():
+        place = record.place_of(scope)
         try:
             github.public_key(place)
             id_at = github.secret_updated_at(place, names.key_id)
@@ -288,15 +397,33 @@ def _settle(
         except BootstrapError as exc:
             workflow.warning(f"Could not tell which key {place.label} holds ({exc.message}); both are kept.")
             continue
-        held = settle(ids, record, id_at, secret_at)
+        ref = record.refs.get(scope)
+        if ref is None and ids[-1] in record.markers and record.markers[ids[-1]].since is not None:
+            # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
+            created = record.markers[ids[-1]].since
+            ref = int(created.timestamp()) - 3 if created else None
+        held = settle(
+            ids,
+            ref,
+            int(id_at.timestamp()) if id_at else None,
+            int(secret_at.timestamp()) if secret_at else None,
+        )
         if held is None:
-            continue
-        record.holders[scope] = held
-        what = f"holds {held[0]}" if held else "holds a mismatched pair: it will be written anew"
-        workflow.info(f"An earlier run stopped while writing {place.label}; it {what}.")
-        if not held:
+            unknown.add(place.label)
+            workflow.warning(
+                f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
+                f"which of {', '.join(ids)} it holds, so both are kept and it is written anew.",
+                title="Key holder unknown",
+            )
             broken.add(scope)
-    return broken
+            continue
+        record.holders[scope] = held.held
+        what = f"holds {held.held[0]}" if held.held else "holds no working pair"
+        if held.rewrite:
+            what = f"holds the secret of {held.held[0]}, maybe beside another id: it is written anew"
+            broken.add(scope)
+        workflow.info(f"An earlier run stopped while writing {place.label}; it {what}.")
+    return broken, unknown
 
 
 def _shared_holders(
@@ -304,10 +431,10 @@ def _shared_holders(
 ) -> list[Target]:
     """Other places holding a key this run replaces get the new key too, when the token may write them;
     otherwise their key is kept (and the summary says so). So do places an earlier run left with a
-    mismatched pair."""
+    pair to write anew."""
     out = []
     for scope in sorted(set(plan.extra_scopes) | repaired):
-        place = from_scope(scope)
+        place = record.place_of(scope)
         try:
             github.public_key(place)
         except BootstrapError as exc:
@@ -397,6 +524,7 @@ def _print_plan(
         if settings.retire_user_keys and found.user:
             for key in found.keys:
                 others = found.record.holders_of(key.key_id) - {p.scope for p in targets}
+                others = {found.record.place_of(o).label for o in others}
                 managed = key.key_id in found.record.markers or settings.retire_unmanaged_keys
                 if others or not managed:
                     add(
@@ -683,10 +811,10 @@ def _retire_user_keys(
             github.delete_secret(place, names.key_id)
             github.delete_secret(place, names.secret_key)
         ours = [p.scope for p in targets if p.scope in found.record.holders]
-        iam.untag_user(aws, user.name, [holder_tag_key(s) for s in ours])
+        iam.untag_user(aws, user.name, [k for s in ours for k in holder_parts(found.record, s)])
         record = parse(iam.list_tags(aws, user.name))  # as it is now, other runs included
         ids = [k.key_id for k in found.keys]
-        gone = retirable(ids, record, now, settings.retire_unmanaged_keys)
+        gone = retirable(ids, record, now, settings.retire_unmanaged_keys, settings.run)
         for key_id in gone:
             iam.delete_key(aws, user.name, key_id)
             report.add("Access key", key_id, "deleted", "replaced by the role")
@@ -694,7 +822,7 @@ def _retire_user_keys(
         for key_id in ids:
             if key_id in gone:
                 continue
-            holders = sorted(from_scope(s).label for s in record.holders_of(key_id))
+            holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
             why = (
                 ("still held by " + ", ".join(holders))
                 if holders

@@ -19,6 +19,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     workflow = Workflow(env)
     report = Report()
     failed = ""
+    from .cancel import Cancellation
+
+    cancellation = Cancellation()
+    cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
     try:
         from .inputs import from_argv
 

@@ -234,6 +234,27 @@ class GitHub:
     def __repr__(self) -> str:  # the token stays out of any accidental log line
         return f"GitHub({self._connect[1]!r})"
 
+    def bounded(self, seconds: float) -> GitHub:
+        """The same client for a rollback: one try per request of at most `seconds`, no pacing waits."""
+        token, api_url, _timeout = self._connect
+        copy = GitHub(token, api_url, timeout=seconds, retry=RetryPolicy(attempts=1), warn=self._warn)
+        copy._keys, copy._ids, copy._moves = self._keys, self._ids, self._moves
+        copy._github_time = self._github_time
+        return copy
+
+    def with_token(self, token: str) -> GitHub:
+        """The same API with another token (the optional actions-token)."""
+        _token, api_url, timeout = self._connect
+        return GitHub(token, api_url, timeout=timeout, retry=self._retry, warn=self._warn)
+
+    def reference(self) -> tuple[int, float] | None:
+        """(GitHub's Date of the last answer, whole seconds; our monotonic clock when it arrived): every
+        write GitHub stored before that answer has an updated_at at or before that second."""
+        if self._github_time is None:
+            return None
+        date, then = self._github_time
+        return int(date), then
+
     def github_now(self) -> float | None:
         """A lower bound of GitHub's clock now (epoch seconds), from the last answer's Date header: what
         GitHub's own timestamps are compared with, never the runner's clock. None before any answer."""
@@ -435,6 +456,16 @@ class GitHub:
                     f"stays {data['id']}; update the repositories input to {full_name}."
                 )
         return self._ids[repository]
+
+    def run_completed(self, repository: str, run_id: str, attempt: int) -> bool:
+        """Whether GitHub says that attempt of that workflow run has completed (needs actions: read)."""
+        data = self._request(
+            "GET",
+            f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}",
+            f"Reading run {run_id} attempt {attempt} of {repository}",
+            params={"exclude_pull_requests": "true"},
+        ).data
+        return str((data or {}).get("status", "")) == "completed"
 
     def _environment_path(self, place: Place) -> str:
         return f"/repos/{place.name}/environments/{quote(place.environment, safe='')}"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .records import RunId
 
 GITHUB_TOKEN_HELP = (
     "a fine-grained personal access token with the repository permission 'Secrets: Read and write' on "
@@ -144,7 +145,17 @@ INPUTS: tuple[Input, ...] = (
         "900",
         "How long a run's new key counts as in flight. The run writes no target after that; a later run "
         "treats an older pending key as abandoned (a crashed run) and repairs what it left. Must be "
-        "longer than key-wait-seconds.",
+        "longer than key-wait-seconds. A later attempt of the same run (Re-run jobs) takes over at once.",
+    ),
+    Input(
+        "actions-token",
+        "",
+        "Optional token with 'actions: read' on the repositories whose workflows use this IAM user (for "
+        "runs of this repository, the workflow's own github.token with permissions actions: read). When "
+        "another run "
+        "holds the user's lease, the action asks GitHub whether that run has completed and, if so, takes "
+        "over at once instead of waiting for the lease to end.",
+        secret=True,
     ),
 )
 
@@ -204,6 +215,8 @@ class Settings:
     dry_run: bool = False
     github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
     github_points: tuple[int, float] = (900, 60.0)  # secondary limit: points per window; ..._GITHUB_POINTS
+    actions_token: str = ""
+    run: RunId = field(default_factory=RunId)  # the GitHub Actions run this is (empty outside Actions)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
         return f"Settings(user={self.iam_user!r}, repositories={self.repositories!r}, …)"
@@ -556,6 +569,29 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         lease_seconds=lease,
         github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
         github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
+        actions_token=parse_actions_token(get("actions-token")),
+        run=run_id(env),
+    )
+
+
+def parse_actions_token(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise InputError("actions-token", "the token contains white space.", fix="Check the secret.")
+    return value
+
+
+def run_id(env: Mapping[str, str]) -> RunId:
+    """This run as the runner names it; empty outside GitHub Actions (or with values it never sets)."""
+    run = env.get("GITHUB_RUN_ID", "")
+    attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
+    if not run.isdigit():
+        return RunId()
+    return RunId(
+        run,
+        int(attempt) if attempt.isdigit() and int(attempt) > 0 else 1,
+        env.get("GITHUB_JOB", "")[:100],
+        env.get("GITHUB_REPOSITORY", "")[:200],
+        env.get("GITHUB_SERVER_URL", "") or "https://github.com",
     )
 
 

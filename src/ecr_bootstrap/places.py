@@ -55,7 +55,7 @@ def from_scope(scope: str) -> Place:
     """The place an earlier run recorded (names lower-cased; GitHub does not mind)."""
     kind, _, rest = scope.partition(":")
     if kind == "env":
-        name, _, environment = rest.rpartition(":")
+        name, _, environment = rest.partition(":")  # owner/repo has no ":"; an environment may
         return Place("env", name, environment)
     return Place(kind if kind in ("repo", "org") else "repo", rest)
 

@@ -1,54 +1,144 @@
 """The record kept on the IAM user (as tags) of which keys are ours and which target holds which key.
 
-Pure: parsing, encoding and the decisions taken from them. Tags are the record because they live next to
+Pure: encoding, parsing and the decisions taken from them. Tags are the record because they live next to
 the keys, survive a crashed run, and are shared by every run that uses the same user (no disk, no state
-file). Limits of real IAM (moto checks none of them): 50 tags per user; key <= 128 and value <= 256
-characters of letters, digits, spaces and _ . : / = + - @.
+file). IAM's own rules apply to every tag written here (IAM API Reference, data type Tag): a key of 1-128
+and a value of 0-256 characters from `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`, at most 50 tags per user, the user's
+own tags included. Version 2 of the record:
 
-  ecr-bootstrap:key:<ACCESS_KEY_ID>   = "pending <created> <lease end>" | "active <created>"
-  ecr-bootstrap:holder:<sha256[:20]>  = "<KEY_ID>[+<KEY_ID>|+next] <scope>"
-  ecr-bootstrap:next-key              = "pending <since> <lease end> <existing ids>" | "done <when>"
-  ecr-bootstrap:policy                = "<policy name> <default version>" (saves a look-up on reruns)
+  ecr-bootstrap:next-key             = "2 <state> <since> <until> <existing ids> <key id> <run id> <attempt>
+                                        <job> <repository> <server>"   (the lease; state pending|made|done)
+  ecr-bootstrap:key:<ACCESS_KEY_ID>  = "pending <created> <lease end> <run id>.<attempt>" | "active <created>"
+  ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids> <GitHub second> <kind> <name> <environment>"
+  ecr-bootstrap:policy               = "2 <policy name> <default version>"
+
+Every free-text field is escaped (`=XX` per UTF-8 byte of a character IAM refuses, and of space and `=`),
+so any name GitHub or IAM allows round-trips exactly; a value longer than 256 characters continues in
+`<key>/2`, `<key>/3`... (its first part starts `@<parts>@`). The holder entry's tag key is a hash of the
+target's scope, so it is found whatever its spelling or length. Times are IAM's clock as the writing run
+estimated it from IAM's Date header; GitHub's times are only ever compared with GitHub's.
 
 A holder entry with two key ids means "one of these": it is written before a target's secrets change and
 narrowed to one id once the change is known to have landed, so no key a target might hold is deleted.
-A pending key is in flight until its lease ends: the run that made it writes nothing after that, so a later
-run may treat it as abandoned and settle, from GitHub's updated_at times, which key a target really holds.
-A new user is created with the record's first entries (the intent, and each target's entry as "next": the
-key the intent's run makes), so no other run can write the record before that run's key is marked.
+The lease (the intent) names its run; the run that holds it is the only one that writes a new key, until
+the lease ends, the run marks it done (in the commit), a later attempt of that run starts, or GitHub says
+the run has completed. A key created while an intent is pending and within its creation window, and not
+yet marked, is that run's (its run died before marking it). Version 1 records (no leading "2") are read and
+rewritten as version 2 by the next run that writes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .places import Place, from_scope
+
 PREFIX = "ecr-bootstrap:"
 KEY_PREFIX = PREFIX + "key:"
-# Written just before CreateAccessKey: a key made in its window is ours even if the run died before
-# marking it (the key id is only known once it exists).
 INTENT_KEY = PREFIX + "next-key"
 HOLDER_PREFIX = PREFIX + "holder:"
 POLICY_KEY = PREFIX + "policy"
+VERSION = "2"
 # In a holder entry: the key the intent's run creates, whose id is not known when the entry is written.
 NEXT = "next"
 MAX_TAGS = 50
 MAX_KEYS = 2
-# A pending marker without a lease end (not written by this version) counts as in flight this long.
+MAX_VALUE = 256
+# A pending marker without a lease end (version 1 wrote some) counts as in flight this long.
 IN_FLIGHT = timedelta(minutes=30)
-_TAG_VALUE_OK = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
+# A run sends CreateAccessKey within this of writing its intent, or not at all: a key created later by
+# anyone else is never taken for the run's own.
+CREATE_WINDOW = timedelta(seconds=60)
+# How far two runs' estimates of IAM's clock (from Date headers, whole seconds) may differ.
+IAM_CLOCK_MARGIN = timedelta(seconds=2)
+# A run records a reference second from GitHub's Date header (after every earlier write), and writes no
+# target's key id until GAP seconds after it arrived. With GitHub's clocks in step, earlier writes are
+# stamped <= ref and the run's >= ref + GAP; ref + 1 is a tie, which only clocks up to a second apart
+# (its Date header's servers and its storage) can produce.
+GITHUB_CLOCK_MARGIN = 1
+GAP = GITHUB_CLOCK_MARGIN + 1
+_SAFE_SYMBOLS = "_.:/+-@"
+_PART = re.compile(r"^(?P<base>.+)/(?P<n>[0-9]+)$")
+_MULTI = re.compile(r"^@(?P<n>[0-9]+)@")
 
 
-def repo_scope(repository: str) -> str:
-    """GitHub names are case-insensitive: one scope per repository whatever its spelling."""
-    return "repo:" + repository.lower()
+# -- encoding ------------------------------------------------------------------------------------------
 
 
-def holder_tag_key(scope: str) -> str:
-    return HOLDER_PREFIX + hashlib.sha256(scope.encode()).hexdigest()[:20]
+def _allowed(ch: str, *, field_char: bool) -> bool:
+    if field_char and ch in " =":
+        return False
+    return ch in _SAFE_SYMBOLS or ch in " =" or unicodedata.category(ch)[0] in "LNZ"
+
+
+def valid_value(value: str) -> bool:
+    """IAM's pattern for a tag value, `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, and its 256-character limit."""
+    return len(value) <= MAX_VALUE and all(_allowed(c, field_char=False) for c in value)
+
+
+def valid_key(key: str) -> bool:
+    return 1 <= len(key) <= 128 and not key.startswith("aws:") and valid_value(key)
+
+
+def enc(text: str) -> str:
+    """A field of a tag value: characters IAM refuses, and the separators, as =XX per UTF-8 byte."""
+    out = []
+    for ch in text:
+        if _allowed(ch, field_char=True):
+            out.append(ch)
+        else:
+            out.extend(f"={b:02X}" for b in ch.encode())
+    return "".join(out)
+
+
+def dec(text: str) -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "=" and re.fullmatch(r"[0-9A-F]{2}", text[i + 1 : i + 3]):
+            raw.append(int(text[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw.extend(text[i].encode())
+            i += 1
+    return raw.decode(errors="replace")
+
+
+def split_value(key: str, value: str) -> list[dict[str, str]]:
+    """One tag, or several when the value is longer than IAM allows (`@<n>@` first, then key/2...)."""
+    if len(value) <= MAX_VALUE:
+        return [{"Key": key, "Value": value}]
+    size = MAX_VALUE - 6
+    parts = [value[i : i + size] for i in range(0, len(value), size)]
+    head = {"Key": key, "Value": f"@{len(parts)}@{parts[0]}"}
+    return [head] + [{"Key": f"{key}/{n}", "Value": p} for n, p in enumerate(parts[1:], 2)]
+
+
+def _joined(tags: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], dict[str, int]]:
+    """Tag key -> whole value (parts joined), and how many tags each value uses."""
+    flat = {str(t.get("Key", "")): str(t.get("Value", "")) for t in tags}
+    values: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for key, value in flat.items():
+        part = _PART.match(key)
+        if part and part.group("base") in flat and flat[part.group("base")].startswith("@"):
+            base = part.group("base")
+            used[base] = used.get(base, 1) + 1
+            continue
+        multi = _MULTI.match(value)
+        whole = value
+        if multi:
+            count = int(multi.group("n"))
+            pieces = [value[multi.end() :]] + [flat.get(f"{key}/{n}", "\0") for n in range(2, count + 1)]
+            whole = "".join(pieces)  # a missing part leaves a NUL: the entry reads as damaged
+        values[key] = whole
+        used.setdefault(key, 1)
+    return values, used
 
 
 def _iso(when: datetime) -> str:
@@ -62,11 +152,73 @@ def _parse_iso(text: str) -> datetime | None:
         return None
 
 
+def repo_scope(repository: str) -> str:
+    """GitHub names are case-insensitive: one scope per repository whatever its spelling."""
+    return "repo:" + repository.lower()
+
+
+def holder_tag_key(scope: str) -> str:
+    return HOLDER_PREFIX + hashlib.sha256(scope.encode()).hexdigest()[:20]
+
+
+def marker_key(key_id: str) -> str:
+    return KEY_PREFIX + key_id
+
+
+# -- values --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunId:
+    """The GitHub Actions run a lease belongs to (GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT, GITHUB_JOB...)."""
+
+    run_id: str = ""
+    attempt: int = 1
+    job: str = ""
+    repository: str = ""
+    server: str = "https://github.com"
+
+    @property
+    def token(self) -> str:
+        return f"{self.run_id}.{self.attempt}" if self.run_id else ""
+
+    @property
+    def link(self) -> str:
+        if not self.run_id or not self.repository:
+            return ""
+        server = self.server.rstrip("/")
+        return f"{server}/{self.repository}/actions/runs/{self.run_id}/attempts/{self.attempt}"
+
+    def describe(self) -> str:
+        if not self.run_id:
+            return "a run outside GitHub Actions (no run id recorded)"
+        job = f", job {self.job}" if self.job else ""
+        return f"run {self.run_id} attempt {self.attempt}{job} of {self.repository} ({self.link})"
+
+
+def _run_from_token(token: str) -> RunId | None:
+    run_id, _, attempt = token.partition(".")
+    if not run_id:
+        return None
+    return RunId(run_id, int(attempt) if attempt.isdigit() else 1)
+
+
 @dataclass(frozen=True)
 class Marker:
     state: str  # "pending" | "active"
     since: datetime | None  # when the key was created (to the second)
     until: datetime | None = None  # end of the creating run's lease (pending only)
+    run: RunId | None = None  # the creating run (pending only)
+
+
+@dataclass(frozen=True)
+class Intent:
+    state: str  # "pending" (key not made yet) | "made" (key marked) | "done" (committed or rolled back)
+    since: datetime | None
+    until: datetime | None = None
+    existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
+    key: str = ""  # "made": the key the run created
+    run: RunId | None = None
 
 
 @dataclass(frozen=True)
@@ -80,36 +232,79 @@ class AccessKey:
 class Record:
     markers: dict[str, Marker] = field(default_factory=dict)
     holders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> key ids
+    places: dict[str, Place] = field(default_factory=dict)  # scope -> the place, exactly as written
+    refs: dict[str, int] = field(default_factory=dict)  # scope -> GitHub second before its writer's writes
+    tag_scope: dict[str, str] = field(default_factory=dict)  # holder tag key -> scope it was read as
+    used: dict[str, int] = field(default_factory=dict)  # tag key -> how many tags its value takes
     other_tags: int = 0  # tags that are not ours still count against the 50-tag limit
-    intent: Marker | None = None
-    intent_existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
+    intent: Intent | None = None
     adopted: set[str] = field(default_factory=set)  # keys marked only through the intent, not yet tagged
     policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
-    has_policy_tag: bool = False
+    version: int = 2  # 1 when any entry was written by version 1
+    over: set[str] = field(default_factory=set)  # run tokens known to be over (see lease())
 
-    def intent_in_flight(self, now: datetime) -> bool:
-        intent = self.intent
-        if intent is None or intent.state != "pending" or intent.since is None:
+    @property
+    def intent_existing(self) -> tuple[str, ...]:
+        return self.intent.existing if self.intent else ()
+
+    def tags_in_use(self) -> int:
+        return self.other_tags + sum(self.used.values())
+
+    def claim(self, scope: str) -> None:
+        """A version 1 entry was read under a cleaned-up scope: file it under the real one, found by the
+        hash in its tag key."""
+        read_as = self.tag_scope.get(holder_tag_key(scope))
+        if read_as is None or read_as == scope:
+            return
+        if read_as in self.holders:
+            self.holders[scope] = self.holders.pop(read_as)
+        self.places.pop(read_as, None)
+        if read_as in self.refs:
+            self.refs[scope] = self.refs.pop(read_as)
+        self.tag_scope[holder_tag_key(scope)] = scope
+
+    def place_of(self, scope: str) -> Place:
+        return self.places.get(scope) or from_scope(scope)
+
+    def run_over(self, run: RunId | None, current: RunId | None) -> bool:
+        """GitHub runs one attempt of a run at a time: an earlier attempt of the current run is over."""
+        if run is None or not run.run_id:
             return False
-        return now < (intent.until or intent.since + IN_FLIGHT)
+        if run.token in self.over:
+            return True
+        return current is not None and current.run_id == run.run_id and run.attempt < current.attempt
+
+    def lease(self, now: datetime, current: RunId | None = None) -> Intent | None:
+        """The intent of a run that may still be writing a new key, or None when the lease is free."""
+        intent = self.intent
+        if intent is None or intent.state == "done" or intent.since is None:
+            return None
+        end = intent.until or intent.since + IN_FLIGHT
+        if now >= end or self.run_over(intent.run, current):
+            return None
+        return intent
 
     def adopt(self, keys: Iterable[AccessKey]) -> None:
-        """Unmarked keys created within the last pending intent's window are a run's pending keys; holder
-        entries naming "next" then name that key (or, when it never came to exist, only their older keys)."""
+        """An unmarked key created within a pending intent's creation window is that run's key (it died
+        before marking it); holder entries naming "next" then name that key (or only their older keys)."""
         made: list[str] = []
         intent = self.intent
         if intent is not None and intent.state == "pending" and intent.since is not None:
-            start = intent.since - timedelta(seconds=2)
-            end = intent.until or intent.since + IN_FLIGHT
+            start = intent.since - IAM_CLOCK_MARGIN
+            end = intent.since + CREATE_WINDOW + IAM_CLOCK_MARGIN
+            until = intent.until or intent.since + IN_FLIGHT
             for key in keys:
                 if (
                     key.key_id not in self.markers
-                    and key.key_id not in self.intent_existing
+                    and key.key_id not in intent.existing
                     and start <= key.created <= end
                 ):
-                    self.markers[key.key_id] = Marker("pending", key.created.replace(microsecond=0), end)
+                    since = key.created.replace(microsecond=0)
+                    self.markers[key.key_id] = Marker("pending", since, until, intent.run)
                     self.adopted.add(key.key_id)
                     made.append(key.key_id)
+        if intent is not None and intent.state == "made" and intent.key:
+            made.append(intent.key)
         for scope, ids in list(self.holders.items()):
             if NEXT in ids:
                 resolved = (i for k in ids for i in (made if k == NEXT else [k]))
@@ -121,76 +316,161 @@ class Record:
         for key_id in sorted(self.adopted):
             marker = self.markers[key_id]
             if marker.since is not None:
-                out.append(marker_tag(key_id, marker.state, marker.since, marker.until))
+                out.append(marker_tag(key_id, marker.state, marker.since, marker.until, marker.run))
         return out
 
     def holders_of(self, key_id: str) -> set[str]:
         return {scope for scope, ids in self.holders.items() if key_id in ids}
 
-    def in_flight(self, key_id: str, now: datetime) -> bool:
+    def in_flight(self, key_id: str, now: datetime, current: RunId | None = None) -> bool:
         marker = self.markers.get(key_id)
-        if marker is None or marker.state != "pending":
+        if marker is None or marker.state != "pending" or self.run_over(marker.run, current):
             return False
         if marker.until is not None:
             return now < marker.until
         return marker.since is None or now - marker.since < IN_FLIGHT
 
 
+def _parse_intent(value: str) -> Intent:
+    fields = value.split(" ")
+    if fields[0] == VERSION:
+        f = fields[1:] + [""] * 11
+        run = RunId(dec(f[5]), int(f[6]) if f[6].isdigit() else 1, dec(f[7]), dec(f[8]), dec(f[9]) or "")
+        return Intent(
+            f[0],
+            _parse_iso(f[1]),
+            _parse_iso(f[2]),
+            tuple(i for i in f[3].split("+") if i),
+            f[4],
+            run if run.run_id else None,
+        )
+    state, *times = fields  # version 1: "pending <since> <until> <existing>" | "done <when>"
+    since = _parse_iso(times[0]) if times else None
+    until = _parse_iso(times[1]) if len(times) > 1 else None
+    existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
+    return Intent(state, since, until, existing)
+
+
+def _parse_marker(value: str) -> Marker:
+    state, *rest = value.split(" ")
+    since = _parse_iso(rest[0]) if rest else None
+    until = _parse_iso(rest[1]) if len(rest) > 1 else None
+    run = _run_from_token(rest[2]) if len(rest) > 2 else None
+    return Marker(state, since, until, run)
+
+
+def _parse_holder(record: Record, tag_key: str, value: str) -> None:
+    fields = value.split(" ")
+    if fields[0] == VERSION and len(fields) >= 6:
+        ids, ref = fields[1], fields[2]
+        place = Place(dec(fields[3]), dec(fields[4]), dec(fields[5]))
+        scope = place.scope
+        record.places[scope] = place
+        if ref.isdigit():
+            record.refs[scope] = int(ref)
+    else:
+        # Version 1: "<ids> <scope, cleaned up and cut at 256>"; or damaged. Kept either way: ignoring a
+        # holder could get a key it holds deleted. claim() files it under the real scope.
+        ids, _, rest = value.partition(" ")
+        scope = rest or tag_key
+        record.version = 1
+    record.holders[scope] = tuple(i for i in ids.split("+") if i)
+    record.tag_scope[tag_key] = scope
+
+
 def parse(tags: Iterable[Mapping[str, str]]) -> Record:
     record = Record()
-    for tag in tags:
-        key, value = tag.get("Key", ""), tag.get("Value", "")
+    values, used = _joined(tags)
+    for key, value in values.items():
         if key == INTENT_KEY:
-            state, *times = value.split(" ")
-            since = _parse_iso(times[0]) if times else None
-            until = _parse_iso(times[1]) if len(times) > 1 else None
-            record.intent = Marker(state, since, until)
-            record.intent_existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
+            record.intent = _parse_intent(value)
         elif key == POLICY_KEY:
-            name, _, version = value.partition(" ")
-            record.policy_version = (name, version) if version else None
-            record.has_policy_tag = True
+            fields = value.split(" ")
+            if fields[0] == VERSION and len(fields) == 3:
+                record.policy_version = (dec(fields[1]), fields[2])
+            else:
+                name, _, version = value.partition(" ")
+                record.policy_version = (name, version) if version else None
         elif key.startswith(KEY_PREFIX):
-            state, *times = value.split(" ")
-            since = _parse_iso(times[0]) if times else None
-            until = _parse_iso(times[1]) if len(times) > 1 else None
-            record.markers[key[len(KEY_PREFIX) :]] = Marker(state, since, until)
+            record.markers[key[len(KEY_PREFIX) :]] = _parse_marker(value)
         elif key.startswith(HOLDER_PREFIX):
-            # Kept even if malformed: ignoring a holder could get a key it holds deleted.
-            ids, _, scope = value.partition(" ")
-            record.holders[scope or key] = tuple(i for i in ids.split("+") if i)
+            _parse_holder(record, key, value)
         else:
-            record.other_tags += 1
+            record.other_tags += used[key]
+            continue
+        record.used[key] = used[key]
     return record
 
 
-def marker_key(key_id: str) -> str:
-    return KEY_PREFIX + key_id
+# -- tags to write -------------------------------------------------------------------------------------
 
 
-def intent_tag(since: datetime, until: datetime, existing: Iterable[str]) -> dict[str, str]:
-    """Names the keys that exist already (at most 2), so that none of them is taken for the new one."""
-    return {"Key": INTENT_KEY, "Value": f"pending {_iso(since)} {_iso(until)} {'+'.join(existing)}".rstrip()}
+def _run_fields(run: RunId | None) -> list[str]:
+    run = run or RunId()
+    return [
+        enc(run.run_id),
+        str(run.attempt) if run.run_id else "",
+        enc(run.job),
+        enc(run.repository),
+        enc(run.server) if run.run_id else "",
+    ]
 
 
-def intent_done(when: datetime) -> dict[str, str]:
-    return {"Key": INTENT_KEY, "Value": f"done {_iso(when)}"}
+def intent_tags(intent: Intent) -> list[dict[str, str]]:
+    fields = [
+        VERSION,
+        intent.state,
+        _iso(intent.since) if intent.since else "",
+        _iso(intent.until) if intent.until else "",
+        "+".join(intent.existing),
+        intent.key,
+        *_run_fields(intent.run),
+    ]
+    return split_value(INTENT_KEY, " ".join(fields))
 
 
 def policy_tag(name: str, version: str) -> dict[str, str]:
-    return {"Key": POLICY_KEY, "Value": f"{name} {version}"[:256]}
+    return {"Key": POLICY_KEY, "Value": f"{VERSION} {enc(name)} {version}"[:MAX_VALUE]}
 
 
-def marker_tag(key_id: str, state: str, since: datetime, until: datetime | None = None) -> dict[str, str]:
-    value = f"{state} {_iso(since)}" + (f" {_iso(until)}" if until else "")
+def marker_tag(
+    key_id: str, state: str, since: datetime, until: datetime | None = None, run: RunId | None = None
+) -> dict[str, str]:
+    value = f"{state} {_iso(since)}"
+    if until:
+        value += f" {_iso(until)}" + (f" {run.token}" if run and run.token else "")
     return {"Key": marker_key(key_id), "Value": value}
 
 
-def holder_tag(scope: str, key_ids: Iterable[str]) -> dict[str, str]:
-    ids = list(dict.fromkeys(key_ids))
-    value = "+".join(ids) + " " + _TAG_VALUE_OK.sub("_", scope)
-    # The hash in the key identifies the scope; the value only needs the ids whole.
-    return {"Key": holder_tag_key(scope), "Value": value[:256]}
+def holder_value(place: Place, key_ids: Iterable[str], ref: int | None = None) -> str:
+    ids = "+".join(dict.fromkeys(key_ids))
+    fields = [
+        VERSION,
+        ids,
+        str(ref) if ref is not None else "",
+        enc(place.kind),
+        enc(place.name),
+        enc(place.environment),
+    ]
+    return " ".join(fields)
+
+
+def holder_tags(place: Place, key_ids: Iterable[str], ref: int | None = None) -> list[dict[str, str]]:
+    return split_value(holder_tag_key(place.scope), holder_value(place, key_ids, ref))
+
+
+def holder_tag(place: Place | str, key_ids: Iterable[str], ref: int | None = None) -> dict[str, str]:
+    """The first (usually only) tag of a holder entry; for tests and short places."""
+    return holder_tags(place if isinstance(place, Place) else from_scope(place), key_ids, ref)[0]
+
+
+def holder_parts(record: Record, scope: str) -> list[str]:
+    """Every tag key a holder entry uses now (its continuation parts included), to remove it whole."""
+    key = holder_tag_key(scope)
+    return [key] + [f"{key}/{n}" for n in range(2, record.used.get(key, 1) + 1)]
+
+
+# -- decisions -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -204,70 +484,83 @@ class KeyPlanError(Exception):
     """Why no new key can be created safely; turned into a RotationError by the caller."""
 
 
+class LeaseHeld(KeyPlanError):
+    """Another run holds the lease: the caller says who, until when, and what to do."""
+
+    def __init__(self, intent: Intent | None, until: datetime | None) -> None:
+        self.intent = intent
+        self.until = until
+        super().__init__("another run holds this user's lease")
+
+
+def _lease_of_keys(record: Record, keys: list[AccessKey], now: datetime, current: RunId | None) -> LeaseHeld:
+    """For a record whose in-flight keys are pending markers without an intent naming the run."""
+    ends = [m.until for k in keys if (m := record.markers.get(k.key_id)) and m.until]
+    return LeaseHeld(None, max(ends) if ends else None)
+
+
+def tags_needed(places: Iterable[Place], record: Record, run: RunId | None) -> int:
+    """Tags this run's writes add to the user, at most (entries with three ids and a reference)."""
+    worst = ("AKIA" + "X" * 16,) * 3
+    needed = 1  # the new key's marker
+    intent = Intent(
+        "pending",
+        datetime(2000, 1, 1, tzinfo=UTC),
+        datetime(2000, 1, 1, tzinfo=UTC),
+        ("AKIA" + "X" * 16,) * 2,
+        "AKIA" + "X" * 16,
+        run,
+    )
+    needed += max(0, len(intent_tags(intent)) - record.used.get(INTENT_KEY, 0))
+    needed += 0 if POLICY_KEY in record.used else 1
+    for place in places:
+        parts = len(holder_tags(place, worst, 10**10))
+        needed += max(0, parts - record.used.get(holder_tag_key(place.scope), 0))
+    return needed
+
+
 def plan_keys(
     keys: list[AccessKey],
     record: Record,
-    scopes: Iterable[str],
+    places: Iterable[Place],
     now: datetime,
     retire_unmanaged: bool,
+    *,
+    current: RunId | None = None,
+    new_user_tags: int = 0,
 ) -> KeyPlan:
-    """Decide, before anything changes, whether a key can be created and which holders share it."""
-    wanted = set(scopes)
-    existing = {k.key_id for k in keys}
-    in_flight = {k.key_id for k in keys if record.in_flight(k.key_id, now)}
-    busy = {scope for scope, ids in record.holders.items() if any(i in in_flight for i in ids)}
-    if wanted & busy:
-        raise KeyPlanError(
-            "another run is writing a new key to "
-            + ", ".join(sorted(wanted & busy))
-            + " right now (its key is marked pending); two runs must not write the same target at once"
-        )
-    if not keys and record.intent_in_flight(now):
-        # A run that wrote its intent has not made its key yet (a new user's creator, typically): a second
-        # key now would leave two keys, each held by other targets, and no slot for a later rotation.
-        raise KeyPlanError(
-            "another run is about to create this user's first access key (its intent is recorded, in "
-            "flight); runs for one user must not overlap"
-        )
+    """Decide, before anything changes, whether a key can be created and which holders share it. `now`
+    is IAM's time as this run estimates it; `new_user_tags`: the user's own tags, for a user this run
+    creates (they share the 50-tag limit)."""
+    wanted_places = {p.scope: p for p in places}
+    wanted = set(wanted_places)
+    lease = record.lease(now, current)
+    in_flight = {k.key_id for k in keys if record.in_flight(k.key_id, now, current)}
+    if lease is not None:
+        raise LeaseHeld(lease, lease.until)
     if in_flight:
-        # Another run for other targets is mid-way. Creating a second key now would leave two keys held by
-        # different targets, and no slot for any later rotation (IAM allows 2 per user).
-        raise KeyPlanError(
-            "another run is writing a new key of this user right now ("
-            + ", ".join(sorted(in_flight))
-            + " is marked pending, in flight); runs for one user must not overlap"
-        )
+        raise _lease_of_keys(record, keys, now, current)
 
     def managed(key_id: str) -> bool:
         return key_id in record.markers or retire_unmanaged
 
+    existing = {k.key_id for k in keys}
     unmanaged = tuple(sorted(k for k in existing if k not in record.markers))
     extra: set[str] = set()
     for key in keys:
-        if key.key_id in in_flight or not managed(key.key_id):
+        if not managed(key.key_id):
             continue
         for scope in record.holders_of(key.key_id):
-            if scope not in wanted and scope not in busy:
+            if scope not in wanted:
                 extra.add(scope)
 
-    in_use = (
-        record.other_tags
-        + len(record.markers)
-        + len(record.holders)
-        + (record.intent is not None)
-        + record.has_policy_tag
-    )
-    needed = (
-        1
-        + (record.intent is None)
-        + (not record.has_policy_tag)
-        + len(wanted - set(record.holders))
-        + len(extra - set(record.holders))
-    )
+    in_use = record.tags_in_use() + new_user_tags
+    needed = tags_needed([*wanted_places.values(), *(record.place_of(s) for s in extra)], record, current)
     if in_use + needed > MAX_TAGS:
         raise KeyPlanError(
-            f"the record needs {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "
-            f"({in_use} are used); use another iam-user for some repositories"
+            f"the record needs up to {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "
+            f"({in_use} are used, the user's own tags included); use another iam-user for some "
+            "repositories, or fewer tags"
         )
 
     reclaim = None
@@ -275,23 +568,22 @@ def plan_keys(
         free = [
             k
             for k in sorted(keys, key=lambda k: k.created)
-            if k.key_id not in in_flight and managed(k.key_id) and not record.holders_of(k.key_id)
+            if managed(k.key_id) and not record.holders_of(k.key_id)
         ]
         if not free:
-            raise KeyPlanError(_explain_full(keys, record, in_flight))
+            raise KeyPlanError(_explain_full(keys, record))
         reclaim = free[0]
     return KeyPlan(reclaim=reclaim, extra_scopes=tuple(sorted(extra)), unmanaged=unmanaged)
 
 
-def _explain_full(keys: list[AccessKey], record: Record, in_flight: set[str]) -> str:
+def _explain_full(keys: list[AccessKey], record: Record) -> str:
     parts = []
     for key in keys:
-        if key.key_id in in_flight:
-            why = "being written by a run still in flight"
-        elif key.key_id not in record.markers:
+        if key.key_id not in record.markers:
             why = "not created by this action"
         else:
-            why = "held by " + ", ".join(sorted(record.holders_of(key.key_id)))
+            labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
+            why = "held by " + ", ".join(labels)
         parts.append(f"{key.key_id} ({why})")
     return "the user already has the 2 access keys IAM allows, and neither is free: " + "; ".join(parts)
 
@@ -301,51 +593,68 @@ def retirable(
     record: Record,
     now: datetime,
     retire_unmanaged: bool,
+    current: RunId | None = None,
 ) -> list[str]:
     """Keys that, by the record as it is now, no target holds and no run is writing."""
     return [
         k
         for k in key_ids
         if not record.holders_of(k)
-        and not record.in_flight(k, now)
+        and not record.in_flight(k, now, current)
         and (k in record.markers or retire_unmanaged)
     ]
 
 
-def unsettled(record: Record, now: datetime) -> dict[str, tuple[str, ...]]:
+def unsettled(record: Record, now: datetime, current: RunId | None = None) -> dict[str, tuple[str, ...]]:
     """Holder entries naming several keys whose writing run is over (crashed, or failed mid-way)."""
     return {
         scope: ids
         for scope, ids in record.holders.items()
-        if len(ids) > 1 and not any(record.in_flight(i, now) for i in ids)
+        if len(ids) > 1 and not any(record.in_flight(i, now, current) for i in ids)
     }
+
+
+@dataclass(frozen=True)
+class Settled:
+    held: tuple[str, ...]  # the key(s) the target holds
+    rewrite: bool = False  # its id may point at a key whose secret it does not hold: write it anew
+
+
+def _side(stamp: int, ref: int) -> str:
+    if stamp <= ref:
+        return "before"
+    if stamp >= ref + GAP:
+        return "after"
+    return "tie"
 
 
 def settle(
     ids: tuple[str, ...],
-    record: Record,
-    id_updated: datetime | None,
-    secret_updated: datetime | None,
-) -> tuple[str, ...] | None:
-    """Which of `ids` a target holds, from its secrets' updated_at; None when that cannot be told.
+    ref: int | None,
+    id_updated: int | None,
+    secret_updated: int | None,
+) -> Settled | None:
+    """Which of `ids` a target holds, from GitHub's updated_at of its two secrets (epoch seconds) and
+    `ref`, the GitHub second the newest key's run recorded before it wrote any target (every write of that
+    run lands GAP seconds or more after it). GitHub time is compared with GitHub time only; None when it
+    cannot be told (a tie): keep every key and write the target anew.
 
-    The newest key's run wrote AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY, after the key was created:
-    - id older than the key: that run never reached the target; it holds the older key(s);
-    - id and then secret written since: it holds the newest key;
-    - id written since but not the secret: a mismatched pair; it holds no working key (an empty tuple).
+    That run wrote the id, then the secret, and restored the id only when the secret did not land:
+    - the id written before it: the run never reached the target; it holds the older key(s);
+    - the secret written since: it holds the newest key;
+    - the id written since, the secret before: its secret is the older key's; its id is the newest key's
+      (mismatched) or the older one's (restored): it holds the older key, and is written anew.
     """
-    dated: list[tuple[datetime, str]] = []
-    for key_id in ids:
-        since = record.markers[key_id].since if key_id in record.markers else None
-        if since is None:
-            return None
-        dated.append((since, key_id))
-    if id_updated is None:
+    if ref is None or id_updated is None or secret_updated is None or len(ids) < 2:
         return None
-    created, newest = max(dated)
-    older = tuple(i for i in ids if i != newest)
-    if id_updated < created:
-        return older
-    if secret_updated is not None and secret_updated >= id_updated:
-        return (newest,)
-    return ()
+    newest, older = ids[-1], ids[:-1]
+    id_side, secret_side = _side(id_updated, ref), _side(secret_updated, ref)
+    if secret_side == "after":
+        return Settled((newest,))
+    if secret_side == "tie":
+        return None
+    if id_side == "before":
+        return Settled(older)
+    if id_side == "after":
+        return Settled(older, rewrite=True)
+    return None

@@ -1,4 +1,4 @@
-"""The key rotation transaction: create -> record -> prove -> write -> commit record -> retire.
+"""The key rotation transaction: lease -> create -> record -> prove -> write -> commit (lease done) -> retire.
 
 The secret access key is shown once, so safety follows from two rules: a target must always hold an id and
 secret of one live key, and a key that any target may hold is never deleted.
@@ -6,35 +6,41 @@ secret of one live key, and a key that any target may hold is never deleted.
 Per target, ECR_REPOSITORY_URI is written first (it is not a credential; nothing to undo), then
 AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY. The id goes before the secret because an id can be restored
 (IAM lists it) and a secret cannot: if the secret write fails, writing the old id back leaves the old pair
-whole. Before any target changes, its record on the user says "old or new key", so a crash at any point
-leaves both keys alive until a later run knows which one the target holds.
+whole. Before any target changes, its record on the user says "old or new key" with a GitHub reference
+second, so a crash at any point leaves both keys alive until a later run can tell, from GitHub's own
+timestamps, which one the target holds.
 
 A new user is created with the intent and the targets' entries ("the next key") as CreateUser's own tags:
-no other run can write its record before this run's key is marked, so that run needs neither a separate
-intent write nor the pending write after CreateAccessKey.
+no other run can write its record before this run's key is marked. A cancelled job (SIGINT or SIGTERM)
+raises Cancelled wherever the run waits; the run then undoes what it started with short, single-try
+requests and releases its lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .aws import AwsClients, iam, is_code, sts
+from .cancel import ROLLBACK_REQUEST, Cancelled
 from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import SecretNames
 from .places import Place
 from .records import (
+    GAP,
     NEXT,
     AccessKey,
+    Intent,
     KeyPlan,
     Record,
-    holder_tag,
-    holder_tag_key,
-    intent_done,
-    intent_tag,
+    RunId,
+    holder_parts,
+    holder_tags,
+    intent_tags,
     marker_key,
     marker_tag,
     parse,
@@ -78,13 +84,19 @@ class Rotation:
     retire_unmanaged: bool
     key_wait_seconds: float
     lease_seconds: float
-    now: Callable[[], datetime]
+    now: Callable[[], datetime]  # IAM's clock, as this run sees it
     names: SecretNames = field(default_factory=SecretNames)
     policy_version: tuple[str, str] | None = None  # (name, default version), remembered in the record
+    run_id: RunId = field(default_factory=RunId)
     created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
     created: datetime | None = None
     lease_end: datetime | None = None
+    ref: int | None = None  # GitHub's second before this run's first target write (see records.settle)
+    ref_at: float = 0.0  # monotonic time the reference arrived
+    stage: str = "start"  # how far the run got: what a cancellation must undo
+    writing: tuple[Target, str] | None = None  # the target and secret being written right now
+    results: dict[str, TargetResult] = field(default_factory=dict)
     _secret: str = field(default="", repr=False)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -106,71 +118,123 @@ class Rotation:
     def _start_lease(self) -> None:
         # Past its lease this run writes no target, so a later run may take the key as abandoned. The
         # lease is recorded before the key exists, so that even a key whose run died at once is known.
-        self.created = self.now()
+        self.created = self.now().replace(microsecond=0)
         self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
         self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
+        reference = self.github.reference()
+        if reference is not None:
+            self.ref, self.ref_at = reference
 
-    @property
-    def _lease(self) -> tuple[datetime, datetime]:
-        """(when this run's lease started, when it ends)."""
-        if self.created is None or self.lease_end is None:  # _start_lease sets both
-            raise RuntimeError("the lease has not started")
-        return self.created, self.lease_end
+    def _intent(self, state: str) -> list[dict[str, str]]:
+        return intent_tags(
+            Intent(
+                state,
+                self.created,
+                self.lease_end,
+                tuple(k.key_id for k in self.keys),
+                self.new_key if state != "pending" else "",
+                self.run_id if self.run_id.run_id else None,
+            )
+        )
+
+    def _entry(self, t: Target, ids: tuple[str, ...]) -> list[dict[str, str]]:
+        return holder_tags(t.place, ids, self.ref if len(ids) > 1 else None)
+
+    def _entry_keys(self, t: Target) -> list[str]:
+        """Every tag key t's entry may use, as it was and as this run wrote it."""
+        wrote = [tag["Key"] for tag in self._entry(t, (*t.previous, self.new_key or NEXT))]
+        return list(dict.fromkeys(holder_parts(self.record, t.scope) + wrote))
 
     def intent_on_creation(self) -> list[dict[str, str]]:
         """For a new user: CreateUser's tags carry the intent and each target's entry as "the next key"."""
         self._start_lease()
         self.created_user = True
+        self.stage = "intent"
         return [
-            intent_tag(*self._lease, []),
-            *[holder_tag(t.scope, (*t.previous, NEXT)) for t in self.targets],
+            *self._intent("pending"),
+            *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
         ]
 
     def undo_intent(self) -> None:
         """Best effort, for a new user whose first key was not made: the entries go and the intent is done,
         so that the next run is not refused while this one's lease would run."""
         try:
-            iam.tag_user(self.aws, self._user, [intent_done(self.now())])
-            iam.untag_user(self.aws, self._user, [holder_tag_key(t.scope) for t in self.targets])
+            iam.tag_user(self.aws, self._user, self._intent("done"))
+            iam.untag_user(self.aws, self._user, [k for t in self.targets for k in self._entry_keys(t)])
         except BootstrapError:
             pass  # the lease runs out instead
 
     def _existing(self) -> set[str]:
         return {k.key_id for k in self.keys}
 
-    def _restore_tags(self, targets: list[Target]) -> None:
-        """Put every holder entry of `targets` back as it was before this run."""
-        back = [holder_tag(t.scope, t.previous) for t in targets if t.previous]
-        gone = [holder_tag_key(t.scope) for t in targets if not t.previous]
-        iam.tag_user(self.aws, self._user, back)
-        iam.untag_user(self.aws, self._user, gone)
+    def _restore_tags(self, targets: list[Target]) -> tuple[list[dict[str, str]], list[str]]:
+        """Tags that put every holder entry of `targets` back as it was before this run."""
+        back = [tag for t in targets if t.previous for tag in self._entry(t, t.previous)]
+        gone = [k for t in targets if not t.previous for k in self._entry_keys(t)]
+        return back, gone
 
     def _drop_new_key(self) -> None:
         iam.delete_key(self.aws, self._user, self.new_key)
         iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
 
-    def _abort_before_writes(self, what: str, exc: BootstrapError) -> RotationError:
-        """Nothing in any target changed yet: delete the new key, then put the record back."""
+    def _abort_before_writes(self, what: str, exc: BootstrapError) -> BootstrapError:
+        """Nothing in any target changed yet: delete the new key, then put the record back (lease done)."""
         try:
             iam.delete_key(self.aws, self._user, self.new_key)
         except BootstrapError as cleanup:
+            self._release("pending")  # a later run adopts the key (its creation window) and reclaims it
             return RotationError(
                 f"{what} failed ({exc.message}); deleting the new key {self.new_key} then failed too "
                 f"({cleanup.message}). No target was changed.",
                 fix=f"Delete access key {self.new_key} of {self._user} in IAM, then rerun.",
             )
+        back, gone = self._restore_tags(self.targets)
         try:
-            self._restore_tags(self.targets)
-            iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
+            iam.tag_user(self.aws, self._user, back + self._intent("done"))
         except BootstrapError:
-            pass  # entries naming a key that no longer exists are ignored by every later run
+            self._drop_intent()
+        with contextlib.suppress(BootstrapError):  # entries naming a deleted key are ignored by later runs
+            iam.untag_user(self.aws, self._user, [*gone, marker_key(self.new_key)])
         self.report.access_key_id = ""
         self.report.add("Access key", self.new_key, "deleted", "rolled back before any target changed")
+        self._all_unchanged()
+        if isinstance(exc, Cancelled):
+            exc.message += (
+                f" The new key {self.new_key} was deleted; no target was changed and every target keeps "
+                "its previous key."
+            )
+            return exc
         return RotationError(
             f"{what} failed: {exc.message}. Rolled back: the new key {self.new_key} was deleted; "
             "no target was changed and every target keeps its previous key.",
             fix=exc.fix,
         )
+
+    def _release(self, state: str) -> None:
+        """End this run's lease early, so that the next run need not wait for it. `pending` keeps the
+        creation window open for a key this run may have made without learning its id."""
+        if self.created is None or self.user is None:
+            return
+        intent = self._intent(state)
+        if state == "pending":
+            self.lease_end = self.now()
+            intent = self._intent("pending")
+        try:
+            iam.tag_user(self.aws, self._user, intent)
+        except BootstrapError:
+            if state == "done":
+                self._drop_intent()
+
+    def _drop_intent(self) -> None:
+        """When the intent cannot be marked done, removing it frees the lease just as well."""
+        with contextlib.suppress(BootstrapError):  # the lease runs out instead
+            iam.untag_user(self.aws, self._user, [t["Key"] for t in self._intent("done")])
+
+    def _all_unchanged(self) -> None:
+        self.report.targets = [
+            TargetResult(t.repository, "unchanged", "keeps its previous key", t.requested)
+            for t in self.targets
+        ]
 
     def _yield_to_an_earlier_run(self, created_at: datetime) -> None:
         """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
@@ -185,12 +249,18 @@ class Rotation:
                 f"({', '.join(k.key_id for k in others)}); this run deleted its own key {self.new_key} and "
                 "stopped before writing any target.",
                 fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
-                "concurrency group.",
+                "concurrency group keyed on the IAM user.",
             )
 
     # -- the transaction -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Cancelled as exc:
+            raise self._cancel(exc) from None
+
+    def _run(self) -> None:
         wf = self.workflow
         if self.plan.reclaim:
             orphan = self.plan.reclaim.key_id
@@ -204,36 +274,40 @@ class Rotation:
         had_keys = bool(self.keys)
         if not self.created_user:
             self._start_lease()
-            iam.tag_user(
-                self.aws,
-                self._user,
-                [
-                    intent_tag(*self._lease, [k.key_id for k in self.keys]),
-                    *self.record.adopted_tags(),
-                ],
-            )
+            self.stage = "intent"
+            iam.tag_user(self.aws, self._user, [*self._intent("pending"), *self.record.adopted_tags()])
+        self.stage = "creating"
         try:
             key_id, secret, created_at = iam.create_key(self.aws, self._user)
         except BootstrapError as exc:
-            if self.created_user and not is_code(exc, "LimitExceeded"):
-                self.undo_intent()
+            if isinstance(exc, Cancelled):
+                raise
+            if not is_code(exc, "LimitExceeded"):
+                if self.created_user:
+                    self.undo_intent()
+                else:
+                    self._release("pending")
             raise
         wf.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
+        self.stage = "created"
         self.report.access_key_id = key_id
         wf.info(f"Created access key {key_id}.")
-        if not self.created_user:
-            if not had_keys:
-                self._yield_to_an_earlier_run(created_at)
-            try:
+        try:
+            if not self.created_user:
+                if not had_keys:
+                    self._yield_to_an_earlier_run(created_at)
                 iam.tag_user(
                     self.aws,
                     self._user,
-                    [marker_tag(key_id, "pending", *self._lease)]
-                    + [holder_tag(t.scope, (*t.previous, key_id)) for t in self.targets],
+                    [marker_tag(key_id, "pending", *self._lease, self.run_id)]
+                    + self._intent("made")
+                    + [tag for t in self.targets for tag in self._entry(t, (*t.previous, key_id))],
                 )
-            except BootstrapError as exc:
-                raise self._abort_before_writes("Recording the new key on the user", exc) from exc
+        except (RotationError, Cancelled):
+            raise
+        except BootstrapError as exc:
+            raise self._abort_before_writes("Recording the new key on the user", exc) from exc
 
         # A rotation proves the new key before any target leaves its working key for it; a first key
         # replaces nothing, and its targets held no pair to lose.
@@ -250,8 +324,9 @@ class Rotation:
                 self.github.put_secret(t.place, self.names.repository_uri, self.repository_uri)
         except GitHubError as exc:
             raise self._abort_before_writes(f"Writing {self.names.repository_uri}", exc) from exc
+        self._wait_past_reference()
 
-        results: dict[str, TargetResult] = {}
+        self.stage = "writing"
         failure: GitHubError | None = None
         for t in self.targets:
             if (
@@ -264,31 +339,57 @@ class Rotation:
                     "written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
             if failure is not None:
-                results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
+                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
                 continue
             state, detail, failure = self._write_pair(t)
-            results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
+            self.results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
             wf.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
-        self.report.targets = [results[t.scope] for t in self.targets]
-        self._commit(results)
+        self.report.targets = [self.results[t.scope] for t in self.targets]
+        self.stage = "commit"
+        self._commit(self.results)
+        self.stage = "retire"
+        self._retire()
+        self.stage = "done"
         if failure is not None:
-            raise self._failure_error(failure, results)
+            raise self._failure_error(failure, self.results)
+
+    @property
+    def _lease(self) -> tuple[datetime, datetime]:
+        """(when this run's lease started, when it ends)."""
+        if self.created is None or self.lease_end is None:  # _start_lease sets both
+            raise RuntimeError("the lease has not started")
+        return self.created, self.lease_end
+
+    def _wait_past_reference(self) -> None:
+        """No key id is written until GAP seconds after the reference second arrived: every write of this
+        run then has a later updated_at than every write before it (records.settle)."""
+        if self.ref is None or not any(t.previous for t in self.targets):
+            return
+        pause = self.ref_at + GAP - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
 
     def _write_pair(self, t: Target) -> tuple[str, str, GitHubError | None]:
         """Returns (state, detail, error): state is written, unchanged, restored or unknown."""
         # Each write is compared, when its outcome is open, with the one this run made just before it.
+        self.writing = (t, self.names.key_id)
         try:
             self.github.put_secret(t.place, self.names.key_id, self.new_key, after=self.names.repository_uri)
         except GitHubError as exc:
             if not exc.ambiguous:  # refused, or read back as not written: nothing changed
+                self.writing = None
                 return "unchanged", f"{self.names.key_id} not written; previous pair kept", exc
             return (*self._restore_id(t), exc)
+        self.writing = (t, self.names.secret_key)
         try:
             self.github.put_secret(t.place, self.names.secret_key, self._secret, after=self.names.key_id)
         except GitHubError as exc:
             if exc.ambiguous:  # even reading it back could not tell: the pair may be either key's
+                self.writing = None
                 return "unknown", f"{self.names.secret_key} may or may not have been written", exc
+            self.writing = (t, self.names.key_id)  # the restore is an id write
             return (*self._restore_id(t), exc)
+        self.writing = None
         return "written", "", None
 
     def _restore_id(self, t: Target) -> tuple[str, str]:
@@ -303,29 +404,38 @@ class Rotation:
                 return "restored", f"{self.names.key_id} removed again (it had no key of this user before)"
         except GitHubError as exc:
             return "unknown", f"restoring {self.names.key_id} failed too ({exc.message})"
+        finally:
+            self.writing = None
         return "unknown", "its previous key is not known, so it could not be restored"
 
     def _commit(self, results: dict[str, TargetResult]) -> None:
-        """Narrow each holder entry to what the target now holds; keep the new key only if held."""
+        """Narrow each holder entry to what the target now holds; keep the new key only if held; mark the
+        lease done (all in the same two requests)."""
         new = self.new_key
-        tags, untag = [], []
+        tags: list[dict[str, str]] = []
+        untag: list[str] = []
         for t in self.targets:
             state = results[t.scope].state
             if state == "written":
-                tags.append(holder_tag(t.scope, (new,)))
+                tags += self._entry(t, (new,))
             elif state == "unknown":
-                tags.append(holder_tag(t.scope, (*t.previous, new)))
+                tags += self._entry(t, (*t.previous, new))
             elif t.previous:
-                tags.append(holder_tag(t.scope, t.previous))
+                tags += self._entry(t, t.previous)
             else:
-                untag.append(holder_tag_key(t.scope))
+                untag += self._entry_keys(t)
         held = any(r.state in ("written", "unknown") for r in results.values())
         if held:
             tags.append(marker_tag(new, "active", self.created or self.now()))
         if self.policy_version:
             tags.append(policy_tag(*self.policy_version))
+        tags += self._intent("done")
+        written = {t["Key"] for t in tags}
         iam.tag_user(self.aws, self._user, tags)
-        iam.untag_user(self.aws, self._user, untag)
+        iam.untag_user(self.aws, self._user, [k for k in untag if k not in written])
+        if self.stage == "committed":
+            return
+        self.stage = "committed"
         if not held:
             self._drop_new_key()
             self.report.access_key_id = ""
@@ -339,7 +449,6 @@ class Rotation:
                 if all(r.state == "written" for r in results.values())
                 else "held by some targets",
             )
-        self._retire()
 
     def _retire(self) -> None:
         """Delete older keys that, by the record as it is now (other runs included), nothing holds."""
@@ -348,7 +457,7 @@ class Rotation:
             return
         # Keys adopted through an earlier intent were tagged by this run's first TagUser: parse suffices.
         record = parse(iam.list_tags(self.aws, self._user))
-        done = retirable(old, record, self.now(), self.retire_unmanaged)
+        done = retirable(old, record, self.now(), self.retire_unmanaged, self.run_id)
         for key_id in done:
             iam.delete_key(self.aws, self._user, key_id)
             self.report.add("Access key", key_id, "deleted", "replaced; no target holds it")
@@ -360,7 +469,7 @@ class Rotation:
         for key_id in old:
             if key_id in done:
                 continue
-            holders = sorted(record.holders_of(key_id))
+            holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
             if holders:
                 why = "still held by " + ", ".join(holders)
             elif key_id not in record.markers and not self.retire_unmanaged:
@@ -374,6 +483,71 @@ class Rotation:
             else:
                 why = "being written by another run"
             self.report.add("Access key", key_id, "kept", why)
+
+    # -- cancellation --------------------------------------------------------------------------------
+
+    def _cancel(self, exc: Cancelled) -> Cancelled:
+        """Undo what this run started, with short single-try requests, then release the lease."""
+        self.workflow.info(f"{exc.signal_name} received while {self.stage}: rolling back.")
+        seconds = min(ROLLBACK_REQUEST, max(0.5, exc.remaining() / 2))
+        self.aws = self.aws.bounded(seconds)
+        self.github = self.github.bounded(seconds)
+        self.github.deadline = None
+        try:
+            if self.stage in ("start", "intent"):
+                if self.created_user:
+                    self.undo_intent()
+                else:
+                    self._release("done")
+                exc.message += " No key was created and no target was changed."
+            elif self.stage == "creating":
+                self._cancel_creation(exc)
+            elif self.stage == "created":
+                self._abort_before_writes("", exc)
+            elif self.stage == "writing":
+                self._cancel_writes(exc)
+            elif self.stage in ("commit", "committed"):
+                self._commit(self.results)
+                exc.message += " Its record was written; older keys are retired by the next run."
+            else:
+                exc.message += " Every target was written; older keys are retired by the next run."
+        except BootstrapError as failed:
+            exc.message += f" Rolling back stopped: {failed.message}. The next run repairs the rest."
+        return exc
+
+    def _cancel_creation(self, exc: Cancelled) -> None:
+        """CreateAccessKey was on its way: find the key it may have made (not one that existed) and
+        delete it; if IAM does not show it (yet), the lease is ended with its creation window open."""
+        existing = self._existing()
+        made = [k for k in iam.list_keys(self.aws, self._user) if k.key_id not in existing]
+        if len(made) == 1 and self.created and made[0].created >= self.created - timedelta(seconds=2):
+            iam.delete_key(self.aws, self._user, made[0].key_id)
+            self._release("done")
+            exc.message += f" The key it was creating ({made[0].key_id}) was deleted; no target was changed."
+        else:
+            self._release("pending")
+            exc.message += " No target was changed; a key it may have created is reclaimed by the next run."
+        self._all_unchanged()
+
+    def _cancel_writes(self, exc: Cancelled) -> None:
+        """In the middle of the pairs: the target being written gets its old id back (if its secret was
+        not on its way), the rest stay as they are, and the record says what each holds."""
+        writing = self.writing
+        for t in self.targets:
+            if t.scope in self.results:
+                continue
+            if writing is not None and writing[0] is t:
+                if writing[1] == self.names.key_id:
+                    state, detail = self._restore_id(t)
+                else:
+                    state, detail = "unknown", f"{self.names.secret_key} may or may not have been written"
+                self.results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
+            else:
+                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
+        self.report.targets = [self.results[t.scope] for t in self.targets]
+        self._commit(self.results)
+        states = ", ".join(f"{r.repository}: {r.state}" for r in self.report.targets)
+        exc.message += f" Targets: {states}."
 
     def _failure_error(self, failure: GitHubError, results: dict[str, TargetResult]) -> RotationError:
         parts = [

@@ -7,7 +7,9 @@ policy the action itself needs is generated from the code (see permissions.py).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import AwsError
@@ -19,12 +21,12 @@ NO_CREDENTIALS_FIX = (
 )
 
 
-def sdk_config(connect_timeout: float = 5, read_timeout: float = 20) -> Any:
+def sdk_config(connect_timeout: float = 5, read_timeout: float = 20, attempts: int = 6) -> Any:
     from botocore.config import Config
 
     # Standard mode retries throttling and transient errors with backoff and a bounded number of tries.
     return Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
@@ -35,9 +37,12 @@ class AwsClients:
     needs STS), and boto3 is not imported at all: the action needs only clients, and boto3's import
     (s3transfer among it) costs a tenth of a second of every run's start-up."""
 
-    def __init__(self, region: str, session: Any = None) -> None:
+    def __init__(self, region: str, session: Any = None, config: Any = None) -> None:
         self.region = region
         self._session = session
+        self._config = config
+        # IAM's Date header: (its epoch seconds, our wall clock then). The key record's times are IAM's.
+        self.iam_date: tuple[float, float] | None = None
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()  # the look-ups run in threads; botocore's client creation is not safe
         # Set when the first request is about to go out: work that would compete for the interpreter
@@ -48,15 +53,42 @@ class AwsClients:
     def create(cls, region: str) -> AwsClients:
         return cls(region)
 
+    def bounded(self, seconds: float) -> AwsClients:
+        """Clients for a rollback: one try per request, each at most `seconds` to connect and to read."""
+        clients = AwsClients(self.region, self._botocore(), sdk_config(seconds, seconds, attempts=1))
+        clients.iam_date = self.iam_date
+        return clients
+
+    def iam_now(self) -> datetime:
+        """IAM's clock as this run sees it (from its last Date header); the runner's before any answer."""
+        now = time.time()
+        if self.iam_date is not None:
+            date, then = self.iam_date
+            now += date - then
+        return datetime.fromtimestamp(now, UTC)
+
+    def _on_reply(self, http_response: Any = None, **_: Any) -> None:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            date = parsedate_to_datetime(http_response.headers["Date"]).timestamp()
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            return
+        self.iam_date = (date, time.time())
+
     def client(self, service: str, **credentials: str) -> Any:
         with self._lock:
             if credentials:  # a client for other credentials (the new key): not cached
                 return self._botocore().create_client(
-                    service, region_name=self.region, config=sdk_config(), **credentials
+                    service, region_name=self.region, config=self._config or sdk_config(), **credentials
                 )
             if service not in self._clients:
-                client = self._botocore().create_client(service, region_name=self.region, config=sdk_config())
+                client = self._botocore().create_client(
+                    service, region_name=self.region, config=self._config or sdk_config()
+                )
                 client.meta.events.register("before-send", self._on_send)
+                if service == "iam":
+                    client.meta.events.register("after-call.iam", self._on_reply)
                 self._clients[service] = client
             return self._clients[service]
 

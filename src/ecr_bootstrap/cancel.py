@@ -1,0 +1,99 @@
+"""A cancelled job: SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that (GitHub Docs,
+"Canceling a workflow"; the runner's container actions get them through `docker run`, which forwards them to
+the container's PID 1, this process). PID 1 ignores any signal it has no handler for, so both get one.
+
+The first signal raises Cancelled in the main thread, wherever it waits; the run then rolls back with
+requests of at most ROLLBACK_REQUEST seconds, and is done ROLLBACK seconds after the signal. Later signals
+are noted and otherwise ignored: the rollback is what stops the run, and the runner's kill at 10 s is the
+backstop. Worker threads block both signals, so that the kernel delivers them to the main thread (a signal
+taken by a worker would not interrupt the main thread's wait).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import BootstrapError
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The whole rollback, from the first signal; the issue's bound is 6 s, the runner kills at 10 s.
+ROLLBACK = 5.0
+# One request of the rollback (connect and read each).
+ROLLBACK_REQUEST = 2.0
+
+
+class Cancelled(BootstrapError):
+    title = "ECR bootstrap cancelled"
+
+    def __init__(self, signal_name: str, at: float) -> None:
+        super().__init__(
+            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could.",
+            fix="Rerun when ready: a run started after a cancelled one goes ahead at once.",
+            anchor="cancelled",
+        )
+        self.signal_name = signal_name
+        self.at = at  # time.monotonic() of the signal
+
+    def remaining(self) -> float:
+        return max(0.0, self.at + ROLLBACK - time.monotonic())
+
+
+class Cancellation:
+    """The handlers, installed by the entry point (never at import)."""
+
+    def __init__(self) -> None:
+        self.first: Cancelled | None = None
+        self.later: list[str] = []
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.first is not None:
+            self.later.append(name)  # rolling back already: let it finish
+            return
+        self.first = Cancelled(name, time.monotonic())
+        raise self.first
+
+
+def block_signals() -> None:
+    """For worker threads: leave SIGINT and SIGTERM to the main thread."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+@contextmanager
+def workers(count: int) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool whose threads never take the signals, and which is not waited for when the run stops
+    with an exception (a worker blocked on a hung request must not hold up the rollback)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # threads inherit the mask they start with
+    pool = ThreadPoolExecutor(max_workers=count, initializer=block_signals)
+    restore: Callable[[], Any] = lambda: signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # noqa: E731
+    pool.submit = _masked(pool.submit, previous)  # type: ignore[method-assign]
+    restore()
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _masked(submit: Callable[..., Any], previous: Any) -> Callable[..., Any]:
+    def masked(*args: Any, **kwargs: Any) -> Any:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            return submit(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return masked
