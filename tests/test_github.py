@@ -59,6 +59,7 @@ ACTION_OPERATIONS = {
     "POST /orgs/{org}/actions/variables",
     "PATCH /orgs/{org}/actions/variables/{name}",
     "GET /orgs/{org}/actions/variables/{name}/repositories",
+    "GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}",
 }
 
 
@@ -118,6 +119,15 @@ def _run_every_operation(stack: Stack) -> set[str]:
     stack.github.fail("PUT", f"^/orgs/{ORG}/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=0, times=-1)
     run({"organization": ORG, "visibility": "all"}, ok=False)  # the lost write is read back
     stack.github.faults.clear()
+    # A run killed mid-pair holds the lease; GitHub says that run has completed: taken over at once.
+    held = stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=-1)
+    running = stack.start({"github-token": token}, env={"GITHUB_RUN_ID": "77"})
+    assert held.held.wait(60)
+    running.kill()
+    held.release.set()
+    stack.github.faults.clear()
+    stack.github.add_run(REPO, 77, 1, "completed")
+    run({"actions-token": stack.github.add_token(actions_read=True)})
     run({"auth": "oidc", "retire-user-keys": "true", "environment": "prod"})  # env secrets deleted
     run({"auth": "oidc", "retire-user-keys": "true"})  # repository secrets deleted
     run({"auth": "oidc", "retire-user-keys": "true", "organization": ORG, "visibility": "all"})

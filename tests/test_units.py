@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecr_bootstrap.places import from_scope
 from ecr_bootstrap import inputs, policy, records, report
 from ecr_bootstrap.errors import InputError
 from ecr_bootstrap.github import rate_limit_wait, seal
+from ecr_bootstrap.places import from_scope
 from ecr_bootstrap.workflow import Workflow
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .aws import AwsClients, ecr, iam, oidc, sts
+from .aws import AwsClients, ecr, iam, is_code, oidc, sts
 from .cancel import workers
-from .errors import BootstrapError, GitHubError, RotationError
+from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .places import Place, places
@@ -219,29 +219,32 @@ def run(
         if settings.retire_user_keys:
             _retire_user_keys(aws, github, settings, workflow, report, found, targets, aws.iam_now())
     elif plan is not None:
-        rotation = Rotation(
-            aws=aws,
-            github=github,
-            workflow=workflow,
-            report=report,
-            user=found.user,
-            keys=found.keys,
-            record=found.record,
-            plan=plan,
-            targets=rotation_targets,
-            repository_uri=repository.uri,
-            retire_unmanaged=settings.retire_unmanaged_keys,
-            key_wait_seconds=settings.key_wait_seconds,
-            lease_seconds=settings.lease_seconds,
-            now=aws.iam_now,
-            names=settings.secret_names,
-            policy_version=(settings.iam_policy, policy_version),
-            run_id=settings.run,
-        )
+        rotation = _rotation(aws, github, settings, workflow, report, found, plan, rotation_targets)
+        rotation.repository_uri = repository.uri
+        rotation.policy_version = (settings.iam_policy, policy_version)
         with workflow.group("IAM user"):
             _ensure_user(aws, settings, report, found, rotation)
         with workflow.group("Access key and GitHub secrets"):
-            rotation.run()
+            try:
+                rotation.run()
+            except AwsError as exc:
+                # The user had its 2 keys already: this run's read lagged another run's writes (IAM is
+                # eventually consistent), or a run is racing this one. Read again once IAM has caught up.
+                if not is_code(exc, "LimitExceeded") or rotation.created_user or found.user is None:
+                    raise
+                workflow.info(
+                    f"IAM refused a new key: the user has 2 already. Reading IAM again in {IAM_READ_LAG:g} s "
+                    "(its reads may lag its writes)."
+                )
+                time.sleep(IAM_READ_LAG)
+                found.record = parse(iam.list_tags(aws, found.user.name))
+                found.keys = iam.list_keys(aws, found.user.name)
+                found.record.adopt(found.keys)
+                plan, rotation_targets = _plan_rotation(settings, aws, github, workflow, found, targets)
+                again = _rotation(aws, github, settings, workflow, report, found, plan, rotation_targets)
+                again.repository_uri, again.policy_version = rotation.repository_uri, rotation.policy_version
+                again.user = found.user
+                again.run()
     if settings.write_variables:
         _write_variables(github, settings, workflow, report, targets)
 
@@ -298,7 +301,7 @@ def _plan_once(
     lease = found.record.lease(now, settings.run)
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
-    repaired, unknown = _settle(github, settings, workflow, found.record, now)
+    repaired, unknown = _settle(github, settings, workflow, found, now)
     rotation_targets = [Target(p, found.record.holders.get(p.scope, ())) for p in targets]
     try:
         plan = plan_keys(
@@ -381,13 +384,15 @@ def _lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
 
 
 def _settle(
-    github: GitHub, settings: Settings, workflow: Workflow, record: Record, now: datetime
+    github: GitHub, settings: Settings, workflow: Workflow, found: Found, now: datetime
 ) -> tuple[set[str], set[str]]:
     """Entries a crashed or failed run left saying "old or new key": find out from GitHub's timestamps
     which one each target holds, so that the other key can go. Returns the scopes to write anew (their
     pair may be mismatched) and the labels of those that cannot be told."""
     broken, unknown = set(), set()
     names = settings.secret_names
+    record = found.record
+    existing = [k.key_id for k in found.keys]
     for scope, ids in unsettled(record, now, settings.run).items():
         place = record.place_of(scope)
         try:
@@ -417,6 +422,15 @@ def _settle(
             )
             broken.add(scope)
             continue
+        if held.held != (ids[-1],) and not set(held.held) & set(existing):
+            # The entry's older key is gone: it was written from a read that lagged a run which replaced
+            # that key. The target holds the key it had before, which is the only other key there is.
+            others = [k for k in existing if k != ids[-1]]
+            if len(others) != 1:
+                unknown.add(place.label)
+                broken.add(scope)
+                continue
+            held = type(held)((others[0],), held.rewrite)
         record.holders[scope] = held.held
         what = f"holds {held.held[0]}" if held.held else "holds no working pair"
         if held.rewrite:
@@ -687,6 +701,36 @@ def _ensure_policy(
         detail += f" (deleted oldest version {deleted})"
     report.add("IAM policy", settings.iam_policy, "updated", detail)
     return existing.arn, version
+
+
+def _rotation(
+    aws: AwsClients,
+    github: GitHub,
+    settings: Settings,
+    workflow: Workflow,
+    report: Report,
+    found: Found,
+    plan: KeyPlan,
+    targets: list[Target],
+) -> Rotation:
+    return Rotation(
+        aws=aws,
+        github=github,
+        workflow=workflow,
+        report=report,
+        user=found.user,
+        keys=found.keys,
+        record=found.record,
+        plan=plan,
+        targets=targets,
+        repository_uri="",
+        retire_unmanaged=settings.retire_unmanaged_keys,
+        key_wait_seconds=settings.key_wait_seconds,
+        lease_seconds=settings.lease_seconds,
+        now=aws.iam_now,
+        names=settings.secret_names,
+        run_id=settings.run,
+    )
 
 
 def _ensure_user(

@@ -28,17 +28,24 @@ ROLLBACK = 5.0
 ROLLBACK_REQUEST = 2.0
 
 
-class Cancelled(BootstrapError):
+class Cancelled(BaseException):
+    """Like KeyboardInterrupt, not an Exception: the SDKs wrap any Exception raised inside a request (a
+    signal lands there most often) into a retryable connection error, and would retry it."""
+
     title = "ECR bootstrap cancelled"
 
     def __init__(self, signal_name: str, at: float) -> None:
-        super().__init__(
-            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could.",
-            fix="Rerun when ready: a run started after a cancelled one goes ahead at once.",
-            anchor="cancelled",
+        self.message = (
+            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could."
         )
+        self.fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
+        self.anchor = "cancelled"
+        super().__init__(self.message)
         self.signal_name = signal_name
         self.at = at  # time.monotonic() of the signal
+
+    def render(self, docs: str) -> str:
+        return BootstrapError.render(self, docs)  # type: ignore[arg-type]
 
     def remaining(self) -> float:
         return max(0.0, self.at + ROLLBACK - time.monotonic())
@@ -50,6 +57,7 @@ class Cancellation:
     def __init__(self) -> None:
         self.first: Cancelled | None = None
         self.later: list[str] = []
+        self.done = False
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -57,9 +65,12 @@ class Cancellation:
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)
 
+    def finish(self) -> None:
+        self.done = True
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self.first is not None:
+        if self.first is not None or self.done:
             self.later.append(name)  # rolling back already: let it finish
             return
         self.first = Cancelled(name, time.monotonic())

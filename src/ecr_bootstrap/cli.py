@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     workflow = Workflow(env)
     report = Report()
     failed = ""
-    from .cancel import Cancellation
+    from .cancel import Cancellation, Cancelled
 
     cancellation = Cancellation()
     cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
@@ -47,12 +47,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except BootstrapError as exc:
         failed = exc.render(docs_url(env))
         workflow.error(failed, title=exc.title)
+    except Cancelled as exc:
+        failed = exc.render(docs_url(env))
+        workflow.error(failed, title=exc.title)
     except KeyboardInterrupt:
         failed = "Interrupted."
         workflow.error(failed, title="ECR bootstrap interrupted")
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback, but say what broke
         failed = f"Unexpected {type(exc).__name__}: {exc}"
         workflow.error(failed + " Please report this as a bug.", title="ECR bootstrap crashed")
+    cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
     workflow.set_outputs({k: v for k, v in outputs(report).items() if v})
     if report.changes or failed or report.dry_run:
         workflow.write_summary(summary(report, failed=failed))

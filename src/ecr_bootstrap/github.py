@@ -561,6 +561,11 @@ class GitHub:
                 fix=exc.fix,
             ) from exc
 
+    def landed(self, place: Place, name: str, after: str) -> bool | None:
+        """Whether a write of `name` whose answer never came landed: compared with `after`, a secret of
+        the same place this run wrote just before (None: cannot tell)."""
+        return self._landed(place, name, after, None)
+
     def _updated(self, place: Place, name: str) -> float | None:
         """updated_at in epoch seconds; None when the secret does not exist. A secret that exists with no
         readable time raises (the caller cannot tell, rather than "not written")."""

@@ -97,6 +97,7 @@ class Rotation:
     stage: str = "start"  # how far the run got: what a cancellation must undo
     writing: tuple[Target, str] | None = None  # the target and secret being written right now
     results: dict[str, TargetResult] = field(default_factory=dict)
+    _committed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> ids, as committed
     _secret: str = field(default="", repr=False)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class Rotation:
         iam.delete_key(self.aws, self._user, self.new_key)
         iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
 
-    def _abort_before_writes(self, what: str, exc: BootstrapError) -> BootstrapError:
+    def _abort_before_writes(self, what: str, exc: BootstrapError | Cancelled) -> BootstrapError | Cancelled:
         """Nothing in any target changed yet: delete the new key, then put the record back (lease done)."""
         try:
             iam.delete_key(self.aws, self._user, self.new_key)
@@ -280,13 +281,11 @@ class Rotation:
         try:
             key_id, secret, created_at = iam.create_key(self.aws, self._user)
         except BootstrapError as exc:
-            if isinstance(exc, Cancelled):
-                raise
-            if not is_code(exc, "LimitExceeded"):
-                if self.created_user:
-                    self.undo_intent()
-                else:
-                    self._release("pending")
+            if self.created_user:
+                self.undo_intent()
+            else:
+                # LimitExceeded: no key was made (the caller reads IAM again); otherwise one may have been.
+                self._release("done" if is_code(exc, "LimitExceeded") else "pending")
             raise
         wf.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
@@ -430,6 +429,14 @@ class Rotation:
         if self.policy_version:
             tags.append(policy_tag(*self.policy_version))
         tags += self._intent("done")
+        self._committed = {
+            t.scope: (new,)
+            if results[t.scope].state == "written"
+            else (*t.previous, new)
+            if results[t.scope].state == "unknown"
+            else t.previous
+            for t in self.targets
+        }
         written = {t["Key"] for t in tags}
         iam.tag_user(self.aws, self._user, tags)
         iam.untag_user(self.aws, self._user, [k for k in untag if k not in written])
@@ -456,7 +463,13 @@ class Rotation:
         if not old:
             return
         # Keys adopted through an earlier intent were tagged by this run's first TagUser: parse suffices.
+        # IAM's read may lag this run's own commit: what it wrote for its targets stands.
         record = parse(iam.list_tags(self.aws, self._user))
+        for scope, ids in self._committed.items():
+            if ids:
+                record.holders[scope] = ids
+            else:
+                record.holders.pop(scope, None)
         done = retirable(old, record, self.now(), self.retire_unmanaged, self.run_id)
         for key_id in done:
             iam.delete_key(self.aws, self._user, key_id)
@@ -537,7 +550,12 @@ class Rotation:
             if t.scope in self.results:
                 continue
             if writing is not None and writing[0] is t:
-                if writing[1] == self.names.key_id:
+                landed = None
+                if writing[1] == self.names.secret_key and exc.remaining() > 1:
+                    landed = self.github.landed(t.place, self.names.secret_key, self.names.key_id)
+                if landed:
+                    state, detail = "written", ""
+                elif writing[1] == self.names.key_id or landed is False:
                     state, detail = self._restore_id(t)
                 else:
                     state, detail = "unknown", f"{self.names.secret_key} may or may not have been written"

@@ -1,17 +1,87 @@
-"""AWS on loopback: a moto server, behind a small proxy of ours that records each operation and can fail
-chosen ones (IAM/STS name the operation in the form body's Action=, ECR in the X-Amz-Target header)."""
+r"""AWS on loopback: a moto server, behind a small proxy of ours that records each operation and can fail
+chosen ones (IAM/STS name the operation in the form body's Action=, ECR in the X-Amz-Target header).
+
+The proxy also holds moto to IAM's published behaviour where moto is kinder (shared/reference facts, IAM API
+Reference):
+- tag rules: a tag key of 1-128 and a value of 0-256 characters of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, no `aws:`
+  prefix, at most 50 tags per user; any bad tag fails the whole TagUser or CreateUser (moto checks only
+  some of this);
+- whole-second CreateDate, as IAM's answers have it;
+- eventual consistency (IAM User Guide, "Troubleshoot IAM"): with `lag`, GetUser's tags, ListUserTags and
+  ListAccessKeys answer what the user looked like `lag` seconds ago;
+- another clock: `skew` seconds added to every Date header and every IAM CreateDate.
+"""
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
+
+IAM_TAGGING = {
+    "iam:TagUser",
+    "iam:CreateUser",
+    "iam:TagPolicy",
+    "iam:CreatePolicy",
+    "iam:TagRole",
+    "iam:CreateRole",
+}
+# Writes after which a user's tags or keys change; reads that may lag them.
+USER_WRITES = {"iam:TagUser", "iam:UntagUser", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:CreateUser"}
+LAGGING_READS = {"iam:GetUser", "iam:ListUserTags", "iam:ListAccessKeys"}
+MAX_TAGS = 50
+
+
+def tag_char_ok(ch: str) -> bool:
+    return ch in "_.:/=+-@ " or unicodedata.category(ch)[0] in "LNZ"
+
+
+PATTERN = r"[\p{L}\p{Z}\p{N}_.:/=+\-@]"
+
+
+def tag_problem(tags: list[tuple[str, str]]) -> str:
+    """IAM's Tag rules (API Reference, data type Tag); "" when every tag passes."""
+    for key, value in tags:
+        if not 1 <= len(key) <= 128 or not all(tag_char_ok(c) for c in key):
+            return (
+                f"Value '{key}' at 'tags.member.key' failed to satisfy constraint: Member must satisfy "
+                f"regular expression pattern: {PATTERN}+ and have length 1-128"
+            )
+        if key.lower().startswith("aws:"):
+            return f"Tag key '{key}': the aws: prefix is reserved"
+        if len(value) > 256 or not all(tag_char_ok(c) for c in value):
+            return (
+                f"Value '{value[:300]}' at 'tags.member.value' failed to satisfy constraint: Member must "
+                f"satisfy regular expression pattern: {PATTERN}* and have length 0-256"
+            )
+    return ""
+
+
+def form_tags(form: dict[str, list[str]]) -> list[tuple[str, str]]:
+    out = []
+    n = 1
+    while f"Tags.member.{n}.Key" in form:
+        out.append((form[f"Tags.member.{n}.Key"][0], form.get(f"Tags.member.{n}.Value", [""])[0]))
+        n += 1
+    return out
+
+
+@dataclass
+class UserView:
+    """What a user's tags and keys looked like from `since` on (raw XML of their member lists)."""
+
+    since: float
+    tags: str
+    keys: str
 
 
 @dataclass
@@ -63,6 +133,10 @@ class AwsProxy:
     log: list[AwsCall] = field(default_factory=list)
     faults: list[AwsFault] = field(default_factory=list)
     latency: float = 0.0  # seconds added to every request (the benchmark's simulated network)
+    lag: float = 0.0  # IAM reads of a user's tags and keys answer as of this many seconds ago
+    skew: float = 0.0  # seconds AWS's clock is ahead of ours (Date headers, IAM CreateDate)
+    strict_tags: bool = True
+    views: dict[str, list[UserView]] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,6 +163,9 @@ class AwsProxy:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return email.utils.formatdate((timestamp or time.time()) + proxy.skew, usegmt=True)
 
             def _handle(self) -> None:
                 proxy._forward(self)
@@ -131,11 +208,29 @@ class AwsProxy:
         if fault is not None:
             self._answer_fault(h, fault, operation)
             return
+        form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith("iam:") else {}
+        user = form.get("UserName", [""])[0]
+        refusal = self._refusal(operation, form, h.headers) if operation in IAM_TAGGING else None
+        if refusal is not None:
+            code, status, message = refusal
+            with self._lock:
+                self.log.append(AwsCall(operation, status, _access_key(h.headers), start, time.monotonic()))
+            self._answer_error(h, code, status, message)
+            return
+        if self.lag and operation in USER_WRITES and user and user not in self.views:
+            self.views[user] = [self._view(user, h.headers, 0.0)]
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() != "connection"}
         conn.request(h.command, h.path, body=body, headers=headers)
         reply = conn.getresponse()
         data = reply.read()
+        if self.lag and user and reply.status < 300:
+            if operation in USER_WRITES:
+                self.views.setdefault(user, []).append(self._view(user, h.headers, time.monotonic()))
+            elif operation in LAGGING_READS and user in self.views:
+                data = self._lagged(operation, user, data)
+        if operation.startswith("iam:"):
+            data = self._iam_times(data)
         with self._lock:
             self.log.append(AwsCall(operation, reply.status, _access_key(h.headers), start, time.monotonic()))
         h.send_response(reply.status)
@@ -146,6 +241,99 @@ class AwsProxy:
         h.end_headers()
         h.wfile.write(data)
         conn.close()
+
+    def _refusal(
+        self, operation: str, form: dict[str, list[str]], headers: Any
+    ) -> tuple[str, int, str] | None:
+        if not self.strict_tags:
+            return None
+        tags = form_tags(form)
+        problem = tag_problem(tags)
+        if problem:
+            return "ValidationError", 400, problem
+        if operation == "iam:TagUser":
+            current = re.findall(
+                r"<Key>(.*?)</Key>", self._call("ListUserTags", form["UserName"][0], headers)
+            )
+            merged = set(current) | {k for k, _ in tags}
+            if len(merged) > MAX_TAGS:
+                return (
+                    "LimitExceeded",
+                    409,
+                    f"The number of tags has reached the maximum limit of {MAX_TAGS}.",
+                )
+        elif len(tags) > MAX_TAGS:
+            return "LimitExceeded", 409, f"The number of tags has reached the maximum limit of {MAX_TAGS}."
+        return None
+
+    def _call(self, action: str, user: str, headers: Any) -> str:
+        """Ask moto directly (no lag, not logged)."""
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        body = urlencode({"Action": action, "UserName": user, "Version": "2010-05-08", "MaxItems": "1000"})
+        conn.request(
+            "POST",
+            "/",
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": headers.get("Authorization", ""),
+            },
+        )
+        text = conn.getresponse().read().decode()
+        conn.close()
+        return text
+
+    def _view(self, user: str, headers: Any, since: float) -> UserView:
+        tags = re.search(r"<Tags>(.*?)</Tags>", self._call("ListUserTags", user, headers), re.S)
+        keys = re.search(
+            r"<AccessKeyMetadata>(.*?)</AccessKeyMetadata>", self._call("ListAccessKeys", user, headers), re.S
+        )
+        return UserView(since, tags.group(1) if tags else "", keys.group(1) if keys else "")
+
+    def _lagged(self, operation: str, user: str, data: bytes) -> bytes:
+        now = time.monotonic()
+        views = self.views[user]
+        view = views[0]
+        for candidate in views:
+            if candidate.since <= now - self.lag:
+                view = candidate
+        text = data.decode()
+        if operation == "iam:ListAccessKeys":
+            text = re.sub(
+                r"<AccessKeyMetadata>.*?</AccessKeyMetadata>|<AccessKeyMetadata/>",
+                lambda _m: f"<AccessKeyMetadata>{view.keys}</AccessKeyMetadata>",
+                text,
+                flags=re.S,
+            )
+        elif "<Tags>" in text or "<Tags/>" in text:
+            text = re.sub(
+                r"<Tags>.*?</Tags>|<Tags/>", lambda _m: f"<Tags>{view.tags}</Tags>", text, flags=re.S
+            )
+        elif operation == "iam:GetUser":
+            text = text.replace("</User>", f"<Tags>{view.tags}</Tags></User>")
+        return text.encode()
+
+    def _iam_times(self, data: bytes) -> bytes:
+        """IAM answers whole seconds; and with `skew`, its clock is off ours."""
+
+        def shift(m: re.Match[bytes]) -> bytes:
+            when = datetime.fromisoformat(m.group(1).decode().replace("Z", "+00:00")).astimezone(UTC)
+            when = (when + timedelta(seconds=self.skew)).replace(microsecond=0)
+            return f"<CreateDate>{when:%Y-%m-%dT%H:%M:%SZ}</CreateDate>".encode()
+
+        return re.sub(rb"<CreateDate>([^<]+)</CreateDate>", shift, data)
+
+    def _answer_error(self, h: BaseHTTPRequestHandler, code: str, status: int, message: str) -> None:
+        data = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{message.replace('&', '&amp;').replace('<', '&lt;')}</Message></Error>"
+            "<RequestId>x</RequestId></ErrorResponse>"
+        ).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "text/xml")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
     def _answer_fault(self, h: BaseHTTPRequestHandler, fault: AwsFault, operation: str) -> None:
         with self._lock:

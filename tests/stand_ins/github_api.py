@@ -49,6 +49,7 @@ VARIABLES = re.compile(rf"^{BOX}/variables$")
 VARIABLE = re.compile(rf"^{BOX}/variables/(?P<name>[^/]+)$")
 REPO = re.compile(r"^/repos/([^/]+/[^/]+)$")
 ENVIRONMENT = re.compile(r"^/repos/([^/]+/[^/]+)/environments/([^/]+)$")
+RUN_ATTEMPT = re.compile(r"^/repos/([^/]+/[^/]+)/actions/runs/([0-9]+)/attempts/([0-9]+)$")
 OLD_NAME = re.compile(r"^/repos/(?P<name>[^/]+/[^/]+)(?P<rest>/.*)?$")
 BY_ID = re.compile(r"^/(?P<kind>repositories|organizations)/(?P<id>\d+)(?P<rest>/.*)?$")
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
@@ -109,6 +110,7 @@ class Token:
     integration: bool = False  # a GITHUB_TOKEN-like installation token
     admin: bool = True  # may create environments (Administration: write)
     orgs: set[str] | None = None  # organizations whose secrets it may write; None: every one
+    actions_read: bool = False  # may read workflow runs (Actions: read)
 
     def sees(self, repo: Repo) -> bool:
         """A fine-grained token lists repositories by id: a renamed one stays in its list."""
@@ -215,6 +217,7 @@ class GitHubStandIn:
         self.date_offset = 0.0  # seconds the Date header's servers are off from the clock stored times use
         self.limit: SecondaryLimit | None = SecondaryLimit()  # None: off (only the benchmark's baseline)
         self.primary = PrimaryLimit()
+        self.runs: dict[tuple[str, int, int], str] = {}  # (repo, run id, attempt) -> status
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -688,7 +691,54 @@ class GitHubStandIn:
             "updated_at": env.created_at,
         }
 
+    def add_run(self, repo: str, run_id: int, attempt: int = 1, status: str = "in_progress") -> None:
+        self.runs[(repo.lower(), run_id, attempt)] = status
+
+    def _run_attempt(self, token: Token, m: re.Match[str]) -> tuple[int, Any, dict[str, str]]:
+        """GET a workflow run attempt: needs Actions: read on the repository (404 without, as GitHub
+        hides what a token may not read)."""
+        repo = self.repos.get(m.group(1).lower())
+        key = (m.group(1).lower(), int(m.group(2)), int(m.group(3)))
+        if repo is None or not token.sees(repo) or not token.actions_read or key not in self.runs:
+            return 404, {"message": "Not Found"}, {}
+        status = self.runs[key]
+        api = f"{self.url}/repos/{repo.name}/actions/runs/{key[1]}"
+        body = {
+            "id": key[1],
+            "name": "deliver",
+            "node_id": f"WFR_{key[1]}",
+            "run_attempt": key[2],
+            "run_number": 7,
+            "status": status,
+            "conclusion": "cancelled" if status == "completed" else None,
+            "created_at": self.now(),
+            "updated_at": self.now(),
+            "display_title": "deliver",
+            "event": "push",
+            "head_branch": "main",
+            "head_sha": "0" * 40,
+            "head_commit": None,
+            "head_repository": self._repository(repo),
+            "repository": self._repository(repo),
+            "path": ".github/workflows/deliver.yml",
+            "pull_requests": [],
+            "workflow_id": 1,
+            "url": api,
+            "html_url": f"https://github.com/{repo.name}/actions/runs/{key[1]}",
+            "jobs_url": f"{api}/jobs",
+            "logs_url": f"{api}/logs",
+            "artifacts_url": f"{api}/artifacts",
+            "cancel_url": f"{api}/cancel",
+            "rerun_url": f"{api}/rerun",
+            "check_suite_url": f"{self.url}/repos/{repo.name}/check-suites/1",
+            "workflow_url": f"{self.url}/repos/{repo.name}/actions/workflows/1",
+        }
+        return 200, body, {}
+
     def _route_repo(self, token: Token, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
+        run = RUN_ATTEMPT.match(path)
+        if run and method == "GET":
+            return self._run_attempt(token, run)
         m = REPO.match(path) or ENVIRONMENT.match(path)
         if not m:
             return 404, {"message": "Not Found"}, {}

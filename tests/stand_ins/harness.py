@@ -94,6 +94,8 @@ class Stack:
         urllib.request.urlopen(req).read()
         self.aws.log.clear()
         self.aws.faults.clear()
+        self.aws.views.clear()
+        self.aws.lag = self.aws.skew = 0.0
         old = self.github
         self.github = GitHubStandIn().start()
         old.stop()
@@ -185,6 +187,10 @@ class Running:
             )
         finally:
             self.tmp.cleanup()
+
+    def signal(self, signum: int) -> None:
+        """As the runner cancels a job: SIGINT, then SIGTERM (docker run forwards them to PID 1)."""
+        self.proc.send_signal(signum)
 
     def kill(self) -> RunResult:
         """SIGKILL, as a cancelled or crashed runner would; what it printed so far is returned."""

@@ -1,0 +1,277 @@
+"""Cancelled, re-run, raced on a lagging IAM: the six ways a real run lost a working key (issue 11), each
+reproduced against the stand-ins, and what the action does instead.
+
+1. a cancelled job (SIGINT, then SIGTERM, as the runner sends them) rolls back within 6 s, whatever it waits
+   on, and releases its lease: the next run goes through at once;
+2. "Re-run jobs" (same run id, a later attempt) takes over the lease at once; another run is refused with
+   the holding run's link and the UTC time its lease ends, and no advice to delete keys;
+3. a key made by hand right after a run is never taken for the action's own;
+4. names IAM tag values do not allow (an environment "prod (eu)", a policy name with a comma), and the
+   user's own tags in the 50-tag budget;
+5. GitHub's clock 3 s off either way, and same-second writes, never get a held key deleted;
+6. IAM reads lagging writes by 5 s, for back-to-back and concurrent runs.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.stand_ins.harness import Running, RunResult, Stack
+from tests.test_core import REPO, USER, assert_no_leak, assert_target_works, setup, user_keys
+from tests.test_recovery import FAST, LEASE, assert_invariant, key_works
+
+SECRET_PUT = "/actions/secrets/AWS_SECRET_ACCESS_KEY$"
+
+
+def run_env(run_id: str, attempt: int = 1) -> dict[str, str]:
+    return {
+        "GITHUB_RUN_ID": run_id,
+        "GITHUB_RUN_ATTEMPT": str(attempt),
+        "GITHUB_JOB": "deliver",
+        "GITHUB_SERVER_URL": "https://github.com",
+    }
+
+
+def cancel(running: Running, sig: int = signal.SIGINT) -> tuple[RunResult, float]:
+    """Send the runner's first signal; returns the result and the seconds until the process ended."""
+    start = time.monotonic()
+    running.signal(sig)
+    result = running.wait(30)
+    return result, time.monotonic() - start
+
+
+def assert_cancelled(result: RunResult, elapsed: float) -> None:
+    assert elapsed <= 6.0, f"the rollback took {elapsed:.1f} s"
+    assert result.returncode == 1, result.stdout
+    errors = result.errors()
+    assert len(errors) == 1 and "title=ECR bootstrap cancelled" in errors[0], result.stdout
+    assert "cancelled" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_leak(result, *result.masked)
+
+
+# -- 1. cancellation ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cancel_between_the_id_and_the_secret_restores_the_old_pair(stack: Stack, sig: int) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token}
+    assert stack.run(inputs).returncode == 0
+    old = assert_target_works(stack, REPO)
+    hung = stack.github.fail("PUT", SECRET_PUT, status=-1)  # accepted, never answered
+    running = stack.start(inputs)
+    assert hung.held.wait(60)
+    result, elapsed = cancel(running, sig)
+    hung.release.set()
+    stack.github.faults.clear()
+    assert_cancelled(result, elapsed)
+    assert assert_target_works(stack, REPO) == old  # the old id is back beside the old secret
+    assert user_keys(stack) == [old]  # the new key, held by nobody, was deleted
+    assert f"| `{REPO}` | restored |" in result.summary
+    again = stack.run(inputs)  # at once: the lease was released
+    assert again.returncode == 0, again.stdout
+    assert_invariant(stack, (REPO,))
+
+
+def test_cancel_while_a_worker_thread_waits_on_a_hung_request(stack: Stack) -> None:
+    """The look-up reads GitHub in a worker thread; the main thread must still take the signal."""
+    token = setup(stack)
+    hung = stack.github.fail("GET", "/actions/secrets/public-key$", status=-1)
+    running = stack.start({"github-token": token})
+    assert hung.held.wait(60)
+    result, elapsed = cancel(running, signal.SIGTERM)
+    hung.release.set()
+    stack.github.faults.clear()
+    assert_cancelled(result, elapsed)
+    assert "iam:CreateUser" not in stack.aws.operations()
+    assert stack.run({"github-token": token}).returncode == 0
+
+
+def test_cancel_while_creating_the_key_releases_the_lease(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token}
+    assert stack.run(inputs).returncode == 0
+    old = assert_target_works(stack, REPO)
+    hung = stack.aws.fail("iam:CreateAccessKey", status=-1)
+    running = stack.start(inputs)
+    assert hung.held.wait(60)
+    result, elapsed = cancel(running)
+    hung.release.set()
+    stack.aws.faults.clear()
+    assert_cancelled(result, elapsed)
+    assert "No target was changed" in result.errors()[0]
+    assert assert_target_works(stack, REPO) == old
+    again = stack.run(inputs)
+    assert again.returncode == 0, again.stdout
+    assert_invariant(stack, (REPO,))
+
+
+# -- 2. who holds the lease -----------------------------------------------------------------------------
+
+
+def test_a_later_attempt_of_the_same_run_takes_over_and_others_are_told_who_holds_it(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token}  # the default lease: 15 minutes
+    assert stack.run(inputs).returncode == 0
+    hung = stack.github.fail("PUT", SECRET_PUT, status=-1)
+    running = stack.start(inputs, env=run_env("4242"))
+    assert hung.held.wait(60)
+    running.kill()  # a lost runner: no rollback, the lease stays
+    hung.release.set()
+    stack.github.faults.clear()
+
+    other = stack.run(inputs, env=run_env("5151"))
+    assert other.returncode == 1
+    error = other.errors()[0]
+    assert "https://github.com/octo-org/app/actions/runs/4242/attempts/1" in error
+    assert "UTC" in error and "re-run" in error
+    assert "delete" not in error.lower()
+
+    rerun = stack.run(inputs, env=run_env("4242", attempt=2))
+    assert rerun.returncode == 0, rerun.stdout
+    assert_invariant(stack, (REPO,))
+
+
+def test_a_completed_holder_is_taken_over_when_github_says_so(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token}
+    assert stack.run(inputs).returncode == 0
+    hung = stack.github.fail("PUT", SECRET_PUT, status=-1)
+    running = stack.start(inputs, env=run_env("4242"))
+    assert hung.held.wait(60)
+    running.kill()
+    hung.release.set()
+    stack.github.faults.clear()
+    stack.github.add_run(REPO, 4242, 1, "in_progress")
+    reader = stack.github.add_token(actions_read=True)
+    busy = stack.run({**inputs, "actions-token": reader}, env=run_env("5151"))
+    assert busy.returncode == 1 and "4242" in busy.errors()[0]
+    stack.github.add_run(REPO, 4242, 1, "completed")
+    done = stack.run({**inputs, "actions-token": reader}, env=run_env("5151"))
+    assert done.returncode == 0, done.stdout
+    assert "has completed" in done.stdout
+    assert_invariant(stack, (REPO,))
+
+
+# -- 3. keys made by hand -------------------------------------------------------------------------------
+
+
+def test_a_key_made_by_hand_right_after_a_run_is_never_deleted(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token}
+    assert stack.run(inputs).returncode == 0
+    held = assert_target_works(stack, REPO)
+    by_hand = stack.boto("iam").create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    result = stack.run(inputs)
+    assert by_hand in user_keys(stack), result.stdout
+    assert held in user_keys(stack) and assert_target_works(stack, REPO) == held
+    assert result.returncode == 1 and "not created by this action" in result.errors()[0]
+
+
+# -- 4. names and the tag budget ------------------------------------------------------------------------
+
+
+def test_an_environment_name_tags_cannot_hold_keeps_its_pair_on_failure(stack: Stack) -> None:
+    env = "prod (eu)"
+    stack.github.add_repo(REPO, environments=(env,))
+    token = stack.github.add_token()
+    inputs = {"github-token": token, "environment": env}
+    assert stack.run(inputs).returncode == 0
+    box = stack.github.box(REPO, env)
+    old = stack.github.decrypt_in(box, "AWS_ACCESS_KEY_ID")
+    path = "/environments/prod%20%28eu%29/secrets/AWS_SECRET_ACCESS_KEY$"
+    stack.github.fail("PUT", path, status=422, times=-1)
+    failed = stack.run(inputs)
+    stack.github.faults.clear()
+    assert failed.returncode == 1
+    assert "AWS_ACCESS_KEY_ID" in box.secrets, "the id secret was deleted"
+    assert stack.github.decrypt_in(box, "AWS_ACCESS_KEY_ID") == old
+    assert key_works(stack, old, stack.github.decrypt_in(box, "AWS_SECRET_ACCESS_KEY"))
+    assert user_keys(stack) == [old]
+    assert stack.run(inputs).returncode == 0
+
+
+def test_a_policy_name_with_a_comma(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token, "iam-policy": "ecr,push"}
+    for _ in range(2):
+        result = stack.run(inputs)
+        assert result.returncode == 0, result.stdout
+    assert_target_works(stack, REPO)
+
+
+def test_the_users_own_tags_count_against_the_50_tag_limit(stack: Stack) -> None:
+    repos = [f"octo-org/svc-{i:02d}" for i in range(39)]
+    token = setup(stack, *repos)
+    tags = ",".join(f"t{i}=v" for i in range(10))
+    result = stack.run({"github-token": token, "repositories": ",".join(repos), "tags": tags})
+    assert result.returncode == 1 and "50" in result.errors()[0], result.stdout
+    reads = ("Get", "List", "Describe")
+    changes = [op for op in stack.aws.operations() if not op.split(":")[1].startswith(reads)]
+    assert changes == [], changes  # refused before any change
+
+
+# -- 5. clocks ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew", [-3.0, 3.0], ids=["github-behind", "github-ahead"])
+@pytest.mark.parametrize("where", ["before-id", "after-secret"])
+def test_a_crashed_rotation_is_settled_on_githubs_clock(stack: Stack, skew: float, where: str) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token, **FAST}
+    stack.github.skew = skew
+    assert stack.run(inputs).returncode == 0  # no pause: the crash lands in the same second as the last run
+    if where == "before-id":
+        hung = stack.github.fail("PUT", "/actions/secrets/AWS_ACCESS_KEY_ID$", status=-1)
+    else:
+        hung = stack.aws.fail("iam:TagUser", status=-1, after=2)  # the commit, after the whole pair
+    running = stack.start(inputs)
+    assert hung.held.wait(60)
+    running.kill()
+    hung.release.set()
+    stack.github.faults.clear()
+    stack.aws.faults.clear()
+    assert_target_works(stack, REPO)  # whichever key it is, the pair works
+    time.sleep(LEASE + 0.5)
+    repair = stack.run(inputs)
+    assert repair.returncode == 0, repair.stdout
+    assert_invariant(stack, (REPO,))
+
+
+# -- 6. IAM reads that lag ------------------------------------------------------------------------------
+
+
+def test_back_to_back_runs_on_a_lagging_iam(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token, **FAST}
+    stack.aws.lag = 5.0
+    for _ in range(3):
+        result = stack.run(inputs)
+        assert result.returncode == 0, result.stdout
+        assert_target_works(stack, REPO)
+        assert len(user_keys(stack)) <= 2
+    time.sleep(5.5)
+    assert stack.run(inputs).returncode == 0
+    assert_invariant(stack, (REPO,))
+
+
+def test_concurrent_runs_on_a_lagging_iam(stack: Stack) -> None:
+    token = setup(stack)
+    inputs = {"github-token": token, **FAST}
+    assert stack.run(inputs).returncode == 0
+    stack.aws.lag = 5.0
+    results = [r.wait() for r in [stack.start(inputs), stack.start(inputs)]]
+    assert any(r.returncode == 0 for r in results), [r.stdout for r in results]
+    for r in results:
+        assert "Traceback" not in r.stderr
+    assert_target_works(stack, REPO)
+    assert len(user_keys(stack)) <= 2
+    time.sleep(LEASE + 5.5)
+    assert stack.run(inputs).returncode == 0
+    time.sleep(5.5)
+    assert stack.run(inputs).returncode == 0
+    assert_invariant(stack, (REPO,))
