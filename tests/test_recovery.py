@@ -30,6 +30,22 @@ from tests.test_core import (
 FAST = {"key-wait-seconds": "2", "lease-seconds": "5"}
 LEASE = 5.0
 OTHER = "octo-org/web"
+# (IAM read lag in seconds, GitHub's clock skew in seconds): the matrices run plain, and with IAM's reads 5 s
+# behind its writes while GitHub's clock is 3 s behind or ahead of the runner's and IAM's.
+CONDITIONS = {"plain": (0.0, 0.0), "lag-github-behind": (5.0, -3.0), "lag-github-ahead": (5.0, 3.0)}
+
+
+def apply(stack: Stack, condition: str) -> None:
+    stack.aws.lag, stack.github.skew = CONDITIONS[condition]
+
+
+def final_check(stack: Stack, inputs: dict[str, str], targets: tuple[str, ...] = (REPO,)) -> None:
+    """The invariant, once IAM has caught up: with lag, one more run after it sees every write."""
+    if stack.aws.lag:
+        time.sleep(stack.aws.lag + 0.5)
+        again = stack.run(inputs)
+        assert again.returncode == 0, again.stdout
+    assert_invariant(stack, targets)
 
 
 def key_works(stack: Stack, key_id: str, secret: str) -> bool:
@@ -71,23 +87,29 @@ class Step:
         return f"{self.name}#{self.occurrence}"
 
 
-def prepare(stack: Stack, rerun: bool, spaced: bool = False) -> tuple[str, dict[str, str]]:
+def prepare(
+    stack: Stack, rerun: bool, spaced: bool = False, condition: str = "plain"
+) -> tuple[str, dict[str, str]]:
     """A clean account and target; with `rerun`, one successful run already made. `spaced` keeps the next
-    run's writes a second apart (GitHub's updated_at has whole seconds)."""
+    run's writes a second apart (GitHub's updated_at has whole seconds); with IAM lag, the next run starts
+    once IAM shows the first one (back-to-back runs on a lagging IAM are tests of their own)."""
     stack.reset()
+    apply(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
     inputs = {"github-token": token, **FAST}
     if rerun:
         assert stack.run(inputs).returncode == 0
-        if spaced:
+        if stack.aws.lag:
+            time.sleep(stack.aws.lag + 0.5)
+        elif spaced:
             time.sleep(1.1)
     return token, inputs
 
 
-def recorded_steps(stack: Stack, rerun: bool) -> list[Step]:
+def recorded_steps(stack: Stack, rerun: bool, condition: str = "plain") -> list[Step]:
     """The requests of one clean run (fresh, or a rerun), in the order each service received them."""
-    _token, inputs = prepare(stack, rerun)
+    _token, inputs = prepare(stack, rerun, condition=condition)
     stack.aws.log.clear()
     stack.github.reset_log()
     assert stack.run(inputs).returncode == 0
@@ -116,13 +138,24 @@ def pending_lease_left(stack: Stack) -> bool:
     return any(t["Value"].startswith("pending") for t in tags)
 
 
-@pytest.mark.parametrize("rerun", [False, True], ids=["fresh", "rerun"])
-def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool) -> None:
-    steps = recorded_steps(stack, rerun)
+CRASH_CASES = [
+    (False, "plain"),
+    (True, "plain"),
+    (False, "lag-github-behind"),
+    (True, "lag-github-behind"),
+    (True, "lag-github-ahead"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rerun", "condition"), CRASH_CASES, ids=[f"{'rerun' if r else 'fresh'}-{c}" for r, c in CRASH_CASES]
+)
+def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: str) -> None:
+    steps = recorded_steps(stack, rerun, condition)
     assert len(steps) >= 12  # every request of the run: 8 AWS + 4 GitHub on a fresh run
     problems = []
     for step in steps:
-        _token, inputs = prepare(stack, rerun, spaced=True)
+        _token, inputs = prepare(stack, rerun, spaced=True, condition=condition)
         fault = hold(stack, step)
         running = stack.start(inputs)
         if not fault.held.wait(60):
@@ -139,9 +172,10 @@ def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool) -> None:
                 time.sleep(LEASE + 0.5)
             repair = stack.run(inputs)
             assert repair.returncode == 0, repair.stdout
-            assert_invariant(stack, (REPO,))
+            final_check(stack, inputs)
         except AssertionError as exc:
             problems.append(f"{step}: {str(exc)[:600]}")
+    print(f"crash matrix ({'rerun' if rerun else 'fresh'}, {condition}): {len(steps)} cases")
     assert not problems, "\n".join(problems)
 
 
@@ -174,7 +208,9 @@ def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
     assert_invariant(stack, (REPO,))
 
 
-def test_concurrent_runs_on_the_same_user_and_target(stack: Stack) -> None:
+@pytest.mark.parametrize("condition", list(CONDITIONS))
+def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: str) -> None:
+    apply(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
     inputs = {"github-token": token, **FAST}
@@ -187,11 +223,13 @@ def test_concurrent_runs_on_the_same_user_and_target(stack: Stack) -> None:
         assert "Traceback" not in r.stderr
     time.sleep(LEASE + 0.5)
     assert stack.run(inputs).returncode == 0
-    assert_invariant(stack, (REPO,))
+    final_check(stack, inputs)
 
 
+@pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("shared", [False, True], ids=["new-user", "existing-user"])
-def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool) -> None:
+def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condition: str) -> None:
+    apply(stack, condition)
     stack.github.add_repo(REPO)
     stack.github.add_repo(OTHER)
     token = stack.github.add_token()
@@ -208,7 +246,14 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool) -> No
     assert len(user_keys(stack)) <= 2
     time.sleep(LEASE + 0.5)
     for repo in (REPO, OTHER):
-        assert stack.run({"github-token": token, **FAST}, repository=repo).returncode == 0
+        if stack.aws.lag:
+            time.sleep(stack.aws.lag + 0.5)
+        result = stack.run({"github-token": token, **FAST}, repository=repo)
+        assert result.returncode == 0, result.stdout
+    if stack.aws.lag:
+        time.sleep(stack.aws.lag + 0.5)
+        both = stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"})
+        assert both.returncode == 0, both.stdout
     assert_invariant(stack, (REPO, OTHER))
 
 
@@ -263,15 +308,24 @@ def working_targets(stack: Stack) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("rerun", [False, True], ids=["fresh", "rerun"])
-def test_fault_matrix(stack: Stack, rerun: bool) -> None:
-    steps = recorded_steps(stack, rerun)
+# With IAM lag each case waits for IAM twice: one transient and one persistent fault of each service.
+FAULT_CASES = [(False, "plain"), (True, "plain"), (True, "lag-github-behind"), (True, "lag-github-ahead")]
+LAGGED_KINDS = {"Throttling", "AccessDenied", "500", "422"}
+
+
+@pytest.mark.parametrize(
+    ("rerun", "condition"), FAULT_CASES, ids=[f"{'rerun' if r else 'fresh'}-{c}" for r, c in FAULT_CASES]
+)
+def test_fault_matrix(stack: Stack, rerun: bool, condition: str) -> None:
+    steps = recorded_steps(stack, rerun, condition)
     problems, cases = [], 0
     for step in steps:
         for kind in AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS:
+            if CONDITIONS[condition][0] and kind[0] not in LAGGED_KINDS:
+                continue
             cases += 1
             label = f"{step} {kind[0]}"
-            token, inputs = prepare(stack, rerun)
+            token, inputs = prepare(stack, rerun, condition=condition)
             working = working_targets(stack)
             inject(stack, step, kind)
             try:
@@ -292,8 +346,11 @@ def test_fault_matrix(stack: Stack, rerun: bool) -> None:
                     time.sleep(LEASE + 0.5)
                 repair = stack.run(inputs)
                 assert repair.returncode == 0, repair.stdout
-                assert_invariant(stack, (REPO,))
+                final_check(stack, inputs)
             except AssertionError as exc:
                 problems.append(f"{label}: {str(exc)[:500]}")
-    print(f"fault matrix ({'rerun' if rerun else 'fresh'}): {cases} cases, {len(problems)} problems")
+    print(
+        f"fault matrix ({'rerun' if rerun else 'fresh'}, {condition}): {cases} cases, "
+        f"{len(problems)} problems"
+    )
     assert not problems, "\n".join(problems)
