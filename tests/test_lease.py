@@ -228,7 +228,7 @@ def test_a_crashed_rotation_is_settled_on_githubs_clock(stack: Stack, skew: floa
     if where == "before-id":
         hung = stack.github.fail("PUT", "/actions/secrets/AWS_ACCESS_KEY_ID$", status=-1)
     else:
-        hung = stack.aws.fail("iam:TagUser", status=-1, after=2)  # the commit, after the whole pair
+        hung = stack.aws.fail("iam:TagUser", status=-1, after=1)  # the commit, after the whole pair
     running = stack.start(inputs)
     assert hung.held.wait(60)
     running.kill()

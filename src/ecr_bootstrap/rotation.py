@@ -31,6 +31,7 @@ from .github import GitHub
 from .inputs import SecretNames
 from .places import Place
 from .records import (
+    CREATE_WINDOW,
     GAP,
     NEXT,
     AccessKey,
@@ -43,7 +44,6 @@ from .records import (
     intent_tags,
     marker_key,
     marker_tag,
-    parse,
     policy_tag,
     retirable,
 )
@@ -52,6 +52,9 @@ from .workflow import Workflow
 
 # A pair is not started with less of the lease left than this (two writes at the client's timeout).
 LEASE_MARGIN = 35.0
+# Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
+STALE_BATCH = 5
+STALE_AGE = timedelta(minutes=10)
 
 
 @dataclass
@@ -176,7 +179,6 @@ class Rotation:
 
     def _drop_new_key(self) -> None:
         iam.delete_key(self.aws, self._user, self.new_key)
-        iam.untag_user(self.aws, self._user, [marker_key(self.new_key)])
 
     def _abort_before_writes(self, what: str, exc: BootstrapError | Cancelled) -> BootstrapError | Cancelled:
         """Nothing in any target changed yet: delete the new key, then put the record back (lease done)."""
@@ -195,7 +197,7 @@ class Rotation:
         except BootstrapError:
             self._drop_intent()
         with contextlib.suppress(BootstrapError):  # entries naming a deleted key are ignored by later runs
-            iam.untag_user(self.aws, self._user, [*gone, marker_key(self.new_key)])
+            iam.untag_user(self.aws, self._user, gone)
         self.report.access_key_id = ""
         self.report.add("Access key", self.new_key, "deleted", "rolled back before any target changed")
         self._all_unchanged()
@@ -243,6 +245,7 @@ class Rotation:
         others = [k for k in iam.list_keys(self.aws, self._user) if k.key_id != self.new_key]
         if any(k.created <= created_at for k in others):
             iam.delete_key(self.aws, self._user, self.new_key)
+            self._release("done")
             self.report.access_key_id = ""
             self.report.add("Access key", self.new_key, "deleted", "another run made one at the same time")
             raise RotationError(
@@ -266,8 +269,7 @@ class Rotation:
         if self.plan.reclaim:
             orphan = self.plan.reclaim.key_id
             wf.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
-            iam.delete_key(self.aws, self._user, orphan)
-            iam.untag_user(self.aws, self._user, [marker_key(orphan)])
+            iam.delete_key(self.aws, self._user, orphan)  # its marker goes with the next clean-up
             self.keys = [k for k in self.keys if k.key_id != orphan]
             self.record.adopted.discard(orphan)
             self.report.add("Access key", orphan, "deleted", "orphan that no target held")
@@ -276,7 +278,17 @@ class Rotation:
         if not self.created_user:
             self._start_lease()
             self.stage = "intent"
-            iam.tag_user(self.aws, self._user, [*self._intent("pending"), *self.record.adopted_tags()])
+            # One request: the lease, markers of keys an earlier crashed run made, and each target's entry
+            # as "old or the next key" (the key this run makes: found through the intent if it dies).
+            iam.tag_user(
+                self.aws,
+                self._user,
+                [
+                    *self._intent("pending"),
+                    *self.record.adopted_tags(),
+                    *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
+                ],
+            )
         self.stage = "creating"
         try:
             key_id, secret, created_at = iam.create_key(self.aws, self._user)
@@ -292,21 +304,18 @@ class Rotation:
         self.stage = "created"
         self.report.access_key_id = key_id
         wf.info(f"Created access key {key_id}.")
+        if created_at > (self.created or created_at) + CREATE_WINDOW:
+            # Later than the intent's creation window: a later run would not know it as this run's.
+            raise self._abort_before_writes(
+                "Creating the key", RotationError(f"IAM took longer than {CREATE_WINDOW} to create it")
+            )
         try:
-            if not self.created_user:
-                if not had_keys:
-                    self._yield_to_an_earlier_run(created_at)
-                iam.tag_user(
-                    self.aws,
-                    self._user,
-                    [marker_tag(key_id, "pending", *self._lease, self.run_id)]
-                    + self._intent("made")
-                    + [tag for t in self.targets for tag in self._entry(t, (*t.previous, key_id))],
-                )
+            if not self.created_user and not had_keys:
+                self._yield_to_an_earlier_run(created_at)
         except (RotationError, Cancelled):
             raise
         except BootstrapError as exc:
-            raise self._abort_before_writes("Recording the new key on the user", exc) from exc
+            raise self._abort_before_writes("Checking for a key made by another run", exc) from exc
 
         # A rotation proves the new key before any target leaves its working key for it; a first key
         # replaces nothing, and its targets held no pair to lose.
@@ -345,7 +354,10 @@ class Rotation:
             wf.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
         self.report.targets = [self.results[t.scope] for t in self.targets]
         self.stage = "commit"
-        self._commit(self.results)
+        try:
+            self._commit(self.results)
+        except AwsError as exc:
+            raise self._commit_failed(exc) from exc
         self.stage = "retire"
         self._retire()
         self.stage = "done"
@@ -438,8 +450,12 @@ class Rotation:
             for t in self.targets
         }
         written = {t["Key"] for t in tags}
+        untag = [k for k in untag if k not in written]
+        stale = self._stale_markers()
+        if untag or len(stale) >= STALE_BATCH:
+            untag += stale
         iam.tag_user(self.aws, self._user, tags)
-        iam.untag_user(self.aws, self._user, [k for k in untag if k not in written])
+        iam.untag_user(self.aws, self._user, untag)
         if self.stage == "committed":
             return
         self.stage = "committed"
@@ -457,28 +473,46 @@ class Rotation:
                 else "held by some targets",
             )
 
+    def _commit_failed(self, exc: AwsError) -> RotationError:
+        held = [r.repository for r in self.results.values() if r.state in ("written", "unknown")]
+        until = self.lease_end.strftime("%Y-%m-%d %H:%M:%S UTC") if self.lease_end else "the lease ends"
+        return RotationError(
+            f"Recording the outcome on the IAM user failed ({exc.message}) after the targets were written"
+            + (f" ({', '.join(held)} hold(s) the new key {self.new_key})" if held else "")
+            + f". Nothing was deleted: both keys are kept. This run's lease ends at {until}; a run after "
+            "that settles, from GitHub's timestamps, which key each target holds and retires the other.",
+            fix=f"Rerun after {until} (a re-run of this run may start at once), once IAM accepts TagUser "
+            "again (iam:TagUser must be allowed).",
+        )
+
+    def _stale_markers(self) -> list[str]:
+        """Markers of keys that no longer exist (retired by earlier runs). Harmless but they take tags:
+        removed STALE_BATCH at a time, so that most commits need no UntagUser. Only markers older than
+        STALE_AGE, so that a key a lagging ListAccessKeys does not show yet keeps its marker."""
+        now = self.now()
+        live = {k.key_id for k in self.keys} | {self.new_key}
+        return [
+            marker_key(key_id)
+            for key_id, marker in self.record.markers.items()
+            if key_id not in live and marker.since is not None and now - marker.since > STALE_AGE
+        ]
+
     def _retire(self) -> None:
-        """Delete older keys that, by the record as it is now (other runs included), nothing holds."""
+        """Delete older keys that, by the record as this run read it and then committed it, nothing holds.
+        (Not read again: under the lease no other run writes entries, and IAM's read could lag the commit.)"""
         old = [k.key_id for k in self.keys if k.key_id != self.new_key]
         if not old:
             return
-        # Keys adopted through an earlier intent were tagged by this run's first TagUser: parse suffices.
-        # IAM's read may lag this run's own commit: what it wrote for its targets stands.
-        record = parse(iam.list_tags(self.aws, self._user))
+        record = self.record
         for scope, ids in self._committed.items():
             if ids:
                 record.holders[scope] = ids
             else:
                 record.holders.pop(scope, None)
         done = retirable(old, record, self.now(), self.retire_unmanaged, self.run_id)
-        for key_id in done:
+        for key_id in done:  # each marker goes with a later clean-up
             iam.delete_key(self.aws, self._user, key_id)
             self.report.add("Access key", key_id, "deleted", "replaced; no target holds it")
-        iam.untag_user(
-            self.aws,
-            self._user,
-            [marker_key(k) for k in done if k in record.markers],
-        )
         for key_id in old:
             if key_id in done:
                 continue
