@@ -6,6 +6,8 @@ Runs when ECR_BOOTSTRAP_IMAGE names an image built by scripts/build-image.sh (.c
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -42,3 +44,25 @@ def test_every_mode_runs_in_the_pruned_image(stack: Stack) -> None:
         assert result.returncode == 0, (inputs, result.stdout + result.stderr)
         assert "Traceback" not in result.stderr
     assert stack.github.decrypt(REPO, "AWS_ROLE_ARN").endswith(":role/fcj-ecr-ci-cd-role")
+
+
+@pytest.mark.skipif(not IMAGE, reason="set ECR_BOOTSTRAP_IMAGE to an image built by scripts/build-image.sh")
+def test_sigterm_to_the_container_rolls_back(stack: Stack) -> None:
+    """The entry point is PID 1 in its container, where a signal without a handler is ignored. podman run,
+    like the runner's docker run, forwards the signal to it; the run rolls back and exits 1 in time."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}, image=IMAGE).returncode == 0
+    old = assert_target_works(stack, REPO)
+    hung = stack.github.fail("PUT", "/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=-1)
+    running = stack.start({"github-token": token}, image=IMAGE)
+    assert hung.held.wait(120)
+    start = time.monotonic()
+    running.signal(signal.SIGTERM)
+    result = running.wait(60)
+    elapsed = time.monotonic() - start
+    hung.release.set()
+    stack.github.faults.clear()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "title=ECR bootstrap cancelled" in result.errors()[0]
+    assert elapsed <= 7.5, f"{elapsed:.1f} s: the runner would have sent SIGTERM's successor by now"
+    assert assert_target_works(stack, REPO) == old

@@ -110,6 +110,22 @@ def test_cancel_while_creating_the_key_releases_the_lease(stack: Stack) -> None:
     assert_invariant(stack, (REPO,))
 
 
+def test_cancel_while_a_new_user_is_set_up_releases_its_lease(stack: Stack) -> None:
+    """The user is created with the run's intent as its tags; cancelled before the key exists, the run
+    marks the intent done, so the next run does not wait out the lease."""
+    token = setup(stack)
+    hung = stack.aws.fail("iam:AttachUserPolicy", status=-1)
+    running = stack.start({"github-token": token})
+    assert hung.held.wait(60)
+    result, elapsed = cancel(running)
+    hung.release.set()
+    stack.aws.faults.clear()
+    assert_cancelled(result, elapsed)
+    again = stack.run({"github-token": token})
+    assert again.returncode == 0, again.stdout
+    assert_invariant(stack, (REPO,))
+
+
 # -- 2. who holds the lease -----------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .aws import AwsClients, ecr, iam, is_code, oidc, sts
-from .cancel import workers
+from .cancel import Cancelled, workers
 from .errors import AwsError, BootstrapError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
@@ -223,7 +223,10 @@ def run(
         rotation.repository_uri = repository.uri
         rotation.policy_version = (settings.iam_policy, policy_version)
         with workflow.group("IAM user"):
-            _ensure_user(aws, settings, report, found, rotation)
+            try:
+                _ensure_user(aws, settings, report, found, rotation)
+            except Cancelled as exc:
+                raise rotation.cancelled_before_run(exc) from None
         with workflow.group("Access key and GitHub secrets"):
             try:
                 rotation.run()
@@ -730,6 +733,7 @@ def _rotation(
         now=aws.iam_now,
         names=settings.secret_names,
         run_id=settings.run,
+        names_user=settings.iam_user,
     )
 
 

@@ -79,18 +79,20 @@ class Cancellation:
 
 def block_signals() -> None:
     """For worker threads: leave SIGINT and SIGTERM to the main thread."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Python runs handlers in the main thread only
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
 @contextmanager
 def workers(count: int) -> Iterator[ThreadPoolExecutor]:
     """A thread pool whose threads never take the signals, and which is not waited for when the run stops
     with an exception (a worker blocked on a hung request must not hold up the rollback)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # threads inherit the mask they start with
     pool = ThreadPoolExecutor(max_workers=count, initializer=block_signals)
-    restore: Callable[[], Any] = lambda: signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # noqa: E731
-    pool.submit = _masked(pool.submit, previous)  # type: ignore[method-assign]
-    restore()
+    if hasattr(signal, "pthread_sigmask"):
+        # POSIX: a thread starts with the mask of the thread that starts it (submit starts them).
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        pool.submit = _masked(pool.submit, previous)  # type: ignore[method-assign]
     try:
         yield pool
     except BaseException:

@@ -91,6 +91,7 @@ class Rotation:
     names: SecretNames = field(default_factory=SecretNames)
     policy_version: tuple[str, str] | None = None  # (name, default version), remembered in the record
     run_id: RunId = field(default_factory=RunId)
+    names_user: str = ""  # the IAM user's name, before the user object exists
     created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
     created: datetime | None = None
@@ -230,8 +231,21 @@ class Rotation:
 
     def _drop_intent(self) -> None:
         """When the intent cannot be marked done, removing it frees the lease just as well."""
+        keys = {t["Key"] for state in ("pending", "done") for t in self._intent(state)}
         with contextlib.suppress(BootstrapError):  # the lease runs out instead
-            iam.untag_user(self.aws, self._user, [t["Key"] for t in self._intent("done")])
+            iam.untag_user(self.aws, self._user, sorted(keys))
+
+    def cancelled_before_run(self, exc: Cancelled) -> Cancelled:
+        """Cancelled while the user was being created with this run's intent, or its policy attached: the
+        intent is marked done (if the user exists), so that the next run need not wait for the lease."""
+        if not self.created_user:
+            return exc
+        self.aws = self.aws.bounded(min(ROLLBACK_REQUEST, max(0.5, exc.remaining() / 2)))
+        with contextlib.suppress(BootstrapError):
+            self.user = self.user or iam.find_user(self.aws, self.names_user)
+        if self.user is not None:
+            self.undo_intent()
+        return exc
 
     def _all_unchanged(self) -> None:
         self.report.targets = [
