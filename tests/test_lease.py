@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from tests.stand_ins.aws import AwsFault
+from tests.stand_ins.github_api import Fault
 from tests.stand_ins.harness import Running, RunResult, Stack
 from tests.test_core import REPO, USER, assert_no_leak, assert_target_works, setup, user_keys
 from tests.test_recovery import FAST, LEASE, assert_invariant, key_works
@@ -241,6 +243,7 @@ def test_a_crashed_rotation_is_settled_on_githubs_clock(stack: Stack, skew: floa
     inputs = {"github-token": token, **FAST}
     stack.github.skew = skew
     assert stack.run(inputs).returncode == 0  # no pause: the crash lands in the same second as the last run
+    hung: AwsFault | Fault
     if where == "before-id":
         hung = stack.github.fail("PUT", "/actions/secrets/AWS_ACCESS_KEY_ID$", status=-1)
     else:

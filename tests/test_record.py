@@ -45,6 +45,8 @@ def assert_valid(tags: list[dict[str, str]]) -> None:
 def test_any_place_round_trips_exactly_in_valid_tags(place: Place) -> None:
     tags = records.holder_tags(place, (A, B), 1_790_000_000)
     assert_valid(tags)
+    assert_valid(records.holder_tags(place, (A,), None, rewrite=True))
+    assert records.parse(records.holder_tags(place, (A,), None, rewrite=True)).rewrite == {place.scope}
     rec = records.parse([*tags, {"Key": "team", "Value": "ci"}])
     assert rec.holders == {place.scope: (A, B)}
     assert rec.places[place.scope] == place
@@ -118,7 +120,7 @@ def test_settling_uses_github_time_only_and_a_tie_is_unknown() -> None:
     ids = (A, B)
     assert records.settle(ids, ref, ref - 5, ref - 5) == records.Settled(old)  # never reached
     assert records.settle(ids, ref, ref, ref) == records.Settled(old)  # same second as ref: before it
-    assert records.settle(ids, ref, ref + 2, ref + 2) == records.Settled(new)  # written whole
+    assert records.settle(ids, ref, ref + 3, ref + 3) == records.Settled(new)  # written whole
     assert records.settle(ids, ref, ref + 3, ref - 1) == records.Settled(old, rewrite=True)  # id only
     assert records.settle(ids, ref, ref + 1, ref - 1) is None  # a tie: cannot tell
     assert records.settle(ids, ref, ref + 2, ref + 1) is None

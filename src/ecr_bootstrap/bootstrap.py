@@ -305,6 +305,7 @@ def _plan_once(
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
     repaired, unknown = _settle(github, settings, workflow, found, now)
+    repaired |= found.record.rewrite  # an earlier run could not tell whether its secret landed
     rotation_targets = [Target(p, found.record.holders.get(p.scope, ())) for p in targets]
     try:
         plan = plan_keys(
@@ -405,7 +406,7 @@ def _settle(
         except BootstrapError as exc:
             workflow.warning(f"Could not tell which key {place.label} holds ({exc.message}); both are kept.")
             continue
-        ref = record.refs.get(scope)
+        ref = record.ref_of(ids[-1]) or record.refs.get(scope)
         if ref is None and ids[-1] in record.markers and record.markers[ids[-1]].since is not None:
             # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
             created = record.markers[ids[-1]].since

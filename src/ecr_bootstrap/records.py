@@ -6,10 +6,12 @@ file). IAM's own rules apply to every tag written here (IAM API Reference, data 
 and a value of 0-256 characters from `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`, at most 50 tags per user, the user's
 own tags included. Version 2 of the record:
 
-  ecr-bootstrap:next-key             = "2 <state> <since> <until> <existing ids> <key id> <run id> <attempt>
-                                        <job> <repository> <server>"   (the lease; state pending|made|done)
+  ecr-bootstrap:lease:<8 hex>        = "2 <state> <since> <until> <existing ids> <key id> <run id> <attempt>
+                                        <job> <repository> <server> <GitHub second>"
+                                       (one per run: its lease; state pending|done)
   ecr-bootstrap:key:<ACCESS_KEY_ID>  = "pending <created> <lease end> <run id>.<attempt>" | "active <created>"
-  ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids> <GitHub second> <kind> <name> <environment>"
+  ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids>[@] <GitHub second> <kind> <name> <environment>"
+                                       (@: the pair may be mismatched; write it anew)
   ecr-bootstrap:policy               = "2 <policy name> <default version>"
 
 Every free-text field is escaped (`=XX` per UTF-8 byte of a character IAM refuses, and of space and `=`),
@@ -17,6 +19,10 @@ so any name GitHub or IAM allows round-trips exactly; a value longer than 256 ch
 `<key>/2`, `<key>/3`... (its first part starts `@<parts>@`). The holder entry's tag key is a hash of the
 target's scope, so it is found whatever its spelling or length. Times are IAM's clock as the writing run
 estimated it from IAM's Date header; GitHub's times are only ever compared with GitHub's.
+
+Each run keeps its lease in a tag of its own, so a run whose read of IAM lagged another's writes never
+overwrites that run's lease; the holder entries it writes with its lease carry no reference second (its
+lease does), so writing the same entry again changes nothing a later run settles by.
 
 A holder entry with two key ids means "one of these": it is written before a target's secrets change and
 narrowed to one id once the change is known to have landed, so no key a target might hold is deleted.
@@ -40,7 +46,8 @@ from .places import Place, from_scope
 
 PREFIX = "ecr-bootstrap:"
 KEY_PREFIX = PREFIX + "key:"
-INTENT_KEY = PREFIX + "next-key"
+INTENT_KEY = PREFIX + "next-key"  # version 1's one intent
+LEASE_PREFIX = PREFIX + "lease:"  # version 2: one intent per run, so that no run overwrites another's
 HOLDER_PREFIX = PREFIX + "holder:"
 POLICY_KEY = PREFIX + "policy"
 VERSION = "2"
@@ -58,9 +65,10 @@ CREATE_WINDOW = timedelta(seconds=60)
 IAM_CLOCK_MARGIN = timedelta(seconds=2)
 # A run records a reference second from GitHub's Date header (after every earlier write), and writes no
 # target's key id until GAP seconds after it arrived. With GitHub's clocks in step, earlier writes are
-# stamped <= ref and the run's >= ref + GAP; ref + 1 is a tie, which only clocks up to a second apart
-# (its Date header's servers and its storage) can produce.
-GITHUB_CLOCK_MARGIN = 1
+# stamped <= ref and the run's >= ref + GAP. The seconds between are a tie: with the Date header's servers
+# and the storage's clock up to 2 s apart (GITHUB_CLOCK_MARGIN), a stamp lands in the tie, never on the
+# wrong side.
+GITHUB_CLOCK_MARGIN = 2
 GAP = GITHUB_CLOCK_MARGIN + 1
 _SAFE_SYMBOLS = "_.:/+-@"
 _PART = re.compile(r"^(?P<base>.+)/(?P<n>[0-9]+)$")
@@ -219,6 +227,8 @@ class Intent:
     existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
     key: str = ""  # "made": the key the run created
     run: RunId | None = None
+    ref: int | None = None  # GitHub's second before the run's first target write (see settle)
+    tag: str = INTENT_KEY  # the tag it is kept in
 
 
 @dataclass(frozen=True)
@@ -234,18 +244,22 @@ class Record:
     holders: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> key ids
     places: dict[str, Place] = field(default_factory=dict)  # scope -> the place, exactly as written
     refs: dict[str, int] = field(default_factory=dict)  # scope -> GitHub second before its writer's writes
+    rewrite: set[str] = field(default_factory=set)  # scopes whose pair may be mismatched: write anew
     tag_scope: dict[str, str] = field(default_factory=dict)  # holder tag key -> scope it was read as
     used: dict[str, int] = field(default_factory=dict)  # tag key -> how many tags its value takes
     other_tags: int = 0  # tags that are not ours still count against the 50-tag limit
-    intent: Intent | None = None
+    intents: dict[str, Intent] = field(default_factory=dict)  # tag key -> a run's intent
     adopted: set[str] = field(default_factory=set)  # keys marked only through the intent, not yet tagged
+    made_by: dict[str, Intent] = field(default_factory=dict)  # key id -> the intent it was adopted through
     policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
     version: int = 2  # 1 when any entry was written by version 1
     over: set[str] = field(default_factory=set)  # run tokens known to be over (see lease())
 
     @property
-    def intent_existing(self) -> tuple[str, ...]:
-        return self.intent.existing if self.intent else ()
+    def intent(self) -> Intent | None:
+        """The latest intent (by its start), for messages and version 1 records."""
+        dated = [i for i in self.intents.values() if i.since is not None]
+        return max(dated, key=lambda i: i.since or datetime.min.replace(tzinfo=UTC)) if dated else None
 
     def tags_in_use(self) -> int:
         return self.other_tags + sum(self.used.values())
@@ -275,21 +289,34 @@ class Record:
         return current is not None and current.run_id == run.run_id and run.attempt < current.attempt
 
     def lease(self, now: datetime, current: RunId | None = None) -> Intent | None:
-        """The intent of a run that may still be writing a new key, or None when the lease is free."""
-        intent = self.intent
-        if intent is None or intent.state == "done" or intent.since is None:
-            return None
-        end = intent.until or intent.since + IN_FLIGHT
-        if now >= end or self.run_over(intent.run, current):
-            return None
-        return intent
+        """The intent of a run that may still be writing a new key (the one whose lease ends last), or None
+        when the lease is free."""
+        held = []
+        for intent in self.intents.values():
+            if intent.state == "done" or intent.since is None:
+                continue
+            end = intent.until or intent.since + IN_FLIGHT
+            if now < end and not self.run_over(intent.run, current):
+                held.append((end, intent))
+        return max(held, key=lambda e: e[0])[1] if held else None
+
+    def ref_of(self, key_id: str) -> int | None:
+        intent = self.made_by.get(key_id)
+        return intent.ref if intent else None
 
     def adopt(self, keys: Iterable[AccessKey]) -> None:
         """An unmarked key created within a pending intent's creation window is that run's key (it died
         before marking it); holder entries naming "next" then name that key (or only their older keys)."""
         made: list[str] = []
-        intent = self.intent
-        if intent is not None and intent.state == "pending" and intent.since is not None:
+        keys = list(keys)
+        for intent in sorted(
+            self.intents.values(), key=lambda i: i.since or datetime.min.replace(tzinfo=UTC)
+        ):
+            if intent.state == "made" and intent.key:
+                made.append(intent.key)
+                self.made_by[intent.key] = intent
+            if intent.state != "pending" or intent.since is None:
+                continue
             start = intent.since - IAM_CLOCK_MARGIN
             end = intent.since + CREATE_WINDOW + IAM_CLOCK_MARGIN
             until = intent.until or intent.since + IN_FLIGHT
@@ -302,9 +329,8 @@ class Record:
                     since = key.created.replace(microsecond=0)
                     self.markers[key.key_id] = Marker("pending", since, until, intent.run)
                     self.adopted.add(key.key_id)
+                    self.made_by[key.key_id] = intent
                     made.append(key.key_id)
-        if intent is not None and intent.state == "made" and intent.key:
-            made.append(intent.key)
         for scope, ids in list(self.holders.items()):
             if NEXT in ids:
                 resolved = (i for k in ids for i in (made if k == NEXT else [k]))
@@ -331,10 +357,10 @@ class Record:
         return marker.since is None or now - marker.since < IN_FLIGHT
 
 
-def _parse_intent(value: str) -> Intent:
+def _parse_intent(value: str, tag: str) -> Intent:
     fields = value.split(" ")
     if fields[0] == VERSION:
-        f = fields[1:] + [""] * 11
+        f = fields[1:] + [""] * 12
         run = RunId(dec(f[5]), int(f[6]) if f[6].isdigit() else 1, dec(f[7]), dec(f[8]), dec(f[9]) or "")
         return Intent(
             f[0],
@@ -343,12 +369,14 @@ def _parse_intent(value: str) -> Intent:
             tuple(i for i in f[3].split("+") if i),
             f[4],
             run if run.run_id else None,
+            int(f[10]) if f[10].isdigit() else None,
+            tag,
         )
     state, *times = fields  # version 1: "pending <since> <until> <existing>" | "done <when>"
     since = _parse_iso(times[0]) if times else None
     until = _parse_iso(times[1]) if len(times) > 1 else None
     existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
-    return Intent(state, since, until, existing)
+    return Intent(state, since, until, existing, tag=tag)
 
 
 def _parse_marker(value: str) -> Marker:
@@ -374,6 +402,9 @@ def _parse_holder(record: Record, tag_key: str, value: str) -> None:
         ids, _, rest = value.partition(" ")
         scope = rest or tag_key
         record.version = 1
+    if ids.endswith("@"):
+        ids = ids[:-1]
+        record.rewrite.add(scope)
     record.holders[scope] = tuple(i for i in ids.split("+") if i)
     record.tag_scope[tag_key] = scope
 
@@ -382,8 +413,8 @@ def parse(tags: Iterable[Mapping[str, str]]) -> Record:
     record = Record()
     values, used = _joined(tags)
     for key, value in values.items():
-        if key == INTENT_KEY:
-            record.intent = _parse_intent(value)
+        if key == INTENT_KEY or key.startswith(LEASE_PREFIX):
+            record.intents[key] = _parse_intent(value, key)
         elif key == POLICY_KEY:
             fields = value.split(" ")
             if fields[0] == VERSION and len(fields) == 3:
@@ -425,8 +456,9 @@ def intent_tags(intent: Intent) -> list[dict[str, str]]:
         "+".join(intent.existing),
         intent.key,
         *_run_fields(intent.run),
+        str(intent.ref) if intent.ref is not None else "",
     ]
-    return split_value(INTENT_KEY, " ".join(fields))
+    return split_value(intent.tag, " ".join(fields))
 
 
 def policy_tag(name: str, version: str) -> dict[str, str]:
@@ -442,8 +474,8 @@ def marker_tag(
     return {"Key": marker_key(key_id), "Value": value}
 
 
-def holder_value(place: Place, key_ids: Iterable[str], ref: int | None = None) -> str:
-    ids = "+".join(dict.fromkeys(key_ids))
+def holder_value(place: Place, key_ids: Iterable[str], ref: int | None = None, rewrite: bool = False) -> str:
+    ids = "+".join(dict.fromkeys(key_ids)) + ("@" if rewrite else "")
     fields = [
         VERSION,
         ids,
@@ -455,8 +487,11 @@ def holder_value(place: Place, key_ids: Iterable[str], ref: int | None = None) -
     return " ".join(fields)
 
 
-def holder_tags(place: Place, key_ids: Iterable[str], ref: int | None = None) -> list[dict[str, str]]:
-    return split_value(holder_tag_key(place.scope), holder_value(place, key_ids, ref))
+def holder_tags(
+    place: Place, key_ids: Iterable[str], ref: int | None = None, rewrite: bool = False
+) -> list[dict[str, str]]:
+    """`rewrite`: the target holds these keys' secret, maybe beside another id: written anew next time."""
+    return split_value(holder_tag_key(place.scope), holder_value(place, key_ids, ref, rewrite))
 
 
 def holder_tag(place: Place | str, key_ids: Iterable[str], ref: int | None = None) -> dict[str, str]:
@@ -464,10 +499,13 @@ def holder_tag(place: Place | str, key_ids: Iterable[str], ref: int | None = Non
     return holder_tags(place if isinstance(place, Place) else from_scope(place), key_ids, ref)[0]
 
 
-def holder_parts(record: Record, scope: str) -> list[str]:
-    """Every tag key a holder entry uses now (its continuation parts included), to remove it whole."""
-    key = holder_tag_key(scope)
+def tag_parts(record: Record, key: str) -> list[str]:
+    """Every tag key a value uses now (its continuation parts included), to remove it whole."""
     return [key] + [f"{key}/{n}" for n in range(2, record.used.get(key, 1) + 1)]
+
+
+def holder_parts(record: Record, scope: str) -> list[str]:
+    return tag_parts(record, holder_tag_key(scope))
 
 
 # -- decisions -----------------------------------------------------------------------------------------
@@ -510,8 +548,10 @@ def tags_needed(places: Iterable[Place], record: Record, run: RunId | None) -> i
         ("AKIA" + "X" * 16,) * 2,
         "AKIA" + "X" * 16,
         run,
+        10**10,
+        LEASE_PREFIX + "x" * 8,
     )
-    needed += max(0, len(intent_tags(intent)) - record.used.get(INTENT_KEY, 0))
+    needed += len(intent_tags(intent))  # this run's own intent tag
     needed += 0 if POLICY_KEY in record.used else 1
     for place in places:
         parts = len(holder_tags(place, worst, 10**10))

@@ -19,6 +19,7 @@ requests and releases its lease.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from .places import Place
 from .records import (
     CREATE_WINDOW,
     GAP,
+    LEASE_PREFIX,
     NEXT,
     AccessKey,
     Intent,
@@ -46,6 +48,7 @@ from .records import (
     marker_tag,
     policy_tag,
     retirable,
+    tag_parts,
 )
 from .report import Report, TargetResult
 from .workflow import Workflow
@@ -92,6 +95,7 @@ class Rotation:
     policy_version: tuple[str, str] | None = None  # (name, default version), remembered in the record
     run_id: RunId = field(default_factory=RunId)
     names_user: str = ""  # the IAM user's name, before the user object exists
+    lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
     created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
     created: datetime | None = None
@@ -102,6 +106,7 @@ class Rotation:
     writing: tuple[Target, str] | None = None  # the target and secret being written right now
     results: dict[str, TargetResult] = field(default_factory=dict)
     _committed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> ids, as committed
+    _holds: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)  # unknown: (ids, rewrite)
     _secret: str = field(default="", repr=False)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -139,11 +144,15 @@ class Rotation:
                 tuple(k.key_id for k in self.keys),
                 self.new_key if state != "pending" else "",
                 self.run_id if self.run_id.run_id else None,
+                self.ref,
+                self.lease_tag,
             )
         )
 
-    def _entry(self, t: Target, ids: tuple[str, ...]) -> list[dict[str, str]]:
-        return holder_tags(t.place, ids, self.ref if len(ids) > 1 else None)
+    def _entry(self, t: Target, ids: tuple[str, ...], ref: bool = False) -> list[dict[str, str]]:
+        """A holder entry. Written with the lease it carries no reference (the lease does): a run whose
+        read lagged and that writes the same entry again changes nothing that settles it."""
+        return holder_tags(t.place, ids, self.ref if ref and len(ids) > 1 else None)
 
     def _entry_keys(self, t: Target) -> list[str]:
         """Every tag key t's entry may use, as it was and as this run wrote it."""
@@ -232,6 +241,7 @@ class Rotation:
     def _drop_intent(self) -> None:
         """When the intent cannot be marked done, removing it frees the lease just as well."""
         keys = {t["Key"] for state in ("pending", "done") for t in self._intent(state)}
+        keys |= {f"{self.lease_tag}/{n}" for n in range(2, 4)}
         with contextlib.suppress(BootstrapError):  # the lease runs out instead
             iam.untag_user(self.aws, self._user, sorted(keys))
 
@@ -395,7 +405,8 @@ class Rotation:
             time.sleep(pause)
 
     def _write_pair(self, t: Target) -> tuple[str, str, GitHubError | None]:
-        """Returns (state, detail, error): state is written, unchanged, restored or unknown."""
+        """Returns (state, detail, error): state is written, unchanged, restored or unknown. What the target
+        holds afterwards goes to self._holds (for the commit)."""
         # Each write is compared, when its outcome is open, with the one this run made just before it.
         self.writing = (t, self.names.key_id)
         try:
@@ -409,8 +420,11 @@ class Rotation:
         try:
             self.github.put_secret(t.place, self.names.secret_key, self._secret, after=self.names.key_id)
         except GitHubError as exc:
-            if exc.ambiguous:  # even reading it back could not tell: the pair may be either key's
+            if (
+                exc.ambiguous
+            ):  # even reading it back could not tell: its id is the new key's, its secret either
                 self.writing = None
+                self._holds[t.scope] = ((self.new_key,), True)
                 return "unknown", f"{self.names.secret_key} may or may not have been written", exc
             self.writing = (t, self.names.key_id)  # the restore is an id write
             return (*self._restore_id(t), exc)
@@ -428,9 +442,11 @@ class Rotation:
                 self.github.delete_secret(t.place, self.names.key_id)
                 return "restored", f"{self.names.key_id} removed again (it had no key of this user before)"
         except GitHubError as exc:
+            self._holds[t.scope] = (t.previous, True)  # its secret is still the previous key's
             return "unknown", f"restoring {self.names.key_id} failed too ({exc.message})"
         finally:
             self.writing = None
+        self._holds[t.scope] = (t.previous, True)
         return "unknown", "its previous key is not known, so it could not be restored"
 
     def _commit(self, results: dict[str, TargetResult]) -> None:
@@ -439,30 +455,29 @@ class Rotation:
         new = self.new_key
         tags: list[dict[str, str]] = []
         untag: list[str] = []
+        committed: dict[str, tuple[str, ...]] = {}
         for t in self.targets:
             state = results[t.scope].state
             if state == "written":
+                committed[t.scope] = (new,)
                 tags += self._entry(t, (new,))
             elif state == "unknown":
-                tags += self._entry(t, (*t.previous, new))
+                ids, rewrite = self._holds.get(t.scope, ((*t.previous, new), True))
+                committed[t.scope] = ids
+                tags += holder_tags(t.place, ids, self.ref if len(ids) > 1 else None, rewrite)
             elif t.previous:
+                committed[t.scope] = t.previous
                 tags += self._entry(t, t.previous)
             else:
+                committed[t.scope] = ()
                 untag += self._entry_keys(t)
-        held = any(r.state in ("written", "unknown") for r in results.values())
+        held = any(new in ids for ids in committed.values())
         if held:
             tags.append(marker_tag(new, "active", self.created or self.now()))
         if self.policy_version:
             tags.append(policy_tag(*self.policy_version))
         tags += self._intent("done")
-        self._committed = {
-            t.scope: (new,)
-            if results[t.scope].state == "written"
-            else (*t.previous, new)
-            if results[t.scope].state == "unknown"
-            else t.previous
-            for t in self.targets
-        }
+        self._committed = committed
         written = {t["Key"] for t in tags}
         untag = [k for k in untag if k not in written]
         stale = self._stale_markers()
@@ -505,11 +520,21 @@ class Rotation:
         STALE_AGE, so that a key a lagging ListAccessKeys does not show yet keeps its marker."""
         now = self.now()
         live = {k.key_id for k in self.keys} | {self.new_key}
-        return [
+        stale = [
             marker_key(key_id)
             for key_id, marker in self.record.markers.items()
             if key_id not in live and marker.since is not None and now - marker.since > STALE_AGE
         ]
+        # Other runs' intents, once over for STALE_AGE: done, or pending with every key they made marked
+        # (this run's lease write marked the ones it adopted).
+        for tag, intent in self.record.intents.items():
+            if tag == self.lease_tag or intent.since is None:
+                continue
+            end = intent.until or intent.since
+            made = [k for k, i in self.record.made_by.items() if i is intent]
+            if now - end > STALE_AGE and all(k in self.record.adopted or k not in live for k in made):
+                stale += tag_parts(self.record, tag)
+        return stale
 
     def _retire(self) -> None:
         """Delete older keys that, by the record as this run read it and then committed it, nothing holds.
@@ -620,7 +645,7 @@ class Rotation:
             f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results.values()
         ]
         unknown = any(r.state == "unknown" for r in results.values())
-        held = any(r.state in ("written", "unknown") for r in results.values())
+        held = any(self.new_key in ids for ids in self._committed.values())
         if held:
             outcome = (
                 f"Partly done: the new key {self.new_key} was kept because some targets hold it; "
@@ -633,8 +658,8 @@ class Rotation:
         fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
         if unknown:
             fix = (
-                "A target's secrets may now be a mismatched pair: rerun to write a fresh pair "
-                "(both keys are kept until then)."
+                "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
+                "marks it to be written anew, and keeps every key its secret may belong to)."
             )
         return RotationError(
             f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".",

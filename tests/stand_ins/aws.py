@@ -218,7 +218,9 @@ class AwsProxy:
             self._answer_error(h, code, status, message)
             return
         if self.lag and operation in USER_WRITES and user and user not in self.views:
-            self.views[user] = [self._view(user, h.headers, 0.0)]
+            before = self._view(user, h.headers, 0.0)
+            with self._lock:
+                self.views.setdefault(user, [before])
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() != "connection"}
         conn.request(h.command, h.path, body=body, headers=headers)
@@ -226,7 +228,9 @@ class AwsProxy:
         data = reply.read()
         if self.lag and user and reply.status < 300:
             if operation in USER_WRITES:
-                self.views.setdefault(user, []).append(self._view(user, h.headers, time.monotonic()))
+                after = self._view(user, h.headers, time.monotonic())
+                with self._lock:
+                    self.views.setdefault(user, []).append(after)
             elif operation in LAGGING_READS and user in self.views:
                 data = self._lagged(operation, user, data)
         if operation.startswith("iam:"):
@@ -292,7 +296,8 @@ class AwsProxy:
 
     def _lagged(self, operation: str, user: str, data: bytes) -> bytes:
         now = time.monotonic()
-        views = self.views[user]
+        with self._lock:
+            views = sorted(self.views[user], key=lambda v: v.since)
         view = views[0]
         for candidate in views:
             if candidate.since <= now - self.lag:
