@@ -92,6 +92,7 @@ class AwsFault:
     times: int = 1  # -1: every time
     except_key: str = ""  # leave requests signed with this access key alone
     after: int = 0  # let this many matching requests through first
+    contains: str = ""  # only requests whose body contains this (URL-encoded form) text
     hits: int = 0
     # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
     held: threading.Event = field(default_factory=threading.Event)
@@ -182,10 +183,12 @@ class AwsProxy:
             self._server.shutdown()
             self._server.server_close()
 
-    def _fault_for(self, operation: str, key: str) -> AwsFault | None:
+    def _fault_for(self, operation: str, key: str, body: bytes = b"") -> AwsFault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.except_key and fault.except_key == key:
+                    continue
+                if fault.contains and fault.contains.encode() not in body:
                     continue
                 if fault.operation == operation and fault.times != 0:
                     if fault.after > 0:
@@ -204,7 +207,7 @@ class AwsProxy:
         operation = operation_of(h.headers, body)
         if self.latency:
             time.sleep(self.latency)
-        fault = self._fault_for(operation, _access_key(h.headers))
+        fault = self._fault_for(operation, _access_key(h.headers), body)
         if fault is not None:
             self._answer_fault(h, fault, operation)
             return
