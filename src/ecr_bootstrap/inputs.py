@@ -359,7 +359,8 @@ def parse_secret_names(get: Callable[[str], str]) -> SecretNames:
 def parse_count(name: str, value: str, most: int) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    # isdigit() alone takes superscripts and other Unicode digits, which int() refuses.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise InputError(name, f"'{value}' is not a whole number from 1 to {most}.", fix="Or leave it empty.")
     return int(value)
 
@@ -584,11 +585,11 @@ def run_id(env: Mapping[str, str]) -> RunId:
     """This run as the runner names it; empty outside GitHub Actions (or with values it never sets)."""
     run = env.get("GITHUB_RUN_ID", "")
     attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
-    if not run.isdigit():
+    if not (run.isascii() and run.isdigit()):
         return RunId()
     return RunId(
         run,
-        int(attempt) if attempt.isdigit() and int(attempt) > 0 else 1,
+        int(attempt) if attempt.isascii() and attempt.isdigit() and int(attempt) > 0 else 1,
         env.get("GITHUB_JOB", "")[:100],
         env.get("GITHUB_REPOSITORY", "")[:200],
         env.get("GITHUB_SERVER_URL", "") or "https://github.com",

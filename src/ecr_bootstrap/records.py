@@ -149,6 +149,11 @@ def _joined(tags: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], dict[str
     return values, used
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes superscripts, which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -208,7 +213,7 @@ def _run_from_token(token: str) -> RunId | None:
     run_id, _, attempt = token.partition(".")
     if not run_id:
         return None
-    return RunId(run_id, int(attempt) if attempt.isdigit() else 1)
+    return RunId(run_id, int(attempt) if _digits(attempt) else 1)
 
 
 @dataclass(frozen=True)
@@ -361,7 +366,7 @@ def _parse_intent(value: str, tag: str) -> Intent:
     fields = value.split(" ")
     if fields[0] == VERSION:
         f = fields[1:] + [""] * 12
-        run = RunId(dec(f[5]), int(f[6]) if f[6].isdigit() else 1, dec(f[7]), dec(f[8]), dec(f[9]) or "")
+        run = RunId(dec(f[5]), int(f[6]) if _digits(f[6]) else 1, dec(f[7]), dec(f[8]), dec(f[9]) or "")
         return Intent(
             f[0],
             _parse_iso(f[1]),
@@ -369,7 +374,7 @@ def _parse_intent(value: str, tag: str) -> Intent:
             tuple(i for i in f[3].split("+") if i),
             f[4],
             run if run.run_id else None,
-            int(f[10]) if f[10].isdigit() else None,
+            int(f[10]) if _digits(f[10]) else None,
             tag,
         )
     state, *times = fields  # version 1: "pending <since> <until> <existing>" | "done <when>"
@@ -394,7 +399,7 @@ def _parse_holder(record: Record, tag_key: str, value: str) -> None:
         place = Place(dec(fields[3]), dec(fields[4]), dec(fields[5]))
         scope = place.scope
         record.places[scope] = place
-        if ref.isdigit():
+        if _digits(ref):
             record.refs[scope] = int(ref)
     else:
         # Version 1: "<ids> <scope, cleaned up and cut at 256>"; or damaged. Kept either way: ignoring a
