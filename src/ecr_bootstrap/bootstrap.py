@@ -239,10 +239,7 @@ def run(
                     f"IAM refused a new key: the user has 2 already. Reading IAM again in {IAM_READ_LAG:g} s "
                     "(its reads may lag its writes)."
                 )
-                time.sleep(IAM_READ_LAG)
-                found.record = parse(iam.list_tags(aws, found.user.name))
-                found.keys = iam.list_keys(aws, found.user.name)
-                found.record.adopt(found.keys)
+                _read_user_again(aws, found)
                 plan, rotation_targets = _plan_rotation(settings, aws, github, workflow, found, targets)
                 again = _rotation(aws, github, settings, workflow, report, found, plan, rotation_targets)
                 again.repository_uri, again.policy_version = rotation.repository_uri, rotation.policy_version
@@ -282,15 +279,22 @@ def _plan_rotation(
                 f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
                 "(its reads may lag its writes)."
             )
-            time.sleep(IAM_READ_LAG)
-            over = found.record.over
-            found.record = parse(iam.list_tags(aws, found.user.name))
-            found.record.over = over
-            found.keys = iam.list_keys(aws, found.user.name)
-            found.record.adopt(found.keys)
+            _read_user_again(aws, found)
             for scope in (p.scope for p in targets):
                 found.record.claim(scope)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_user_again(aws: AwsClients, found: Found) -> None:
+    """The user's record and keys once IAM has caught up with writes its first read may have missed."""
+    if found.user is None:
+        return
+    time.sleep(IAM_READ_LAG)
+    over = found.record.over  # runs known to be over stay so
+    found.record = parse(iam.list_tags(aws, found.user.name))
+    found.record.over = over
+    found.keys = iam.list_keys(aws, found.user.name)
+    found.record.adopt(found.keys)
 
 
 def _plan_once(
