@@ -56,7 +56,6 @@ class Cancellation:
 
     def __init__(self) -> None:
         self.first: Cancelled | None = None
-        self.later: list[str] = []
         self.done = False
 
     def install(self) -> None:
@@ -69,10 +68,9 @@ class Cancellation:
         self.done = True
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
         if self.first is not None or self.done:
-            self.later.append(name)  # rolling back already: let it finish
-            return
+            return  # rolling back already (or finished): let it finish
+        name = signal.Signals(signum).name
         self.first = Cancelled(name, time.monotonic())
         raise self.first
 

@@ -226,7 +226,8 @@ class Marker:
 
 @dataclass(frozen=True)
 class Intent:
-    state: str  # "pending" (key not made yet) | "made" (key marked) | "done" (committed or rolled back)
+    # "pending" (no key yet) | "done" (committed or rolled back); "made" (key named) is read, not written
+    state: str
     since: datetime | None
     until: datetime | None = None
     existing: tuple[str, ...] = ()  # keys that existed when the intent was written: not its key
@@ -536,7 +537,7 @@ class LeaseHeld(KeyPlanError):
         super().__init__("another run holds this user's lease")
 
 
-def _lease_of_keys(record: Record, keys: list[AccessKey], now: datetime, current: RunId | None) -> LeaseHeld:
+def _lease_of_keys(record: Record, keys: list[AccessKey]) -> LeaseHeld:
     """For a record whose in-flight keys are pending markers without an intent naming the run."""
     ends = [m.until for k in keys if (m := record.markers.get(k.key_id)) and m.until]
     return LeaseHeld(None, max(ends) if ends else None)
@@ -584,7 +585,7 @@ def plan_keys(
     if lease is not None:
         raise LeaseHeld(lease, lease.until)
     if in_flight:
-        raise _lease_of_keys(record, keys, now, current)
+        raise _lease_of_keys(record, keys)
 
     def managed(key_id: str) -> bool:
         return key_id in record.markers or retire_unmanaged
