@@ -31,8 +31,9 @@ case "${1:-}" in
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gh >/dev/null
     fi
     exec "$py" bench/bench.py "$@" ;;
-  # Two workers (2 cores): each has its own moto server and GitHub stand-in. -n 0 runs in one process.
-  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-2}" "$@" ;;
+  # 12 workers on 2 cores: the tests mostly wait (leases, the rotation's pause, IAM lag), so workers overlap
+  # their waits; each has its own moto server and GitHub stand-in. ECR_BOOTSTRAP_TEST_WORKERS=0: one process.
+  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-12}" --dist worksteal "$@" ;;
   lint)
     # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
     if grep -nE 'file:/{3}|--find-link[s] +/|--extra-index-ur[l] +/' requirements.lock requirements-dev.txt; then

@@ -411,8 +411,13 @@ def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: 
     """GitHub's scale shrunk to a 2 s "minute": refused with 403 or 429 and no Retry-After, the client waits
     at least the window before trying again."""
     token = setup(stack)
-    stack.github.limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False)
-    stack.github.limit.spent["token " + token] = [(time.monotonic(), 59)]
+    limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False)
+    stack.github.limit = limit
+
+    def spend() -> None:
+        limit.spent["token " + token] = [(time.monotonic(), 59)]
+
+    stack.github.on_first_request = spend
     result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/2"})
     assert result.returncode == 0, result.stdout
     assert_target_works(stack, REPO)
@@ -428,8 +433,12 @@ def test_spent_primary_limit_is_waited_out_until_its_reset(stack: Stack) -> None
     """x-ratelimit-remaining 0: the client waits until x-ratelimit-reset (GitHub's clock, skewed here)."""
     token = setup(stack)
     stack.github.skew = -600.0
-    reset = int(stack.github.clock()) + 2
-    stack.github.primary.used, stack.github.primary.reset = stack.github.primary.limit, reset
+    primary = stack.github.primary
+
+    def spend() -> None:
+        primary.used, primary.reset = primary.limit, int(stack.github.clock()) + 2
+
+    stack.github.on_first_request = spend
     started = time.monotonic()
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout

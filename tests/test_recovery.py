@@ -1,14 +1,15 @@
 """Nothing lost: crashes at every step boundary, concurrent runs, and the invariant after each.
 
-The crash cases are generated from the requests a clean run makes, so a new request is covered without
-editing this file. A "crash" holds the N-th request in the stand-in, SIGKILLs the action meanwhile, then
-lets the request go (dropped), as a cancelled job or a dead runner would leave it.
+The cases are the requests a clean run makes, recorded once per worker: one test per request. A "crash"
+holds the N-th request in the stand-in, SIGKILLs the action meanwhile, then lets the request go (dropped),
+as a cancelled job or a dead runner would leave it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -140,38 +141,56 @@ def pending_lease_left(stack: Stack) -> bool:
 
 
 CRASH_CASES = [(False, "plain"), (True, "plain"), (True, "lag-github-behind"), (True, "github-ahead")]
+# Requests of a clean run: 8 AWS + 4 GitHub fresh, 10 + 4 on a rerun. The matrices have one test per
+# request (so pytest-xdist spreads them over its workers); test_every_request_is_in_the_matrices fails when
+# a run makes a request that these counts leave out.
+STEPS = {False: 12, True: 14}
+_recorded: dict[tuple[bool, str], list[Step]] = {}
 
 
-@pytest.mark.parametrize(
-    ("rerun", "condition"), CRASH_CASES, ids=[f"{'rerun' if r else 'fresh'}-{c}" for r, c in CRASH_CASES]
-)
-def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: str) -> None:
-    steps = recorded_steps(stack, rerun, condition)
-    assert len(steps) >= 12  # every request of the run: 8 AWS + 4 GitHub on a fresh run
-    problems = []
-    for step in steps:
-        _token, inputs = prepare(stack, rerun, spaced=True, condition=condition)
-        fault = hold(stack, step)
-        running = stack.start(inputs)
-        if not fault.held.wait(60):
-            running.kill()
-            problems.append(f"{step}: the request never came")
-            continue
-        killed = running.kill()
-        fault.release.set()
-        stack.aws.faults.clear()
-        stack.github.faults.clear()
-        try:
-            assert_safe_after_failure(stack, killed, {})
-            if pending_lease_left(stack):
-                time.sleep(LEASE + 0.5)
-            repair = stack.run(inputs)
-            assert repair.returncode == 0, repair.stdout
-            final_check(stack, inputs)
-        except AssertionError as exc:
-            problems.append(f"{step}: {str(exc)[:600]}")
-    print(f"crash matrix ({'rerun' if rerun else 'fresh'}, {condition}): {len(steps)} cases")
-    assert not problems, "\n".join(problems)
+def steps_of(stack: Stack, rerun: bool, condition: str) -> list[Step]:
+    """The recorded requests, once per worker and kind of run."""
+    if (rerun, condition) not in _recorded:
+        _recorded[rerun, condition] = recorded_steps(stack, rerun, condition)
+    return _recorded[rerun, condition]
+
+
+def matrix(cases: list[tuple[bool, str]]) -> list[Any]:
+    return [
+        pytest.param(rerun, condition, index, id=f"{'rerun' if rerun else 'fresh'}-{condition}-{index}")
+        for rerun, condition in cases
+        for index in range(STEPS[rerun])
+    ]
+
+
+@pytest.mark.parametrize(("rerun", "condition"), CRASH_CASES)
+def test_every_request_is_in_the_matrices(stack: Stack, rerun: bool, condition: str) -> None:
+    steps = steps_of(stack, rerun, condition)
+    assert len(steps) == STEPS[rerun], (
+        f"a clean {'rerun' if rerun else 'fresh run'} made {len(steps)} requests, the matrices cover "
+        f"{STEPS[rerun]}: update STEPS (and the README's request counts): {[str(s) for s in steps]}"
+    )
+
+
+@pytest.mark.parametrize(("rerun", "condition", "index"), matrix(CRASH_CASES))
+def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: str, index: int) -> None:
+    step = steps_of(stack, rerun, condition)[index]
+    _token, inputs = prepare(stack, rerun, spaced=True, condition=condition)
+    fault = hold(stack, step)
+    running = stack.start(inputs)
+    if not fault.held.wait(60):
+        running.kill()
+        pytest.fail(f"{step}: the request never came")
+    killed = running.kill()
+    fault.release.set()
+    stack.aws.faults.clear()
+    stack.github.faults.clear()
+    assert_safe_after_failure(stack, killed, {})
+    if pending_lease_left(stack):
+        time.sleep(LEASE + 0.5)
+    repair = stack.run(inputs)
+    assert repair.returncode == 0, f"{step}: {repair.stdout}"
+    final_check(stack, inputs)
 
 
 def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
@@ -306,47 +325,57 @@ def working_targets(stack: Stack) -> set[str]:
 
 # With IAM lag each case waits for IAM twice: a persistent AWS fault and a transient GitHub one.
 FAULT_CASES = [(False, "plain"), (True, "plain"), (True, "github-ahead"), (True, "lag-github-behind")]
-LAGGED_KINDS = {"AccessDenied", "500"}
+LAGGED_KINDS = {"AccessDenied", "500"}  # the first kind of each list: half 0
 
 
-@pytest.mark.parametrize(
-    ("rerun", "condition"), FAULT_CASES, ids=[f"{'rerun' if r else 'fresh'}-{c}" for r, c in FAULT_CASES]
-)
-def test_fault_matrix(stack: Stack, rerun: bool, condition: str) -> None:
-    steps = recorded_steps(stack, rerun, condition)
-    problems, cases = [], 0
-    for step in steps:
-        for kind in AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS:
-            if CONDITIONS[condition][0] and kind[0] not in LAGGED_KINDS:
-                continue
-            cases += 1
-            label = f"{step} {kind[0]}"
-            token, inputs = prepare(stack, rerun, condition=condition)
-            working = working_targets(stack)
-            inject(stack, step, kind)
-            try:
-                result = stack.run(inputs, env=SLOW_CLIENT if kind[0] == "slow" else None)
-                persistent = kind[3]
-                assert "Traceback" not in result.stderr, result.stderr[-2000:]
-                if persistent:
-                    assert result.returncode == 1, "a persistent fault did not fail the run"
-                    assert len(result.errors()) == 1, result.stdout
-                else:
-                    assert result.returncode == 0, f"a transient fault was not recovered: {result.stdout}"
-                assert len(user_keys_safe(stack)) <= 2
-                assert working <= working_targets(stack), "a target lost its working pair"
-                assert_no_leak(result, token, *result.masked)
-                stack.aws.faults.clear()
-                stack.github.faults.clear()
-                if result.returncode and pending_lease_left(stack):
-                    time.sleep(LEASE + 0.5)
-                repair = stack.run(inputs)
-                assert repair.returncode == 0, repair.stdout
-                final_check(stack, inputs)
-            except AssertionError as exc:
-                problems.append(f"{label}: {str(exc)[:500]}")
-    print(
-        f"fault matrix ({'rerun' if rerun else 'fresh'}, {condition}): {cases} cases, "
-        f"{len(problems)} problems"
-    )
+def fault_matrix() -> list[Any]:
+    """(rerun, condition, index, half); with IAM lag the kinds are LAGGED_KINDS, all in half 0."""
+    return [
+        pytest.param(*p.values, half, id=f"{p.id}-{half}")
+        for p in matrix(FAULT_CASES)
+        for half in ((0,) if CONDITIONS[p.values[1]][0] else (0, 1))
+    ]
+
+
+@pytest.mark.parametrize(("rerun", "condition", "index", "half"), fault_matrix())
+def test_fault_matrix(stack: Stack, rerun: bool, condition: str, index: int, half: int) -> None:
+    """Every fault kind at one request (half of them per test, so the workers share the longest steps):
+    persistent faults fail the run cleanly, transient ones are recovered from; either way no target loses
+    its working pair, and the next run repairs."""
+    step = steps_of(stack, rerun, condition)[index]
+    kinds = (AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS)[half::2]
+    if CONDITIONS[condition][0]:
+        kinds = [k for k in kinds if k[0] in LAGGED_KINDS]
+    assert kinds
+    problems = []
+    for kind in kinds:
+        try:
+            fault_case(stack, rerun, condition, step, kind)
+        except AssertionError as exc:
+            problems.append(f"{step} {kind[0]}: {str(exc)[:500]}")
     assert not problems, "\n".join(problems)
+
+
+def fault_case(
+    stack: Stack, rerun: bool, condition: str, step: Step, kind: tuple[str, int, str, bool]
+) -> None:
+    token, inputs = prepare(stack, rerun, condition=condition)
+    working = working_targets(stack)
+    inject(stack, step, kind)
+    result = stack.run(inputs, env=SLOW_CLIENT if kind[0] == "slow" else None)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    if kind[3]:
+        assert result.returncode == 1, "a persistent fault did not fail the run"
+        assert len(result.errors()) == 1, result.stdout
+    else:
+        assert result.returncode == 0, f"a transient fault was not recovered: {result.stdout}"
+    assert len(user_keys_safe(stack)) <= 2
+    assert working <= working_targets(stack), "a target lost its working pair"
+    assert_no_leak(result, token, *result.masked)
+    stack.aws.faults.clear()
+    stack.github.faults.clear()
+    if result.returncode and pending_lease_left(stack):
+        time.sleep(LEASE + 0.5)
+    repair = stack.run(inputs)
+    assert repair.returncode == 0, repair.stdout
+    final_check(stack, inputs)

@@ -30,6 +30,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,6 +219,9 @@ class GitHubStandIn:
         self.limit: SecondaryLimit | None = SecondaryLimit()  # None: off (only the benchmark's baseline)
         self.primary = PrimaryLimit()
         self.runs: dict[tuple[str, int, int], str] = {}  # (repo, run id, attempt) -> status
+        # Called once, under the lock, when the first request arrives: a test arms a limit relative to the
+        # run's first request, not to when the process was started (which a loaded machine delays).
+        self.on_first_request: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -366,6 +370,9 @@ class GitHubStandIn:
         """The primary and secondary rate limits, checked before anything else."""
         auth = h.headers.get("Authorization", "")
         with self._lock:
+            if self.on_first_request is not None:
+                self.on_first_request()
+                self.on_first_request = None
             p = self.primary
             if p.reset <= self.clock():
                 p.used, p.reset = 0, int(self.clock()) + 3600
