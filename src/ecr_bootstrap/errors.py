@@ -65,3 +65,10 @@ class RotationError(BootstrapError):
 
     def __init__(self, message: str, *, fix: str = "") -> None:
         super().__init__(message, fix=fix, anchor="keys")
+
+
+class LeaseExpired(GitHubError):
+    """A write (or its retry) would start past this run's lease: another run may take over from then on,
+    so this run stops writing targets."""
+
+    title = "Lease ran out"

@@ -19,8 +19,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .errors import GitHubError
+from .errors import GitHubError, LeaseExpired
 from .inputs import GITHUB_TOKEN_HELP
+from .lease import Lease
 from .places import Place
 
 SECONDARY_LIMIT = "secondary rate limit"
@@ -54,6 +55,14 @@ LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 class PublicKey:
     key_id: str
     key: str  # base64 libsodium public key
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a request is for (error messages) and the lease it must stay within, if any."""
+
+    what: str
+    lease: Lease | None = None
 
 
 @dataclass(frozen=True)
@@ -210,8 +219,6 @@ class GitHub:
         self._github_time: tuple[float, float] | None = None  # (GitHub's Date, our clock then)
         self._limited = 0  # secondary-limit refusals without Retry-After in a row
         self.requests = 0
-        # Monotonic time after which no request is retried (the rotation's lease); None: no limit.
-        self.deadline: float | None = None
 
     @property
     def _requester(self) -> Any:
@@ -263,14 +270,15 @@ class GitHub:
         date, then = self._github_time
         return date + max(0.0, self._clock() - then)
 
-    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, what: str) -> Answer:
-        """One HTTP request, paced (each redirect hop counts), never past the deadline. PyGithub follows a
+    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, call: Call) -> Answer:
+        """One HTTP request, paced (each redirect hop counts), never past the lease. PyGithub follows a
         301 itself, with the same method and body, on the same host only. Raises requests' errors."""
         pause = self._pacer.delay(verb, self._clock())
         if pause > 0:
-            if self.deadline is not None and self._clock() + pause > self.deadline:
-                raise GitHubError(
-                    f"{what}: GitHub's rate limits would hold it past this run's lease", status=429
+            if call.lease is not None and pause > call.lease.left():
+                # Not sent: nothing to read back (a 429-like refusal, not an open outcome).
+                raise LeaseExpired(
+                    f"{call.what}: GitHub's rate limits would hold it past this run's lease", status=429
                 )
             self._sleep(pause)
         self.requests += 1
@@ -321,12 +329,12 @@ class GitHub:
                 "repositories input to that name."
             )
 
-    def _follow(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, what: str) -> Answer:
+    def _follow(self, verb: str, path: str, body: Any, params: dict[str, Any] | None, call: Call) -> Answer:
         """Send, following redirects GitHub documents: 307/308 with the same method and body, and any
         redirect of a read. A redirect not followed is returned as the answer (and never counts as done)."""
         path = self._moved(path)
         for _hop in range(MAX_REDIRECTS + 1):
-            answer = self._send(verb, path, body, params, what)
+            answer = self._send(verb, path, body, params, call)
             if answer.status not in REDIRECTS:
                 return answer
             target = self._api_path(answer.headers.get("location", ""))
@@ -357,10 +365,17 @@ class GitHub:
         return error, wait
 
     def _request(
-        self, verb: str, path: str, what: str, body: Any = None, params: dict[str, Any] | None = None
+        self,
+        verb: str,
+        path: str,
+        what: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        lease: Lease | None = None,
     ) -> Answer:
         import requests
 
+        call = Call(what, lease)
         policy = self._retry
         started = self._clock()
         ambiguous = False
@@ -369,7 +384,7 @@ class GitHub:
             attempt += 1
             wait: float | None
             try:
-                answer = self._follow(verb, path, body, params, what)
+                answer = self._follow(verb, path, body, params, call)
             except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
                 raise GitHubError(
                     f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
@@ -394,13 +409,14 @@ class GitHub:
                 wait = policy.backoff * 2 ** (attempt - 1)
             wait += random.uniform(0, policy.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
             elapsed = self._clock() - started
-            if (
-                attempt >= policy.attempts
-                or wait > policy.max_wait
-                or elapsed + wait > policy.budget
-                or (self.deadline is not None and self._clock() + wait > self.deadline)
-            ):
+            if attempt >= policy.attempts or wait > policy.max_wait or elapsed + wait > policy.budget:
                 raise error
+            if lease is not None and wait > lease.left():
+                raise LeaseExpired(
+                    f"{error.message}; a retry would come after this run's lease",
+                    status=error.status,
+                    ambiguous=error.ambiguous,
+                )
             self._sleep(wait)
 
     def _list(self, first: Answer, what: str, key: str) -> list[Any]:
@@ -532,7 +548,9 @@ class GitHub:
             raise
         return [int(r["id"]) for r in self._list(first, reading, "repositories")]
 
-    def put_secret(self, place: Place, name: str, value: str, *, after: str = "") -> None:
+    def put_secret(
+        self, place: Place, name: str, value: str, *, after: str = "", lease: Lease | None = None
+    ) -> None:
         """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
         by reading the secret back; only then does it count as written or not. `after`: a secret of the same
         place this run wrote (and GitHub confirmed) just before, to compare with. Raises GitHubError with
@@ -546,7 +564,7 @@ class GitHub:
             body.update(self._org_fields(place, path, str((current or {}).get("visibility", "")), what))
         since = self.github_now()
         try:
-            self._request("PUT", path, f"Writing {what}", body)
+            self._request("PUT", path, f"Writing {what}", body, lease=lease)
         except GitHubError as exc:
             if not uncertain(exc):
                 raise

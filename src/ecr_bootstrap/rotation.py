@@ -19,6 +19,7 @@ requests and releases its lease.
 from __future__ import annotations
 
 import contextlib
+import copy
 import secrets
 import time
 from collections.abc import Callable
@@ -27,10 +28,11 @@ from datetime import datetime, timedelta
 
 from .aws import AwsClients, iam, is_code, sts
 from .cancel import ROLLBACK_REQUEST, Cancelled
-from .errors import AwsError, BootstrapError, GitHubError, RotationError
+from .errors import AwsError, BootstrapError, GitHubError, LeaseExpired, RotationError
 from .github import GitHub
-from .inputs import SecretNames
-from .places import Place
+from .inputs import SecretNames, Settings
+from .lease import Lease
+from .plan import UNMANAGED, Rotate, Step, Target, key_fates
 from .records import (
     CREATE_WINDOW,
     GAP,
@@ -47,7 +49,6 @@ from .records import (
     marker_key,
     marker_tag,
     policy_tag,
-    retirable,
     tag_parts,
 )
 from .report import Report, TargetResult
@@ -61,45 +62,30 @@ STALE_AGE = timedelta(minutes=10)
 
 
 @dataclass
-class Target:
-    place: Place
-    previous: tuple[str, ...]  # key ids the record says this target may hold now
-    requested: bool = True
-
-    @property
-    def scope(self) -> str:
-        return self.place.scope
-
-    @property
-    def repository(self) -> str:  # how messages name it
-        return self.place.label
-
-
-@dataclass
 class Rotation:
+    """Built whole from the plan, once the repository and the policy exist; `run` does the rest."""
+
     aws: AwsClients
     github: GitHub
     workflow: Workflow
     report: Report
-    user: iam.User | None  # None until _ensure_user has it (a new user is created with the intent)
-    keys: list[AccessKey]
-    record: Record
-    plan: KeyPlan
-    targets: list[Target]
+    settings: Settings
+    rotate: Rotate  # the plan's key decisions and the record as it settled it
+    user: iam.User | None  # None: this run creates the user, with its intent as CreateUser's tags
+    attach: str  # the policy ARN to attach to the user ("" when it is attached already)
     repository_uri: str
-    retire_unmanaged: bool
-    key_wait_seconds: float
-    lease_seconds: float
+    policy_version: tuple[str, str] | None  # (name, default version), remembered in the record
     now: Callable[[], datetime]  # IAM's clock, as this run sees it
-    names: SecretNames = field(default_factory=SecretNames)
-    policy_version: tuple[str, str] | None = None  # (name, default version), remembered in the record
-    run_id: RunId = field(default_factory=RunId)
-    names_user: str = ""  # the IAM user's name, before the user object exists
+    keys: list[AccessKey] = field(init=False)
+    record: Record = field(init=False)
+    plan: KeyPlan = field(init=False)
+    targets: list[Target] = field(init=False)
     lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
     created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
     created: datetime | None = None
     lease_end: datetime | None = None
+    lease: Lease | None = None  # the part of the lease in which targets are written (passed with each write)
     ref: int | None = None  # GitHub's second before this run's first target write (see records.settle)
     ref_at: float = 0.0  # monotonic time the reference arrived
     stage: str = "start"  # how far the run got: what a cancellation must undo
@@ -108,6 +94,28 @@ class Rotation:
     _committed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> ids, as committed
     _holds: dict[str, tuple[tuple[str, ...], bool]] = field(default_factory=dict)  # unknown: (ids, rewrite)
     _secret: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        self.keys = list(self.rotate.keys_before)
+        self.record = copy.deepcopy(self.rotate.record)  # the plan's stays as planned
+        self.plan = self.rotate.keys
+        self.targets = list(self.rotate.targets)
+
+    @property
+    def names(self) -> SecretNames:
+        return self.settings.secret_names
+
+    @property
+    def run_id(self) -> RunId:
+        return self.settings.run
+
+    @property
+    def retire_unmanaged(self) -> bool:
+        return self.settings.retire_unmanaged_keys
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.settings.lease_seconds
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -130,7 +138,7 @@ class Rotation:
         # lease is recorded before the key exists, so that even a key whose run died at once is known.
         self.created = self.now().replace(microsecond=0)
         self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
-        self.github.deadline = time.monotonic() + self.lease_seconds - self._margin
+        self.lease = Lease.lasting(self.lease_seconds - self._margin)
         reference = self.github.reference()
         if reference is not None:
             self.ref, self.ref_at = reference
@@ -163,7 +171,6 @@ class Rotation:
         """For a new user: CreateUser's tags carry the intent and each target's entry as "the next key"."""
         self._start_lease()
         self.created_user = True
-        self.stage = "intent"
         return [
             *self._intent("pending"),
             *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
@@ -245,17 +252,33 @@ class Rotation:
         with contextlib.suppress(BootstrapError):  # the lease runs out instead
             iam.untag_user(self.aws, self._user, sorted(keys))
 
-    def cancelled_before_run(self, exc: Cancelled) -> Cancelled:
+    def _ensure_user(self) -> None:
+        """A new user is created with this run's intent and its targets' entries as its tags; an existing
+        one is reused. Then the policy is attached, if the plan says so."""
+        if self.user is None:
+            # The intent rides on CreateUser: a run racing this one finds the user with it, and stops.
+            s = self.settings
+            self.user = iam.create_user(self.aws, s.iam_user, s.tags, self.intent_on_creation())
+        self.report.changes.append(self.rotate.user.done())
+        self.report.user_arn = self.user.arn
+        if self.attach:
+            try:
+                iam.attach_policy(self.aws, self.user.name, self.attach)
+            except BootstrapError:
+                if self.created_user:
+                    self.undo_intent()
+                raise
+        self.report.changes.append(self.rotate.attachment.done())
+
+    def _cancel_user(self) -> None:
         """Cancelled while the user was being created with this run's intent, or its policy attached: the
         intent is marked done (if the user exists), so that the next run need not wait for the lease."""
         if not self.created_user:
-            return exc
-        self.aws = self.aws.bounded(min(ROLLBACK_REQUEST, max(0.5, exc.remaining() / 2)))
+            return
         with contextlib.suppress(BootstrapError):
-            self.user = self.user or iam.find_user(self.aws, self.names_user)
+            self.user = self.user or iam.find_user(self.aws, self.settings.iam_user)
         if self.user is not None:
             self.undo_intent()
-        return exc
 
     def _all_unchanged(self) -> None:
         self.report.targets = [
@@ -284,7 +307,12 @@ class Rotation:
 
     def run(self) -> None:
         try:
-            self._run()
+            with self.workflow.group("IAM user"):
+                self.stage = "user"
+                self._ensure_user()
+            with self.workflow.group("Access key and GitHub secrets"):
+                self.stage = "intent" if self.created_user else "start"
+                self._run()
         except Cancelled as exc:
             raise self._cancel(exc) from None
 
@@ -346,14 +374,16 @@ class Rotation:
         if had_keys:
             arn = self._iam_user.arn
             try:
-                tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.key_wait_seconds)
+                tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.settings.key_wait_seconds)
             except AwsError as exc:
                 raise self._abort_before_writes("Proving the new key works", exc) from exc
             wf.info(f"STS accepted the new key as {arn} (after {tries} tr{'y' if tries == 1 else 'ies'}).")
 
         try:
             for t in self.targets:
-                self.github.put_secret(t.place, self.names.repository_uri, self.repository_uri)
+                self.github.put_secret(
+                    t.place, self.names.repository_uri, self.repository_uri, lease=self.lease
+                )
         except GitHubError as exc:
             raise self._abort_before_writes(f"Writing {self.names.repository_uri}", exc) from exc
         self._wait_past_reference()
@@ -361,12 +391,8 @@ class Rotation:
         self.stage = "writing"
         failure: GitHubError | None = None
         for t in self.targets:
-            if (
-                failure is None
-                and self.lease_end
-                and self.now() >= self.lease_end - timedelta(seconds=self._margin)
-            ):
-                failure = GitHubError(
+            if failure is None and self.lease is not None and self.lease.left() <= 0:
+                failure = LeaseExpired(
                     f"This run's lease of {self.lease_seconds:g} s ran out before {t.repository} was "
                     "written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
@@ -410,7 +436,9 @@ class Rotation:
         # Each write is compared, when its outcome is open, with the one this run made just before it.
         self.writing = (t, self.names.key_id)
         try:
-            self.github.put_secret(t.place, self.names.key_id, self.new_key, after=self.names.repository_uri)
+            self.github.put_secret(
+                t.place, self.names.key_id, self.new_key, after=self.names.repository_uri, lease=self.lease
+            )
         except GitHubError as exc:
             if not exc.ambiguous:  # refused, or read back as not written: nothing changed
                 self.writing = None
@@ -418,7 +446,9 @@ class Rotation:
             return (*self._restore_id(t), exc)
         self.writing = (t, self.names.secret_key)
         try:
-            self.github.put_secret(t.place, self.names.secret_key, self._secret, after=self.names.key_id)
+            self.github.put_secret(
+                t.place, self.names.secret_key, self._secret, after=self.names.key_id, lease=self.lease
+            )
         except GitHubError as exc:
             if (
                 exc.ambiguous
@@ -436,7 +466,7 @@ class Rotation:
         live = [k for k in t.previous if k in self._existing()]
         try:
             if len(live) == 1:
-                self.github.put_secret(t.place, self.names.key_id, live[0])
+                self.github.put_secret(t.place, self.names.key_id, live[0], lease=self.lease)
                 return "restored", f"{self.names.key_id} set back to {live[0]}, the key it holds"
             if not t.previous:
                 self.github.delete_secret(t.place, self.names.key_id)
@@ -548,27 +578,9 @@ class Rotation:
                 record.holders[scope] = ids
             else:
                 record.holders.pop(scope, None)
-        done = retirable(old, record, self.now(), self.retire_unmanaged, self.run_id)
-        for key_id in done:  # each marker goes with a later clean-up
-            iam.delete_key(self.aws, self._user, key_id)
-            self.report.add("Access key", key_id, "deleted", "replaced; no target holds it")
-        for key_id in old:
-            if key_id in done:
-                continue
-            holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
-            if holders:
-                why = "still held by " + ", ".join(holders)
-            elif key_id not in record.markers and not self.retire_unmanaged:
-                why = "not created by this action (see retire-unmanaged-keys)"
-                self.workflow.warning(
-                    f"Access key {key_id} of {self._user} was not created by this action and was "
-                    "left alone. While it exists, the next run has no free key slot (IAM allows 2). "
-                    "Delete it once nothing uses it, or set retire-unmanaged-keys: true.",
-                    title="Unmanaged access key kept",
-                )
-            else:
-                why = "being written by another run"
-            self.report.add("Access key", key_id, "kept", why)
+        why = "replaced; no target holds it"
+        fates = key_fates(old, record, self.now(), self.retire_unmanaged, self.run_id, why)
+        retire(self.aws, self._user, fates, self.workflow, self.report)
 
     # -- cancellation --------------------------------------------------------------------------------
 
@@ -578,9 +590,11 @@ class Rotation:
         seconds = min(ROLLBACK_REQUEST, max(0.5, exc.remaining() / 2))
         self.aws = self.aws.bounded(seconds)
         self.github = self.github.bounded(seconds)
-        self.github.deadline = None
+        self.lease = None  # the rollback's own bound is the client's
         try:
-            if self.stage in ("start", "intent"):
+            if self.stage == "user":
+                self._cancel_user()
+            elif self.stage in ("start", "intent"):
                 if self.created_user:
                     self.undo_intent()
                 else:
@@ -665,3 +679,32 @@ class Rotation:
             f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".",
             fix=fix,
         )
+
+
+def retire(
+    aws: AwsClients,
+    user: str,
+    fates: tuple[Step, ...],
+    workflow: Workflow,
+    report: Report,
+    *,
+    warn: bool = False,
+) -> None:
+    """Carry out plan.key_fates: delete the keys it lets go (each marker goes with a later clean-up) and
+    say why each other key stays. `warn`: every kept key is a warning (a switch away from keys)."""
+    for fate in fates:
+        if fate.action == "delete":
+            iam.delete_key(aws, user, fate.name)
+    for fate in fates:
+        if fate.action == "keep" and fate.detail == UNMANAGED:
+            workflow.warning(
+                f"Access key {fate.name} of {user} was not created by this action and was left alone. While "
+                "it exists, the next run has no free key slot (IAM allows 2). Delete it once nothing uses "
+                "it, or set retire-unmanaged-keys: true.",
+                title="Unmanaged access key kept",
+            )
+        elif fate.action == "keep" and warn:
+            workflow.warning(
+                f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
+            )
+        report.changes.append(fate.done())

@@ -1,0 +1,248 @@
+"""Look: every read a run makes before it decides anything, AWS and GitHub overlapping. The result is a
+frozen Picture; `plan` decides from it alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from .aws import AwsClients, ecr, iam, oidc, sts
+from .cancel import workers
+from .errors import BootstrapError, GitHubError
+from .github import GitHub
+from .inputs import Settings
+from .places import Place
+from .policy import Document
+from .records import AccessKey, Record, parse
+from .trust import provider_arn
+from .workflow import Workflow
+
+# IAM reads may lag its writes by seconds (IAM User Guide, "Troubleshoot IAM": changes are not always
+# immediately visible). A lease that looks held is read again once after this long before refusing.
+IAM_READ_LAG = 5.0
+
+# Per scope: GitHub's updated_at of the id and the secret (epoch seconds), or why they could not be read.
+Stamps = tuple[int | None, int | None] | str
+
+
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What exists before the run changes anything, on both sides. Never changed after `look`."""
+
+    repository: ecr.Repository | None
+    account: str  # "" on a fresh setup that looked no further: learnt from the repository it creates
+    partition: str
+    policy: iam.Policy | None
+    policy_known: bool = True  # False: not looked up (created first, reused if it exists)
+    lifecycle: Document | None = None
+    user: iam.User | None = None
+    attached: frozenset[str] = frozenset()
+    keys: tuple[AccessKey, ...] = ()
+    record: Record = field(default_factory=Record)  # as read: claimed and adopted, never settled here
+    provider: oidc.Provider | None = None
+    role: oidc.Role | None = None
+    role_attached: frozenset[str] = frozenset()
+    missing_environments: tuple[Place, ...] = ()
+    ids: Mapping[str, tuple[int, int] | None] = field(default_factory=_frozen)
+    stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
+    writable: Mapping[str, str] = field(default_factory=_frozen)  # other holders: "" or why not
+
+
+def uses_user(settings: Settings) -> bool:
+    return settings.auth == "access-key" or settings.retire_user_keys
+
+
+def read_record(tags: list[dict[str, str]], keys: list[AccessKey], targets: list[Place]) -> Record:
+    """The key record as the user's tags say: version 1 entries filed under the targets' real scopes, and
+    keys that crashed runs made (within their lease's creation window) adopted."""
+    record = parse(tags)
+    for place in targets:
+        record.claim(place.scope)
+    record.adopt(keys)
+    return record
+
+
+def _account(aws: AwsClients, settings: Settings, looking: Any, user: iam.User | None) -> tuple[Any, ...]:
+    """(repository, account, partition): from the user's ARN, else the repository's, else STS (or
+    nothing, on a fresh access-key setup that learns it from the repository it creates)."""
+    if user is not None:
+        return None, user.arn.split(":")[4], user.arn.split(":")[1]
+    repository = looking.result()
+    if repository:
+        return repository, repository.account, repository.partition
+    if settings.auth == "access-key" and not settings.dry_run:
+        return None, "", ""
+    account, partition = sts.caller_account(aws)
+    return None, account, partition
+
+
+def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
+    """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
+    policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
+    without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
+    with workers(3) as pool:
+        looking = pool.submit(ecr.find_repository, aws, settings.ecr_repository)
+        user = iam.find_user(aws, settings.iam_user) if uses_user(settings) else None
+        attached = keys = None
+        if user is not None:
+            if settings.auth == "access-key":
+                attached = pool.submit(iam.attached_policies, aws, user.name)
+            keys = pool.submit(iam.list_keys, aws, user.name)
+        repository, account, partition = _account(aws, settings, looking, user)
+        tags = user.tags if user else []
+        policy = _find_policy(aws, settings, partition, account, parse(tags)) if account else None
+        repository = repository or looking.result()
+        lifecycle = None
+        if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
+            lifecycle = ecr.lifecycle(aws, repository.name)
+        key_list = keys.result() if keys else []
+        picture = Picture(
+            repository,
+            account,
+            partition,
+            policy,
+            policy_known=bool(account),
+            lifecycle=lifecycle,
+            user=user,
+            attached=frozenset(attached.result() if attached else ()),
+            keys=tuple(key_list),
+            record=read_record(tags, key_list, targets) if uses_user(settings) else Record(),
+        )
+    return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
+
+
+def _find_policy(
+    aws: AwsClients, settings: Settings, partition: str, account: str, record: Record
+) -> iam.Policy | None:
+    """The policy, read at the version the record remembers (one request fewer) when it still is one."""
+    arn = iam.policy_arn(partition, account, settings.iam_policy)
+    cached = record.policy_version
+    found = None
+    if cached and cached[0] == settings.iam_policy:
+        found = iam.find_policy_version(aws, arn, cached[1])
+    return found or iam.find_policy(aws, arn)
+
+
+def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Picture:
+    role = oidc.find_role(aws, settings.iam_role)
+    return replace(
+        picture,
+        provider=oidc.find_provider(aws, provider_arn(picture.partition, picture.account)),
+        role=role,
+        role_attached=frozenset(oidc.attached_role_policies(aws, role.name) if role else ()),
+    )
+
+
+def look_up_github(
+    github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow
+) -> tuple[tuple[Place, ...], dict[str, tuple[int, int] | None]]:
+    """Prove the token may write every place (reading its public key) and learn repository ids.
+    Returns the environments that do not exist yet, and the ids."""
+    missing = []
+    for place in targets:
+        try:
+            github.public_key(place)
+        except GitHubError as exc:
+            # An environment's secrets answer 404 when the environment does not exist (yet).
+            if place.kind != "env" or exc.status != 404 or github.environment_exists(place):
+                raise
+            missing.append(place)
+    return tuple(missing), _repository_ids(github, settings, workflow)
+
+
+def _repository_ids(
+    github: GitHub, settings: Settings, workflow: Workflow
+) -> dict[str, tuple[int, int] | None]:
+    ids: dict[str, tuple[int, int] | None] = {}
+    selected = bool(settings.organization and settings.visibility == "selected")
+    if settings.auth != "oidc" and not selected:
+        return ids
+    for repository in settings.repositories:
+        try:
+            ids[repository] = github.repository_ids(repository)
+        except GitHubError as exc:
+            if selected:
+                raise
+            # Only the immutable subject form needs the ids: the name form still works.
+            ids[repository] = None
+            workflow.warning(
+                f"Could not read the ids of {repository} ({exc.message}); its role trust uses the "
+                "repo:OWNER/REPO subject form only.",
+                title="Immutable OIDC subject skipped",
+            )
+    return ids
+
+
+def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
+    """What the plan needs from GitHub about the record: for each entry naming several keys (a run that
+    stopped while writing), GitHub's timestamps of its two secrets; for each other holder, whether the
+    token may write it (it shares the new key if so)."""
+    record = picture.record
+    names = settings.secret_names
+    stamps: dict[str, Stamps] = {}
+    writable: dict[str, str] = {}
+    wanted = {p.scope for p in targets}
+    for scope, ids in record.holders.items():
+        place = record.place_of(scope)
+        try:
+            github.public_key(place)
+        except BootstrapError as exc:
+            writable[scope] = stamps[scope] = exc.message
+            continue
+        writable[scope] = ""
+        if len(ids) > 1:
+            try:
+                stamps[scope] = (_stamp(github, place, names.key_id), _stamp(github, place, names.secret_key))
+            except BootstrapError as exc:
+                stamps[scope] = exc.message
+    writable = {s: why for s, why in writable.items() if s not in wanted}
+    return replace(picture, stamps=_frozen(stamps), writable=_frozen(writable))
+
+
+def _stamp(github: GitHub, place: Place, name: str) -> int | None:
+    at = github.secret_updated_at(place, name)
+    return int(at.timestamp()) if at else None
+
+
+def _when_sending(aws: AwsClients, work: Callable[..., Any], *args: Any) -> Any:
+    """Start once the first AWS request is on the wire (or after 2 s): both sides' imports are CPU work
+    under one interpreter lock, and the GitHub side has the AWS side's network waits to hide in."""
+    aws.sending.wait(2.0)
+    return work(*args)
+
+
+def look(
+    settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, targets: list[Place]
+) -> Picture:
+    """AWS reads and the GitHub access check overlap; nothing changes until both are done."""
+    with workers(1) as pool:
+        checking = pool.submit(_when_sending, aws, look_up_github, github, settings, targets, workflow)
+        try:
+            picture = look_up_aws(aws, settings, targets)
+        finally:
+            aws.sending.set()
+        missing, ids = checking.result()  # a token that cannot write secrets stops the run here
+    picture = replace(picture, missing_environments=missing, ids=_frozen(ids))
+    if settings.auth == "access-key" and picture.user is not None:
+        picture = look_up_holders(github, settings, picture, targets)
+    return picture
+
+
+def look_at_user_again(
+    aws: AwsClients, github: GitHub, settings: Settings, picture: Picture, targets: list[Place]
+) -> Picture:
+    """The user's record and keys once IAM has caught up with writes its first read may have missed."""
+    if picture.user is None:
+        return picture
+    time.sleep(IAM_READ_LAG)
+    keys = iam.list_keys(aws, picture.user.name)
+    record = read_record(iam.list_tags(aws, picture.user.name), keys, targets)
+    picture = replace(picture, keys=tuple(keys), record=record)
+    return look_up_holders(github, settings, picture, targets)

@@ -1,0 +1,521 @@
+"""Plan: every decision of a run, made once, from the inputs and the Picture `look` took. Pure: no I/O.
+
+`apply` carries a Plan out and `dry-run` prints the same Plan, so no decision is made in two places. Each
+resource gets a Step: create, reuse, update, write, delete or keep, with its reason or difference.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .aws import ecr, iam
+from .errors import RotationError
+from .inputs import Settings
+from .look import Picture
+from .places import Place
+from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
+from .records import (
+    AccessKey,
+    KeyPlan,
+    KeyPlanError,
+    LeaseHeld,
+    Record,
+    RunId,
+    Settled,
+    plan_keys,
+    retirable,
+    settle,
+    unsettled,
+)
+from .report import Change
+from .trust import checked_trust_policy, provider_arn, subjects
+
+NEW_KEY = "(new key)"
+PROVIDER = "token.actions.githubusercontent.com"
+PAST = {
+    "create": "created",
+    "reuse": "reused",
+    "update": "updated",
+    "write": "written",
+    "delete": "deleted",
+    "keep": "kept",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    resource: str  # "ECR repository", "IAM policy", ...
+    name: str
+    action: str  # create | reuse | update | write | delete | keep
+    detail: str = ""
+
+    def planned(self) -> Change:
+        return Change(self.resource, self.name, "would " + self.action, self.detail)
+
+    def done(self, detail: str | None = None) -> Change:
+        return Change(self.resource, self.name, PAST[self.action], self.detail if detail is None else detail)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the plan found worth saying before anything is done (printed by the run)."""
+
+    text: str
+    title: str = ""  # a title: a warning; none: an info line
+
+
+@dataclass(frozen=True)
+class Target:
+    """A place the rotation writes, and the key ids the record says it may hold now."""
+
+    place: Place
+    previous: tuple[str, ...]
+    requested: bool = True  # False: another holder of the key this run replaces (it shares the new key)
+
+    @property
+    def scope(self) -> str:
+        return self.place.scope
+
+    @property
+    def repository(self) -> str:  # how messages name it
+        return self.place.label
+
+
+@dataclass(frozen=True)
+class Rotate:
+    """The access-key part of a plan."""
+
+    user: Step
+    attachment: Step
+    keys: KeyPlan
+    keys_before: tuple[AccessKey, ...]  # the user's keys as the picture showed them
+    targets: tuple[Target, ...]
+    record: Record  # the record as settled by the plan (a copy: the picture's is not changed)
+    fates: tuple[Step, ...]  # what becomes of each older key once every target holds the new one
+
+
+@dataclass(frozen=True)
+class Oidc:
+    """The role part of a plan."""
+
+    trust: Document
+    provider: Step
+    role: Step
+    attachment: Step
+
+
+@dataclass(frozen=True)
+class Plan:
+    targets: tuple[Place, ...]
+    environments: tuple[Step, ...]
+    repository: Step
+    lifecycle: Step | None
+    policy: Step
+    rotate: Rotate | None = None
+    oidc: Oidc | None = None
+    retire: tuple[Step, ...] = ()  # oidc with retire-user-keys: the user's keys
+    secrets: tuple[Step, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    def steps(self) -> list[Step]:
+        """Every step, in the order a run takes them (what dry-run prints)."""
+        out = [*self.environments, self.repository]
+        out += [s for s in (self.lifecycle, self.policy) if s is not None]
+        if self.oidc is not None:
+            out += [self.oidc.provider, self.oidc.role, self.oidc.attachment]
+        out += list(self.retire)
+        if self.rotate is not None:
+            out += [self.rotate.user, self.rotate.attachment]
+            if self.rotate.keys.reclaim is not None:
+                out.append(
+                    Step(
+                        "Access key", self.rotate.keys.reclaim.key_id, "delete", "orphan that no target holds"
+                    )
+                )
+            out.append(Step("Access key", NEW_KEY, "create"))
+            out += list(self.rotate.fates)
+        return out + list(self.secrets)
+
+
+# -- the plan --------------------------------------------------------------------------------------------
+
+
+def plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str] = frozenset()) -> Plan:
+    """Decide everything. `now` is IAM's time as this run estimates it; `over`: tokens of runs GitHub
+    says have completed (their leases are over). Raises LeaseHeld while another run may be writing, and
+    RotationError when no key can be made safely."""
+    targets = tuple(settings_places(settings))
+    repository, lifecycle = ecr_steps(settings, picture)
+    policy = policy_step(settings, picture)
+    base = Plan(
+        targets,
+        tuple(Step("GitHub environment", p.label, "create") for p in picture.missing_environments),
+        repository,
+        lifecycle,
+        policy,
+    )
+    if settings.auth == "oidc":
+        return oidc_plan(settings, picture, now, base)
+    return key_plan(settings, picture, now, over, base)
+
+
+def settings_places(settings: Settings) -> list[Place]:
+    from .places import places
+
+    return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
+
+
+def repository_arn(settings: Settings, picture: Picture) -> str:
+    """The ECR repository's ARN: as AWS gave it, or as it will be ("" when the account is not known)."""
+    if picture.repository is not None:
+        return picture.repository.arn
+    if not picture.account:
+        return ""
+    region, account, name = settings.aws_region, picture.account, settings.ecr_repository
+    return f"arn:{picture.partition}:ecr:{region}:{account}:repository/{name}"
+
+
+def policy_arn(settings: Settings, picture: Picture) -> str:
+    if picture.policy is not None:
+        return picture.policy.arn
+    return iam.policy_arn(picture.partition, picture.account, settings.iam_policy) if picture.account else ""
+
+
+def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
+    repo = picture.repository
+    if repo is None:
+        step = Step("ECR repository", settings.ecr_repository, "create", ecr_detail(settings))
+    else:
+        fixable, fixed = ecr.differences(repo, settings.ecr)
+        detail = "; ".join(fixable + [d + " (kept: set at creation only)" for d in fixed])
+        step = Step("ECR repository", repo.name, "update" if fixable else "reuse", detail)
+    wanted = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
+    if wanted is None:
+        return step, None
+    same = repo is not None and same_json(picture.lifecycle, wanted)
+    return step, Step(
+        "ECR lifecycle policy",
+        settings.ecr_repository,
+        "reuse" if same else "update",
+        lifecycle_detail(settings),
+    )
+
+
+def policy_step(settings: Settings, picture: Picture) -> Step:
+    name = settings.iam_policy
+    if picture.policy is None:
+        return Step("IAM policy", name, "create", "least privilege")
+    wanted = ecr_access_policy(repository_arn(settings, picture))
+    if same_policy(picture.policy.document, wanted):
+        return Step("IAM policy", name, "reuse", f"default version {picture.policy.default_version}")
+    return Step("IAM policy", name, "update", policy_difference(picture.policy.document, wanted))
+
+
+def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: str) -> Step:
+    """Compared by ARN: a policy of the same name elsewhere (another path) is not ours."""
+    if arn and arn in attached:
+        return Step("Policy attachment", settings.iam_policy, "reuse")
+    return Step("Policy attachment", settings.iam_policy, "create", f"attached to {to}")
+
+
+def secret_steps(
+    settings: Settings, targets: Iterable[Place], shared: Iterable[Target], names: list[str]
+) -> tuple[Step, ...]:
+    variables = ""
+    if settings.write_variables:
+        variables = "; variables " + ", ".join(variable_names(settings))
+    out = [Step("GitHub secrets", p.label, "write", ", ".join(names) + variables) for p in targets]
+    out += [
+        Step("GitHub secrets", t.place.label, "write", "shares this user's key: " + ", ".join(names))
+        for t in shared
+        if not t.requested
+    ]
+    return tuple(out)
+
+
+# -- OIDC ------------------------------------------------------------------------------------------------
+
+
+def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -> Plan:
+    allowed = subjects(settings.oidc_subjects, settings.repositories, dict(picture.ids))
+    trust = checked_trust_policy(provider_arn(picture.partition, picture.account), allowed)
+    provider = Step("OIDC provider", PROVIDER, "create", "audience sts.amazonaws.com")
+    if picture.provider is not None:
+        has = "sts.amazonaws.com" in picture.provider.audiences
+        provider = Step(
+            "OIDC provider",
+            PROVIDER,
+            "reuse" if has else "update",
+            "" if has else "audience sts.amazonaws.com added",
+        )
+    who = ", ".join(trust_subjects(trust))
+    if picture.role is None:
+        role = Step("IAM role", settings.iam_role, "create", "trusts " + who)
+    elif not same_policy(picture.role.trust, trust):
+        role = Step("IAM role", settings.iam_role, "update", "trust policy differs; trusts " + who)
+    else:
+        role = Step("IAM role", settings.iam_role, "reuse")
+    attachment = attachment_step(
+        settings, picture.role_attached, policy_arn(settings, picture), f"role {settings.iam_role}"
+    )
+    names = settings.secret_names
+    return replace(
+        base,
+        oidc=Oidc(trust, provider, role, attachment),
+        retire=retire_plan(settings, picture, now),
+        secrets=secret_steps(settings, base.targets, (), [names.repository_uri, names.role_arn]),
+    )
+
+
+def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[Step, ...]:
+    """retire-user-keys: the targets stop holding the user's key; keys no other place holds then go."""
+    if not settings.retire_user_keys:
+        return ()
+    if picture.user is None:
+        return (Step("IAM user", settings.iam_user, "keep", "does not exist: no keys to retire"),)
+    record = copy.deepcopy(picture.record)
+    for place in settings_places(settings):
+        record.holders.pop(place.scope, None)
+    ids = [k.key_id for k in picture.keys]
+    return key_fates(ids, record, now, settings.retire_unmanaged_keys, settings.run, "replaced by the role")
+
+
+def trust_subjects(trust: Document) -> list[str]:
+    return list(trust["Statement"][0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"])
+
+
+# -- keys ------------------------------------------------------------------------------------------------
+
+
+def key_fates(
+    ids: Iterable[str], record: Record, now: datetime, retire_unmanaged: bool, run: RunId | None, why: str
+) -> tuple[Step, ...]:
+    """The one retirement rule: a key goes when, by `record`, no place holds it, no run is writing it, and
+    this action made it (or retire-unmanaged-keys says so); otherwise it is kept, and the step says why."""
+    ids = list(ids)
+    gone = set(retirable(ids, record, now, retire_unmanaged, run))
+    out = []
+    for key_id in ids:
+        if key_id in gone:
+            out.append(Step("Access key", key_id, "delete", why))
+            continue
+        holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
+        if holders:
+            reason = "still held by " + ", ".join(holders)
+        elif key_id not in record.markers and not retire_unmanaged:
+            reason = UNMANAGED
+        else:
+            reason = "being written by another run"
+        out.append(Step("Access key", key_id, "keep", reason))
+    return tuple(out)
+
+
+UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
+
+
+def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str], base: Plan) -> Plan:
+    record = copy.deepcopy(picture.record)  # the picture stays as read
+    record.over |= over
+    lease = record.lease(now, settings.run)
+    if lease is not None:  # settle nothing while a run may still be writing
+        raise LeaseHeld(lease, lease.until)
+    repaired, unknown, notes = settle_record(settings, picture, record, now)
+    repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
+    targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
+    keys = _plan_keys(settings, picture, record, now, unknown)
+    shared, more = shared_holders(picture, record, keys, repaired - {t.scope for t in targets})
+    targets += shared
+    fates = key_fates(
+        [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
+        _as_if_written(record, targets),
+        now,
+        settings.retire_unmanaged_keys,
+        settings.run,
+        "replaced; no target holds it",
+    )
+    names = settings.secret_names
+    user = Step("IAM user", settings.iam_user, "reuse" if picture.user else "create")
+    attached = picture.attached if picture.user else frozenset()
+    rotate = Rotate(
+        user=user if picture.user else replace(user, detail="no console password"),
+        attachment=attachment_step(settings, attached, policy_arn(settings, picture), settings.iam_user),
+        keys=keys,
+        keys_before=picture.keys,
+        targets=tuple(targets),
+        record=record,
+        fates=fates,
+    )
+    written = [names.repository_uri, names.key_id, names.secret_key]
+    return replace(
+        base,
+        rotate=rotate,
+        secrets=secret_steps(settings, base.targets, targets, written),
+        notes=tuple(notes + more),
+    )
+
+
+def _as_if_written(record: Record, targets: Iterable[Target]) -> Record:
+    simulated = Record(markers=dict(record.markers), holders=dict(record.holders), places=dict(record.places))
+    for t in targets:
+        simulated.holders[t.scope] = (NEW_KEY,)
+    return simulated
+
+
+def _plan_keys(
+    settings: Settings, picture: Picture, record: Record, now: datetime, unknown: set[str]
+) -> KeyPlan:
+    try:
+        return plan_keys(
+            list(picture.keys),
+            record,
+            settings_places(settings),
+            now,
+            settings.retire_unmanaged_keys,
+            current=settings.run,
+            new_user_tags=len(settings.tags) if picture.user is None else 0,
+        )
+    except LeaseHeld:
+        raise
+    except KeyPlanError as exc:
+        who = settings.iam_user
+        if unknown:
+            raise RotationError(
+                f"No new access key can be created safely for {who}: {exc}. GitHub's timestamps cannot "
+                f"tell which of its keys {', '.join(sorted(unknown))} hold(s) (an earlier run stopped while "
+                "writing them, within a second of its reference time), so both keys are kept. Nothing was "
+                "changed.",
+                fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last used' "
+                "shows unused since the interrupted run, and rerun.",
+            ) from exc
+        raise RotationError(
+            f"No new access key can be created safely for {who}: {exc}. Nothing was changed.",
+            fix="Free a key slot: delete in IAM a key that is not created by this action once nothing uses "
+            "it (or set retire-unmanaged-keys: true), or delete a key held by repositories (they cannot "
+            "push until this action runs for them again), then rerun.",
+        ) from exc
+
+
+def shared_holders(
+    picture: Picture, record: Record, keys: KeyPlan, repaired: set[str]
+) -> tuple[list[Target], list[Note]]:
+    """Other places holding a key this run replaces get the new key too, when the token may write them;
+    otherwise their key is kept (and the summary says so). So do places an earlier run left with a pair
+    to write anew."""
+    out, notes = [], []
+    for scope in sorted(set(keys.extra_scopes) | repaired):
+        place = record.place_of(scope)
+        why = picture.writable.get(scope, "not checked")
+        if why:
+            notes.append(
+                Note(
+                    f"{place.label} holds this user's current key but the token cannot write its secrets "
+                    f"({why}); it keeps its key, so that key is not retired.",
+                    "Shared key kept",
+                )
+            )
+            continue
+        out.append(Target(place, record.holders[scope], requested=False))
+    return out, notes
+
+
+def settle_record(
+    settings: Settings, picture: Picture, record: Record, now: datetime
+) -> tuple[set[str], set[str], list[Note]]:
+    """Entries a crashed or failed run left saying "old or new key": which one each target holds, from
+    GitHub's timestamps (`record` is changed to say so). Returns the scopes to write anew (their pair may
+    be mismatched), the labels of those that cannot be told, and what to say."""
+    broken: set[str] = set()
+    unknown: set[str] = set()
+    notes: list[Note] = []
+    existing = [k.key_id for k in picture.keys]
+    for scope, ids in unsettled(record, now, settings.run).items():
+        place = record.place_of(scope)
+        stamps = picture.stamps.get(scope, "not read")
+        if isinstance(stamps, str):
+            notes.append(Note(f"Could not tell which key {place.label} holds ({stamps}); both are kept."))
+            continue
+        held = settle(ids, _reference(record, scope, ids), *stamps)
+        if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
+            held = _older_gone(held, ids, existing)
+        if held is None:
+            unknown.add(place.label)
+            broken.add(scope)
+            notes.append(
+                Note(
+                    f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
+                    f"which of {', '.join(ids)} it holds, so both are kept and it is written anew.",
+                    "Key holder unknown",
+                )
+            )
+            continue
+        record.holders[scope] = held.held
+        what = f"holds {held.held[0]}" if held.held else "holds no working pair"
+        if held.rewrite:
+            what = f"holds the secret of {held.held[0]}, maybe beside another id: it is written anew"
+            broken.add(scope)
+        notes.append(Note(f"An earlier run stopped while writing {place.label}; it {what}."))
+    return broken, unknown, notes
+
+
+def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
+    ref = record.ref_of(ids[-1]) or record.refs.get(scope)
+    marker = record.markers.get(ids[-1])
+    if ref is None and marker is not None and marker.since is not None:
+        # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
+        ref = int(marker.since.timestamp()) - 3
+    return ref
+
+
+def _older_gone(held: Settled, ids: tuple[str, ...], existing: list[str]) -> Settled | None:
+    """The entry's older key is gone: it was written from a read that lagged a run which replaced that
+    key. The target holds the key it had before, which is the only other key there is."""
+    others = [k for k in existing if k != ids[-1]]
+    return Settled((others[0],), held.rewrite) if len(others) == 1 else None
+
+
+# -- details ---------------------------------------------------------------------------------------------
+
+
+def policy_difference(current: Document | str, wanted: Document) -> str:
+    def grants(doc: Document | str) -> set[str]:
+        return {
+            f"{action} on {resource}"
+            for statement in canonical(doc)[1]
+            for action in statement[1]
+            for resource in statement[3]
+        }
+
+    extra, missing = sorted(grants(current) - grants(wanted)), sorted(grants(wanted) - grants(current))
+    parts = []
+    if extra:
+        parts.append("would remove " + ", ".join(extra))
+    if missing:
+        parts.append("would add " + ", ".join(missing))
+    return "; ".join(parts) or "conditions or effects differ"
+
+
+def ecr_detail(settings: Settings) -> str:
+    e = settings.ecr
+    detail = (
+        f"private, scan on push {'on' if e.scan_on_push else 'off'}, tags {e.tag_mutability}, {e.encryption}"
+    )
+    return detail + (f" ({e.kms_key})" if e.kms_key else "")
+
+
+def lifecycle_detail(settings: Settings) -> str:
+    parts = []
+    if settings.ecr.keep_images:
+        parts.append(f"keep the last {settings.ecr.keep_images} images")
+    if settings.ecr.expire_untagged_days:
+        parts.append(f"expire untagged images after {settings.ecr.expire_untagged_days} days")
+    return "; ".join(parts)
+
+
+def variable_names(settings: Settings) -> list[str]:
+    names = [settings.secret_names.repository_uri, "AWS_REGION"]
+    if settings.auth == "oidc":
+        names.append(settings.secret_names.role_arn)
+    return names
