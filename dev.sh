@@ -5,7 +5,7 @@
 #   ./dev.sh test   run the test suite (pytest on 2 workers; ECR_BOOTSTRAP_TEST_WORKERS=0 for one process)
 #   ./dev.sh bench  the benchmark (bench/bench.py: loopback stand-ins with simulated latency, and the
 #                   aws CLI + gh baseline script); prints a table
-#   ./dev.sh lint   ruff, mypy (strict), action.yml and workflow schemas, actionlint, zizmor, hadolint,
+#   ./dev.sh lint   ruff, mypy (strict), function sizes, action.yml and workflow schemas, actionlint, zizmor, hadolint,
 #                   parliament over the generated IAM policies
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -53,6 +53,7 @@ case "${1:-}" in
     "$venv/bin/zizmor" --offline --quiet . examples/*.yml
     "$venv/bin/hadolint" Dockerfile
     "$py" scripts/check_policies.py
+    "$py" scripts/function_sizes.py  # at most 50 lines a function (ruff bounds statements and arguments)
     ;;
   *) echo "usage: ./dev.sh demo|test|lint|bench" >&2; exit 2 ;;
 esac

@@ -132,7 +132,7 @@ def test_the_tag_budget_counts_the_users_own_tags() -> None:
     place = Place("repo", "o/x")
     records.plan_keys([], rec, [place], NOW, False)  # 46 + marker, intent, policy, holder = 50
     with pytest.raises(records.KeyPlanError, match="50"):
-        records.plan_keys([], records.parse([]), [place], NOW, False, new_user_tags=47)
+        records.plan_keys([], records.Record(other_tags=47), [place], NOW, False)  # a new user's 47 tags
 
 
 def test_version_1_records_are_read_and_filed_under_the_real_scope() -> None:

@@ -133,9 +133,20 @@ def test_flags_override_environment_and_token_never_comes_from_argv() -> None:
 
 
 def test_action_yml_declares_the_same_inputs() -> None:
+    """action.yml is the source of the inputs: inputs.py (the --help text and the defaults of a local
+    run) must say the same of every input, field by field."""
     spec = yaml.safe_load((ROOT / "action.yml").read_text())
-    declared = {name: str(meta.get("default", "")) for name, meta in spec["inputs"].items()}
-    assert declared == {i.name: i.default for i in inputs.INPUTS}
+
+    def fields(description: str, default: str, required: bool) -> tuple[str, str, bool]:
+        return " ".join(description.split()), default, required
+
+    declared = {
+        name: fields(
+            str(meta.get("description", "")), str(meta.get("default", "")), meta.get("required", False)
+        )
+        for name, meta in spec["inputs"].items()
+    }
+    assert declared == {i.name: fields(i.description, i.default, i.required) for i in inputs.INPUTS}
     assert spec["inputs"]["github-token"]["required"] is True
     assert set(spec["outputs"]) == set(report.outputs(report.Report()))
     assert spec["runs"] == {"using": "docker", "image": "Dockerfile"}

@@ -198,8 +198,6 @@ class GitHub:
         *,
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
         pacer: Pacer | None = None,
         warn: Callable[[str], None] = lambda _text: None,
     ) -> None:
@@ -210,8 +208,8 @@ class GitHub:
         self._requester_made: Any = None
         self._retry = retry or RetryPolicy()
         self._pacer = pacer or Pacer()
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = time.sleep
+        self._clock = time.monotonic
         self._warn = warn
         self._keys: dict[str, PublicKey] = {}
         self._ids: dict[str, tuple[int, int]] = {}
@@ -376,7 +374,6 @@ class GitHub:
         import requests
 
         call = Call(what, lease)
-        policy = self._retry
         started = self._clock()
         ambiguous = False
         attempt = 0
@@ -403,21 +400,28 @@ class GitHub:
                     self._limited = 0
                     return answer
                 error, wait = self._refusal(answer, what, ambiguous)
-            if wait is None:
-                raise error
-            if wait < 0:
-                wait = policy.backoff * 2 ** (attempt - 1)
-            wait += random.uniform(0, policy.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
-            elapsed = self._clock() - started
-            if attempt >= policy.attempts or wait > policy.max_wait or elapsed + wait > policy.budget:
-                raise error
-            if lease is not None and wait > lease.left():
-                raise LeaseExpired(
-                    f"{error.message}; a retry would come after this run's lease",
-                    status=error.status,
-                    ambiguous=error.ambiguous,
-                )
-            self._sleep(wait)
+            self._sleep(self._retry_wait(error, wait, attempt, started, lease))
+
+    def _retry_wait(
+        self, error: GitHubError, wait: float | None, attempt: int, started: float, lease: Lease | None
+    ) -> float:
+        """How long to wait before the next attempt; raises `error` when there is to be none."""
+        policy = self._retry
+        if wait is None:
+            raise error
+        if wait < 0:
+            wait = policy.backoff * 2 ** (attempt - 1)
+        wait += random.uniform(0, policy.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
+        elapsed = self._clock() - started
+        if attempt >= policy.attempts or wait > policy.max_wait or elapsed + wait > policy.budget:
+            raise error
+        if lease is not None and wait > lease.left():
+            raise LeaseExpired(
+                f"{error.message}; a retry would come after this run's lease",
+                status=error.status,
+                ambiguous=error.ambiguous,
+            )
+        return wait
 
     def _list(self, first: Answer, what: str, key: str) -> list[Any]:
         """Every item of a paginated list, from its first page on: each `Link: rel="next"` as given. An

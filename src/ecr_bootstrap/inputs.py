@@ -41,7 +41,7 @@ INPUTS: tuple[Input, ...] = (
     Input(
         "aws-region",
         "",
-        "AWS region of the ECR repository. Empty: AWS_REGION, then AWS_DEFAULT_REGION.",
+        "AWS region of the ECR repository. Empty means AWS_REGION, then AWS_DEFAULT_REGION.",
     ),
     Input("ecr-repository", "fcj-workshop-app", "Name of the private ECR repository."),
     Input("iam-policy", "fcj-ecr-ci-cd-policy", "Name of the customer-managed IAM policy."),
@@ -60,8 +60,9 @@ INPUTS: tuple[Input, ...] = (
     Input(
         "key-wait-seconds",
         "120",
-        "How long to wait for a new access key to become usable (IAM is eventually consistent) "
-        "before giving up and rolling back.",
+        "On a rotation, how long to wait for the new access key to become usable (IAM is eventually "
+        "consistent) before giving up and rolling back. A new user's first key replaces nothing and is "
+        "not waited for.",
     ),
     Input(
         "auth",
@@ -473,6 +474,9 @@ def parse_api_url(value: str) -> str:
     return url
 
 
+Getter = Callable[[str], str]
+
+
 def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     """Validate raw input values (keyed by input name; missing ones take their defaults)."""
 
@@ -483,6 +487,47 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
             value = "" if spec.default.startswith("${{") else spec.default
         return value.strip()
 
+    token = _github_token(get)
+    key_wait, lease = _waits(get)
+    auth = parse_choice("auth", get("auth"), ("access-key", "oidc"))
+    organization, visibility, environment, repositories = _places(get, values, env)
+    ecr = _ecr_settings(get)
+    retire_user_keys = parse_bool("retire-user-keys", get("retire-user-keys"))
+    if retire_user_keys and auth != "oidc":
+        raise InputError(
+            "retire-user-keys", "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false."
+        )
+    return Settings(
+        auth=auth,
+        iam_role=parse_iam_name("iam-role", get("iam-role"), 64),
+        oidc_subjects=parse_subjects(get("oidc-subjects")),
+        retire_user_keys=retire_user_keys,
+        environment=environment,
+        organization=organization,
+        visibility=visibility,
+        secret_names=parse_secret_names(get),
+        write_variables=parse_bool("write-variables", get("write-variables")),
+        ecr=ecr,
+        tags=parse_tags(get("tags")),
+        dry_run=parse_bool("dry-run", get("dry-run")),
+        github_token=token,
+        github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
+        aws_region=parse_region(get("aws-region"), env),
+        ecr_repository=parse_ecr_repository(get("ecr-repository")),
+        iam_policy=parse_iam_name("iam-policy", get("iam-policy"), 128),
+        iam_user=parse_iam_name("iam-user", get("iam-user"), 64),
+        repositories=repositories,
+        retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
+        key_wait_seconds=key_wait,
+        lease_seconds=lease,
+        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
+        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
+        actions_token=parse_actions_token(get("actions-token")),
+        run=run_id(env),
+    )
+
+
+def _github_token(get: Getter) -> str:
     token = get("github-token")
     if not token:
         raise InputError(
@@ -492,6 +537,10 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         )
     if any(c.isspace() for c in token):
         raise InputError("github-token", "the token contains white space.", fix="Check the secret.")
+    return token
+
+
+def _waits(get: Getter) -> tuple[float, float]:
     key_wait = parse_seconds("key-wait-seconds", get("key-wait-seconds"))
     lease = parse_seconds("lease-seconds", get("lease-seconds"))
     if lease <= key_wait:
@@ -500,7 +549,13 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
             f"{lease:g} is not longer than key-wait-seconds ({key_wait:g}).",
             fix="Give the run time to write the targets after the key works: for example 900.",
         )
-    auth = parse_choice("auth", get("auth"), ("access-key", "oidc"))
+    return key_wait, lease
+
+
+def _places(
+    get: Getter, values: Mapping[str, str], env: Mapping[str, str]
+) -> tuple[str, str, str, tuple[str, ...]]:
+    """(organization, visibility, environment, repositories), checked against each other."""
     organization = get("organization")
     if organization and not _OWNER.match(organization):
         raise InputError(
@@ -525,6 +580,10 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
                 f"{', '.join(strangers)} not in organization {organization}.",
                 fix="With visibility: selected, list repositories of that organization only.",
             )
+    return organization, visibility, environment, tuple(repositories)
+
+
+def _ecr_settings(get: Getter) -> EcrSettings:
     encryption = parse_choice("encryption", get("encryption"), ("AES256", "KMS"))
     kms_key = get("kms-key")
     if kms_key and encryption != "KMS":
@@ -533,45 +592,13 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         )
     if kms_key and not re.match(r"^(arn:[\w-]+:kms:\S+|alias/[\w/_-]+|[0-9a-f-]{36})$", kms_key):
         raise InputError("kms-key", f"'{kms_key}' is not a KMS key ARN, id or alias.", fix="e.g. alias/ecr.")
-    retire_user_keys = parse_bool("retire-user-keys", get("retire-user-keys"))
-    if retire_user_keys and auth != "oidc":
-        raise InputError(
-            "retire-user-keys", "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false."
-        )
-    return Settings(
-        auth=auth,
-        iam_role=parse_iam_name("iam-role", get("iam-role"), 64),
-        oidc_subjects=parse_subjects(get("oidc-subjects")),
-        retire_user_keys=retire_user_keys,
-        environment=environment,
-        organization=organization,
-        visibility=visibility,
-        secret_names=parse_secret_names(get),
-        write_variables=parse_bool("write-variables", get("write-variables")),
-        ecr=EcrSettings(
-            scan_on_push=parse_bool("scan-on-push", get("scan-on-push")),
-            tag_mutability=parse_choice("tag-mutability", get("tag-mutability"), ("MUTABLE", "IMMUTABLE")),
-            encryption=encryption,
-            kms_key=kms_key,
-            keep_images=parse_count("keep-images", get("keep-images"), 10000),
-            expire_untagged_days=parse_count("expire-untagged-days", get("expire-untagged-days"), 3650),
-        ),
-        tags=parse_tags(get("tags")),
-        dry_run=parse_bool("dry-run", get("dry-run")),
-        github_token=token,
-        github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
-        aws_region=parse_region(get("aws-region"), env),
-        ecr_repository=parse_ecr_repository(get("ecr-repository")),
-        iam_policy=parse_iam_name("iam-policy", get("iam-policy"), 128),
-        iam_user=parse_iam_name("iam-user", get("iam-user"), 64),
-        repositories=repositories,
-        retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
-        key_wait_seconds=key_wait,
-        lease_seconds=lease,
-        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
-        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
-        actions_token=parse_actions_token(get("actions-token")),
-        run=run_id(env),
+    return EcrSettings(
+        scan_on_push=parse_bool("scan-on-push", get("scan-on-push")),
+        tag_mutability=parse_choice("tag-mutability", get("tag-mutability"), ("MUTABLE", "IMMUTABLE")),
+        encryption=encryption,
+        kms_key=kms_key,
+        keep_images=parse_count("keep-images", get("keep-images"), 10000),
+        expire_untagged_days=parse_count("expire-untagged-days", get("expire-untagged-days"), 3650),
     )
 
 

@@ -319,6 +319,8 @@ UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
 def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str], base: Plan) -> Plan:
     record = copy.deepcopy(picture.record)  # the picture stays as read
     record.over |= over
+    if picture.user is None:
+        record.other_tags += len(settings.tags)  # a user this run creates: its own tags share the limit
     lease = record.lease(now, settings.run)
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
@@ -375,7 +377,6 @@ def _plan_keys(
             now,
             settings.retire_unmanaged_keys,
             current=settings.run,
-            new_user_tags=len(settings.tags) if picture.user is None else 0,
         )
     except LeaseHeld:
         raise

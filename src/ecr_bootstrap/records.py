@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -573,11 +573,10 @@ def plan_keys(
     retire_unmanaged: bool,
     *,
     current: RunId | None = None,
-    new_user_tags: int = 0,
 ) -> KeyPlan:
     """Decide, before anything changes, whether a key can be created and which holders share it. `now`
-    is IAM's time as this run estimates it; `new_user_tags`: the user's own tags, for a user this run
-    creates (they share the 50-tag limit)."""
+    is IAM's time as this run estimates it. A user this run creates counts its own tags in
+    `record.other_tags` (they share the 50-tag limit)."""
     wanted_places = {p.scope: p for p in places}
     wanted = set(wanted_places)
     lease = record.lease(now, current)
@@ -600,7 +599,7 @@ def plan_keys(
             if scope not in wanted:
                 extra.add(scope)
 
-    in_use = record.tags_in_use() + new_user_tags
+    in_use = record.tags_in_use()
     needed = tags_needed([*wanted_places.values(), *(record.place_of(s) for s in extra)], record, current)
     if in_use + needed > MAX_TAGS:
         raise KeyPlanError(
@@ -609,17 +608,23 @@ def plan_keys(
             "repositories, or fewer tags"
         )
 
-    reclaim = None
-    if len(keys) >= MAX_KEYS:
-        free = [
-            k
-            for k in sorted(keys, key=lambda k: k.created)
-            if managed(k.key_id) and not record.holders_of(k.key_id)
-        ]
-        if not free:
-            raise KeyPlanError(_explain_full(keys, record))
-        reclaim = free[0]
-    return KeyPlan(reclaim=reclaim, extra_scopes=tuple(sorted(extra)), unmanaged=unmanaged)
+    return KeyPlan(
+        reclaim=_reclaim(keys, record, managed), extra_scopes=tuple(sorted(extra)), unmanaged=unmanaged
+    )
+
+
+def _reclaim(keys: list[AccessKey], record: Record, managed: Callable[[str], bool]) -> AccessKey | None:
+    """At the 2-key limit: the oldest key this action may retire that no target holds (one must exist)."""
+    if len(keys) < MAX_KEYS:
+        return None
+    free = [
+        k
+        for k in sorted(keys, key=lambda k: k.created)
+        if managed(k.key_id) and not record.holders_of(k.key_id)
+    ]
+    if not free:
+        raise KeyPlanError(_explain_full(keys, record))
+    return free[0]
 
 
 def _explain_full(keys: list[AccessKey], record: Record) -> str:

@@ -317,45 +317,12 @@ class Rotation:
             raise self._cancel(exc) from None
 
     def _run(self) -> None:
-        wf = self.workflow
-        if self.plan.reclaim:
-            orphan = self.plan.reclaim.key_id
-            wf.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
-            iam.delete_key(self.aws, self._user, orphan)  # its marker goes with the next clean-up
-            self.keys = [k for k in self.keys if k.key_id != orphan]
-            self.record.adopted.discard(orphan)
-            self.report.add("Access key", orphan, "deleted", "orphan that no target held")
-
+        """reclaim -> lease -> create -> prove -> write -> commit (lease done) -> retire."""
+        self._reclaim()
         had_keys = bool(self.keys)
         if not self.created_user:
-            self._start_lease()
-            self.stage = "intent"
-            # One request: the lease, markers of keys an earlier crashed run made, and each target's entry
-            # as "old or the next key" (the key this run makes: found through the intent if it dies).
-            iam.tag_user(
-                self.aws,
-                self._user,
-                [
-                    *self._intent("pending"),
-                    *self.record.adopted_tags(),
-                    *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
-                ],
-            )
-        self.stage = "creating"
-        try:
-            key_id, secret, created_at = iam.create_key(self.aws, self._user)
-        except BootstrapError as exc:
-            if self.created_user:
-                self.undo_intent()
-            else:
-                # LimitExceeded: no key was made (the caller reads IAM again); otherwise one may have been.
-                self._release("done" if is_code(exc, "LimitExceeded") else "pending")
-            raise
-        wf.mask(secret)  # before anything else is printed
-        self.new_key, self._secret = key_id, secret
-        self.stage = "created"
-        self.report.access_key_id = key_id
-        wf.info(f"Created access key {key_id}.")
+            self._take_lease()
+        key_id, secret, created_at = self._create_key()
         if created_at > (self.created or created_at) + CREATE_WINDOW:
             # Later than the intent's creation window: a later run would not know it as this run's.
             raise self._abort_before_writes(
@@ -368,17 +335,10 @@ class Rotation:
             raise
         except BootstrapError as exc:
             raise self._abort_before_writes("Checking for a key made by another run", exc) from exc
-
         # A rotation proves the new key before any target leaves its working key for it; a first key
         # replaces nothing, and its targets held no pair to lose.
         if had_keys:
-            arn = self._iam_user.arn
-            try:
-                tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.settings.key_wait_seconds)
-            except AwsError as exc:
-                raise self._abort_before_writes("Proving the new key works", exc) from exc
-            wf.info(f"STS accepted the new key as {arn} (after {tries} tr{'y' if tries == 1 else 'ies'}).")
-
+            self._prove(key_id, secret)
         try:
             for t in self.targets:
                 self.github.put_secret(
@@ -387,7 +347,74 @@ class Rotation:
         except GitHubError as exc:
             raise self._abort_before_writes(f"Writing {self.names.repository_uri}", exc) from exc
         self._wait_past_reference()
+        failure = self._write_targets()
+        self.stage = "commit"
+        try:
+            self._commit(self.results)
+        except AwsError as exc:
+            raise self._commit_failed(exc) from exc
+        self.stage = "retire"
+        self._retire()
+        self.stage = "done"
+        if failure is not None:
+            raise self._failure_error(failure, self.results)
 
+    def _reclaim(self) -> None:
+        if not self.plan.reclaim:
+            return
+        orphan = self.plan.reclaim.key_id
+        self.workflow.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
+        iam.delete_key(self.aws, self._user, orphan)  # its marker goes with the next clean-up
+        self.keys = [k for k in self.keys if k.key_id != orphan]
+        self.record.adopted.discard(orphan)
+        self.report.add("Access key", orphan, "deleted", "orphan that no target held")
+
+    def _take_lease(self) -> None:
+        """One request: the lease, markers of keys an earlier crashed run made, and each target's entry as
+        "old or the next key" (the key this run makes: found through the intent if it dies)."""
+        self._start_lease()
+        self.stage = "intent"
+        iam.tag_user(
+            self.aws,
+            self._user,
+            [
+                *self._intent("pending"),
+                *self.record.adopted_tags(),
+                *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
+            ],
+        )
+
+    def _create_key(self) -> tuple[str, str, datetime]:
+        self.stage = "creating"
+        try:
+            key_id, secret, created_at = iam.create_key(self.aws, self._user)
+        except BootstrapError as exc:
+            if self.created_user:
+                self.undo_intent()
+            else:
+                # LimitExceeded: no key was made (the caller reads IAM again); otherwise one may have been.
+                self._release("done" if is_code(exc, "LimitExceeded") else "pending")
+            raise
+        self.workflow.mask(secret)  # before anything else is printed
+        self.new_key, self._secret = key_id, secret
+        self.stage = "created"
+        self.report.access_key_id = key_id
+        self.workflow.info(f"Created access key {key_id}.")
+        return key_id, secret, created_at
+
+    def _prove(self, key_id: str, secret: str) -> None:
+        arn = self._iam_user.arn
+        try:
+            tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.settings.key_wait_seconds)
+        except AwsError as exc:
+            raise self._abort_before_writes("Proving the new key works", exc) from exc
+        self.workflow.info(
+            f"STS accepted the new key as {arn} (after {tries} tr{'y' if tries == 1 else 'ies'})."
+        )
+
+    def _write_targets(self) -> GitHubError | None:
+        """Each target's pair in turn; none is started once the lease is (nearly) over. Returns the first
+        failure: the rest are left as they were."""
         self.stage = "writing"
         failure: GitHubError | None = None
         for t in self.targets:
@@ -401,18 +428,9 @@ class Rotation:
                 continue
             state, detail, failure = self._write_pair(t)
             self.results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
-            wf.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
+            self.workflow.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
         self.report.targets = [self.results[t.scope] for t in self.targets]
-        self.stage = "commit"
-        try:
-            self._commit(self.results)
-        except AwsError as exc:
-            raise self._commit_failed(exc) from exc
-        self.stage = "retire"
-        self._retire()
-        self.stage = "done"
-        if failure is not None:
-            raise self._failure_error(failure, self.results)
+        return failure
 
     @property
     def _lease(self) -> tuple[datetime, datetime]:
@@ -483,6 +501,36 @@ class Rotation:
         """Narrow each holder entry to what the target now holds; keep the new key only if held; mark the
         lease done (all in the same two requests)."""
         new = self.new_key
+        tags, untag = self._entries(results)
+        held = any(new in ids for ids in self._committed.values())
+        if held:
+            tags.append(marker_tag(new, "active", self.created or self.now()))
+        if self.policy_version:
+            tags.append(policy_tag(*self.policy_version))
+        tags += self._intent("done")
+        written = {t["Key"] for t in tags}
+        untag = [k for k in untag if k not in written]
+        stale = self._stale_markers()
+        if untag or len(stale) >= STALE_BATCH:
+            untag += stale
+        iam.tag_user(self.aws, self._user, tags)
+        iam.untag_user(self.aws, self._user, untag)
+        if self.stage == "committed":
+            return
+        self.stage = "committed"
+        if not held:
+            self._drop_new_key()
+            self.report.access_key_id = ""
+            self.report.add("Access key", new, "deleted", "rolled back: no target holds it")
+            return
+        every = all(r.state == "written" for r in results.values())
+        self.report.add(
+            "Access key", new, "created", "written to every target" if every else "held by some targets"
+        )
+
+    def _entries(self, results: dict[str, TargetResult]) -> tuple[list[dict[str, str]], list[str]]:
+        """Each target's entry as it now holds (tags to write, tag keys to remove); sets _committed."""
+        new = self.new_key
         tags: list[dict[str, str]] = []
         untag: list[str] = []
         committed: dict[str, tuple[str, ...]] = {}
@@ -501,36 +549,8 @@ class Rotation:
             else:
                 committed[t.scope] = ()
                 untag += self._entry_keys(t)
-        held = any(new in ids for ids in committed.values())
-        if held:
-            tags.append(marker_tag(new, "active", self.created or self.now()))
-        if self.policy_version:
-            tags.append(policy_tag(*self.policy_version))
-        tags += self._intent("done")
         self._committed = committed
-        written = {t["Key"] for t in tags}
-        untag = [k for k in untag if k not in written]
-        stale = self._stale_markers()
-        if untag or len(stale) >= STALE_BATCH:
-            untag += stale
-        iam.tag_user(self.aws, self._user, tags)
-        iam.untag_user(self.aws, self._user, untag)
-        if self.stage == "committed":
-            return
-        self.stage = "committed"
-        if not held:
-            self._drop_new_key()
-            self.report.access_key_id = ""
-            self.report.add("Access key", new, "deleted", "rolled back: no target holds it")
-        else:
-            self.report.add(
-                "Access key",
-                new,
-                "created",
-                "written to every target"
-                if all(r.state == "written" for r in results.values())
-                else "held by some targets",
-            )
+        return tags, untag
 
     def _commit_failed(self, exc: AwsError) -> RotationError:
         held = [r.repository for r in self.results.values() if r.state in ("written", "unknown")]

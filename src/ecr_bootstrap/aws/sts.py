@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from ..errors import AwsError
 from . import AwsClients, call, error_code
@@ -26,9 +25,6 @@ def wait_until_usable(
     secret: str,
     user_arn: str,
     timeout: float,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Call STS with the new key until it answers as `user_arn`; returns the number of tries.
 
@@ -38,6 +34,7 @@ def wait_until_usable(
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = aws.client("sts", aws_access_key_id=key_id, aws_secret_access_key=secret)
+    clock, sleep = time.monotonic, time.sleep
     deadline = clock() + timeout
     delay = 1.0
     tries = 0
