@@ -1,0 +1,170 @@
+"""The plan's invariants over generated pictures, with no server: whatever the record, the keys, the
+drifted resources and GitHub's timestamps say, a plan never retires a held key, never leads to more than 2
+keys, never deletes a key the action did not create unless asked, never writes a target while another
+run's lease is live, and never changes the picture it was made from."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecr_bootstrap import records
+from ecr_bootstrap.aws import ecr, iam
+from ecr_bootstrap.errors import RotationError
+from ecr_bootstrap.inputs import Settings, from_values
+from ecr_bootstrap.look import Picture, read_record
+from ecr_bootstrap.places import Place
+from ecr_bootstrap.plan import NEW_KEY, Plan, plan
+from ecr_bootstrap.policy import ecr_access_policy
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+ACCOUNT, USER = "123456789012", "fcj-ecr-ci-cd-user"
+IDS = ["AKIA" + c * 16 for c in "ABCD"]
+REPOS = ["octo-org/app", "octo-org/web", "octo-org/api"]
+PLACES = [Place("repo", r) for r in REPOS] + [Place("env", "octo-org/app", "prod (eu)")]
+THIS_RUN = records.RunId("500", 2, "deploy", "octo-org/app")
+RUNS = [None, records.RunId("400", 1, "deploy", "octo-org/app"), records.RunId("500", 1), THIS_RUN]
+REPO_ARN = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/fcj-workshop-app"
+
+seconds = st.integers(min_value=-4000, max_value=4000).map(lambda s: NOW + timedelta(seconds=s))
+
+
+@st.composite
+def tags_of_a_record(draw: st.DrawFn, keys: list[records.AccessKey]) -> list[dict[str, str]]:
+    """Markers, holder entries (one key or several: a run that stopped), and leases, in any state."""
+    tags: list[dict[str, str]] = []
+    for key in keys:
+        if draw(st.booleans()):  # made by this action (else: by hand)
+            state = draw(st.sampled_from(["active", "pending"]))
+            until = draw(st.none() | seconds) if state == "pending" else None
+            run = draw(st.sampled_from(RUNS)) if until else None
+            tags.append(records.marker_tag(key.key_id, state, key.created.replace(microsecond=0), until, run))
+    for place in draw(st.lists(st.sampled_from(PLACES), unique=True, max_size=3)):
+        held = draw(st.lists(st.sampled_from([*IDS, records.NEXT]), min_size=1, max_size=3, unique=True))
+        ref = draw(
+            st.none() | st.integers(min_value=int(NOW.timestamp()) - 4000, max_value=int(NOW.timestamp()))
+        )
+        tags += records.holder_tags(place, held, ref, draw(st.booleans()))
+    for n in range(draw(st.integers(min_value=0, max_value=2))):
+        since = draw(seconds)
+        intent = records.Intent(
+            draw(st.sampled_from(["pending", "done"])),
+            since,
+            since + timedelta(seconds=draw(st.integers(min_value=1, max_value=900))),
+            tuple(draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))),
+            run=draw(st.sampled_from(RUNS)),
+            ref=int(since.timestamp()),
+            tag=f"{records.LEASE_PREFIX}{n:08x}",
+        )
+        tags += records.intent_tags(intent)
+    return tags
+
+
+@st.composite
+def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
+    keys = [
+        records.AccessKey(key_id, draw(seconds).replace(microsecond=0))
+        for key_id in draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))
+    ]
+    tags = draw(tags_of_a_record(keys))
+    user = (
+        iam.User(USER, f"arn:aws:iam::{ACCOUNT}:user/{USER}", tags)
+        if keys or tags or draw(st.booleans())
+        else None
+    )
+    record = read_record(tags, keys, targets)
+    policy_doc = ecr_access_policy(draw(st.sampled_from([REPO_ARN, "*"])))  # "*": drifted
+    multi = [s for s, ids in record.holders.items() if len(ids) > 1]
+    stamp = st.none() | st.integers(
+        min_value=int(NOW.timestamp()) - 4000, max_value=int(NOW.timestamp()) + 10
+    )
+    return Picture(
+        repository=draw(
+            st.none()
+            | st.builds(
+                ecr.Repository,
+                st.just("fcj-workshop-app"),
+                st.just(REPO_ARN),
+                st.just(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/fcj-workshop-app"),
+                st.just(ACCOUNT),
+                scan_on_push=st.booleans(),
+                tag_mutability=st.sampled_from(["MUTABLE", "IMMUTABLE"]),
+            )
+        ),
+        account=ACCOUNT,
+        partition="aws",
+        policy=draw(st.none() | st.just(iam.Policy(f"arn:aws:iam::{ACCOUNT}:policy/p", "v1", policy_doc))),
+        user=user,
+        attached=frozenset(draw(st.sets(st.just(f"arn:aws:iam::{ACCOUNT}:policy/fcj-ecr-ci-cd-policy")))),
+        keys=tuple(keys) if user else (),
+        record=record if user else records.Record(),
+        stamps={s: draw(st.tuples(stamp, stamp) | st.just("HTTP 500")) for s in multi},
+        writable={
+            s: draw(st.sampled_from(["", "HTTP 403"]))
+            for s in record.holders
+            if s not in {p.scope for p in targets}
+        },
+    )
+
+
+def settings_for(repositories: list[str], retire_unmanaged: bool) -> Settings:
+    values = {
+        "github-token": "t",
+        "repositories": ",".join(repositories),
+        "retire-unmanaged-keys": str(retire_unmanaged).lower(),
+        "aws-region": "us-east-1",
+    }
+    env = {"GITHUB_RUN_ID": THIS_RUN.run_id, "GITHUB_RUN_ATTEMPT": "2", "GITHUB_REPOSITORY": "octo-org/app"}
+    return from_values(values, env)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Settings, Picture]:
+    repositories = draw(st.lists(st.sampled_from(REPOS), min_size=1, max_size=2, unique=True))
+    chosen = settings_for(repositories, draw(st.booleans()))
+    return chosen, draw(pictures([Place("repo", r) for r in repositories]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases())
+def test_the_plan_keeps_its_promises(case: tuple[Settings, Picture]) -> None:
+    chosen, picture = case
+    before = snapshot(picture)
+    try:
+        made = plan(chosen, picture, NOW)
+    except (records.LeaseHeld, RotationError):
+        assert snapshot(picture) == before
+        return
+    assert snapshot(picture) == before, "planning changed the picture"
+    check_keys(chosen, picture, made)
+
+
+def snapshot(picture: Picture) -> tuple[object, ...]:
+    return (copy.deepcopy(picture.record), picture.keys, dict(picture.stamps), dict(picture.writable))
+
+
+def check_keys(chosen: Settings, picture: Picture, made: Plan) -> None:
+    rotate = made.rotate
+    assert rotate is not None
+    record = picture.record
+    # Never write a target while another run may be writing this user's keys.
+    assert record.lease(NOW, chosen.run) is None
+    assert not any(record.in_flight(k.key_id, NOW, chosen.run) for k in picture.keys)
+    # Never more than 2 keys: the one this run makes fits beside what stays.
+    reclaimed = {rotate.keys.reclaim.key_id} if rotate.keys.reclaim else set()
+    assert len(picture.keys) - len(reclaimed) + 1 <= 2
+    written = {t.scope for t in rotate.targets}
+    deleted = reclaimed | {f.name for f in rotate.fates if f.action == "delete"}
+    for key_id in deleted:
+        # Never a key the action did not create, unless asked.
+        assert key_id in rotate.record.markers or chosen.retire_unmanaged_keys, key_id
+        # Never a key that a place this run does not rewrite holds (as settled from GitHub's timestamps).
+        kept_by = {s for s in rotate.record.holders_of(key_id) if s not in written}
+        assert not kept_by, (key_id, kept_by)
+        assert key_id not in reclaimed or not rotate.record.holders_of(key_id)
+    assert NEW_KEY not in deleted
+    # Every requested target is written.
+    assert {p.scope for p in made.targets} <= written
