@@ -11,8 +11,14 @@ import time
 
 import pytest
 
+from tests.stand_ins.checks import (
+    REPO,
+    assert_no_leak,
+    assert_policy_least_privilege,
+    assert_target_works,
+    setup,
+)
 from tests.stand_ins.harness import Stack
-from tests.test_core import REPO, assert_no_leak, assert_policy_least_privilege, assert_target_works, setup
 
 IMAGE = os.environ.get("ECR_BOOTSTRAP_IMAGE", "")
 

@@ -2,123 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import pytest
 
-from ecr_bootstrap.policy import REPOSITORY_ACTIONS, TOKEN_ACTION
-from tests.stand_ins.github_api import SECONDARY
-from tests.stand_ins.harness import RunResult, Stack
-
-USER = "fcj-ecr-ci-cd-user"
-POLICY = "fcj-ecr-ci-cd-policy"
-REPO = "octo-org/app"
-MUTATING_AWS = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Tag",
-    "Untag",
-    "Update",
-    "Set",
+from tests.stand_ins.checks import (
+    MUTATING_AWS,
+    POLICY,
+    REPO,
+    USER,
+    assert_no_leak,
+    assert_policy_least_privilege,
+    assert_target_works,
+    github_writes,
+    secrets_of_run,
+    setup,
+    user_keys,
+    user_keys_safe,
+    widen_policy,
 )
-
-
-def setup(stack: Stack, *repos: str) -> str:
-    for repo in repos or (REPO,):
-        stack.github.add_repo(repo)
-    return stack.github.add_token()
-
-
-def held_pair(stack: Stack, repo: str) -> tuple[str, str]:
-    return (
-        stack.github.decrypt(repo, "AWS_ACCESS_KEY_ID"),
-        stack.github.decrypt(repo, "AWS_SECRET_ACCESS_KEY"),
-    )
-
-
-def live_secret(key_id: str, user: str = USER) -> str | None:
-    """The secret IAM holds for a key. moto's STS does not check signatures, so a mismatched pair would
-    authenticate there: the tests compare the secret with the one in moto's (in-process) IAM as well."""
-    from moto.iam.models import iam_backends
-
-    for key in iam_backends["123456789012"]["aws"].get_user(user).access_keys:
-        if key.access_key_id == key_id:
-            return str(key.secret_access_key)
-    return None
-
-
-def pair_works(stack: Stack, key_id: str, secret: str, user: str = USER) -> bool:
-    if live_secret(key_id, user) != secret:
-        return False
-    arn = stack.boto("sts", aws_access_key_id=key_id, aws_secret_access_key=secret).get_caller_identity()[
-        "Arn"
-    ]
-    return bool(arn.endswith(f":user/{user}"))
-
-
-def assert_target_works(stack: Stack, repo: str, user: str = USER) -> str:
-    """What a user would check: the pair in the secrets is a live key's and authenticates as the CI user."""
-    key_id, secret = held_pair(stack, repo)
-    assert pair_works(stack, key_id, secret, user), f"{repo} holds a pair that does not work"
-    uri = stack.github.decrypt(repo, "ECR_REPOSITORY_URI")
-    repo_uri = stack.boto("ecr").describe_repositories()["repositories"][0]["repositoryUri"]
-    assert uri == repo_uri
-    return key_id
-
-
-def user_keys(stack: Stack, user: str = USER) -> list[str]:
-    return [k["AccessKeyId"] for k in stack.boto("iam").list_access_keys(UserName=user)["AccessKeyMetadata"]]
-
-
-def assert_policy_least_privilege(stack: Stack, repository: str = "fcj-workshop-app") -> None:
-    iam = stack.boto("iam")
-    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
-    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-    if isinstance(doc, str):
-        doc = json.loads(doc)
-    grants: dict[str, set[str]] = {}
-    for st in doc["Statement"]:
-        assert st["Effect"] == "Allow"
-        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-        for action in actions:
-            grants.setdefault(action, set()).update(resources)
-    repo_arn = f"arn:aws:ecr:us-east-1:123456789012:repository/{repository}"
-    expected = {a: {repo_arn} for a in REPOSITORY_ACTIONS}
-    expected[TOKEN_ACTION] = {"*"}
-    assert grants == expected
-    attached = iam.list_attached_user_policies(UserName=USER)["AttachedPolicies"]
-    assert [p["PolicyArn"] for p in attached] == [arn]
-
-
-def assert_no_leak(result: RunResult, *values: str) -> None:
-    """No secret value outside ::add-mask::, in any output the runner keeps."""
-    for value in values:
-        assert value
-        for line in result.stdout.splitlines():
-            if value in line:
-                assert line == f"::add-mask::{value}", line
-        assert value not in result.stderr
-        assert value not in result.summary
-        assert all(value not in v for v in result.outputs.values())
-
-
-def secrets_of_run(stack: Stack, repos: tuple[str, ...] = (REPO,)) -> list[str]:
-    return [
-        stack.github.decrypt(r, "AWS_SECRET_ACCESS_KEY")
-        for r in repos
-        if "AWS_SECRET_ACCESS_KEY" in stack.github.secret_names(r)
-    ]
-
-
-def github_writes(stack: Stack) -> list[str]:
-    return [f"{r.method} {r.path}" for r in stack.github.log if r.method != "GET"]
+from tests.stand_ins.github_api import SECONDARY
+from tests.stand_ins.harness import Stack
 
 
 def test_fresh_run(stack: Stack) -> None:
@@ -176,17 +80,6 @@ def test_rerun_reuses_everything_and_rotates_the_key(stack: Stack) -> None:
     mutating = [op for op in stack.aws.operations() if op.split(":")[1].startswith(MUTATING_AWS)]
     assert not any(op in mutating for op in ("ecr:CreateRepository", "iam:CreatePolicy", "iam:CreateUser"))
     assert_no_leak(second, token, *secrets_of_run(stack))
-
-
-def widen_policy(stack: Stack, action: str = "ecr:*", versions: int = 4) -> str:
-    """Someone widened the policy by hand, `versions` times (4 after a run: IAM's 5-version quota full)."""
-    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
-    broad = json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
-    )
-    for _ in range(versions):
-        stack.boto("iam").create_policy_version(PolicyArn=arn, PolicyDocument=broad, SetAsDefault=True)
-    return arn
 
 
 def test_policy_drift_with_full_version_quota(stack: Stack) -> None:
@@ -539,13 +432,6 @@ def test_aws_access_denied_names_the_permission(stack: Stack) -> None:
     assert result.returncode == 1
     assert "iam:CreateUser" in result.errors()[0]
     assert user_keys_safe(stack) == []
-
-
-def user_keys_safe(stack: Stack) -> list[Any]:
-    try:
-        return user_keys(stack)
-    except Exception:  # noqa: BLE001 - no user at all
-        return []
 
 
 def test_local_help() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.stand_ins.harness import ROOT, Stack
-from tests.test_core import (
+from tests.stand_ins.checks import (
     MUTATING_AWS,
+    OTHER,
     POLICY,
     REPO,
     USER,
@@ -23,12 +23,12 @@ from tests.test_core import (
     user_keys,
     widen_policy,
 )
+from tests.stand_ins.harness import ROOT, Stack
 
 ACCOUNT = "123456789012"
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 ROLE = "fcj-ecr-ci-cd-role"
 POLICY_ARN = f"arn:aws:iam::{ACCOUNT}:policy/{POLICY}"
-OTHER = "octo-org/web"
 
 
 def trust_of(stack: Stack, role: str = ROLE) -> dict[str, Any]:

@@ -22,9 +22,15 @@ import pytest
 
 from ecr_bootstrap.github import Pacer, rate_limit_wait
 from tests.stand_ins import openapi
+from tests.stand_ins.checks import (
+    REPO,
+    assert_target_works,
+    pair_works,
+    setup,
+    user_keys,
+)
 from tests.stand_ins.github_api import GitHubStandIn, SecondaryLimit, Secret, Variable
 from tests.stand_ins.harness import Stack
-from tests.test_core import REPO, assert_target_works, pair_works, setup, user_keys
 
 ORG = "octo-org"
 OLD = "octo-org/old-name"

@@ -20,10 +20,20 @@ import time
 import pytest
 
 from tests.stand_ins.aws import AwsFault
+from tests.stand_ins.checks import (
+    FAST,
+    LEASE,
+    REPO,
+    USER,
+    assert_invariant,
+    assert_no_leak,
+    assert_target_works,
+    key_works,
+    setup,
+    user_keys,
+)
 from tests.stand_ins.github_api import Fault
 from tests.stand_ins.harness import Running, RunResult, Stack
-from tests.test_core import REPO, USER, assert_no_leak, assert_target_works, setup, user_keys
-from tests.test_recovery import FAST, LEASE, assert_invariant, key_works
 
 SECRET_PUT = "/actions/secrets/AWS_SECRET_ACCESS_KEY$"
 

@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 from ecr_bootstrap.permissions import IMPLIED, declared
+from tests.stand_ins.checks import (
+    POLICY,
+    setup,
+    widen_policy,
+)
 from tests.stand_ins.harness import ROOT, Stack
-from tests.test_core import POLICY, setup, widen_policy
 
 SRC = ROOT / "src" / "ecr_bootstrap"
 

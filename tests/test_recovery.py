@@ -14,68 +14,26 @@ from typing import Any
 import pytest
 
 from tests.stand_ins.aws import AwsFault
-from tests.stand_ins.github_api import SECONDARY, Fault
-from tests.stand_ins.harness import RunResult, Stack
-from tests.test_core import (
+from tests.stand_ins.checks import (
+    CONDITIONS,
+    FAST,
+    LEASE,
+    OTHER,
     REPO,
-    USER,
+    apply_condition,
+    assert_invariant,
     assert_no_leak,
-    assert_policy_least_privilege,
+    assert_safe_after_failure,
+    final_check,
     held_pair,
-    pair_works,
+    key_works,
+    pending_lease_left,
     user_keys,
     user_keys_safe,
+    working_targets,
 )
-
-# Short waits so a crashed run's lease is over within seconds (defaults: 120 s and 900 s).
-FAST = {"key-wait-seconds": "2", "lease-seconds": "8"}
-LEASE = 8.0
-OTHER = "octo-org/web"
-# (IAM read lag in seconds, GitHub's clock skew in seconds): the matrices run plain, and with IAM's reads 5 s
-# behind its writes while GitHub's clock is 3 s behind or ahead of the runner's and IAM's.
-CONDITIONS = {"plain": (0.0, 0.0), "lag-github-behind": (5.0, -3.0), "github-ahead": (0.0, 3.0)}
-
-
-def apply(stack: Stack, condition: str) -> None:
-    stack.aws.lag, stack.github.skew = CONDITIONS[condition]
-
-
-def final_check(stack: Stack, inputs: dict[str, str], targets: tuple[str, ...] = (REPO,)) -> None:
-    """The invariant, once IAM has caught up: with lag, one more run after it sees every write."""
-    if stack.aws.lag:
-        time.sleep(stack.aws.lag + 0.5)
-        again = stack.run(inputs)
-        assert again.returncode == 0, again.stdout
-    assert_invariant(stack, targets)
-
-
-def key_works(stack: Stack, key_id: str, secret: str) -> bool:
-    try:
-        return pair_works(stack, key_id, secret)
-    except Exception:  # noqa: BLE001 - a deleted key
-        return False
-
-
-def assert_invariant(stack: Stack, targets: tuple[str, ...]) -> None:
-    """After a successful run: every target holds a working pair of one key; no key that no target holds;
-    at most two keys; the policy is the least-privilege one."""
-    held = set()
-    for repo in targets:
-        key_id, secret = held_pair(stack, repo)
-        assert key_works(stack, key_id, secret), f"{repo} holds a pair that does not work"
-        held.add(key_id)
-    keys = user_keys(stack)
-    assert set(keys) == held, (keys, held)
-    assert len(keys) <= 2
-    assert_policy_least_privilege(stack)
-
-
-def assert_safe_after_failure(stack: Stack, result: RunResult, before: dict[str, str]) -> None:
-    """Right after a failed or killed run: at most two keys; no target's working pair was lost, except
-    the unavoidable window of a kill between its two key writes; nothing secret leaked."""
-    assert len(user_keys_safe(stack)) <= 2
-    assert "Traceback" not in result.stderr
-    assert_no_leak(result, *result.masked)
+from tests.stand_ins.github_api import SECONDARY, Fault
+from tests.stand_ins.harness import Stack
 
 
 @dataclass(frozen=True)
@@ -95,7 +53,7 @@ def prepare(
     run's writes a second apart (GitHub's updated_at has whole seconds); with IAM lag, the next run starts
     once IAM shows the first one (back-to-back runs on a lagging IAM are tests of their own)."""
     stack.reset()
-    apply(stack, condition)
+    apply_condition(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
     inputs = {"github-token": token, **FAST}
@@ -129,15 +87,6 @@ def hold(stack: Stack, step: Step) -> AwsFault | Fault:
         return stack.aws.fail(step.name, status=-1, after=step.occurrence)
     method, path = step.name.split(" ", 1)
     return stack.github.fail(method, f"^{path}$", status=-1, after=step.occurrence)
-
-
-def pending_lease_left(stack: Stack) -> bool:
-    """A lease (version 2: "2 pending ..."; version 1: "pending ...") or a pending key marker is left."""
-    try:
-        tags = stack.boto("iam").list_user_tags(UserName=USER)["Tags"]
-    except Exception:  # noqa: BLE001 - no user yet
-        return False
-    return any(t["Value"].startswith(("pending", "2 pending", "2 made")) for t in tags)
 
 
 CRASH_CASES = [(False, "plain"), (True, "plain"), (True, "lag-github-behind"), (True, "github-ahead")]
@@ -225,7 +174,7 @@ def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
 
 @pytest.mark.parametrize("condition", list(CONDITIONS))
 def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: str) -> None:
-    apply(stack, condition)
+    apply_condition(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
     inputs = {"github-token": token, **FAST}
@@ -244,7 +193,7 @@ def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: st
 @pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("shared", [False, True], ids=["new-user", "existing-user"])
 def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condition: str) -> None:
-    apply(stack, condition)
+    apply_condition(stack, condition)
     stack.github.add_repo(REPO)
     stack.github.add_repo(OTHER)
     token = stack.github.add_token()
@@ -310,17 +259,6 @@ def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
     stack.github.fail(
         method, f"^{path}$", status=status, times=times, after=step.occurrence, message=text, headers=headers
     )
-
-
-def working_targets(stack: Stack) -> set[str]:
-    out = set()
-    for repo in (REPO,):
-        names = stack.github.secret_names(repo)
-        if {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names and key_works(
-            stack, *held_pair(stack, repo)
-        ):
-            out.add(repo)
-    return out
 
 
 # With IAM lag each case waits for IAM twice: a persistent AWS fault and a transient GitHub one.
