@@ -436,7 +436,8 @@ def settle_record(
         place = record.place_of(scope)
         stamps = picture.stamps.get(scope, "not read")
         if isinstance(stamps, str):
-            notes.append(Note(f"Could not tell which key {place.label} holds ({stamps}); both are kept."))
+            text = f"Could not tell which key {place.label} holds ({stamps}); both are kept."
+            notes.append(Note(text, "Key holder not read"))
             continue
         held = settle(ids, _reference(record, scope, ids), *stamps)
         if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
