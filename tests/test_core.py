@@ -544,3 +544,23 @@ def test_request_counts(stack: Stack) -> None:
     assert methods.count("GET") == 1 + len(others) and methods.count("PUT") == 3 * (1 + len(others))
     for repo in [REPO, *others]:
         assert_target_works(stack, repo)
+
+
+def test_policy_quota_on_attach_stops_the_run_without_a_key(stack: Stack) -> None:
+    """AttachUserPolicy's LimitExceeded is the user's policy quota (IAM: 10 managed policies per user), not
+    the 2-key limit that CreateAccessKey's LimitExceeded means: no retry, no key, the target keeps its
+    pair."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+    iam = stack.boto("iam")
+    arn = next(p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=USER)["AttachedPolicies"])
+    iam.detach_user_policy(UserName=USER, PolicyArn=arn)
+    stack.aws.fail("iam:AttachUserPolicy", code="LimitExceeded", status=409, times=-1)
+    stack.aws.log.clear()
+    result = stack.run({"github-token": token})
+    assert result.returncode == 1, result.stdout
+    assert "LimitExceeded" in result.errors()[0] or "quota" in result.errors()[0].lower(), result.errors()
+    assert "iam:CreateAccessKey" not in stack.aws.operations()
+    assert user_keys(stack) == [old_key]
+    assert assert_target_works(stack, REPO) == old_key

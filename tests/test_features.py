@@ -495,3 +495,16 @@ def test_printed_policy_covers_every_call_of_those_options(stack: Stack, options
     dry_allowed = printed_policy(*flags, "--dry-run=true")
     assert dry <= dry_allowed, dry - dry_allowed
     assert not any(a.split(":")[1].startswith(MUTATING_AWS) for a in dry_allowed), dry_allowed
+
+
+def test_switch_to_oidc_clears_the_key_secrets_even_when_the_user_has_no_key_left(stack: Stack) -> None:
+    """The key was deleted by hand: the switch still removes the dead pair from the target and its entry."""
+    token = setup(stack, REPO)
+    assert stack.run({"github-token": token}).returncode == 0
+    iam = stack.boto("iam")
+    iam.delete_access_key(UserName=USER, AccessKeyId=assert_target_works(stack, REPO))
+    result = stack.run({"github-token": token, "auth": "oidc", "retire-user-keys": "true"})
+    assert result.returncode == 0, result.stdout
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & stack.github.secret_names(REPO) == set()
+    tags = iam.list_user_tags(UserName=USER)["Tags"]
+    assert not any(t["Key"].startswith("ecr-bootstrap:holder") for t in tags), tags

@@ -7,15 +7,28 @@ made no change on either side.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .aws import AwsClients, ecr, iam, is_code, oidc
 from .errors import AwsError, GitHubError, RotationError
 from .github import GitHub
 from .inputs import Settings
-from .look import IAM_READ_LAG, Picture, look, look_at_user_again
+from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
 from .places import Place
-from .plan import Oidc, Plan, Rotate, Step, key_fates, plan, policy_step, settings_places, variable_names
+from .plan import (
+    NoSafeKey,
+    Note,
+    Oidc,
+    Plan,
+    Rotate,
+    Step,
+    key_fates,
+    plan,
+    policy_step,
+    settings_places,
+    variable_names,
+)
 from .policy import ecr_access_policy, lifecycle_policy
 from .records import Intent, LeaseHeld, holder_parts, marker_key, parse
 from .report import Report, TargetResult
@@ -35,11 +48,7 @@ def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow,
             f"{len(targets)} target(s)."
         )
         decided, picture = decide(settings, aws, github, workflow, picture)
-        for note in decided.notes:
-            if note.title:
-                workflow.warning(note.text, title=note.title)
-            else:
-                workflow.info(note.text)
+        say(decided.notes, workflow)
     if settings.dry_run:
         print_plan(decided, picture, workflow, report)
         return
@@ -56,12 +65,17 @@ def decide(
     for attempt in range(2):
         try:
             return plan(settings, picture, aws.iam_now(), over), picture
+        except NoSafeKey as refused:
+            say(refused.notes, workflow)  # what settling found explains the refusal
+            raise
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held
             intent = held.intent
             if intent is not None and intent.run and run_completed(settings, github, workflow, intent):
                 over |= {intent.run.token}
+                # Its targets' timestamps as they are now that it has finished writing.
+                picture = look_up_holders(github, settings, picture, settings_places(settings))
                 continue
             workflow.info(
                 f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
@@ -69,6 +83,14 @@ def decide(
             )
             picture = look_at_user_again(aws, github, settings, picture, settings_places(settings))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def say(notes: Iterable[Note], workflow: Workflow) -> None:
+    for note in notes:
+        if note.title:
+            workflow.warning(note.text, title=note.title)
+        else:
+            workflow.info(note.text)
 
 
 def run_completed(settings: Settings, github: GitHub, workflow: Workflow, intent: Intent) -> bool:
@@ -160,7 +182,7 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
         role_arn = deliver_role(
             decided.oidc, decided.targets, picture, Delivery(repository.uri, arn, version), ctx
         )
-        if decided.retire:
+        if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
     elif decided.rotate is not None:
         rotate_keys(decided.rotate, picture, ctx, Delivery(repository.uri, arn, version))
@@ -237,7 +259,9 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
     try:
         rotation.run()
     except AwsError as exc:
-        if not is_code(exc, "LimitExceeded") or rotation.created_user or picture.user is None:
+        # Only CreateAccessKey's LimitExceeded (AttachUserPolicy's is a policy quota: it stops the run).
+        limit = is_code(exc, "LimitExceeded") and rotation.stage == "creating"
+        if not limit or rotation.created_user or picture.user is None:
             raise
         settings = ctx.settings
         ctx.workflow.info(
@@ -249,15 +273,15 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
         replanned, again = decide(
             settings, ctx.aws, ctx.github, ctx.workflow, replace(again, attached=attached)
         )
-        ctx.report.changes = [
-            c for c in ctx.report.changes if c.resource not in ("IAM user", "Policy attachment")
-        ]
+        say(replanned.notes, ctx.workflow)
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
-        _rotation(replanned.rotate, again, ctx, delivery).run()
+        _rotation(replanned.rotate, again, ctx, delivery, provisioned=True).run()
 
 
-def _rotation(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery) -> Rotation:
+def _rotation(
+    rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery, provisioned: bool = False
+) -> Rotation:
     return Rotation(
         aws=ctx.aws,
         github=ctx.github,
@@ -270,6 +294,7 @@ def _rotation(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery
         repository_uri=delivery.repository_uri,
         policy_version=(ctx.settings.iam_policy, delivery.policy_version),
         now=ctx.aws.iam_now,
+        provisioned=provisioned,
     )
 
 

@@ -420,6 +420,7 @@ class GitHub:
                 f"{error.message}; a retry would come after this run's lease",
                 status=error.status,
                 ambiguous=error.ambiguous,
+                fix=error.fix,
             )
         return wait
 
@@ -564,7 +565,7 @@ class GitHub:
         what = f"secret {name} of {place.label}"
         body: dict[str, Any] = {"encrypted_value": seal(key.key, value), "key_id": key.key_id}
         if place.kind == "org":
-            current = self._get_or_none(path, f"Reading {what}") if not place.visibility else None
+            current = self._get_or_none(path, f"Reading {what}", lease) if not place.visibility else None
             body.update(self._org_fields(place, path, str((current or {}).get("visibility", "")), what))
         since = self.github_now()
         try:
@@ -572,7 +573,7 @@ class GitHub:
         except GitHubError as exc:
             if not uncertain(exc):
                 raise
-            landed = self._landed(place, name, after, since)
+            landed = self._landed(place, name, after, since, lease)
             if landed:
                 return
             outcome = "it was not written" if landed is False else "whether it was written is unknown"
@@ -588,11 +589,11 @@ class GitHub:
         the same place this run wrote just before (None: cannot tell)."""
         return self._landed(place, name, after, None)
 
-    def _updated(self, place: Place, name: str) -> float | None:
+    def _updated(self, place: Place, name: str, lease: Lease | None = None) -> float | None:
         """updated_at in epoch seconds; None when the secret does not exist. A secret that exists with no
         readable time raises (the caller cannot tell, rather than "not written")."""
         data = self._get_or_none(
-            self._secret_path(place, name), f"Reading secret {name} of {place.label} back"
+            self._secret_path(place, name), f"Reading secret {name} of {place.label} back", lease
         )
         if data is None:
             return None
@@ -601,17 +602,19 @@ class GitHub:
             raise GitHubError(f"Secret {name} of {place.label} has no readable updated_at")
         return at.timestamp()
 
-    def _landed(self, place: Place, name: str, after: str, since: float | None) -> bool | None:
+    def _landed(
+        self, place: Place, name: str, after: str, since: float | None, lease: Lease | None = None
+    ) -> bool | None:
         """Did the write land? None: cannot tell. Timestamps have whole seconds. With `after`, both come from
         GitHub's storage clock and compare exactly: later than `after` is written, earlier is not, the same
         second cannot tell. Without it, `since` is GitHub's Date (its web servers' clock), so only a gap of
         CLOCK_MARGIN either way tells."""
         try:
-            mine = self._updated(place, name)
+            mine = self._updated(place, name, lease)
             if mine is None:
                 return False
             if after:
-                before = self._updated(place, after)
+                before = self._updated(place, after, lease)
                 return None if before is None or int(mine) == int(before) else mine > before
         except GitHubError:
             return None
@@ -619,18 +622,21 @@ class GitHub:
             return None
         return mine > since
 
-    def _get_or_none(self, path: str, what: str) -> Any:
+    def _get_or_none(self, path: str, what: str, lease: Lease | None = None) -> Any:
         try:
-            return self._request("GET", path, what).data
+            return self._request("GET", path, what, lease=lease).data
         except GitHubError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def delete_secret(self, place: Place, name: str) -> None:
+    def delete_secret(self, place: Place, name: str, lease: Lease | None = None) -> None:
         try:
             self._request(
-                "DELETE", self._secret_path(place, name), f"Deleting secret {name} of {place.label}"
+                "DELETE",
+                self._secret_path(place, name),
+                f"Deleting secret {name} of {place.label}",
+                lease=lease,
             )
         except GitHubError as exc:
             if exc.status != 404:

@@ -242,7 +242,8 @@ def look_at_user_again(
     if picture.user is None:
         return picture
     time.sleep(IAM_READ_LAG)
+    tags = iam.list_tags(aws, picture.user.name)  # the tags first, then the keys (as the first look)
     keys = iam.list_keys(aws, picture.user.name)
-    record = read_record(iam.list_tags(aws, picture.user.name), keys, targets)
+    record = read_record(tags, keys, targets)
     picture = replace(picture, keys=tuple(keys), record=record)
     return look_up_holders(github, settings, picture, targets)

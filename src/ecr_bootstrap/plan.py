@@ -67,6 +67,14 @@ class Note:
     title: str = ""  # a title: a warning; none: an info line
 
 
+class NoSafeKey(RotationError):
+    """No new key can be made safely; `notes`: what settling the record found, which explains why."""
+
+    def __init__(self, message: str, *, fix: str, notes: Iterable[Note] = ()) -> None:
+        super().__init__(message, fix=fix)
+        self.notes = tuple(notes)
+
+
 @dataclass(frozen=True)
 class Target:
     """A place the rotation writes, and the key ids the record says it may hold now."""
@@ -327,7 +335,11 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     repaired, unknown, notes = settle_record(settings, picture, record, now)
     repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
-    keys = _plan_keys(settings, picture, record, now, unknown)
+    try:
+        keys = _plan_keys(settings, picture, record, now, unknown)
+    except NoSafeKey as refused:
+        refused.notes = tuple(notes)
+        raise
     shared, more = shared_holders(picture, record, keys, repaired - {t.scope for t in targets})
     targets += shared
     fates = key_fates(
@@ -360,7 +372,12 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
 
 
 def _as_if_written(record: Record, targets: Iterable[Target]) -> Record:
-    simulated = Record(markers=dict(record.markers), holders=dict(record.holders), places=dict(record.places))
+    simulated = Record(
+        markers=dict(record.markers),
+        holders=dict(record.holders),
+        places=dict(record.places),
+        over=set(record.over),
+    )
     for t in targets:
         simulated.holders[t.scope] = (NEW_KEY,)
     return simulated
@@ -383,7 +400,7 @@ def _plan_keys(
     except KeyPlanError as exc:
         who = settings.iam_user
         if unknown:
-            raise RotationError(
+            raise NoSafeKey(
                 f"No new access key can be created safely for {who}: {exc}. GitHub's timestamps cannot "
                 f"tell which of its keys {', '.join(sorted(unknown))} hold(s) (an earlier run stopped while "
                 "writing them, within a second of its reference time), so both keys are kept. Nothing was "
@@ -391,7 +408,7 @@ def _plan_keys(
                 fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last used' "
                 "shows unused since the interrupted run, and rerun.",
             ) from exc
-        raise RotationError(
+        raise NoSafeKey(
             f"No new access key can be created safely for {who}: {exc}. Nothing was changed.",
             fix="Free a key slot: delete in IAM a key that is not created by this action once nothing uses "
             "it (or set retire-unmanaged-keys: true), or delete a key held by repositories (they cannot "

@@ -76,6 +76,7 @@ class Rotation:
     repository_uri: str
     policy_version: tuple[str, str] | None  # (name, default version), remembered in the record
     now: Callable[[], datetime]  # IAM's clock, as this run sees it
+    provisioned: bool = False  # the user exists and has the policy (a second try after LimitExceeded)
     keys: list[AccessKey] = field(init=False)
     record: Record = field(init=False)
     plan: KeyPlan = field(init=False)
@@ -136,9 +137,11 @@ class Rotation:
     def _start_lease(self) -> None:
         # Past its lease this run writes no target, so a later run may take the key as abandoned. The
         # lease is recorded before the key exists, so that even a key whose run died at once is known.
-        self.created = self.now().replace(microsecond=0)
+        now = self.now()
+        self.created = now.replace(microsecond=0)
         self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
-        self.lease = Lease.lasting(self.lease_seconds - self._margin)
+        # The recorded end counts from the whole second: the local lease ends no later than it.
+        self.lease = Lease.lasting((self.lease_end - now).total_seconds() - self._margin)
         reference = self.github.reference()
         if reference is not None:
             self.ref, self.ref_at = reference
@@ -307,9 +310,10 @@ class Rotation:
 
     def run(self) -> None:
         try:
-            with self.workflow.group("IAM user"):
-                self.stage = "user"
-                self._ensure_user()
+            if not self.provisioned:
+                with self.workflow.group("IAM user"):
+                    self.stage = "user"
+                    self._ensure_user()
             with self.workflow.group("Access key and GitHub secrets"):
                 self.stage = "intent" if self.created_user else "start"
                 self._run()
@@ -487,7 +491,7 @@ class Rotation:
                 self.github.put_secret(t.place, self.names.key_id, live[0], lease=self.lease)
                 return "restored", f"{self.names.key_id} set back to {live[0]}, the key it holds"
             if not t.previous:
-                self.github.delete_secret(t.place, self.names.key_id)
+                self.github.delete_secret(t.place, self.names.key_id, self.lease)
                 return "restored", f"{self.names.key_id} removed again (it had no key of this user before)"
         except GitHubError as exc:
             self._holds[t.scope] = (t.previous, True)  # its secret is still the previous key's
@@ -715,16 +719,19 @@ def retire(
     for fate in fates:
         if fate.action == "delete":
             iam.delete_key(aws, user, fate.name)
+            report.changes.append(fate.done())
     for fate in fates:
-        if fate.action == "keep" and fate.detail == UNMANAGED:
+        if fate.action != "keep":
+            continue
+        if warn:
+            workflow.warning(
+                f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
+            )
+        elif fate.detail == UNMANAGED:
             workflow.warning(
                 f"Access key {fate.name} of {user} was not created by this action and was left alone. While "
                 "it exists, the next run has no free key slot (IAM allows 2). Delete it once nothing uses "
                 "it, or set retire-unmanaged-keys: true.",
                 title="Unmanaged access key kept",
-            )
-        elif fate.action == "keep" and warn:
-            workflow.warning(
-                f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
             )
         report.changes.append(fate.done())
