@@ -11,10 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 venv=.venv
 stamp=$venv/.installed
-if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
+# requirements-dev.lock: pyproject.toml's dependencies and dev extra, hash-pinned (scripts/lock.sh).
+if [ ! -f "$stamp" ] || [ requirements-dev.lock -nt "$stamp" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
   touch "$stamp"
 fi
 py=$venv/bin/python
@@ -36,7 +36,7 @@ case "${1:-}" in
   test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-12}" --dist worksteal "$@" ;;
   lint)
     # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
-    if grep -nE 'file:/{3}|--find-link[s] +/|--extra-index-ur[l] +/' requirements.lock requirements-dev.txt; then
+    if grep -nE 'file:/{3}|--find-link[s]|--extra-index-ur[l]|--index-ur[l]|/(root|home|tmp|opt|work)/' requirements*.lock; then
       echo "requirements: a machine path is named above; recompile with --no-emit-index-url --no-emit-find-links" >&2
       exit 1
     fi

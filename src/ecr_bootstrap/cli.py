@@ -63,6 +63,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     return 1 if failed else 0
 
 
+def console() -> None:
+    """`ecr-bootstrap`, the wheel's console script: the same flags and INPUT_* variables as
+    `python entrypoint.py`, and `ecr-bootstrap permissions`."""
+    sys.exit(main())
+
+
 def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """`entrypoint.py permissions [--auth oidc ...]`: the policy the action's AWS identity needs for
     these options (the same flags and INPUT_* variables as a run; no token needed)."""

@@ -153,8 +153,10 @@ class Stack:
         repository: str = "octo-org/app",
         env: dict[str, str] | None = None,
         image: str = "",
+        command: list[str] | None = None,
     ) -> Running:
-        """Start the entry point as a process (or, with `image`, the built image under podman)."""
+        """Start the entry point as a process (or, with `image`, the built image under podman; with
+        `command`, that program, e.g. an installed console script)."""
         tmp = tempfile.TemporaryDirectory()
         work = Path(tmp.name)
         full = self.env(work, repository)
@@ -165,7 +167,7 @@ class Stack:
         full.update(env or {})
         (work / "output").touch()
         (work / "summary").touch()
-        command = [sys.executable, str(ROOT / "entrypoint.py")]
+        command = command or [sys.executable, str(ROOT / "entrypoint.py")]
         if image:
             command = container_command(image, full, work)
         proc = subprocess.Popen(
@@ -181,8 +183,9 @@ class Stack:
         env: dict[str, str] | None = None,
         image: str = "",
         timeout: float = 120,
+        command: list[str] | None = None,
     ) -> RunResult:
-        return self.start(inputs, repository=repository, env=env, image=image).wait(timeout)
+        return self.start(inputs, repository=repository, env=env, image=image, command=command).wait(timeout)
 
 
 @dataclass
