@@ -32,7 +32,7 @@ from .plan import (
 from .policy import ecr_access_policy, lifecycle_policy
 from .records import Intent, LeaseHeld, holder_parts, marker_key, parse
 from .report import Report, TargetResult
-from .rotation import Rotation, retire
+from .rotation import KeyRaced, Rotation, retire
 from .trust import provider_arn
 from .workflow import Workflow
 
@@ -258,15 +258,17 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
     rotation = _rotation(rotate, picture, ctx, delivery)
     try:
         rotation.run()
-    except AwsError as exc:
-        # Only CreateAccessKey's LimitExceeded (AttachUserPolicy's is a policy quota: it stops the run).
+    except (AwsError, KeyRaced) as exc:
+        # CreateAccessKey's LimitExceeded (AttachUserPolicy's is a policy quota: it stops the run), or
+        # another run's key found after this run made its own: this run's read lagged, or a run raced it.
         limit = is_code(exc, "LimitExceeded") and rotation.stage == "creating"
-        if not limit or rotation.created_user or picture.user is None:
+        if not (limit or isinstance(exc, KeyRaced)) or rotation.created_user or picture.user is None:
             raise
         settings = ctx.settings
+        why = "IAM refused a new key: the user has 2 already" if limit else "Another run made a key first"
         ctx.workflow.info(
-            f"IAM refused a new key: the user has 2 already. Reading IAM again in {IAM_READ_LAG:g} s "
-            "(its reads may lag its writes)."
+            f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
+            "once more."
         )
         attached = picture.attached | {delivery.policy_arn}
         again = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))

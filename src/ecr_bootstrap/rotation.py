@@ -32,6 +32,7 @@ from .errors import AwsError, BootstrapError, GitHubError, LeaseExpired, Rotatio
 from .github import GitHub
 from .inputs import SecretNames, Settings
 from .lease import Lease
+from .look import IAM_READ_LAG
 from .plan import UNMANAGED, Rotate, Step, Target, key_fates
 from .records import (
     CREATE_WINDOW,
@@ -59,6 +60,11 @@ LEASE_MARGIN = 35.0
 # Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
 STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
+
+
+class KeyRaced(RotationError):
+    """This run's look showed no key, but another run had made one first (racing, or seen late through
+    IAM's read lag): this run's key is deleted and nothing was written. The caller reads IAM again."""
 
 
 @dataclass
@@ -291,15 +297,20 @@ class Rotation:
 
     def _yield_to_an_earlier_run(self, created_at: datetime) -> None:
         """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
-        meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written."""
+        meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's
+        reads may lag its writes (IAM User Guide, "Troubleshoot IAM": changes are not always immediately
+        visible), so the keys are listed once that lag is over: a list taken at once could miss a key that
+        a racing run made a moment earlier, and leave the two targets holding different keys, with no slot
+        left for the next rotation. Only an existing user with no key pays this wait."""
+        time.sleep(IAM_READ_LAG)
         others = [k for k in iam.list_keys(self.aws, self._user) if k.key_id != self.new_key]
         if any(k.created <= created_at for k in others):
             iam.delete_key(self.aws, self._user, self.new_key)
             self._release("done")
             self.report.access_key_id = ""
-            self.report.add("Access key", self.new_key, "deleted", "another run made one at the same time")
-            raise RotationError(
-                f"Another run created an access key for {self._user} at the same moment "
+            self.report.add("Access key", self.new_key, "deleted", "another run made one first")
+            raise KeyRaced(
+                f"Another run created an access key for {self._user} first "
                 f"({', '.join(k.key_id for k in others)}); this run deleted its own key {self.new_key} and "
                 "stopped before writing any target.",
                 fix="Rerun once the other run has finished; serialise runs for one user with a workflow "

@@ -144,9 +144,9 @@ def user_keys_safe(stack: Stack) -> list[Any]:
 # -- the invariant after failures and repairs ----------------------------------------------------------
 
 # Short waits so a crashed run's lease is over within seconds (defaults: 120 s and 900 s).
-FAST = {"key-wait-seconds": "2", "lease-seconds": "8"}
+FAST = {"key-wait-seconds": "2", "lease-seconds": "12"}
 
-LEASE = 8.0
+LEASE = 12.0
 
 OTHER = "octo-org/web"
 
