@@ -1,10 +1,10 @@
 # The action's image: a slim Python base, the locked dependencies in a venv (hash-checked wheels only, so
 # no compiler is needed or left behind), and the code. GitHub runs container actions as root: no USER.
-# The base is pinned by digest. scripts/build-image.sh overrides BASE only where no registry can be reached
-# (it then builds a Debian stand-in for this image).
-ARG BASE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
+# The base is pinned by digest on the FROM line, where Dependabot reads it. scripts/build-image.sh replaces
+# that one line only where no registry can be reached (it then builds a Debian stand-in for this image).
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS base
 
-FROM ${BASE} AS build
+FROM base AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY requirements.lock /tmp/requirements.lock
 # After the hash-checked install, what the action never loads is pruned (see README "The image"):
@@ -21,7 +21,7 @@ RUN python3 -m venv /opt/venv \
     && rm -rf "$site"/cryptography "$site"/cryptography-* "$site"/pycparser "$site"/pycparser-* \
     && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
 
-FROM ${BASE}
+FROM base
 COPY --from=build /opt/venv /opt/venv
 COPY entrypoint.py /app/entrypoint.py
 COPY src/ /app/src/
