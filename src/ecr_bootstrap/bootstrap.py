@@ -343,7 +343,7 @@ def role_snippet(settings: Settings, role_secret: str, uri_secret: str) -> str:
         "  id-token: write   # lets the job ask GitHub for an OIDC token\n"
         "  contents: read\n"
         "steps:\n"
-        "  - uses: aws-actions/configure-aws-credentials@v4\n"
+        "  - uses: aws-actions/configure-aws-credentials@v6\n"
         "    with:\n"
         f"      role-to-assume: ${{{{ secrets.{role_secret} }}}}\n"
         f"      aws-region: {settings.aws_region}\n"
