@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -392,7 +393,11 @@ def test_key_that_never_becomes_usable_is_rolled_back(stack: Stack) -> None:
     old_key = assert_target_works(stack, REPO)
     stack.github.reset_log()
     stack.aws.fail(
-        "sts:GetCallerIdentity", code="InvalidClientTokenId", status=403, times=-1, except_key="testing"
+        "ecr:GetAuthorizationToken",
+        code="UnrecognizedClientException",
+        status=400,
+        times=-1,
+        except_key="testing",
     )
     result = stack.run({"github-token": token, "key-wait-seconds": "2"})
     assert result.returncode == 1
@@ -403,12 +408,16 @@ def test_key_that_never_becomes_usable_is_rolled_back(stack: Stack) -> None:
 
 
 def test_key_propagation_delay_is_waited_out(stack: Stack) -> None:
-    """A rotation proves the new key with STS before any target leaves its working key for it."""
+    """A rotation proves the new key with ECR before any target leaves its working key for it."""
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
     old_key = assert_target_works(stack, REPO)
     stack.aws.fail(
-        "sts:GetCallerIdentity", code="InvalidClientTokenId", status=403, times=2, except_key="testing"
+        "ecr:GetAuthorizationToken",
+        code="UnrecognizedClientException",
+        status=400,
+        times=2,
+        except_key="testing",
     )
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
@@ -416,12 +425,12 @@ def test_key_propagation_delay_is_waited_out(stack: Stack) -> None:
     assert assert_target_works(stack, REPO) != old_key
 
 
-def test_a_new_users_first_key_is_written_without_an_sts_round_trip(stack: Stack) -> None:
-    """Nothing older is at stake on a first run: no STS call; the written key still works."""
+def test_a_new_users_first_key_is_written_without_a_proof_round_trip(stack: Stack) -> None:
+    """Nothing older is at stake on a first run: no proof round trip; the written key still works."""
     token = setup(stack)
     stack.aws.log.clear()
     assert stack.run({"github-token": token}).returncode == 0
-    assert "sts:GetCallerIdentity" not in stack.aws.operations()
+    assert "ecr:GetAuthorizationToken" not in stack.aws.operations()
     assert assert_target_works(stack, REPO)
 
 
@@ -564,3 +573,29 @@ def test_policy_quota_on_attach_stops_the_run_without_a_key(stack: Stack) -> Non
     assert "iam:CreateAccessKey" not in stack.aws.operations()
     assert user_keys(stack) == [old_key]
     assert assert_target_works(stack, REPO) == old_key
+
+
+def test_a_key_that_works_but_cannot_reach_ecr_is_rolled_back(stack: Stack) -> None:
+    """A policy on the user that allows STS but denies ECR (as a permissions boundary or an SCP would):
+    the new key authenticates, but the proof asks ECR, so the run rolls back and the target keeps its
+    working pair."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old_key = assert_target_works(stack, REPO)
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ecr:*", "Resource": "*"},
+        ],
+    }
+    stack.boto("iam").put_user_policy(UserName=USER, PolicyName="no-ecr", PolicyDocument=json.dumps(deny))
+    stack.github.reset_log()
+    result = stack.run({"github-token": token, "key-wait-seconds": "2"})
+    assert result.returncode == 1, result.stdout
+    error = result.errors()[0]
+    assert "works" in error and "cannot reach ECR" in error and "Rolled back" in error, error
+    assert "permissions boundary" in error
+    assert user_keys(stack) == [old_key]
+    assert assert_target_works(stack, REPO) == old_key
+    assert github_writes(stack) == []

@@ -9,7 +9,8 @@ from .inputs import Settings
 from .policy import Document
 
 # Declared but never called by name: AWS checks them inside another call (tags given to a Create call,
-# ECR using KMS as the caller), and GetCallerIdentity, also called with the new key's own client.
+# ECR using KMS as the caller). The proof that a new key reaches ECR (ecr:GetAuthorizationToken) is signed
+# by that key, so the action's own identity needs no permission for it.
 IMPLIED = frozenset(
     {
         "ecr:TagResource",
@@ -19,7 +20,6 @@ IMPLIED = frozenset(
         "kms:CreateGrant",
         "kms:DescribeKey",
         "kms:RetireGrant",
-        "sts:GetCallerIdentity",
     }
 )
 

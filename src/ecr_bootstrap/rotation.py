@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .aws import AwsClients, iam, is_code, sts
+from .aws import AwsClients, ecr, iam, is_code
 from .cancel import ROLLBACK_REQUEST, Cancelled
 from .errors import AwsError, BootstrapError, GitHubError, LeaseExpired, RotationError
 from .github import GitHub
@@ -418,13 +418,13 @@ class Rotation:
         return key_id, secret, created_at
 
     def _prove(self, key_id: str, secret: str) -> None:
-        arn = self._iam_user.arn
+        """The new key asks ECR for a registry token before any target leaves its working key for it."""
         try:
-            tries = sts.wait_until_usable(self.aws, key_id, secret, arn, self.settings.key_wait_seconds)
+            tries = ecr.wait_until_authorized(self.aws, key_id, secret, self.settings.key_wait_seconds)
         except AwsError as exc:
-            raise self._abort_before_writes("Proving the new key works", exc) from exc
+            raise self._abort_before_writes("Proving the new key can reach ECR", exc) from exc
         self.workflow.info(
-            f"STS accepted the new key as {arn} (after {tries} tr{'y' if tries == 1 else 'ies'})."
+            f"ECR gave the new key a registry token (after {tries} tr{'y' if tries == 1 else 'ies'})."
         )
 
     def _write_targets(self) -> GitHubError | None:

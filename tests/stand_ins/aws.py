@@ -15,6 +15,7 @@ Reference):
 from __future__ import annotations
 
 import email.utils
+import fnmatch
 import http.client
 import json
 import re
@@ -73,6 +74,28 @@ def form_tags(form: dict[str, list[str]]) -> list[tuple[str, str]]:
         out.append((form[f"Tags.member.{n}.Key"][0], form.get(f"Tags.member.{n}.Value", [""])[0]))
         n += 1
     return out
+
+
+ECR_TOKEN = "ecr:GetAuthorizationToken"
+ECR_TOKEN_ACTION = "ecr:GetAuthorizationToken"
+
+
+def allows(documents: list[Any], action: str) -> bool:
+    """IAM's rule for one action on resource "*": an explicit Deny wins; otherwise some Allow is needed.
+    (Only what the tests' policies use: Action lists with wildcards, Resource "*"; conditions are not
+    written by the action's policies.)"""
+    verdicts = set()
+    for document in documents:
+        doc = json.loads(document) if isinstance(document, str) else document
+        statements = doc.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            actions = statement.get("Action", [])
+            resources = statement.get("Resource", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = [resources] if isinstance(resources, str) else resources
+            if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions) and "*" in resources:
+                verdicts.add(statement.get("Effect"))
+    return "Deny" not in verdicts and "Allow" in verdicts
 
 
 @dataclass
@@ -138,6 +161,7 @@ class AwsProxy:
     skew: float = 0.0  # seconds AWS's clock is ahead of ours (Date headers, IAM CreateDate)
     strict_tags: bool = True
     views: dict[str, list[UserView]] = field(default_factory=dict)
+    _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -213,12 +237,15 @@ class AwsProxy:
             return
         form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith("iam:") else {}
         user = form.get("UserName", [""])[0]
-        refusal = self._refusal(operation, form, h.headers) if operation in IAM_TAGGING else None
+        refusal = self._checked(operation, form, h.headers)
         if refusal is not None:
             code, status, message = refusal
             with self._lock:
                 self.log.append(AwsCall(operation, status, _access_key(h.headers), start, time.monotonic()))
-            self._answer_error(h, code, status, message)
+            if operation.startswith("ecr:"):
+                self._answer_json_error(h, code, status, message)
+            else:
+                self._answer_error(h, code, status, message)
             return
         if self.lag and operation in USER_WRITES and user and user not in self.views:
             before = self._view(user, h.headers, 0.0)
@@ -330,6 +357,87 @@ class AwsProxy:
             return f"<CreateDate>{when:%Y-%m-%dT%H:%M:%SZ}</CreateDate>".encode()
 
         return re.sub(rb"<CreateDate>([^<]+)</CreateDate>", shift, data)
+
+    def _checked(
+        self, operation: str, form: dict[str, list[str]], headers: Any
+    ) -> tuple[str, int, str] | None:
+        """Where moto is kinder than the service: IAM's tag rules, and ECR's check of who asks for a token."""
+        if operation in IAM_TAGGING:
+            return self._refusal(operation, form, headers)
+        if operation == ECR_TOKEN:
+            return self._ecr_token_refusal(_access_key(headers))
+        return None
+
+    def _ecr_token_refusal(self, key: str) -> tuple[str, int, str] | None:
+        """ECR evaluates who signs GetAuthorizationToken, which moto does not: a key that is not an active
+        key of an IAM user is refused (UnrecognizedClientException), and so is a user whose policies -
+        attached, inline, and the permissions boundary if any - do not allow ecr:GetAuthorizationToken, or
+        deny it (AccessDeniedException). The tests' own "testing" credentials stand for an administrator."""
+        if key in ("", "testing"):
+            return None
+        iam = self.admin("iam")
+        owner = next(
+            (
+                (u["UserName"], u["Arn"], k["Status"])
+                for u in iam.list_users()["Users"]
+                for k in iam.list_access_keys(UserName=u["UserName"])["AccessKeyMetadata"]
+                if k["AccessKeyId"] == key
+            ),
+            None,
+        )
+        if owner is None or owner[2] != "Active":
+            return (
+                "UnrecognizedClientException",
+                400,
+                "The security token included in the request is invalid.",
+            )
+        name, arn, _status = owner
+        documents = [
+            iam.get_user_policy(UserName=name, PolicyName=p)["PolicyDocument"]
+            for p in iam.list_user_policies(UserName=name)["PolicyNames"]
+        ]
+        for attached in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+            documents.append(self._policy_document(attached["PolicyArn"]))
+        boundary = iam.get_user(UserName=name)["User"].get("PermissionsBoundary")
+        allowed = allows(documents, ECR_TOKEN_ACTION)
+        if boundary:
+            allowed = allowed and allows(
+                [self._policy_document(boundary["PermissionsBoundaryArn"])], ECR_TOKEN_ACTION
+            )
+        if allowed:
+            return None
+        return (
+            "AccessDeniedException",
+            400,
+            f"User: {arn} is not authorized to perform: {ECR_TOKEN_ACTION} on resource: * because no "
+            "identity-based policy allows the action, or one denies it",
+        )
+
+    def _policy_document(self, arn: str) -> Any:
+        iam = self.admin("iam")
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+    def admin(self, service: str) -> Any:
+        """A client on moto itself with the tests' administrator credentials (not logged, never lagged)."""
+        with self._lock:
+            if service not in self._admin:
+                import boto3
+
+                session = boto3.session.Session(
+                    aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+                )
+                url = f"http://{self.upstream}"
+                self._admin[service] = session.client(service, endpoint_url=url)  # type: ignore[call-overload]
+            return self._admin[service]
+
+    def _answer_json_error(self, h: BaseHTTPRequestHandler, code: str, status: int, message: str) -> None:
+        data = json.dumps({"__type": code, "message": message}).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/x-amz-json-1.1")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
     def _answer_error(self, h: BaseHTTPRequestHandler, code: str, status: int, message: str) -> None:
         data = (

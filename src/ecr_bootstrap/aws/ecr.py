@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AwsError
 from ..inputs import EcrSettings
 from ..policy import Document, same_json
-from . import AwsClients, call, is_code
+from . import AwsClients, call, error_code, is_code
 
 # The IAM action each call needs, on what, and for which options (see permissions.py).
 PERMISSIONS = {
@@ -167,3 +168,67 @@ def put_lifecycle(aws: AwsClients, name: str, document: Document, current: Docum
         lifecyclePolicyText=json.dumps(document),
     )
     return True
+
+
+# What AWS answers while a new key has not yet reached every endpoint (IAM is eventually consistent).
+KEY_NOT_YET = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "AuthFailure",
+}
+# What ECR answers while the key is known but its policy does not (yet) let it in: retried too, since a
+# policy attached or changed moments ago also takes a while to apply; if it lasts, the key cannot reach ECR.
+DENIED = {"AccessDeniedException", "AccessDenied"}
+
+
+def wait_until_authorized(aws: AwsClients, key_id: str, secret: str, timeout: float) -> int:
+    """Ask ECR for a registry token (GetAuthorizationToken, what `docker login` to ECR does first) signed
+    with the new key, until ECR answers; returns the number of tries. It proves that the key authenticates
+    and that the policy attached to its user is in effect (no permissions boundary, SCP or missing
+    attachment denies it) before any target leaves its working key for this one. The action's own
+    identity needs no permission for it: the new key makes the call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = aws.client("ecr", aws_access_key_id=key_id, aws_secret_access_key=secret)
+    clock, sleep = time.monotonic, time.sleep
+    deadline, delay, tries = clock() + timeout, 1.0, 0
+    while True:
+        tries += 1
+        try:
+            client.get_authorization_token()
+            return tries
+        except BotoCoreError as exc:
+            raise AwsError(
+                f"Asking ECR for a registry token with the new access key {key_id} failed: {exc}"
+            ) from exc
+        except ClientError as exc:
+            code = error_code(exc)
+            if code not in KEY_NOT_YET | DENIED:
+                raise AwsError(
+                    f"Asking ECR for a registry token with the new access key {key_id} failed: {code}",
+                    code=code,
+                ) from exc
+            if clock() + delay > deadline:
+                raise _not_authorized(key_id, code, timeout) from exc
+            sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+
+def _not_authorized(key_id: str, code: str, timeout: float) -> AwsError:
+    if code in DENIED:
+        return AwsError(
+            f"The new access key {key_id} works (AWS knows it) but cannot reach ECR: "
+            f"ecr:GetAuthorizationToken was still denied ({code}) after {timeout:g} s. Something outside "
+            "the action's policy denies it: a permissions boundary on the user, an organization SCP, or a "
+            "policy of the user with an explicit Deny; or the action's policy is not attached.",
+            code=code,
+            fix="Look at the user's permissions boundary, the account's SCPs and the user's other policies "
+            "(IAM policy simulator: ecr:GetAuthorizationToken for the user), allow ECR, then rerun.",
+            anchor="keys",
+        )
+    return AwsError(
+        f"The new access key {key_id} was still not accepted by AWS after {timeout:g} s ({code}).",
+        code=code,
+        fix="IAM may be slow to propagate keys right now: rerun, or raise key-wait-seconds.",
+    )
