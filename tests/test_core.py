@@ -26,6 +26,12 @@ from tests.stand_ins.github_api import SECONDARY
 from tests.stand_ins.harness import Stack
 
 
+def created_of(stack: Stack, key_id: str) -> str:
+    keys = stack.boto("iam").list_access_keys(UserName=USER)["AccessKeyMetadata"]
+    created = next(k["CreateDate"] for k in keys if k["AccessKeyId"] == key_id)
+    return str(created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def test_fresh_run(stack: Stack) -> None:
     token = setup(stack)
     result = stack.run({"github-token": token})
@@ -41,6 +47,7 @@ def test_fresh_run(stack: Stack) -> None:
         "policy-arn": f"arn:aws:iam::123456789012:policy/{POLICY}",
         "user-arn": f"arn:aws:iam::123456789012:user/{USER}",
         "access-key-id": key_id,
+        "key-created": created_of(stack, key_id),
     }
     repo = stack.boto("ecr").describe_repositories(repositoryNames=["fcj-workshop-app"])["repositories"][0]
     assert repo["imageScanningConfiguration"]["scanOnPush"] is True

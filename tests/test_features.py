@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -487,7 +488,8 @@ def test_printed_policy_covers_every_call_of_those_options(stack: Stack, options
         repositoryName="fcj-workshop-app", imageScanningConfiguration={"scanOnPush": False}
     )
     assert stack.run({"github-token": token, **values}).returncode == 0, "rerun"
-    recorded = set(stack.aws.operations())
+    # The action's own calls; the proof (ecr:GetAuthorizationToken) is signed by the new key.
+    recorded = {c.operation for c in stack.aws.log if c.access_key == "testing"}
     assert recorded <= allowed, recorded - allowed
     stack.aws.log.clear()
     assert stack.run({"github-token": token, **values, "dry-run": "true"}).returncode == 0
@@ -508,3 +510,79 @@ def test_switch_to_oidc_clears_the_key_secrets_even_when_the_user_has_no_key_lef
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & stack.github.secret_names(REPO) == set()
     tags = iam.list_user_tags(UserName=USER)["Tags"]
     assert not any(t["Key"].startswith("ecr-bootstrap:holder") for t in tags), tags
+
+
+# -- rotate-after ----------------------------------------------------------------------------------------
+
+READS = ("Get", "List", "Describe")
+
+
+def aws_writes(stack: Stack) -> list[str]:
+    return [op for op in stack.aws.operations() if not op.split(":", 1)[1].startswith(READS)]
+
+
+def test_a_scheduled_run_inside_rotate_after_writes_nothing(stack: Stack) -> None:
+    token = setup(stack)
+    first = stack.run({"github-token": token})
+    assert first.returncode == 0, first.stdout
+    key = assert_target_works(stack, REPO)
+    stack.aws.log.clear()
+    stack.github.reset_log()
+    result = stack.run({"github-token": token, "rotate-after": "30d"})
+    assert result.returncode == 0, result.stdout
+    assert aws_writes(stack) == [], aws_writes(stack)
+    assert [r.method for r in stack.github.log if r.method != "GET"] == []
+    assert user_keys(stack) == [key] and assert_target_works(stack, REPO) == key
+    assert any(line.startswith("::notice title=Key kept::") for line in result.stdout.splitlines())
+    assert result.outputs["access-key-id"] == key
+    assert result.outputs["key-created"] == first.outputs["key-created"]
+    assert f"| Access key | `{key}` | kept |" in result.summary and "rotates after" in result.summary
+    assert f"| `{key}` | {first.outputs['key-created']} |" in result.summary  # the key table: age, holder
+    print(f"no-op scheduled run: {len(stack.aws.log)} AWS + {len(stack.github.log)} GitHub requests")
+
+
+def test_a_run_after_rotate_after_rotates(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old = assert_target_works(stack, REPO)
+    time.sleep(3.2)
+    result = stack.run({"github-token": token, "rotate-after": "3s"})
+    assert result.returncode == 0, result.stdout
+    new = assert_target_works(stack, REPO)
+    assert new != old and user_keys(stack) == [new]
+    assert result.outputs["access-key-id"] == new and result.outputs["key-created"]
+
+
+def test_a_new_target_inside_rotate_after_gets_a_rotation(stack: Stack) -> None:
+    token = setup(stack, REPO, OTHER)
+    assert stack.run({"github-token": token}).returncode == 0
+    old = assert_target_works(stack, REPO)
+    both = {"github-token": token, "rotate-after": "30d", "repositories": f"{REPO},{OTHER}"}
+    result = stack.run(both)
+    assert result.returncode == 0, result.stdout
+    new = assert_target_works(stack, OTHER)
+    assert new != old and assert_target_works(stack, REPO) == new and user_keys(stack) == [new]
+    # Both now hold the current key: the next run inside the duration writes nothing.
+    stack.aws.log.clear()
+    stack.github.reset_log()
+    assert stack.run(both).returncode == 0
+    assert aws_writes(stack) == [] and all(r.method == "GET" for r in stack.github.log)
+
+
+def test_rotate_after_still_repairs_a_drifted_policy(stack: Stack) -> None:
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    key = assert_target_works(stack, REPO)
+    widen_policy(stack, versions=1)
+    stack.github.reset_log()
+    result = stack.run({"github-token": token, "rotate-after": "30d"})
+    assert result.returncode == 0, result.stdout
+    assert "| IAM policy | `fcj-ecr-ci-cd-policy` | updated |" in result.summary
+    assert user_keys(stack) == [key] and all(r.method == "GET" for r in stack.github.log)
+
+
+def test_rotate_after_must_be_a_duration(stack: Stack) -> None:
+    token = setup(stack)
+    result = stack.run({"github-token": token, "rotate-after": "30 days"})
+    assert result.returncode == 1 and "'rotate-after'" in result.errors()[0] and "30d" in result.errors()[0]
+    assert stack.aws.operations() == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from .aws import AwsClients, ecr, iam, is_code, oidc
 from .errors import AwsError, GitHubError, RotationError
@@ -17,13 +18,18 @@ from .inputs import Settings
 from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
 from .places import Place
 from .plan import (
+    KEY_AGE_WARNING,
+    Keep,
     NoSafeKey,
     Note,
     Oidc,
     Plan,
     Rotate,
     Step,
+    age,
+    iso,
     key_fates,
+    key_table,
     plan,
     policy_step,
     settings_places,
@@ -184,10 +190,54 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
         )
         if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
+    elif decided.keep is not None:
+        keep_key(decided.keep, decided.targets, picture, ctx, arn)
     elif decided.rotate is not None:
         rotate_keys(decided.rotate, picture, ctx, Delivery(repository.uri, arn, version))
-    if ctx.settings.write_variables:
+    warn_old_keys(ctx)
+    if ctx.settings.write_variables and decided.keep is None:  # a kept key: nothing is written
         write_variables(ctx, decided.targets, repository.uri, role_arn)
+
+
+def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Context, policy: str) -> None:
+    """rotate-after, inside the duration: no key is made and no target written. Only a missing policy
+    attachment is repaired."""
+    user = picture.user
+    if user is None:  # pragma: no cover - a kept key has a user
+        raise RotationError("the user to keep a key of does not exist")
+    report, key = ctx.report, keep.key
+    with ctx.workflow.group("IAM user"):
+        report.user_arn = user.arn
+        report.changes.append(keep.user.done())
+        if keep.attachment.action == "create":
+            iam.attach_policy(ctx.aws, user.name, policy)
+        report.changes.append(keep.attachment.done())
+    report.changes.append(keep.step.done())
+    report.access_key_id, report.key_created = key.key_id, iso(key.created)
+    report.targets = [
+        TargetResult(p.label, "unchanged", f"holds the current key {key.key_id}") for p in targets
+    ]
+    report.keys = key_table(picture.keys, picture.record, ctx.aws.iam_now())
+    ctx.workflow.notice(
+        f"Access key {key.key_id} is {age(key.created, ctx.aws.iam_now())} old and every target holds it: "
+        f"no key was made and no target written. It rotates after {keep.next_rotation:%Y-%m-%d %H:%M} UTC "
+        "(rotate-after).",
+        title="Key kept",
+    )
+
+
+def warn_old_keys(ctx: Context) -> None:
+    """AWS's guidance is to rotate access keys at least every 90 days (Security Hub control IAM.3)."""
+    now = ctx.aws.iam_now() if ctx.report.keys else None
+    for k in ctx.report.keys:
+        created = datetime.fromisoformat(k.created.replace("Z", "+00:00"))
+        if now is not None and k.holders and now - created >= KEY_AGE_WARNING:
+            ctx.workflow.warning(
+                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
+                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
+                "rotate-after, or with a shorter one.",
+                title="Old access key",
+            )
 
 
 def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repository:

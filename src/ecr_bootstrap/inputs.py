@@ -149,6 +149,14 @@ INPUTS: tuple[Input, ...] = (
         "longer than key-wait-seconds. A later attempt of the same run (Re-run jobs) takes over at once.",
     ),
     Input(
+        "rotate-after",
+        "",
+        "Rotate the access key only when it is this old: a duration such as 30d, 12h, 90m or 45s. Empty: a "
+        "new key on every run. Inside the duration, a run whose targets all hold the user's current key "
+        "writes nothing (it still repairs a drifted policy or ECR settings); a new target, or one whose "
+        "record is missing or different, gets a rotation.",
+    ),
+    Input(
         "actions-token",
         "",
         "Optional token with 'actions: read' on the repositories whose workflows use this IAM user (for "
@@ -217,6 +225,7 @@ class Settings:
     github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
     github_points: tuple[int, float] = (900, 60.0)  # secondary limit: points per window; ..._GITHUB_POINTS
     actions_token: str = ""
+    rotate_after: float = 0.0  # seconds; 0: rotate on every run
     run: RunId = field(default_factory=RunId)  # the GitHub Actions run this is (empty outside Actions)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
@@ -300,6 +309,25 @@ def parse_repositories(raw: str, env: Mapping[str, str]) -> tuple[str, ...]:
             "repository, ${{ github.repository }}).",
         )
     return tuple(out)
+
+
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, value: str) -> float:
+    """`30d`, `12h`, `90m`, `45s` -> seconds; empty -> 0 (no duration). Up to 3650 days."""
+    if not value:
+        return 0.0
+    m = _DURATION.fullmatch(value)
+    seconds = int(m.group(1)) * _UNITS[m.group(2)] if m else 0
+    if not 0 < seconds <= 3650 * 86400:
+        raise InputError(
+            name,
+            f"'{value}' is not a duration.",
+            fix="Use a number and a unit, s, m, h or d (for example 30d or 12h; at most 3650d), or nothing.",
+        )
+    return float(seconds)
 
 
 def parse_seconds(name: str, value: str) -> float:
@@ -523,6 +551,7 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
         github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
         actions_token=parse_actions_token(get("actions-token")),
+        rotate_after=parse_duration("rotate-after", get("rotate-after")),
         run=run_id(env),
     )
 

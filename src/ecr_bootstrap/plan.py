@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .aws import ecr, iam
 from .errors import RotationError
@@ -30,7 +30,7 @@ from .records import (
     settle,
     unsettled,
 )
-from .report import Change
+from .report import Change, KeyInfo
 from .trust import checked_trust_policy, provider_arn, subjects
 
 NEW_KEY = "(new key)"
@@ -43,6 +43,7 @@ PAST = {
     "delete": "deleted",
     "keep": "kept",
 }
+KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,18 @@ class Rotate:
 
 
 @dataclass(frozen=True)
+class Keep:
+    """rotate-after: the user's current key is young enough and every target holds it: no key is made
+    and nothing is written (the user's policy attachment is still repaired if it is missing)."""
+
+    user: Step
+    attachment: Step
+    key: AccessKey
+    next_rotation: datetime
+    step: Step  # the key's row: its age and when it rotates
+
+
+@dataclass(frozen=True)
 class Oidc:
     """The role part of a plan."""
 
@@ -123,6 +136,7 @@ class Plan:
     lifecycle: Step | None
     policy: Step
     rotate: Rotate | None = None
+    keep: Keep | None = None
     oidc: Oidc | None = None
     retire: tuple[Step, ...] = ()  # oidc with retire-user-keys: the user's keys
     secrets: tuple[Step, ...] = ()
@@ -135,6 +149,8 @@ class Plan:
         if self.oidc is not None:
             out += [self.oidc.provider, self.oidc.role, self.oidc.attachment]
         out += list(self.retire)
+        if self.keep is not None:
+            out += [self.keep.user, self.keep.attachment, self.keep.step]
         if self.rotate is not None:
             out += [self.rotate.user, self.rotate.attachment]
             if self.rotate.keys.reclaim is not None:
@@ -335,6 +351,9 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     repaired, unknown, notes = settle_record(settings, picture, record, now)
     repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
+    current = None if repaired or unknown else key_to_keep(settings, picture, record, now)
+    if current is not None:
+        return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
     try:
         keys = _plan_keys(settings, picture, record, now, unknown)
     except NoSafeKey as refused:
@@ -369,6 +388,74 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         secrets=secret_steps(settings, base.targets, targets, written),
         notes=tuple(notes + more),
     )
+
+
+def key_to_keep(settings: Settings, picture: Picture, record: Record, now: datetime) -> AccessKey | None:
+    """rotate-after: the user's current key (its newest active key made by this action) when it is younger
+    than the duration, every target is recorded as holding it and nothing else, and no older key waits to
+    be retired. Otherwise None: a rotation (a secret's value cannot be read back, so a target that is new
+    or whose record is missing or different is written with a new key)."""
+    if not settings.rotate_after or picture.user is None or record.rewrite:
+        return None
+    active = [
+        k
+        for k in picture.keys
+        if k.status == "Active" and (m := record.markers.get(k.key_id)) is not None and m.state == "active"
+    ]
+    if not active:
+        return None
+    current = max(active, key=lambda k: k.created)
+    if (now - current.created).total_seconds() >= settings.rotate_after:
+        return None
+    if any(record.holders.get(p.scope) != (current.key_id,) for p in settings_places(settings)):
+        return None
+    others = [k.key_id for k in picture.keys if k.key_id != current.key_id]
+    fates = key_fates(others, record, now, settings.retire_unmanaged_keys, settings.run, "")
+    return None if any(f.action == "delete" for f in fates) else current
+
+
+def keep_plan(settings: Settings, picture: Picture, key: AccessKey, now: datetime, base: Plan) -> Plan:
+    nxt = key.created + timedelta(seconds=settings.rotate_after)
+    detail = f"{age(key.created, now)} old; rotates after {nxt:%Y-%m-%d %H:%M} UTC (rotate-after)"
+    keep = Keep(
+        user=Step("IAM user", settings.iam_user, "reuse"),
+        attachment=attachment_step(
+            settings, picture.attached, policy_arn(settings, picture), settings.iam_user
+        ),
+        key=key,
+        next_rotation=nxt,
+        step=Step("Access key", key.key_id, "keep", detail),
+    )
+    held = f"holds the current key {key.key_id}"
+    return replace(
+        base, keep=keep, secrets=tuple(Step("GitHub secrets", p.label, "keep", held) for p in base.targets)
+    )
+
+
+def age(created: datetime, now: datetime) -> str:
+    """A key's age as people say it: 40 s, 12 min, 5 h, 3 d."""
+    seconds = max(0, int((now - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[KeyInfo]:
+    """Each of the user's keys after the run: when made, how old, which places hold it."""
+    return [
+        KeyInfo(
+            k.key_id,
+            iso(k.created),
+            age(k.created, now),
+            tuple(sorted(record.place_of(s).label for s in record.holders_of(k.key_id))),
+        )
+        for k in sorted(keys, key=lambda k: k.created)
+    ]
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _as_if_written(record: Record, targets: Iterable[Target]) -> Record:

@@ -21,6 +21,16 @@ class TargetResult:
     requested: bool = True
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """One of the user's access keys after the run: when it was made, its age, who holds it."""
+
+    key_id: str
+    created: str  # ISO 8601, UTC
+    age: str
+    holders: tuple[str, ...] = ()
+
+
 @dataclass
 class Report:
     repository_uri: str = ""
@@ -28,11 +38,13 @@ class Report:
     policy_arn: str = ""
     user_arn: str = ""
     access_key_id: str = ""
+    key_created: str = ""  # ISO 8601: when the key the targets hold was made
     role_arn: str = ""
     dry_run: bool = False
     snippet: str = ""  # workflow lines that use what was written (OIDC mode)
     changes: list[Change] = field(default_factory=list)
     targets: list[TargetResult] = field(default_factory=list)
+    keys: list[KeyInfo] = field(default_factory=list)
 
     def add(self, resource: str, name: str, action: str, detail: str = "") -> None:
         self.changes.append(Change(resource, name, action, detail))
@@ -45,6 +57,7 @@ def outputs(report: Report) -> dict[str, str]:
         "policy-arn": report.policy_arn,
         "user-arn": report.user_arn,
         "access-key-id": report.access_key_id,
+        "key-created": report.key_created,
         "role-arn": report.role_arn,
     }
 
@@ -84,6 +97,11 @@ def summary(report: Report, *, failed: str = "") -> str:
         for t in report.targets:
             note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
             lines.append(f"| `{_cell(t.repository)}` | {t.state} | {_cell(note)} |")
+    if report.keys:
+        lines += ["", "| Access key | Created | Age | Held by |", "|---|---|---|---|"]
+        for k in report.keys:
+            held = ", ".join(f"`{_cell(h)}`" for h in k.holders) or "no target"
+            lines.append(f"| `{k.key_id}` | {k.created} | {k.age} | {held} |")
     if report.snippet:
         lines += [
             "",

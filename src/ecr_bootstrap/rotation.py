@@ -33,7 +33,7 @@ from .github import GitHub
 from .inputs import SecretNames, Settings
 from .lease import Lease
 from .look import IAM_READ_LAG
-from .plan import UNMANAGED, Rotate, Step, Target, key_fates
+from .plan import UNMANAGED, Rotate, Step, Target, iso, key_fates, key_table
 from .records import (
     CREATE_WINDOW,
     GAP,
@@ -369,8 +369,9 @@ class Rotation:
         except AwsError as exc:
             raise self._commit_failed(exc) from exc
         self.stage = "retire"
-        self._retire()
+        deleted = self._retire()
         self.stage = "done"
+        self._report_keys(created_at, deleted)
         if failure is not None:
             raise self._failure_error(failure, self.results)
 
@@ -601,12 +602,12 @@ class Rotation:
                 stale += tag_parts(self.record, tag)
         return stale
 
-    def _retire(self) -> None:
+    def _retire(self) -> set[str]:
         """Delete older keys that, by the record as this run read it and then committed it, nothing holds.
         (Not read again: under the lease no other run writes entries, and IAM's read could lag the commit.)"""
         old = [k.key_id for k in self.keys if k.key_id != self.new_key]
         if not old:
-            return
+            return set()
         record = self.record
         for scope, ids in self._committed.items():
             if ids:
@@ -616,6 +617,18 @@ class Rotation:
         why = "replaced; no target holds it"
         fates = key_fates(old, record, self.now(), self.retire_unmanaged, self.run_id, why)
         retire(self.aws, self._user, fates, self.workflow, self.report)
+        return {f.name for f in fates if f.action == "delete"}
+
+    def _report_keys(self, created_at: datetime, deleted: set[str]) -> None:
+        """The user's keys after the run, with their ages and holders (the summary's key table)."""
+        for scope, ids in self._committed.items():
+            if ids:
+                self.record.holders[scope] = ids
+        keys = [k for k in self.keys if k.key_id not in deleted and k.key_id != self.new_key]
+        if any(self.new_key in ids for ids in self._committed.values()):
+            keys.append(AccessKey(self.new_key, created_at))
+            self.report.key_created = iso(created_at)
+        self.report.keys = key_table(keys, self.record, self.now())
 
     # -- cancellation --------------------------------------------------------------------------------
 
