@@ -341,3 +341,26 @@ def test_pacer_waits_for_points_to_leave_the_window() -> None:
     assert pacer.delay("PUT", 12.0) == 48.0  # needs the first PUT gone: at 60
     assert pacer.delay("GET", 12.0) == 0.0
     assert pacer.delay("PUT", 60.0) == 0.0
+
+
+def test_keys_held_for_90_days_are_warned_about() -> None:
+    from ecr_bootstrap.plan import age, key_table, old_keys
+
+    now = NOW
+    old = records.AccessKey("AKIAOLDOLDOLDOLDOLDO", now - timedelta(days=91))
+    young = records.AccessKey("AKIAYOUNGYOUNGYOUNGY", now - timedelta(days=3))
+    orphan = records.AccessKey("AKIAORPHANORPHANORPH", now - timedelta(days=200))
+    record = records.parse(
+        [records.holder_tag("repo:o/x", [old.key_id]), records.holder_tag("repo:o/y", [young.key_id])]
+    )
+    table = key_table([young, old, orphan], record, now)
+    assert [k.key_id for k in table] == [orphan.key_id, old.key_id, young.key_id]  # oldest first
+    assert table[1].age == "91 d" and table[1].holders == ("o/x",) and table[0].holders == ()
+    warnings = old_keys(table, now)
+    assert len(warnings) == 1 and old.key_id in warnings[0] and "90 days" in warnings[0]  # not the orphan
+    assert [age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 90000)] == [
+        "5 s",
+        "2 min",
+        "2 h",
+        "1 d",
+    ]

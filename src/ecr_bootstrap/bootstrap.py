@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from .aws import AwsClients, ecr, iam, is_code, oidc
 from .errors import AwsError, GitHubError, RotationError
@@ -18,7 +17,6 @@ from .inputs import Settings
 from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
 from .places import Place
 from .plan import (
-    KEY_AGE_WARNING,
     Keep,
     NoSafeKey,
     Note,
@@ -30,6 +28,7 @@ from .plan import (
     iso,
     key_fates,
     key_table,
+    old_keys,
     plan,
     policy_step,
     settings_places,
@@ -227,17 +226,9 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
 
 
 def warn_old_keys(ctx: Context) -> None:
-    """AWS's guidance is to rotate access keys at least every 90 days (Security Hub control IAM.3)."""
-    now = ctx.aws.iam_now() if ctx.report.keys else None
-    for k in ctx.report.keys:
-        created = datetime.fromisoformat(k.created.replace("Z", "+00:00"))
-        if now is not None and k.holders and now - created >= KEY_AGE_WARNING:
-            ctx.workflow.warning(
-                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
-                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
-                "rotate-after, or with a shorter one.",
-                title="Old access key",
-            )
+    if ctx.report.keys:
+        for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
+            ctx.workflow.warning(text, title="Old access key")
 
 
 def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repository:

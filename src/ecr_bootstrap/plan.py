@@ -458,6 +458,21 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
+    """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
+    keys at least every 90 days (Security Hub control IAM.3)."""
+    out = []
+    for k in keys:
+        created = datetime.fromisoformat(k.created.replace("Z", "+00:00"))
+        if k.holders and now - created >= KEY_AGE_WARNING:
+            out.append(
+                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
+                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
+                "rotate-after, or with a shorter one."
+            )
+    return out
+
+
 def _as_if_written(record: Record, targets: Iterable[Target]) -> Record:
     simulated = Record(
         markers=dict(record.markers),
