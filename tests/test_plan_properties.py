@@ -70,9 +70,8 @@ def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
         for key_id in draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))
     ]
     tags = draw(tags_of_a_record(keys))
-    if keys and draw(
-        st.booleans()
-    ):  # as a committed run leaves it: the newest key marked, held by each target
+    committed: bool = draw(st.booleans())
+    if keys and committed:  # as a committed run leaves it: the newest key marked, held by each target
         newest = max(keys, key=lambda k: k.created)
         tags = [records.marker_tag(newest.key_id, "active", newest.created)]
         tags += [t for p in targets for t in records.holder_tags(p, [newest.key_id])]
