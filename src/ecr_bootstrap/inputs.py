@@ -167,6 +167,7 @@ INPUTS: tuple[Input, ...] = (
         secret=True,
     ),
 )
+INPUT_DEFAULTS = {i.name: i.default for i in INPUTS}
 
 INPUT_NAMES = tuple(i.name for i in INPUTS)
 
@@ -369,19 +370,30 @@ def parse_secret_name(name: str, value: str) -> str:
 
 
 def parse_secret_names(get: Callable[[str], str]) -> SecretNames:
+    """The four secret names, all different (AWS_REGION is the region variable's)."""
     names = SecretNames(
         key_id=parse_secret_name("secret-name-access-key-id", get("secret-name-access-key-id")),
         secret_key=parse_secret_name("secret-name-secret-access-key", get("secret-name-secret-access-key")),
         repository_uri=parse_secret_name("secret-name-repository-uri", get("secret-name-repository-uri")),
         role_arn=parse_secret_name("secret-name-role-arn", get("secret-name-role-arn")),
     )
-    values = [names.key_id, names.secret_key, names.repository_uri, names.role_arn]
-    if len(set(values)) != len(values) or "AWS_REGION" in values:
-        raise InputError(
-            "secret-name-repository-uri",
-            "two secret names are the same (or one is AWS_REGION, the region variable).",
-            fix="Give the secret-name-* inputs four different names.",
-        )
+    given = {
+        "secret-name-access-key-id": names.key_id,
+        "secret-name-secret-access-key": names.secret_key,
+        "secret-name-repository-uri": names.repository_uri,
+        "secret-name-role-arn": names.role_arn,
+    }
+    seen: dict[str, str] = {"AWS_REGION": "the region variable"}
+    # The input that repeats a name is named: the one set away from its default, where one is.
+    for name in sorted(given, key=lambda n: get(n) != INPUT_DEFAULTS[n]):
+        value = given[name]
+        if value in seen:
+            raise InputError(
+                name,
+                f"'{value}' is also the name of {seen[value]}.",
+                fix="Give the secret-name-* inputs four different names, none of them AWS_REGION.",
+            )
+        seen[value] = name
     return names
 
 
