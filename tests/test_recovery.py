@@ -20,6 +20,7 @@ from tests.stand_ins.checks import (
     LEASE,
     OTHER,
     REPO,
+    USER,
     apply_condition,
     assert_invariant,
     assert_no_leak,
@@ -33,7 +34,7 @@ from tests.stand_ins.checks import (
     working_targets,
 )
 from tests.stand_ins.github_api import SECONDARY, Fault
-from tests.stand_ins.harness import Stack
+from tests.stand_ins.harness import RunResult, Stack
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,30 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condi
         if stack.aws.lag:
             time.sleep(stack.aws.lag + 0.5)
         result = stack.run({"github-token": token, **FAST}, repository=repo)
+        if result.returncode and stack.aws.lag and "neither is free" in result.errors()[0]:
+            untangle_by_hand(stack, result)
+            result = stack.run({"github-token": token, **FAST}, repository=repo)
         assert result.returncode == 0, result.stdout
     if stack.aws.lag:
         time.sleep(stack.aws.lag + 0.5)
         both = stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"})
         assert both.returncode == 0, both.stdout
     assert_invariant(stack, (REPO, OTHER))
+
+
+def untangle_by_hand(stack: Stack, refused: RunResult) -> None:
+    """The known limit (README, "Troubleshooting: keys"): two runs for different targets racing on a
+    lagging IAM, with no concurrency group, can each leave their target holding its own key. Nothing is
+    lost - both pairs work, at most two keys - but the next run has no free slot and refuses, naming each
+    key and its holder. What the message tells a user to do works: delete one key; the run then writes
+    its holder anew."""
+    assert len(user_keys(stack)) == 2
+    for repo in (REPO, OTHER):
+        assert key_works(stack, *held_pair(stack, repo)), f"{repo} lost its working pair"
+    error = refused.errors()[0]
+    held = {repo: held_pair(stack, repo)[0] for repo in (REPO, OTHER)}
+    assert all(f"{key} (held by {repo})" in error for repo, key in held.items()), error
+    stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=held[OTHER])
 
 
 # -- the fault matrix -----------------------------------------------------------------------------------
