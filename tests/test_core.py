@@ -283,7 +283,24 @@ def test_other_holder_the_token_cannot_write_keeps_its_key(stack: Stack) -> None
     assert run_b.returncode == 0
     assert "::warning" in run_b.stdout
     assert assert_target_works(stack, a) == key_a  # A's key was neither replaced nor deleted
-    assert sorted(user_keys(stack)) == sorted({key_a, assert_target_works(stack, b)})
+    key_b = assert_target_works(stack, b)
+    assert sorted(user_keys(stack)) == sorted({key_a, key_b})
+    # Now each key is held, by a different repository: no slot for the next rotation. The run refuses,
+    # changes nothing, and names each key with its holder; what the message says to do works.
+    refused = stack.run({"github-token": token_a}, repository=a)
+    assert refused.returncode == 1
+    error = refused.errors()[0]
+    assert (
+        "neither is free" in error and f"{key_a} (held by {a})" in error and f"{key_b} (held by {b})" in error
+    )
+    assert sorted(user_keys(stack)) == sorted({key_a, key_b}) and assert_target_works(stack, a) == key_a
+    stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=key_b)  # b cannot push meanwhile
+    assert stack.run({"github-token": token_a}, repository=a).returncode == 0
+    assert stack.run({"github-token": token_b}, repository=b).returncode == 0
+    assert len(user_keys(stack)) <= 2
+    assert assert_target_works(stack, a) in user_keys(stack) and assert_target_works(stack, b) in user_keys(
+        stack
+    )
 
 
 def test_secondary_rate_limit_is_retried_after_retry_after(stack: Stack) -> None:
