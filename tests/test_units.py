@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -364,3 +365,15 @@ def test_keys_held_for_90_days_are_warned_about() -> None:
         "2 h",
         "1 d",
     ]
+
+
+def test_the_readme_lists_every_input_and_output_of_action_yml() -> None:
+    spec = yaml.safe_load((ROOT / "action.yml").read_text())
+    readme = (ROOT / "README.md").read_text()
+
+    def first_column(section: str) -> set[str]:
+        body = readme.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+        return set(re.findall(r"(?m)^\| `([a-z0-9-]+)` \|", body))
+
+    assert first_column("Inputs") == set(spec["inputs"])
+    assert first_column("Outputs and secrets") == set(spec["outputs"])
