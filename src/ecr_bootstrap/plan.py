@@ -15,7 +15,7 @@ from .aws import ecr, iam
 from .errors import RotationError
 from .inputs import Settings
 from .look import Picture
-from .places import Place
+from .places import Place, places
 from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
 from .records import (
     AccessKey,
@@ -187,8 +187,6 @@ def plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[st
 
 
 def settings_places(settings: Settings) -> list[Place]:
-    from .places import places
-
     return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
 
 
@@ -446,7 +444,7 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
     return [
         KeyInfo(
             k.key_id,
-            iso(k.created),
+            k.created,
             age(k.created, now),
             tuple(sorted(record.place_of(s).label for s in record.holders_of(k.key_id))),
         )
@@ -463,8 +461,7 @@ def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
     keys at least every 90 days (Security Hub control IAM.3)."""
     out = []
     for k in keys:
-        created = datetime.fromisoformat(k.created.replace("Z", "+00:00"))
-        if k.holders and now - created >= KEY_AGE_WARNING:
+        if k.holders and now - k.created >= KEY_AGE_WARNING:
             out.append(
                 f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
                 "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class KeyInfo:
     """One of the user's access keys after the run: when it was made, its age, who holds it."""
 
     key_id: str
-    created: str  # ISO 8601, UTC
+    created: datetime
     age: str
     holders: tuple[str, ...] = ()
 
@@ -101,7 +102,8 @@ def summary(report: Report, *, failed: str = "") -> str:
         lines += ["", "| Access key | Created | Age | Held by |", "|---|---|---|---|"]
         for k in report.keys:
             held = ", ".join(f"`{_cell(h)}`" for h in k.holders) or "no target"
-            lines.append(f"| `{k.key_id}` | {k.created} | {k.age} | {held} |")
+            created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            lines.append(f"| `{k.key_id}` | {created} | {k.age} | {held} |")
     if report.snippet:
         lines += [
             "",
