@@ -28,38 +28,49 @@ def settings(**values: str) -> Any:
     return from_values({"github-token": "unused", **values}, env)
 
 
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ONE_ACCOUNT = {"account": "123456789012", "region": "eu-west-1"}
+# (name, inputs, where): the action's own policy for those inputs.
+ACTION_POLICIES: list[tuple[str, dict[str, str], dict[str, str]]] = [
+    ("action policy", {}, {}),
+    (
+        "action policy, one account and region",
+        {"ecr-repository": "team/app", "iam-policy": "p", "iam-user": "u"},
+        ONE_ACCOUNT,
+    ),
+    (
+        "action policy, OIDC with every option",
+        {
+            "auth": "oidc",
+            "retire-user-keys": "true",
+            "keep-images": "10",
+            "tags": "team=web",
+            "encryption": "KMS",
+            "kms-key": "arn:aws:kms:eu-west-1:123456789012:alias/ecr",
+            "permissions-boundary": "arn:aws:iam::123456789012:policy/boundaries/CiBoundary",
+        },
+        {},
+    ),
+    (
+        "action policy, keys with a KMS key and a boundary, one account and region",
+        {
+            "encryption": "KMS",
+            "kms-key": KEY,
+            "permissions-boundary": "arn:aws:iam::aws:policy/PowerUserAccess",
+        },
+        ONE_ACCOUNT,
+    ),
+    ("action policy, the AWS-managed KMS key in any region", {"encryption": "KMS"}, {}),
+    ("action policy, dry run", {"dry-run": "true"}, {}),
+]
+
+
 def documents() -> list[tuple[str, dict[str, Any], bool]]:
     arn = "arn:aws:ecr:ap-southeast-1:123456789012:repository/fcj-workshop-app"
-    return [
-        ("CI user policy", ecr_access_policy(arn), True),
-        ("action policy", action_policy(settings()), False),
-        (
-            "action policy, one account and region",
-            action_policy(
-                settings(**{"ecr-repository": "team/app", "iam-policy": "p", "iam-user": "u"}),
-                account="123456789012",
-                region="eu-west-1",
-            ),
-            False,
-        ),
-        (
-            "action policy, OIDC with every option",
-            action_policy(
-                settings(
-                    auth="oidc",
-                    **{
-                        "retire-user-keys": "true",
-                        "keep-images": "10",
-                        "tags": "team=web",
-                        "encryption": "KMS",
-                        "kms-key": "alias/ecr",
-                    },
-                )
-            ),
-            False,
-        ),
-        ("action policy, dry run", action_policy(settings(**{"dry-run": "true"})), False),
-    ]
+    out = [("CI user policy", ecr_access_policy(arn), True)]
+    for name, values, where in ACTION_POLICIES:
+        out.append((name, action_policy(settings(**values), **where), False))
+    return out
 
 
 def allowed(issue: str, detail: Any, document: dict[str, Any]) -> bool:

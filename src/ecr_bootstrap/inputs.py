@@ -128,7 +128,13 @@ INPUTS: tuple[Input, ...] = (
         "AES256",
         "ECR encryption: AES256, or KMS (with kms-key). Only settable when the repository is created.",
     ),
-    Input("kms-key", "", "With encryption: KMS, the KMS key (ARN, id or alias); empty: the AWS-managed key."),
+    Input(
+        "kms-key",
+        "",
+        "With encryption: KMS, the full ARN of the KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID) or of its "
+        "alias (arn:aws:kms:REGION:ACCOUNT:alias/NAME), in the repository's region; empty: the "
+        "AWS-managed key.",
+    ),
     Input("keep-images", "", "Lifecycle: keep only the last N images. Empty: no such rule."),
     Input("expire-untagged-days", "", "Lifecycle: expire untagged images after D days. Empty: no such rule."),
     Input(
@@ -166,6 +172,13 @@ INPUTS: tuple[Input, ...] = (
         "over at once instead of waiting for the lease to end.",
         secret=True,
     ),
+    Input(
+        "permissions-boundary",
+        "",
+        "ARN of an IAM managed policy (arn:aws:iam::ACCOUNT:policy/NAME) set as the permissions boundary "
+        "of the IAM user or role this action creates; one that exists already keeps the boundary it has. "
+        "Empty: none.",
+    ),
 )
 INPUT_DEFAULTS = {i.name: i.default for i in INPUTS}
 
@@ -177,6 +190,15 @@ _ECR_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|
 _IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_PARTITION = r"aws(-[a-z]+)*"
+_REGION_PART = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
+# A KMS key id (a UUID, or mrk- and 32 hex digits for a multi-Region key) or an alias name.
+_KMS_ARN = re.compile(
+    rf"^arn:{_PARTITION}:kms:(?P<region>{_REGION_PART}):\d{{12}}:"
+    r"(key/([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250})$"
+)
+# IAM's policy ARN: an account's own policy or an AWS-managed one (account "aws"), with an optional path.
+_POLICY_ARN = re.compile(rf"^arn:{_PARTITION}:iam::(\d{{12}}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{{1,128}}$")
 _TRUE = ("true", "True", "TRUE")
 _FALSE = ("false", "False", "FALSE")
 
@@ -227,6 +249,7 @@ class Settings:
     github_points: tuple[int, float] = (900, 60.0)  # secondary limit: points per window; ..._GITHUB_POINTS
     actions_token: str = ""
     rotate_after: float = 0.0  # seconds; 0: rotate on every run
+    permissions_boundary: str = ""  # policy ARN set as the boundary of the user or role created
     run: RunId = field(default_factory=RunId)  # the GitHub Actions run this is (empty outside Actions)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
@@ -564,6 +587,7 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
         github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
         actions_token=parse_actions_token(get("actions-token")),
         rotate_after=parse_duration("rotate-after", get("rotate-after")),
+        permissions_boundary=parse_boundary(get("permissions-boundary")),
         run=run_id(env),
     )
 
@@ -631,8 +655,8 @@ def _ecr_settings(get: Getter) -> EcrSettings:
         raise InputError(
             "kms-key", "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS."
         )
-    if kms_key and not re.match(r"^(arn:[\w-]+:kms:\S+|alias/[\w/_-]+|[0-9a-f-]{36})$", kms_key):
-        raise InputError("kms-key", f"'{kms_key}' is not a KMS key ARN, id or alias.", fix="e.g. alias/ecr.")
+    if kms_key:
+        parse_kms_key(kms_key)
     return EcrSettings(
         scan_on_push=parse_bool("scan-on-push", get("scan-on-push")),
         tag_mutability=parse_choice("tag-mutability", get("tag-mutability"), ("MUTABLE", "IMMUTABLE")),
@@ -641,6 +665,36 @@ def _ecr_settings(get: Getter) -> EcrSettings:
         keep_images=parse_count("keep-images", get("keep-images"), 10000),
         expire_untagged_days=parse_count("expire-untagged-days", get("expire-untagged-days"), 3650),
     )
+
+
+def parse_kms_key(value: str) -> str:
+    """A full key or alias ARN: the action's own policy names the key (or the alias's account and region)
+    in its KMS statement, so a bare id or alias (resolved only inside an account) or a wildcard is refused.
+    Returns the key's region."""
+    found = _KMS_ARN.match(value)
+    if found is None:
+        what = "contains a wildcard" if "*" in value or "?" in value else "is not a full KMS key or alias ARN"
+        raise InputError(
+            "kms-key",
+            f"'{value}' {what}.",
+            fix="Give the full ARN of the key, e.g. "
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, or of its alias, "
+            "e.g. arn:aws:kms:us-east-1:123456789012:alias/ecr (aws kms describe-key --key-id alias/ecr "
+            "prints the key's ARN); leave it empty for the AWS-managed key.",
+        )
+    return found.group("region")
+
+
+def parse_boundary(value: str) -> str:
+    if value and (len(value) > 2048 or not _POLICY_ARN.match(value)):
+        what = "contains a wildcard" if "*" in value or "?" in value else "is not an IAM policy ARN"
+        raise InputError(
+            "permissions-boundary",
+            f"'{value}' {what}.",
+            fix="Give the ARN of one managed policy, e.g. arn:aws:iam::123456789012:policy/CiBoundary "
+            "(or a path: arn:aws:iam::123456789012:policy/boundaries/CiBoundary); or leave it empty.",
+        )
+    return value
 
 
 def parse_actions_token(value: str) -> str:

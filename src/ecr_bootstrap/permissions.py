@@ -8,9 +8,10 @@ from .aws import ecr, iam, oidc, sts
 from .inputs import Settings
 from .policy import Document
 
-# Declared but never called by name: AWS checks them inside another call (tags given to a Create call,
-# ECR using KMS as the caller). The proof that a new key reaches ECR (ecr:GetAuthorizationToken) is signed
-# by that key, so the action's own identity needs no permission for it.
+# Declared but never called by name: AWS checks them inside another call (tags given to a Create call, a
+# permissions boundary given to CreateUser or CreateRole, ECR using KMS as the caller). The proof that a
+# new key reaches ECR (ecr:GetAuthorizationToken) is signed by that key, so the action's own identity
+# needs no permission for it.
 IMPLIED = frozenset(
     {
         "ecr:TagResource",
@@ -20,13 +21,17 @@ IMPLIED = frozenset(
         "kms:CreateGrant",
         "kms:DescribeKey",
         "kms:RetireGrant",
+        "iam:PutUserPermissionsBoundary",
+        "iam:PutRolePermissionsBoundary",
     }
 )
+# CreateRole (aws/oidc.py) with a PermissionsBoundary: declared here, beside the user's one in aws/iam.py.
+BOUNDARY = {"iam:PutRolePermissionsBoundary": ("role", "oidc-boundary")}
 
 
 def declared() -> dict[str, tuple[str, str]]:
     """IAM action -> (the kind of resource it is used on, the features that need it)."""
-    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **sts.PERMISSIONS}
+    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **BOUNDARY, **sts.PERMISSIONS}
 
 
 def features(settings: Settings) -> set[str]:
@@ -51,6 +56,8 @@ def features(settings: Settings) -> set[str]:
         out |= {"tags", "tags-oidc"} if settings.auth == "oidc" else {"tags"}
     if settings.ecr.encryption == "KMS":
         out.add("kms")
+    if settings.permissions_boundary:
+        out.add("key-boundary" if key_mode else "oidc-boundary")
     return out
 
 
@@ -60,18 +67,72 @@ def needed(settings: Settings) -> dict[str, str]:
     return {a: kind for a, (kind, wants) in declared().items() if active & set(wants.split())}
 
 
+def _kms(settings: Settings, partition: str, account: str, region: str) -> tuple[str, str]:
+    """(the KMS resource, the repository's region) of the ECR repository's key. A key ARN is exact. IAM
+    matches KMS actions against the key, never an alias, so an alias ARN gives the keys of its account and
+    region; so does the AWS-managed key (kms-key empty), only known in the account. ECR takes a key of
+    the repository's region only."""
+    arn = settings.ecr.kms_key
+    if not arn:
+        return f"arn:{partition}:kms:{region}:{account}:key/*", region
+    key_partition, _, key_region, key_account, resource = arn.split(":")[1:6]
+    if resource.startswith("key/"):
+        return arn, key_region
+    return f"arn:{key_partition}:kms:{key_region}:{key_account}:key/*", key_region
+
+
+def _via_ecr(partition: str, region: str) -> Document:
+    """Only requests that ECR makes to KMS for this identity: kms:ViaService, which every KMS operation on
+    a key accepts (KMS developer guide, conditions-kms.html#conditions-kms-via-service), names the
+    service's endpoint. Without a region (the permissions command's default), any region's ECR."""
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    operator = "StringLike" if "*" in region else "StringEquals"
+    return {operator: {"kms:ViaService": f"ecr.{region}.{suffix}"}}
+
+
+def _conditioned(
+    settings: Settings, resources: dict[str, str], via: Document
+) -> dict[str, tuple[str, Document]]:
+    """IAM action -> (Sid, Condition) for the actions allowed only under a condition."""
+    # Attaching is limited to our policy: otherwise this identity could attach AdministratorAccess.
+    out: dict[str, tuple[str, Document]] = {
+        "iam:AttachUserPolicy": (
+            "AttachOnlyTheEcrPolicyToUser",
+            {"ArnLike": {"iam:PolicyARN": resources["policy"]}},
+        ),
+        "iam:AttachRolePolicy": (
+            "AttachOnlyTheEcrPolicyToRole",
+            {"ArnLike": {"iam:PolicyARN": resources["policy"]}},
+        ),
+        "kms:DescribeKey": ("KmsForEcrEncryption", via),
+        "kms:RetireGrant": ("KmsForEcrEncryption", via),
+        # kms:GrantIsForAWSResource exists for CreateGrant, ListGrants and RevokeGrant only (KMS developer
+        # guide, grant-authorization.html): in its own statement, or DescribeKey would never match.
+        "kms:CreateGrant": (
+            "KmsGrantsForEcrOnly",
+            {**via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+    }
+    boundary = settings.permissions_boundary
+    if boundary:
+        # Without the boundary, this identity could create a user or role that it then gives any key.
+        only = {"ArnEquals": {"iam:PermissionsBoundary": boundary}}  # an ARN-typed key
+        out["iam:CreateUser"] = out["iam:PutUserPermissionsBoundary"] = ("CreateUserOnlyWithBoundary", only)
+        out["iam:CreateRole"] = out["iam:PutRolePermissionsBoundary"] = ("CreateRoleOnlyWithBoundary", only)
+    return out
+
+
 def action_policy(
     settings: Settings, *, partition: str = "aws", account: str = "*", region: str = "*"
 ) -> Document:
-    kms = settings.ecr.kms_key
+    kms, kms_region = _kms(settings, partition, account, region)
     resources = {
         "repository": f"arn:{partition}:ecr:{region}:{account}:repository/{settings.ecr_repository}",
         "policy": f"arn:{partition}:iam::{account}:policy/{settings.iam_policy}",
         "user": f"arn:{partition}:iam::{account}:user/{settings.iam_user}",
         "role": f"arn:{partition}:iam::{account}:role/{settings.iam_role}",
         "provider": f"arn:{partition}:iam::{account}:oidc-provider/token.actions.githubusercontent.com",
-        # A key ARN is exact; an alias or id (or the AWS-managed key) is only known in the account.
-        "kms": kms if kms.startswith("arn:") else f"arn:{partition}:kms:{region}:{account}:key/*",
+        "kms": kms,
         "*": "*",
     }
     sids = {
@@ -80,26 +141,28 @@ def action_policy(
         "user": "CiUser",
         "role": "CiRole",
         "provider": "GitHubOidcProvider",
-        "kms": "KmsForEcrEncryption",
         "*": "WhoAmI",
     }
-    # Attaching is limited to our policy: otherwise this identity could attach AdministratorAccess.
-    attach = {"iam:AttachUserPolicy": "user", "iam:AttachRolePolicy": "role"}
+    conditioned = _conditioned(settings, resources, _via_ecr(partition, kms_region))
     wanted = needed(settings)
     statements: list[dict[str, object]] = []
-    for kind, resource in resources.items():
-        actions = sorted(a for a, k in wanted.items() if k == kind and a not in attach)
+    for kind, sid in sids.items():
+        actions = sorted(a for a, k in wanted.items() if k == kind and a not in conditioned)
         if actions:
-            statements.append({"Sid": sids[kind], "Effect": "Allow", "Action": actions, "Resource": resource})
-    for action, kind in attach.items():
+            statements.append({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources[kind]})
+    grouped: dict[str, tuple[list[str], str, Document]] = {}
+    for action, (sid, condition) in conditioned.items():
         if action in wanted:
-            statements.append(
-                {
-                    "Sid": "AttachOnlyTheEcrPolicyTo" + kind.capitalize(),
-                    "Effect": "Allow",
-                    "Action": action,
-                    "Resource": resources[kind],
-                    "Condition": {"ArnLike": {"iam:PolicyARN": resources["policy"]}},
-                }
-            )
+            grouped.setdefault(sid, ([], resources[wanted[action]], condition))[0].append(action)
+    for sid, (names, resource, condition) in grouped.items():
+        one_or_more: str | list[str] = names[0] if len(names) == 1 else sorted(names)
+        statements.append(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": one_or_more,
+                "Resource": resource,
+                "Condition": condition,
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -30,6 +30,9 @@ PERMISSIONS = {
     "iam:ListUserTags": ("user", "key-read"),
     "iam:TagUser": ("user", "key-write retire"),
     "iam:UntagUser": ("user", "key-write retire"),
+    # Not called by us: checked by IAM on CreateUser with a PermissionsBoundary (as in AWS's delegation
+    # example, access_policies_boundaries.html), and only for the boundary chosen (see permissions.py).
+    "iam:PutUserPermissionsBoundary": ("user", "key-boundary"),
 }
 MAX_POLICY_VERSIONS = 5
 POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
@@ -48,6 +51,7 @@ class User:
     name: str
     arn: str
     tags: list[dict[str, str]] = field(default_factory=list)
+    boundary: str = ""  # the ARN of its permissions boundary policy, if it has one
 
 
 def policy_arn(partition: str, account: str, name: str) -> str:
@@ -172,7 +176,30 @@ def find_user(aws: AwsClients, name: str) -> User | None:
             return None
         raise
     data = reply["User"]
-    return User(name=data["UserName"], arn=data["Arn"], tags=list(data.get("Tags", [])))
+    return User(
+        name=data["UserName"],
+        arn=data["Arn"],
+        tags=list(data.get("Tags", [])),
+        boundary=boundary_of(data),
+    )
+
+
+def boundary_of(data: dict[str, Any]) -> str:
+    """The permissions boundary's policy ARN in a GetUser or GetRole answer ("" without one)."""
+    return str((data.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") or "")
+
+
+def boundary_warning(kind: str, name: str, current: str, wanted: str) -> str:
+    """A reused user or role keeps its boundary (changing it is not this action's to do): what to say
+    when it is not the one permissions-boundary asks for; "" when it is, or none is asked for."""
+    if not wanted or current == wanted:
+        return ""
+    has = f"the permissions boundary {current}" if current else "no permissions boundary"
+    return (
+        f"IAM {kind} '{name}' exists with {has}, not {wanted} (permissions-boundary); it was left as it "
+        f"is. To set it: aws iam put-{kind}-permissions-boundary --{kind}-name {name} "
+        f"--permissions-boundary {wanted}"
+    )
 
 
 def create_user(
@@ -180,8 +207,10 @@ def create_user(
     name: str,
     tags: tuple[tuple[str, str], ...] = (),
     record: list[dict[str, str]] | None = None,
+    boundary: str = "",
 ) -> User:
-    """Create the user with its tags and the key record's first entries (the intent) in one request."""
+    """Create the user with its tags, the key record's first entries (the intent) and its permissions
+    boundary (if one is given) in one request."""
     all_tags = aws_tags(tags) + list(record or [])
     try:
         reply = call(
@@ -190,6 +219,7 @@ def create_user(
             aws.iam.create_user,
             UserName=name,
             **({"Tags": all_tags} if all_tags else {}),
+            **({"PermissionsBoundary": boundary} if boundary else {}),
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
@@ -203,7 +233,7 @@ def create_user(
                 anchor="keys",
             ) from exc
         raise
-    return User(name=name, arn=reply["User"]["Arn"], tags=all_tags)
+    return User(name=name, arn=reply["User"]["Arn"], tags=all_tags, boundary=boundary)
 
 
 def attached_policies(aws: AwsClients, user: str) -> set[str]:
