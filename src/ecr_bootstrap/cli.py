@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from .errors import BootstrapError
-from .report import Report, outputs, summary
+from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
 
@@ -18,15 +18,30 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return print_permissions(argv[1:], env)
     workflow = Workflow(env)
     report = Report()
-    failed = ""
-    from .cancel import Cancellation, Cancelled
+    from .cancel import Cancellation
 
     cancellation = Cancellation()
     cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
+    failed = _run(argv, env, workflow, report)
+    cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
+    workflow.set_outputs({k: v for k, v in outputs(report).items() if v})
+    if report.changes or failed or report.dry_run:
+        workflow.write_summary(summary(report, failed=failed), summary_text(report, failed=failed))
+    return 1 if failed else 0
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report: Report) -> str:
+    """The run itself; what failed, as the message shown ("" when nothing did)."""
+    from .cancel import Cancelled
+
+    failed = ""
     try:
         from .inputs import from_argv
 
         settings = from_argv(argv, env)  # every input checked before any client exists
+        workflow.mask(settings.github_token)  # before anything could print it
+        if settings.actions_token:
+            workflow.mask(settings.actions_token)
         from .aws import AwsClients
         from .bootstrap import run
         from .github import GitHub, Pacer
@@ -56,11 +71,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback, but say what broke
         failed = f"Unexpected {type(exc).__name__}: {exc}"
         workflow.error(failed + " Please report this as a bug.", title="ECR bootstrap crashed")
-    cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
-    workflow.set_outputs({k: v for k, v in outputs(report).items() if v})
-    if report.changes or failed or report.dry_run:
-        workflow.write_summary(summary(report, failed=failed))
-    return 1 if failed else 0
+    return failed
 
 
 def console() -> None:

@@ -1,7 +1,8 @@
-"""Pure: what a run did, as step outputs and a Markdown summary. Nothing secret ever gets here."""
+"""Pure: what a run did, as step outputs and a summary (Markdown, or plain text). Nothing secret gets here."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,54 +64,177 @@ def outputs(report: Report) -> dict[str, str]:
     }
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# -- the summary -------------------------------------------------------------------------------------------
+# Built once as blocks, then written as Markdown (the step summary) or as plain text (a local run). In the
+# Markdown, every value that is not the action's own words goes through `md_escape` (or `_md_code`, which
+# falls back on it), so a name, id or error text shows as the characters it is and a table row stays one line.
+
+# Every line break some reader splits on (CommonMark only knows CR and LF; Python's splitlines more).
+_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_MD_ENTITIES = {
+    "&": "&amp;",  # an entity in the value shows as written, not as what it stands for
+    "\\": "&#92;",  # a backslash of the value never escapes what follows it (GFM's table scan would)
+    "|": "\\|",  # GFM's escape of a pipe in a table cell (undone before inlines); elsewhere a plain escape
+    "`": "&#96;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "[": "&#91;",
+    "]": "&#93;",
+}
+_MD_SPECIAL = re.compile("[" + re.escape("".join(_MD_ENTITIES)) + "]")
+
+
+def _one_line(text: str) -> str:
+    return _BREAKS.sub(" ", text)
+
+
+def md_escape(text: str) -> str:
+    """A value as literal Markdown text on one line: no table cell split, no code, link, image or HTML of
+    its own, every character shown as it is in GitHub's Markdown (a bare URL is still linked there)."""
+    return _MD_SPECIAL.sub(lambda m: _MD_ENTITIES[m.group(0)], _one_line(text))
+
+
+def _md_code(text: str) -> str:
+    """A value as inline code: in backticks when it needs no escape at all, else escaped in <code> (which
+    GitHub keeps): inside backticks an entity or backslash escape would show as written, not as meant."""
+    if not text:
+        return ""
+    escaped = md_escape(text)
+    return f"`{text}`" if escaped == text else f"<code>{escaped}</code>"
+
+
+@dataclass(frozen=True)
+class Code:
+    """A cell part shown as code."""
+
+    value: str
+
+
+Part = str | Code
+Cell = Part | tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]  # the action's own words; all empty: no header line in plain text
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # "NOTE" | "CAUTION"
+    text: str
+
+
+@dataclass(frozen=True)
+class Snippet:
+    intro: str
+    language: str
+    text: str
+
+
+Block = Table | Alert | Snippet
+
+
+def _blocks(report: Report, failed: str) -> list[Block]:
+    blocks: list[Block] = []
+    if report.dry_run:
+        blocks.append(Alert("NOTE", "Dry run: this is what a real run would do. Nothing was changed."))
+    if failed:
+        blocks.append(Alert("CAUTION", failed))
+    facts = (
+        ("Repository URI", report.repository_uri),
+        ("Registry", report.registry),
+        ("Policy ARN", report.policy_arn),
+        ("User ARN", report.user_arn),
+        ("Access key id", report.access_key_id),
+        ("Role ARN", report.role_arn),
+    )
+    if any(value for _, value in facts):
+        blocks.append(Table(("", ""), tuple((label, Code(value)) for label, value in facts if value)))
+    if report.changes:
+        rows: tuple[tuple[Cell, ...], ...] = tuple(
+            (c.resource, Code(c.name), c.action, c.detail) for c in report.changes
+        )
+        blocks.append(Table(("Resource", "Name", "Result", "Detail"), rows))
+    if report.targets:
+        rows = tuple(map(_target_row, report.targets))
+        blocks.append(Table(("Target repository", "Secrets", "Detail"), rows))
+    if report.keys:
+        rows = tuple(map(_key_row, report.keys))
+        blocks.append(Table(("Access key", "Created", "Age", "Held by"), rows))
+    if report.snippet:
+        blocks.append(Snippet("Use the role in a target's workflow:", "yaml", report.snippet.rstrip("\n")))
+    return blocks
+
+
+def _target_row(t: TargetResult) -> tuple[Cell, ...]:
+    note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
+    return (Code(t.repository), t.state, note)
+
+
+def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
+    held: list[Part] = []
+    for holder in k.holders:
+        held += [", ", Code(holder)] if held else [Code(holder)]
+    created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (Code(k.key_id), created, k.age, tuple(held) or "no target")
+
+
+def _title(report: Report) -> str:
+    return "ECR delivery bootstrap" + (" - plan (dry run)" if report.dry_run else "")
+
+
+def _md_cell(cell: Cell) -> str:
+    if isinstance(cell, tuple):
+        return "".join(map(_md_cell, cell))
+    return _md_code(cell.value) if isinstance(cell, Code) else md_escape(cell)
+
+
+def _md_block(block: Block) -> list[str]:
+    if isinstance(block, Alert):
+        return [f"> [!{block.kind}]", f"> {md_escape(block.text)}"]
+    if isinstance(block, Snippet):
+        longest = max((len(run) for run in re.findall("`+", block.text)), default=0)
+        fence = "`" * max(3, longest + 1)  # longer than any backtick run inside: nothing closes it early
+        body = block.text.replace("\r\n", "\n").replace("\r", "\n")
+        return [md_escape(block.intro), "", fence + block.language, body, fence]
+    lines = ["| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"]
+    lines.append("|" + "---|" * len(block.header))
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+    return lines
 
 
 def summary(report: Report, *, failed: str = "") -> str:
-    lines = ["## ECR delivery bootstrap" + (" - plan (dry run)" if report.dry_run else ""), ""]
-    if report.dry_run:
-        lines += ["> [!NOTE]\n> Dry run: this is what a real run would do. Nothing was changed.", ""]
-    if failed:
-        lines += [f"> [!CAUTION]\n> {_cell(failed)}", ""]
-    facts = [
-        (label, value)
-        for label, value in (
-            ("Repository URI", report.repository_uri),
-            ("Registry", report.registry),
-            ("Policy ARN", report.policy_arn),
-            ("User ARN", report.user_arn),
-            ("Access key id", report.access_key_id),
-            ("Role ARN", report.role_arn),
-        )
-        if value
-    ]
-    if facts:
-        lines += ["| | |", "|---|---|"]
-        lines += [f"| {label} | `{_cell(value)}` |" for label, value in facts]
-    if report.changes:
-        lines += ["", "| Resource | Name | Result | Detail |", "|---|---|---|---|"]
-        lines += [
-            f"| {c.resource} | `{_cell(c.name)}` | {c.action} | {_cell(c.detail)} |" for c in report.changes
-        ]
-    if report.targets:
-        lines += ["", "| Target repository | Secrets | Detail |", "|---|---|---|"]
-        for t in report.targets:
-            note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
-            lines.append(f"| `{_cell(t.repository)}` | {t.state} | {_cell(note)} |")
-    if report.keys:
-        lines += ["", "| Access key | Created | Age | Held by |", "|---|---|---|---|"]
-        for k in report.keys:
-            held = ", ".join(f"`{_cell(h)}`" for h in k.holders) or "no target"
-            created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            lines.append(f"| `{k.key_id}` | {created} | {k.age} | {held} |")
-    if report.snippet:
-        lines += [
-            "",
-            "Use the role in a target's workflow:",
-            "",
-            "```yaml",
-            report.snippet.rstrip("\n"),
-            "```",
-        ]
+    """The step summary in GitHub's Markdown."""
+    lines = [f"## {_title(report)}"]
+    for block in _blocks(report, failed):
+        lines += ["", *_md_block(block)]
+    return "\n".join(lines) + "\n"
+
+
+def _text_cell(cell: Cell) -> str:
+    if isinstance(cell, tuple):
+        return "".join(map(_text_cell, cell))
+    return _one_line(cell.value if isinstance(cell, Code) else cell)
+
+
+def _text_block(block: Block) -> list[str]:
+    if isinstance(block, Alert):
+        label = {"CAUTION": "Failed"}.get(block.kind, block.kind.capitalize())
+        return [f"{label}: {_one_line(block.text)}"]
+    if isinstance(block, Snippet):
+        return [block.intro, "", *("    " + line for line in block.text.splitlines())]
+    rows = [tuple(map(_text_cell, row)) for row in block.rows]
+    if any(block.header):
+        rows[:0] = [block.header, tuple("-" * len(h) for h in block.header)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(block.header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def summary_text(report: Report, *, failed: str = "") -> str:
+    """The same summary as plain text with aligned columns, for a terminal."""
+    lines = [_title(report), "=" * len(_title(report))]
+    for block in _blocks(report, failed):
+        lines += ["", *_text_block(block)]
     return "\n".join(lines) + "\n"

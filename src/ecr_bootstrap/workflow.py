@@ -1,27 +1,51 @@
-"""Runner I/O only: workflow commands on stdout, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY."""
+"""Runner I/O only: workflow commands on stdout, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY.
+
+Every line goes out through `Workflow._line`, which escapes the text it is given, so that nothing decoded
+from IAM tags or GitHub answers can end a line early or start a workflow command of its own. Outside GitHub
+Actions (GITHUB_ACTIONS is not `true`) no workflow command is printed at all: plain lines instead."""
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
+# Line breaks besides CR and LF that some readers split on (Python's str.splitlines among them): escaped as
+# their UTF-8 bytes, so a printed line is one line to every reader.
+_OTHER_BREAKS = {c: "".join(f"%{b:02X}" for b in c.encode()) for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+_BREAKS = re.compile("[" + "".join(_OTHER_BREAKS) + "]")
+# The runner takes a line as a command when it starts with `::` after leading white space (TrimStart), or
+# when it holds `##[` anywhere (the legacy form is found with IndexOf). Python's \s covers .NET's white space.
+_COMMAND_START = re.compile(r"^(\s*)::")
+_LEGACY = "##["
+
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """As the toolkit escapes a command's data: `%`, CR and LF (and the rarer line breaks, see above)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _BREAKS.sub(lambda m: _OTHER_BREAKS[m.group(0)], text)
 
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-class Workflow:
-    """Writes what the runner reads. `out` is stdout in production; tests pass their own."""
+def _defuse(text: str) -> str:
+    """Escaped text that the runner shows as it is and never takes for a command, wherever it stands."""
+    text = _escape_data(text).replace(_LEGACY, "%23%23[")
+    return _COMMAND_START.sub(r"\1%3A%3A", text, count=1)
 
-    def __init__(self, env: Mapping[str, str], out: TextIO | None = None) -> None:
+
+class Workflow:
+    """Writes what the runner reads. `out` is stdout in production, `err` stderr; tests pass their own."""
+
+    def __init__(self, env: Mapping[str, str], out: TextIO | None = None, err: TextIO | None = None) -> None:
         self._out = out or sys.stdout
+        self._err = err or sys.stderr
+        self.actions = env.get("GITHUB_ACTIONS", "") == "true"
         self._output_path = env.get("GITHUB_OUTPUT", "")
         self._summary_path = env.get("GITHUB_STEP_SUMMARY", "")
         self._masked: list[str] = []
@@ -33,24 +57,38 @@ class Workflow:
             text = text.replace(value, "***")
         return text
 
-    def _command(self, text: str, *, raw: bool = False) -> None:
-        # Flushed at once so a mask always reaches the runner before anything that could contain the value.
-        self._out.write((text if raw else self.redact(text)) + "\n")
-        self._out.flush()
+    def _line(self, text: str, *, command: str = "", stream: TextIO | None = None, raw: bool = False) -> None:
+        """The one way out. `command` is a workflow command the action wrote itself (`::error title=..::`,
+        already escaped); `text` is any text at all: redacted (unless `raw`, for the mask itself) and escaped,
+        so the line printed is one line and starts no command but `command`. Flushed at once, so a mask
+        always reaches the runner before anything that could contain the value."""
+        text = text if raw else self.redact(text)
+        # After a command the runner parses the data as data: nothing in it can start another command.
+        body = _escape_data(text) if command else _defuse(text)
+        out = stream or self._out
+        out.write(command + body + "\n")
+        out.flush()
 
     def mask(self, value: str) -> None:
         for line in value.splitlines() or [value]:
             if line.strip():
                 self._masked.append(line)
-                self._command(f"::add-mask::{_escape_data(line)}", raw=True)
+                if self.actions:  # outside Actions no runner reads it, and the value is never printed
+                    self._line(line, command="::add-mask::", raw=True)
         self._masked.sort(key=len, reverse=True)  # longest first, so no part of a value survives
 
     def info(self, text: str) -> None:
-        self._command(text)
+        self._line(text)
 
     def _annotate(self, kind: str, message: str, title: str) -> None:
-        props = f" title={_escape_property(title)}" if title else ""
-        self._command(f"::{kind}{props}::{_escape_data(message)}")
+        if not self.actions:
+            if kind == "notice":
+                self._line(message)
+            else:
+                self._line(f"{kind}: {message}", stream=self._err)
+            return
+        props = f" title={_escape_property(self.redact(title))}" if title else ""
+        self._line(message, command=f"::{kind}{props}::")
 
     def error(self, message: str, title: str = "") -> None:
         self._annotate("error", message, title)
@@ -63,16 +101,20 @@ class Workflow:
 
     @contextmanager
     def group(self, name: str) -> Iterator[None]:
-        self._command(f"::group::{_escape_data(name)}")
+        if not self.actions:
+            self._line(f"== {name}")
+            yield
+            return
+        self._line(name, command="::group::")
         try:
             yield
         finally:
-            self._command("::endgroup::")
+            self._line("", command="::endgroup::")
 
     def set_outputs(self, outputs: Mapping[str, str]) -> None:
         if not self._output_path:
             for name, value in outputs.items():
-                self.info(f"output {name}={value}")
+                self._line(f"output {name}={value}" if self.actions else f"{name}={value}")
             return
         with open(self._output_path, "a", encoding="utf-8") as fh:
             for name, raw in outputs.items():
@@ -83,13 +125,31 @@ class Workflow:
                 else:
                     fh.write(f"{name}={value}\n")
 
-    def write_summary(self, markdown: str) -> None:
+    def write_summary(self, markdown: str, text: str = "") -> None:
+        """The step summary: `markdown` into GITHUB_STEP_SUMMARY; without that file, printed: inside Actions
+        the Markdown, outside it `text` (the same summary as plain text) if given."""
         if not self._summary_path:
-            self.info(markdown)
+            shown = markdown
+            if not self.actions:
+                shown = text or _plain(markdown)
+            for line in shown.rstrip("\n").split("\n"):
+                self._line(line)
             return
         with open(self._summary_path, "a", encoding="utf-8") as fh:
             markdown = self.redact(markdown)
             fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+
+
+def _plain(markdown: str) -> str:
+    """Markdown made readable on a terminal when no plain text was given: no alert markers, no quote marks."""
+    lines = []
+    for line in markdown.split("\n"):
+        alert = re.fullmatch(r">\s*\[!(\w+)\]\s*", line)
+        if alert:
+            lines.append(alert.group(1).capitalize() + ":")
+        else:
+            lines.append(re.sub(r"^>\s?", "", line))
+    return "\n".join(lines)
 
 
 def docs_url(env: Mapping[str, str]) -> str:
