@@ -8,6 +8,8 @@ import time
 import pytest
 
 from tests.stand_ins.checks import (
+    FAST,
+    LEASE,
     MUTATING_AWS,
     POLICY,
     REPO,
@@ -115,7 +117,7 @@ def test_failed_secret_write_rolls_back(stack: Stack, secret: str) -> None:
     old_key = assert_target_works(stack, REPO)
     # A 500 may or may not have been applied: the secret is read back, and GitHub's whole-second
     # timestamps only tell runs apart that are a second apart (as runs on github.com are).
-    time.sleep(1.1)
+    stack.advance(1.1)
 
     stack.github.fail("PUT", f"/actions/secrets/{secret}$", status=500, times=-1)
     result = stack.run({"github-token": token})
@@ -346,8 +348,12 @@ def test_secondary_limit_refusals_are_waited_out(stack: Stack) -> None:
     from tests.stand_ins.github_api import SecondaryLimit
 
     token = setup(stack)
-    stack.github.limit = SecondaryLimit(points=60, window=3.0)
-    stack.github.limit.spent["token " + token] = [(time.monotonic(), 58)]
+    limit = stack.github.limit = SecondaryLimit(points=60, window=3.0)
+
+    def spent_by_another_client() -> None:  # right before the run's first write, however slow the run
+        limit.spent["token " + token] = [(time.monotonic(), 58)]
+
+    stack.github.on_first_write = spent_by_another_client
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
     assert stack.github.limit.refusals >= 1
@@ -536,7 +542,7 @@ def test_persistent_tag_fault_on_a_rerun_keeps_both_keys_until_the_lease_ends(st
     """The lease is written (TagUser #1), then every TagUser fails: the commit, after the target holds the
     new key. Nothing can be recorded, so both keys stay; once the lease ends, a run settles it."""
     token = setup(stack)
-    inputs = {"github-token": token, "key-wait-seconds": "2", "lease-seconds": "5"}
+    inputs = {"github-token": token, **FAST}
     assert stack.run(inputs).returncode == 0
     old_key = assert_target_works(stack, REPO)
     stack.aws.fail("iam:TagUser", code="ServiceFailure", status=500, times=-1, after=1)
@@ -545,7 +551,7 @@ def test_persistent_tag_fault_on_a_rerun_keeps_both_keys_until_the_lease_ends(st
     new_key = assert_target_works(stack, REPO)
     assert new_key != old_key and sorted(user_keys(stack)) == sorted([old_key, new_key])
     stack.aws.faults.clear()
-    time.sleep(5.5)
+    stack.advance(LEASE + 5)
     assert stack.run(inputs).returncode == 0
     assert user_keys(stack) == [assert_target_works(stack, REPO)]
 
@@ -569,7 +575,7 @@ def test_request_counts(stack: Stack) -> None:
     assert (aws, gh) == (8, 4) and aws + gh <= 12
     aws, gh = counted({})
     assert aws + gh <= 14 and gh == 4, stack.aws.operations()
-    time.sleep(1.1)
+    stack.advance(1.1)
     many_aws, many_gh = counted({"repositories": ",".join([REPO, *others])})
     assert many_aws == aws
     assert many_gh == gh + 4 * len(others)

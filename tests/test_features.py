@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -545,7 +544,7 @@ def test_a_run_after_rotate_after_rotates(stack: Stack) -> None:
     token = setup(stack)
     assert stack.run({"github-token": token}).returncode == 0
     old = assert_target_works(stack, REPO)
-    time.sleep(3.2)
+    stack.advance(3.2)
     result = stack.run({"github-token": token, "rotate-after": "3s"})
     assert result.returncode == 0, result.stdout
     new = assert_target_works(stack, REPO)

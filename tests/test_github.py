@@ -331,7 +331,7 @@ def test_renamed_repository_that_fails_after_the_redirect_keeps_its_old_pair(sta
     token = stack.github.add_token()
     assert stack.run({"github-token": token, "repositories": OLD}).returncode == 0
     old_key = assert_target_works(stack, OLD)
-    time.sleep(1.1)  # whole-second timestamps tell the 500's outcome only for runs a second apart
+    stack.advance(1.1)  # whole-second timestamps tell the 500's outcome only for runs a second apart
     stack.github.rename(OLD, NEW)
     stack.github.fail(
         "PUT", r"^/repositories/\d+/actions/secrets/AWS_SECRET_ACCESS_KEY$", status=500, times=-1
@@ -511,7 +511,7 @@ def test_an_uncertain_secret_write_is_settled_by_reading_it_back(
     stack.github.skew, stack.github.date_offset = skew, date_offset  # GitHub's clocks, from the start
     assert stack.run({"github-token": token}).returncode == 0
     old_key = assert_target_works(stack, REPO)
-    time.sleep(1.1)  # runs are seconds apart on github.com; timestamps have whole seconds
+    stack.advance(1.1)  # runs are seconds apart on github.com; timestamps have whole seconds
     path = "/actions/secrets/AWS_SECRET_ACCESS_KEY$"
     if landed:
         stack.github.fail("PUT", path, status=0, times=1, apply_first=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,6 @@ ROLE = "fcj-ecr-ci-cd-role"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/boundaries/CiBoundary"
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ALIAS = f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/ecr"
-# The run's side: rotation.py and bootstrap.py (with aws/oidc.py's create_role) do not pass the boundary
-# yet; these tests pass once they do (strict: then the marker must go).
-NOT_WIRED = pytest.mark.xfail(
-    strict=True,
-    reason="issue 20: the run does not yet pass settings.permissions_boundary to CreateUser/CreateRole",
-)
 
 
 def policy(*flags: str) -> dict[str, Any]:
@@ -162,29 +155,6 @@ def test_a_bad_boundary_is_refused_before_any_change(stack: Stack, value: str) -
     assert stack.boto("iam").list_users()["Users"] == []
 
 
-@pytest.fixture
-def user_boundaries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto keeps a role's boundary but drops a user's: keep it, so that GetUser answers with it as IAM
-    does (moto runs in this process)."""
-    from moto.iam.responses import IamResponse
-
-    create_user = IamResponse.create_user
-
-    def keeping_the_boundary(self: Any) -> Any:
-        result = create_user(self)
-        boundary = self._get_param("PermissionsBoundary")
-        if boundary:
-            user = self.backend.get_user(self._get_param("UserName"))
-            user.permissions_boundary = {
-                "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
-                "PermissionsBoundaryArn": boundary,
-            }
-        return result
-
-    monkeypatch.setattr(IamResponse, "create_user", keeping_the_boundary)
-    yield
-
-
 def boundary_policy(stack: Stack) -> None:
     document = {
         "Version": "2012-10-17",
@@ -195,8 +165,6 @@ def boundary_policy(stack: Stack) -> None:
     )
 
 
-@NOT_WIRED
-@pytest.mark.usefixtures("user_boundaries")
 def test_the_created_user_carries_the_boundary_and_a_reused_one_is_left_alone(stack: Stack) -> None:
     token = setup(stack)
     boundary_policy(stack)
@@ -212,7 +180,6 @@ def test_the_created_user_carries_the_boundary_and_a_reused_one_is_left_alone(st
     assert user["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY
 
 
-@NOT_WIRED
 def test_the_created_role_carries_the_boundary(stack: Stack) -> None:
     token = setup(stack, REPO)
     boundary_policy(stack)

@@ -195,7 +195,7 @@ def test_a_key_made_by_hand_right_after_a_run_is_never_deleted(stack: Stack) -> 
     assert stack.run(inputs).returncode == 0
     held = assert_target_works(stack, REPO)
     by_hand = stack.boto("iam").create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
-    time.sleep(LEASE + 0.5)
+    stack.advance(LEASE + 5)
     result = stack.run(inputs)
     assert by_hand in user_keys(stack), result.stdout
     assert held in user_keys(stack) and assert_target_works(stack, REPO) == held
@@ -271,7 +271,7 @@ def test_a_crashed_rotation_is_settled_on_githubs_clock(stack: Stack, skew: floa
     stack.github.faults.clear()
     stack.aws.faults.clear()
     held = assert_target_works(stack, REPO)
-    time.sleep(LEASE + 0.5)
+    stack.advance(LEASE + 5)
     stack.github.fail("PUT", "/actions/secrets/AWS_ACCESS_KEY_ID$", status=422, times=-1)
     refused = stack.run(inputs)
     stack.github.faults.clear()
@@ -295,7 +295,7 @@ def test_back_to_back_runs_on_a_lagging_iam(stack: Stack) -> None:
         assert result.returncode == 0, result.stdout
         assert_target_works(stack, REPO)
         assert len(user_keys(stack)) <= 2
-    time.sleep(5.5)
+    stack.advance(5.5)
     assert stack.run(inputs).returncode == 0
     assert_invariant(stack, (REPO,))
 
@@ -311,8 +311,8 @@ def test_concurrent_runs_on_a_lagging_iam(stack: Stack) -> None:
         assert "Traceback" not in r.stderr
     assert_target_works(stack, REPO)
     assert len(user_keys(stack)) <= 2
-    time.sleep(LEASE + 5.5)
+    stack.advance(LEASE + 5.5)
     assert stack.run(inputs).returncode == 0
-    time.sleep(5.5)
+    stack.advance(5.5)
     assert stack.run(inputs).returncode == 0
     assert_invariant(stack, (REPO,))

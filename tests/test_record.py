@@ -17,7 +17,14 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 A, B, C = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB", "AKIACCCCCCCCCCCCCCCC"
 RUN = records.RunId("9001", 1, "deploy", "octo-org/app", "https://github.com")
 # GitHub allows environment names of up to 255 characters, any Unicode (no control characters).
-ENV_NAME = st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=255)
+# Every environment name the inputs accept (and so every one the record can hold).
+ENV_NAME = st.text(
+    alphabet=st.characters(
+        exclude_categories=["Cs", "Cc", "Cn", "Co", "Zl", "Zp"], exclude_characters="/\\:,'\""
+    ),
+    min_size=1,
+    max_size=255,
+).filter(lambda e: e == e.strip() and e.isprintable())
 
 
 def key(key_id: str, created: datetime = NOW - timedelta(days=1)) -> records.AccessKey:
@@ -34,7 +41,7 @@ def assert_valid(tags: list[dict[str, str]]) -> None:
     "place",
     [
         Place("env", "Octo-Org/App", "prod (eu)"),
-        Place("env", "octo-org/app", "stage: a=b, c#d *?!&'\""),
+        Place("env", "octo-org/app", "stage a=b c#d *?!&()"),
         Place("env", "o" * 39 + "/" + "r" * 100, "環境" * 127 + "é"),
         Place("env", "octo-org/app", "🚀" * 255),
         Place("repo", "octo-org/app.js"),

@@ -7,7 +7,6 @@ as a cancelled job or a dead runner would leave it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +60,9 @@ def prepare(
     if rerun:
         assert stack.run(inputs).returncode == 0
         if stack.aws.lag:
-            time.sleep(stack.aws.lag + 0.5)
+            stack.advance(stack.aws.lag + 0.5)
         elif spaced:
-            time.sleep(1.1)
+            stack.advance(1.1)
     return token, inputs
 
 
@@ -137,7 +136,7 @@ def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: st
     stack.github.faults.clear()
     assert_safe_after_failure(stack, killed, {})
     if pending_lease_left(stack):
-        time.sleep(LEASE + 0.5)
+        stack.advance(LEASE + 5)
     repair = stack.run(inputs)
     assert repair.returncode == 0, f"{step}: {repair.stdout}"
     final_check(stack, inputs)
@@ -149,9 +148,9 @@ def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
     5 s first); after the lease, it repairs."""
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
-    inputs = {"github-token": token, "key-wait-seconds": "2", "lease-seconds": "12"}
+    inputs = {"github-token": token, **FAST}
     assert stack.run(inputs).returncode == 0
-    time.sleep(1.1)
+    stack.advance(1.1)
     fault = stack.github.fail("PUT", "/AWS_SECRET_ACCESS_KEY$", status=-1)
     running = stack.start(inputs)
     assert fault.held.wait(60)
@@ -166,7 +165,7 @@ def test_rerun_within_the_lease_is_refused_then_repairs(stack: Stack) -> None:
     assert refused.returncode == 1 and "holds the lease" in refused.errors()[0]
     assert len(user_keys(stack)) == 2
 
-    time.sleep(12.5)
+    stack.advance(LEASE + 5)
     repaired = stack.run(inputs)
     assert repaired.returncode == 0, repaired.stdout
     assert "written anew" in repaired.stdout  # its secret is the old key's, beside the new id
@@ -186,7 +185,7 @@ def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: st
     for r in results:
         assert r.returncode == 0 or r.errors(), r.stdout
         assert "Traceback" not in r.stderr
-    time.sleep(LEASE + 0.5)
+    stack.advance(LEASE + 5)
     assert stack.run(inputs).returncode == 0
     final_check(stack, inputs)
 
@@ -209,18 +208,18 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condi
     for r in results:
         assert r.returncode == 0 or r.errors(), r.stdout
     assert len(user_keys(stack)) <= 2
-    time.sleep(LEASE + 0.5)
+    stack.advance(LEASE + 5)
     for repo in (REPO, OTHER):
         if stack.aws.lag:
-            time.sleep(stack.aws.lag + 0.5)
+            stack.advance(stack.aws.lag + 0.5)
         result = stack.run({"github-token": token, **FAST}, repository=repo)
         if result.returncode and stack.aws.lag and "neither is free" in result.errors()[0]:
             untangle_by_hand(stack, result)
-            time.sleep(stack.aws.lag + 0.5)  # until IAM's reads show the deletion
+            stack.advance(stack.aws.lag + 0.5)  # until IAM's reads show the deletion
             result = stack.run({"github-token": token, **FAST}, repository=repo)
         assert result.returncode == 0, result.stdout
     if stack.aws.lag:
-        time.sleep(stack.aws.lag + 0.5)
+        stack.advance(stack.aws.lag + 0.5)
         both = stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"})
         assert both.returncode == 0, both.stdout
     assert_invariant(stack, (REPO, OTHER))
@@ -339,7 +338,7 @@ def fault_case(
     stack.aws.faults.clear()
     stack.github.faults.clear()
     if result.returncode and pending_lease_left(stack):
-        time.sleep(LEASE + 0.5)
+        stack.advance(LEASE + 5)
     repair = stack.run(inputs)
     assert repair.returncode == 0, repair.stdout
     final_check(stack, inputs)

@@ -187,11 +187,15 @@ def test_plan_needs_a_free_slot() -> None:
             records.holder_tag("repo:o/y", [b]),
         ]
     )
-    # Each key held by a repository of its own: the run for o/x shares its new key with o/y.
-    with pytest.raises(records.KeyPlanError, match="held by o/x"):
-        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, False)
+    # Each key held by a repository of its own. A run for o/z can free neither: refused, naming both.
+    with pytest.raises(records.KeyPlanError, match=r"held by o/x.*held by o/y"):
+        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/z")], NOW, False)
+    # The run for o/x: its own target is a's only holder, so a goes first (break before make); o/y is
+    # never written and keeps b.
+    own = records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, False)
+    assert own.reclaim == key(a) and own.breaks == ("repo:o/x",) and own.extra_scopes == ("repo:o/y",)
     one = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, False)
-    assert one.reclaim is None and one.extra_scopes == ()
+    assert one.reclaim is None and one.extra_scopes == () and one.breaks == ()
 
 
 def test_plan_reclaims_an_old_pending_orphan_but_not_a_young_one() -> None:

@@ -355,7 +355,9 @@ def deliver_role(
         report.changes.append(decided.provider.done())
         role = picture.role
         if role is None:
-            role = oidc.create_role(aws, settings.iam_role, decided.trust, settings.tags)
+            role = oidc.create_role(
+                aws, settings.iam_role, decided.trust, settings.tags, settings.permissions_boundary
+            )
         elif decided.role.action == "update":
             oidc.update_trust(aws, role.name, decided.trust)
         report.changes.append(decided.role.done())

@@ -52,17 +52,24 @@ class Picture:
     missing_environments: tuple[Place, ...] = ()
     ids: Mapping[str, tuple[int, int] | None] = field(default_factory=_frozen)
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
-    writable: Mapping[str, str] = field(default_factory=_frozen)  # other holders: "" or why not
 
 
 def uses_user(settings: Settings) -> bool:
     return settings.auth == "access-key" or settings.retire_user_keys
 
 
-def read_record(tags: list[dict[str, str]], keys: list[AccessKey], targets: list[Place]) -> Record:
-    """The key record as the user's tags say: version 1 entries filed under the targets' real scopes, and
-    keys that crashed runs made (within their lease's creation window) adopted."""
-    record = parse(tags)
+def read_record(
+    tags: list[dict[str, str]],
+    keys: list[AccessKey],
+    targets: list[Place],
+    server: str = "https://github.com",
+) -> Record:
+    """The key record as the user's tags say, every entry validated (`server`: this run's
+    GITHUB_SERVER_URL); a marker counts only when its time is its key's CreateDate; version 1 entries
+    filed under the targets' real scopes, and keys that crashed runs made (within their lease's creation
+    window) adopted."""
+    record = parse(tags, server)
+    record.prove(keys)
     for place in targets:
         record.claim(place.scope)
     record.adopt(keys)
@@ -113,7 +120,9 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             user=user,
             attached=frozenset(attached.result() if attached else ()),
             keys=tuple(key_list),
-            record=read_record(tags, key_list, targets) if uses_user(settings) else Record(),
+            record=read_record(tags, key_list, targets, settings.run.server)
+            if uses_user(settings)
+            else Record(),
         )
     return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
 
@@ -181,29 +190,23 @@ def _repository_ids(
 
 
 def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
-    """What the plan needs from GitHub about the record: for each entry naming several keys (a run that
-    stopped while writing), GitHub's timestamps of its two secrets; for each other holder, whether the
-    token may write it (it shares the new key if so)."""
+    """What the plan needs from GitHub about the record: for each of this run's targets whose entry names
+    several keys (a run that stopped while writing), GitHub's timestamps of its two secrets. Places known
+    only from the record are never asked about: the record is not where places come from."""
     record = picture.record
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
-    writable: dict[str, str] = {}
-    wanted = {p.scope for p in targets}
-    for scope, ids in record.holders.items():
-        place = record.place_of(scope)
-        try:
-            github.public_key(place)
-        except BootstrapError as exc:
-            writable[scope] = stamps[scope] = exc.message
+    for place in targets:
+        if len(record.holders.get(place.scope, ())) < 2:
             continue
-        writable[scope] = ""
-        if len(ids) > 1:
-            try:
-                stamps[scope] = (_stamp(github, place, names.key_id), _stamp(github, place, names.secret_key))
-            except BootstrapError as exc:
-                stamps[scope] = exc.message
-    writable = {s: why for s, why in writable.items() if s not in wanted}
-    return replace(picture, stamps=_frozen(stamps), writable=_frozen(writable))
+        try:
+            stamps[place.scope] = (
+                _stamp(github, place, names.key_id),
+                _stamp(github, place, names.secret_key),
+            )
+        except BootstrapError as exc:
+            stamps[place.scope] = exc.message
+    return replace(picture, stamps=_frozen(stamps))
 
 
 def _stamp(github: GitHub, place: Place, name: str) -> int | None:
@@ -244,6 +247,6 @@ def look_at_user_again(
     time.sleep(IAM_READ_LAG)
     tags = iam.list_tags(aws, picture.user.name)  # the tags first, then the keys (as the first look)
     keys = iam.list_keys(aws, picture.user.name)
-    record = read_record(tags, keys, targets)
+    record = read_record(tags, keys, targets, settings.run.server)
     picture = replace(picture, keys=tuple(keys), record=record)
     return look_up_holders(github, settings, picture, targets)

@@ -3,8 +3,14 @@ REST paths of each, and the scope string the key record uses for it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
+
+# GitHub's rules for names (the same the inputs are held to): an owner of 1-39 letters, digits and
+# hyphens, not starting with a hyphen; a repository name of 1-100 letters, digits, ".", "_" and "-".
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
+_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,36 @@ class Place:
         if self.kind == "org":
             return f"/orgs/{self.name}/actions/variables"
         return f"/repos/{self.name}/actions/variables"
+
+
+def valid_owner(owner: str) -> bool:
+    return bool(_OWNER.match(owner))
+
+
+def valid_repository(entry: str) -> bool:
+    """owner/name as GitHub allows it."""
+    owner, sep, name = entry.partition("/")
+    return bool(sep) and valid_owner(owner) and bool(_REPO.match(name)) and name not in (".", "..")
+
+
+def environment_problem(value: str) -> str:
+    """Why GitHub would refuse this environment name ("" when it is usable)."""
+    if not value or len(value) > 255 or any(c in value for c in "/\\:,'\"") or not value.isprintable():
+        return "not a usable environment name"
+    return "" if value == value.strip() else "not a usable environment name"
+
+
+def place_problem(place: Place) -> str:
+    """Why a place read back from the key record is not one the inputs could have named ("" if it is)."""
+    if place.kind == "org":
+        return "" if valid_owner(place.name) and not place.environment else "not an organization name"
+    if place.kind not in ("repo", "env"):
+        return f"unknown kind {place.kind!r}"
+    if not valid_repository(place.name):
+        return "not an owner/name repository"
+    if place.kind == "env":
+        return environment_problem(place.environment)
+    return "" if not place.environment else "a repository entry with an environment"
 
 
 def from_scope(scope: str) -> Place:

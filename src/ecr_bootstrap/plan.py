@@ -82,7 +82,6 @@ class Target:
 
     place: Place
     previous: tuple[str, ...]
-    requested: bool = True  # False: another holder of the key this run replaces (it shares the new key)
 
     @property
     def scope(self) -> str:
@@ -154,14 +153,26 @@ class Plan:
         if self.rotate is not None:
             out += [self.rotate.user, self.rotate.attachment]
             if self.rotate.keys.reclaim is not None:
-                out.append(
-                    Step(
-                        "Access key", self.rotate.keys.reclaim.key_id, "delete", "orphan that no target holds"
-                    )
-                )
+                out.append(reclaim_step(self.rotate.keys.reclaim, self.rotate.keys, self.rotate.record))
             out.append(Step("Access key", NEW_KEY, "create"))
             out += list(self.rotate.fates)
         return out + list(self.secrets)
+
+
+def reclaim_step(key: AccessKey, keys: KeyPlan, record: Record) -> Step:
+    """The key deleted before the new one is made (IAM allows two): an orphan, or (break before make) a key
+    only this run's targets hold, which then hold no working key until they are written, first."""
+    key_id = key.key_id
+    if not keys.breaks:
+        return Step("Access key", key_id, "delete", "orphan that no target holds")
+    labels = ", ".join(record.place_of(s).label for s in keys.breaks)
+    return Step(
+        "Access key",
+        key_id,
+        "delete",
+        f"first, to make room: held only by this run's targets ({labels}), which cannot push from then "
+        "until they are written with the new key, first",
+    )
 
 
 # -- the plan --------------------------------------------------------------------------------------------
@@ -243,19 +254,11 @@ def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: 
     return Step("Policy attachment", settings.iam_policy, "create", f"attached to {to}")
 
 
-def secret_steps(
-    settings: Settings, targets: Iterable[Place], shared: Iterable[Target], names: list[str]
-) -> tuple[Step, ...]:
+def secret_steps(settings: Settings, targets: Iterable[Place], names: list[str]) -> tuple[Step, ...]:
     variables = ""
     if settings.write_variables:
         variables = "; variables " + ", ".join(variable_names(settings))
-    out = [Step("GitHub secrets", p.label, "write", ", ".join(names) + variables) for p in targets]
-    out += [
-        Step("GitHub secrets", t.place.label, "write", "shares this user's key: " + ", ".join(names))
-        for t in shared
-        if not t.requested
-    ]
-    return tuple(out)
+    return tuple(Step("GitHub secrets", p.label, "write", ", ".join(names) + variables) for p in targets)
 
 
 # -- OIDC ------------------------------------------------------------------------------------------------
@@ -288,7 +291,7 @@ def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -
         base,
         oidc=Oidc(trust, provider, role, attachment),
         retire=retire_plan(settings, picture, now),
-        secrets=secret_steps(settings, base.targets, (), [names.repository_uri, names.role_arn]),
+        secrets=secret_steps(settings, base.targets, [names.repository_uri, names.role_arn]),
     )
 
 
@@ -347,6 +350,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
     repaired, unknown, notes = settle_record(settings, picture, record, now)
+    notes = record_notes(record, now) + notes
     repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     current = None if repaired or unknown else key_to_keep(settings, picture, record, now)
@@ -357,8 +361,8 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     except NoSafeKey as refused:
         refused.notes = tuple(notes)
         raise
-    shared, more = shared_holders(picture, record, keys, repaired - {t.scope for t in targets})
-    targets += shared
+    more = other_holders(record, keys, repaired - {t.scope for t in targets})
+    targets.sort(key=lambda t: keys.reclaim is None or keys.reclaim.key_id not in t.previous)  # broken first
     fates = key_fates(
         [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
         _as_if_written(record, targets),
@@ -383,7 +387,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     return replace(
         base,
         rotate=rotate,
-        secrets=secret_steps(settings, base.targets, targets, written),
+        secrets=secret_steps(settings, base.targets, written),
         notes=tuple(notes + more),
     )
 
@@ -509,33 +513,46 @@ def _plan_keys(
             ) from exc
         raise NoSafeKey(
             f"No new access key can be created safely for {who}: {exc}. Nothing was changed.",
-            fix="Free a key slot: delete in IAM a key that is not created by this action once nothing uses "
-            "it (or set retire-unmanaged-keys: true), or delete a key held by repositories (they cannot "
-            "push until this action runs for them again), then rerun.",
+            fix="Name every repository that shares this IAM user in one run's repositories (that run "
+            "rotates them together), or give each independently run repository its own iam-user (as "
+            "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
+            "nothing uses it, or set retire-unmanaged-keys: true.",
         ) from exc
 
 
-def shared_holders(
-    picture: Picture, record: Record, keys: KeyPlan, repaired: set[str]
-) -> tuple[list[Target], list[Note]]:
-    """Other places holding a key this run replaces get the new key too, when the token may write them;
-    otherwise their key is kept (and the summary says so). So do places an earlier run left with a pair
-    to write anew."""
-    out, notes = [], []
+def record_notes(record: Record, now: datetime) -> list[Note]:
+    """Warnings about entries of the key record that decide nothing: not what this action writes, or a
+    lease with times it could not have written (believed over)."""
+    out = [
+        Note(f"Key record entry {tag} ignored: {why}.", "Key record entry ignored")
+        for tag, why in sorted(record.ignored.items())
+    ]
+    out += [
+        Note(
+            f"Key record entry {tag} starts in the future or lasts longer than any lease this action takes: "
+            "it is believed over.",
+            "Key record entry ignored",
+        )
+        for tag in record.implausible(now)
+    ]
+    return out
+
+
+def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Note]:
+    """Places the record names that this run's inputs do not: never written, read or restored (the record
+    is not where places come from); the key each holds is kept, and the run says so."""
+    notes = []
     for scope in sorted(set(keys.extra_scopes) | repaired):
-        place = record.place_of(scope)
-        why = picture.writable.get(scope, "not checked")
-        if why:
-            notes.append(
-                Note(
-                    f"{place.label} holds this user's current key but the token cannot write its secrets "
-                    f"({why}); it keeps its key, so that key is not retired.",
-                    "Shared key kept",
-                )
+        label = record.place_of(scope).label
+        held = ", ".join(record.holders.get(scope, ())) or "no key"
+        notes.append(
+            Note(
+                f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
+                "written and its key is kept. Name it in this run's repositories to rotate it too.",
+                "Key kept for another holder",
             )
-            continue
-        out.append(Target(place, record.holders[scope], requested=False))
-    return out, notes
+        )
+    return notes
 
 
 def settle_record(

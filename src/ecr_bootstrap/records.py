@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .places import Place, from_scope
+from .places import Place, from_scope, place_problem, valid_repository
 
 PREFIX = "ecr-bootstrap:"
 KEY_PREFIX = PREFIX + "key:"
@@ -63,6 +63,16 @@ IN_FLIGHT = timedelta(minutes=30)
 CREATE_WINDOW = timedelta(seconds=60)
 # How far two runs' estimates of IAM's clock (from Date headers, whole seconds) may differ.
 IAM_CLOCK_MARGIN = timedelta(seconds=2)
+# The longest lease a run can take (lease-seconds is at most 3600): a recorded lease that starts in the
+# future or ends later than this after its start was not written by this action and is believed over.
+LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
+# IAM's AccessKeyId: 16-128 word characters (API Reference, AccessKeyMetadata); AWS issues upper-case
+# letters and digits.
+_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+_POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
+_POLICY_VERSION = re.compile(r"^v[0-9]{1,9}$")
+_JOB = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
+STATES = {"pending", "done", "made"}
 # A run records a reference second from GitHub's Date header (after every earlier write), and writes no
 # target's key id until GAP seconds after it arrived. With GitHub's clocks in step, earlier writes are
 # stamped <= ref and the run's >= ref + GAP. The seconds between are a tie: with the Date header's servers
@@ -260,6 +270,9 @@ class Record:
     policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
     version: int = 2  # 1 when any entry was written by version 1
     over: set[str] = field(default_factory=set)  # run tokens known to be over (see lease())
+    # Entries that are not what this action writes (damaged, or written by someone else): tag key -> why.
+    # They decide nothing; the run warns about each.
+    ignored: dict[str, str] = field(default_factory=dict)
 
     @property
     def intent(self) -> Intent | None:
@@ -299,7 +312,11 @@ class Record:
         when the lease is free."""
         held = []
         for intent in self.intents.values():
-            if intent.state == "done" or intent.since is None:
+            if (
+                intent.state == "done"
+                or intent.since is None
+                or not believable(intent.since, intent.until, now)
+            ):
                 continue
             end = intent.until or intent.since + IN_FLIGHT
             if now < end and not self.run_over(intent.run, current):
@@ -354,85 +371,201 @@ class Record:
     def holders_of(self, key_id: str) -> set[str]:
         return {scope for scope, ids in self.holders.items() if key_id in ids}
 
+    def implausible(self, now: datetime) -> list[str]:
+        """Leases and pending markers whose times this action could not have written: believed over."""
+        out = [
+            tag
+            for tag, i in self.intents.items()
+            if i.state != "done" and i.since is not None and not believable(i.since, i.until, now)
+        ]
+        out += [
+            marker_key(k)
+            for k, m in self.markers.items()
+            if m.state == "pending" and m.since is not None and not believable(m.since, m.until, now)
+        ]
+        return sorted(out)
+
+    def prove(self, keys: Iterable[AccessKey]) -> None:
+        """A key is this action's only when its marker's time is the key's own CreateDate (IAM's, to the
+        second), which the action writes when it makes the key: a marker with any other time is ignored,
+        whoever wrote it."""
+        for key in keys:
+            marker = self.markers.get(key.key_id)
+            if marker is not None and marker.since != key.created.replace(microsecond=0):
+                del self.markers[key.key_id]
+                self.ignored[marker_key(key.key_id)] = (
+                    "its time is not the key's creation time in IAM, so the key is not taken for this "
+                    "action's"
+                )
+
     def in_flight(self, key_id: str, now: datetime, current: RunId | None = None) -> bool:
         marker = self.markers.get(key_id)
         if marker is None or marker.state != "pending" or self.run_over(marker.run, current):
+            return False
+        if marker.since is not None and not believable(marker.since, marker.until, now):
             return False
         if marker.until is not None:
             return now < marker.until
         return marker.since is None or now - marker.since < IN_FLIGHT
 
 
-def _parse_intent(value: str, tag: str) -> Intent:
+def believable(since: datetime, until: datetime | None, now: datetime) -> bool:
+    """A lease this action could have written: not started in the future (beyond the clock margin), and
+    ending no later than the longest lease after its start."""
+    return since <= now + IAM_CLOCK_MARGIN and (until is None or until <= since + LEASE_CEILING)
+
+
+class Unreadable(ValueError):
+    """A record entry that is not what this action writes: the reason names what is wrong."""
+
+
+def _check(ok: bool, why: str) -> None:
+    if not ok:
+        raise Unreadable(why)
+
+
+def _key_ids(text: str, *, next_ok: bool = False) -> tuple[str, ...]:
+    ids = tuple(i for i in text.split("+") if i)
+    for key_id in ids:
+        _check(
+            bool(_KEY_ID.match(key_id)) or (next_ok and key_id == NEXT), "a key id is not an access key id"
+        )
+    return ids
+
+
+def _time(text: str, *, optional: bool = False) -> datetime | None:
+    when = _parse_iso(text)
+    _check(when is not None or (optional and not text), "a time is not YYYY-MM-DDTHH:MM:SSZ")
+    return when
+
+
+def _number(text: str) -> int | None:
+    _check(_digits(text) or not text, "a number has other characters than digits")
+    return int(text) if text else None
+
+
+def _run(
+    run_id: str, attempt: str, job: str, repository: str, server: str, current_server: str
+) -> RunId | None:
+    """The run a lease names, each field held to what GitHub sets; None when it names none."""
+    if not run_id and not attempt:
+        return None
+    _check(_digits(run_id) and _digits(attempt) and int(attempt) > 0, "a run id or attempt is not a number")
+    _check(not job or bool(_JOB.match(job)), "the job is not a GitHub job id")
+    _check(not repository or valid_repository(repository), "the repository is not owner/name")
+    _check(server.rstrip("/") == current_server.rstrip("/"), "the server is not this run's GITHUB_SERVER_URL")
+    return RunId(run_id, int(attempt), job, repository, current_server)
+
+
+def _parse_intent(value: str, tag: str, server: str) -> Intent:
     fields = value.split(" ")
     if fields[0] == VERSION:
-        f = fields[1:] + [""] * 12
-        run = RunId(dec(f[5]), int(f[6]) if _digits(f[6]) else 1, dec(f[7]), dec(f[8]), dec(f[9]) or "")
+        _check(len(fields) == 12, "a lease has 12 fields")
+        f = fields[1:]
+        _check(f[0] in STATES, "unknown state")
+        _check(not f[4] or bool(_KEY_ID.match(f[4])), "the key is not an access key id")
         return Intent(
             f[0],
-            _parse_iso(f[1]),
-            _parse_iso(f[2]),
-            tuple(i for i in f[3].split("+") if i),
+            _time(f[1]),
+            _time(f[2], optional=True),
+            _key_ids(f[3]),
             f[4],
-            run if run.run_id else None,
-            int(f[10]) if _digits(f[10]) else None,
+            _run(f[5], f[6], dec(f[7]), dec(f[8]), dec(f[9]), server),
+            _number(f[10]),
             tag,
         )
     state, *times = fields  # version 1: "pending <since> <until> <existing>" | "done <when>"
-    since = _parse_iso(times[0]) if times else None
-    until = _parse_iso(times[1]) if len(times) > 1 else None
-    existing = tuple(i for i in (times[2] if len(times) > 2 else "").split("+") if i)
+    _check(state in ("pending", "done") and len(times) <= 3, "not a lease")
+    since = _time(times[0]) if times else None
+    until = _time(times[1], optional=True) if len(times) > 1 else None
+    existing = _key_ids(times[2]) if len(times) > 2 else ()
     return Intent(state, since, until, existing, tag=tag)
 
 
-def _parse_marker(value: str) -> Marker:
+def _parse_marker(key_id: str, value: str) -> Marker:
+    _check(bool(_KEY_ID.match(key_id)), "not an access key id")
     state, *rest = value.split(" ")
-    since = _parse_iso(rest[0]) if rest else None
-    until = _parse_iso(rest[1]) if len(rest) > 1 else None
-    run = _run_from_token(rest[2]) if len(rest) > 2 else None
+    _check(state in ("pending", "active") and 1 <= len(rest) <= 3, "not a key marker")
+    since = _time(rest[0])
+    until = _time(rest[1]) if len(rest) > 1 else None
+    run = None
+    if len(rest) > 2:
+        run_id, _, attempt = rest[2].partition(".")
+        _check(_digits(run_id) and (_digits(attempt) or not attempt), "the run is not <id>.<attempt>")
+        run = _run_from_token(rest[2])
     return Marker(state, since, until, run)
 
 
 def _parse_holder(record: Record, tag_key: str, value: str) -> None:
     fields = value.split(" ")
-    if fields[0] == VERSION and len(fields) >= 6:
+    if fields[0] == VERSION:
+        _check(len(fields) == 6, "a holder entry has 6 fields")
         ids, ref = fields[1], fields[2]
         place = Place(dec(fields[3]), dec(fields[4]), dec(fields[5]))
+        problem = place_problem(place)
+        _check(not problem, f"its place is {problem}" if problem else "")
+        # The tag key is the hash of the place's scope: an entry copied under another key is not ours.
+        _check(holder_tag_key(place.scope) == tag_key, "its tag key is not the hash of its place")
         scope = place.scope
-        record.places[scope] = place
-        if _digits(ref):
-            record.refs[scope] = int(ref)
+        ref_second = _number(ref)
     else:
-        # Version 1: "<ids> <scope, cleaned up and cut at 256>"; or damaged. Kept either way: ignoring a
-        # holder could get a key it holds deleted. claim() files it under the real scope.
+        # Version 1: "<ids> <scope, cleaned up and cut at 256>". claim() files it under the real scope.
         ids, _, rest = value.partition(" ")
-        scope = rest or tag_key
+        scope, place, ref_second = rest or tag_key, None, None
         record.version = 1
-    if ids.endswith("@"):
-        ids = ids[:-1]
+    rewrite = ids.endswith("@")
+    held = _key_ids(ids.removesuffix("@"), next_ok=True)
+    if place is not None:
+        record.places[scope] = place
+    if ref_second is not None:
+        record.refs[scope] = ref_second
+    if rewrite:
         record.rewrite.add(scope)
-    record.holders[scope] = tuple(i for i in ids.split("+") if i)
+    record.holders[scope] = held
     record.tag_scope[tag_key] = scope
 
 
-def parse(tags: Iterable[Mapping[str, str]]) -> Record:
+def _parse_policy(value: str) -> tuple[str, str]:
+    fields = value.split(" ")
+    name, version = (
+        (dec(fields[1]), fields[2])
+        if fields[0] == VERSION and len(fields) == 3
+        else value.partition(" ")[::2]
+    )
+    _check(
+        bool(_POLICY_NAME.match(name)) and bool(_POLICY_VERSION.match(version)), "not a policy and version"
+    )
+    return name, version
+
+
+def _parse_entry(record: Record, key: str, value: str, server: str) -> bool:
+    """File one of our tags in `record`; False when the tag is not ours. Raises Unreadable."""
+    if key == INTENT_KEY or key.startswith(LEASE_PREFIX):
+        record.intents[key] = _parse_intent(value, key, server)
+    elif key == POLICY_KEY:
+        record.policy_version = _parse_policy(value)
+    elif key.startswith(KEY_PREFIX):
+        record.markers[key[len(KEY_PREFIX) :]] = _parse_marker(key[len(KEY_PREFIX) :], value)
+    elif key.startswith(HOLDER_PREFIX):
+        _parse_holder(record, key, value)
+    else:
+        return False
+    return True
+
+
+def parse(tags: Iterable[Mapping[str, str]], server: str = "https://github.com") -> Record:
+    """The record in the user's tags. Every field is held to what this action writes (key ids, times,
+    places as the inputs allow them, run ids, this run's server): an entry that fails is ignored, named
+    in `ignored`, and still counts against the 50-tag limit. `server`: this run's GITHUB_SERVER_URL."""
     record = Record()
     values, used = _joined(tags)
     for key, value in values.items():
-        if key == INTENT_KEY or key.startswith(LEASE_PREFIX):
-            record.intents[key] = _parse_intent(value, key)
-        elif key == POLICY_KEY:
-            fields = value.split(" ")
-            if fields[0] == VERSION and len(fields) == 3:
-                record.policy_version = (dec(fields[1]), fields[2])
-            else:
-                name, _, version = value.partition(" ")
-                record.policy_version = (name, version) if version else None
-        elif key.startswith(KEY_PREFIX):
-            record.markers[key[len(KEY_PREFIX) :]] = _parse_marker(value)
-        elif key.startswith(HOLDER_PREFIX):
-            _parse_holder(record, key, value)
-        else:
+        try:
+            ours = _parse_entry(record, key, value, server)
+        except Unreadable as exc:
+            record.ignored[key] = str(exc)
+            ours = False
+        if not ours:
             record.other_tags += used[key]
             continue
         record.used[key] = used[key]
@@ -519,9 +652,12 @@ def holder_parts(record: Record, scope: str) -> list[str]:
 
 @dataclass(frozen=True)
 class KeyPlan:
-    reclaim: AccessKey | None  # an unheld key to delete first, to make room under the 2-key limit
-    extra_scopes: tuple[str, ...]  # other holders of the keys this run replaces (share the new key)
+    reclaim: AccessKey | None  # a key to delete first, to make room under the 2-key limit
+    extra_scopes: tuple[str, ...]  # holders outside this run's targets of keys it replaces: they keep them
     unmanaged: tuple[str, ...]  # keys not created by this action, left alone
+    # Break before make: the run's own targets that hold `reclaim` (none: it was an orphan). They hold no
+    # working key from its deletion until the run writes them, first.
+    breaks: tuple[str, ...] = ()
 
 
 class KeyPlanError(Exception):
@@ -600,7 +736,7 @@ def plan_keys(
                 extra.add(scope)
 
     in_use = record.tags_in_use()
-    needed = tags_needed([*wanted_places.values(), *(record.place_of(s) for s in extra)], record, current)
+    needed = tags_needed(wanted_places.values(), record, current)
     if in_use + needed > MAX_TAGS:
         raise KeyPlanError(
             f"the record needs up to {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "
@@ -608,23 +744,26 @@ def plan_keys(
             "repositories, or fewer tags"
         )
 
-    return KeyPlan(
-        reclaim=_reclaim(keys, record, managed), extra_scopes=tuple(sorted(extra)), unmanaged=unmanaged
-    )
+    reclaim, breaks = _reclaim(keys, record, managed, wanted)
+    return KeyPlan(reclaim, tuple(sorted(extra)), unmanaged, breaks)
 
 
-def _reclaim(keys: list[AccessKey], record: Record, managed: Callable[[str], bool]) -> AccessKey | None:
-    """At the 2-key limit: the oldest key this action may retire that no target holds (one must exist)."""
+def _reclaim(
+    keys: list[AccessKey], record: Record, managed: Callable[[str], bool], wanted: set[str]
+) -> tuple[AccessKey | None, tuple[str, ...]]:
+    """At the 2-key limit, the key to delete first: the oldest one this action may retire that no place
+    holds; else (break before make) the oldest one whose every holder is among this run's targets, which
+    it writes first. Otherwise no key can be made."""
     if len(keys) < MAX_KEYS:
-        return None
-    free = [
-        k
-        for k in sorted(keys, key=lambda k: k.created)
-        if managed(k.key_id) and not record.holders_of(k.key_id)
-    ]
-    if not free:
-        raise KeyPlanError(_explain_full(keys, record))
-    return free[0]
+        return None, ()
+    mine = sorted((k for k in keys if managed(k.key_id)), key=lambda k: k.created)
+    for key in mine:
+        if not record.holders_of(key.key_id):
+            return key, ()
+    for key in mine:
+        if record.holders_of(key.key_id) <= wanted:
+            return key, tuple(sorted(record.holders_of(key.key_id)))
+    raise KeyPlanError(_explain_full(keys, record))
 
 
 def _explain_full(keys: list[AccessKey], record: Record) -> str:
@@ -636,7 +775,10 @@ def _explain_full(keys: list[AccessKey], record: Record) -> str:
             labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
             why = "held by " + ", ".join(labels)
         parts.append(f"{key.key_id} ({why})")
-    return "the user already has the 2 access keys IAM allows, and neither is free: " + "; ".join(parts)
+    return (
+        "the user already has the 2 access keys IAM allows, and each is held by a place this run does not "
+        "write (or was not made by this action): " + "; ".join(parts)
+    )
 
 
 def retirable(

@@ -33,7 +33,7 @@ from .github import GitHub
 from .inputs import SecretNames, Settings
 from .lease import Lease
 from .look import IAM_READ_LAG
-from .plan import UNMANAGED, Rotate, Step, Target, iso, key_fates, key_table
+from .plan import UNMANAGED, Rotate, Step, Target, iso, key_fates, key_table, reclaim_step
 from .records import (
     CREATE_WINDOW,
     GAP,
@@ -90,6 +90,7 @@ class Rotation:
     lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
     created_user: bool = False  # this run made the user with its intent: no other run can race it
     new_key: str = ""
+    new_created: datetime | None = None  # the new key's CreateDate, as IAM answered it
     created: datetime | None = None
     lease_end: datetime | None = None
     lease: Lease | None = None  # the part of the lease in which targets are written (passed with each write)
@@ -267,7 +268,9 @@ class Rotation:
         if self.user is None:
             # The intent rides on CreateUser: a run racing this one finds the user with it, and stops.
             s = self.settings
-            self.user = iam.create_user(self.aws, s.iam_user, s.tags, self.intent_on_creation())
+            self.user = iam.create_user(
+                self.aws, s.iam_user, s.tags, self.intent_on_creation(), boundary=s.permissions_boundary
+            )
         self.report.changes.append(self.rotate.user.done())
         self.report.user_arn = self.user.arn
         if self.attach:
@@ -291,8 +294,7 @@ class Rotation:
 
     def _all_unchanged(self) -> None:
         self.report.targets = [
-            TargetResult(t.repository, "unchanged", "keeps its previous key", t.requested)
-            for t in self.targets
+            TargetResult(t.repository, "unchanged", "keeps its previous key") for t in self.targets
         ]
 
     def _yield_to_an_earlier_run(self, created_at: datetime) -> None:
@@ -329,7 +331,23 @@ class Rotation:
                 self.stage = "intent" if self.created_user else "start"
                 self._run()
         except Cancelled as exc:
-            raise self._cancel(exc) from None
+            raise self._broken(self._cancel(exc)) from None
+        except BootstrapError as exc:
+            raise self._broken(exc) from None
+
+    def _broken(self, exc: BootstrapError | Cancelled) -> BootstrapError | Cancelled:
+        """After a break-before-make deletion, a failure names the targets left without a working key."""
+        if (
+            self.plan.breaks
+            and self.plan.reclaim
+            and self.plan.reclaim.key_id not in {k.key_id for k in self.keys}
+        ):
+            labels = ", ".join(self.record.place_of(s).label for s in self.plan.breaks)
+            exc.message += (
+                f" Access key {self.plan.reclaim.key_id} was deleted first to make room (IAM allows 2 "
+                f"keys), so {labels} may hold no working key now: rerun this workflow to write them one."
+            )
+        return exc
 
     def _run(self) -> None:
         """reclaim -> lease -> create -> prove -> write -> commit (lease done) -> retire."""
@@ -379,11 +397,12 @@ class Rotation:
         if not self.plan.reclaim:
             return
         orphan = self.plan.reclaim.key_id
-        self.workflow.info(f"Reclaiming access key {orphan}: no target holds it (2 keys is the IAM limit).")
+        step = reclaim_step(self.plan.reclaim, self.plan, self.record)
+        self.workflow.info(f"Deleting access key {orphan} ({step.detail}); IAM allows 2 keys.")
         iam.delete_key(self.aws, self._user, orphan)  # its marker goes with the next clean-up
         self.keys = [k for k in self.keys if k.key_id != orphan]
         self.record.adopted.discard(orphan)
-        self.report.add("Access key", orphan, "deleted", "orphan that no target held")
+        self.report.add("Access key", orphan, "deleted", step.detail)
 
     def _take_lease(self) -> None:
         """One request: the lease, markers of keys an earlier crashed run made, and each target's entry as
@@ -413,6 +432,7 @@ class Rotation:
             raise
         self.workflow.mask(secret)  # before anything else is printed
         self.new_key, self._secret = key_id, secret
+        self.new_created = created_at.replace(microsecond=0)
         self.stage = "created"
         self.report.access_key_id = key_id
         self.workflow.info(f"Created access key {key_id}.")
@@ -440,10 +460,10 @@ class Rotation:
                     "written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
             if failure is not None:
-                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
+                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached")
                 continue
             state, detail, failure = self._write_pair(t)
-            self.results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
+            self.results[t.scope] = TargetResult(t.repository, state, detail)
             self.workflow.info(f"{t.repository}: {state}{' (' + detail + ')' if detail else ''}")
         self.report.targets = [self.results[t.scope] for t in self.targets]
         return failure
@@ -520,7 +540,8 @@ class Rotation:
         tags, untag = self._entries(results)
         held = any(new in ids for ids in self._committed.values())
         if held:
-            tags.append(marker_tag(new, "active", self.created or self.now()))
+            # The key's own CreateDate: the proof, read back by every later run, that this action made it.
+            tags.append(marker_tag(new, "active", self.new_created or self.now()))
         if self.policy_version:
             tags.append(policy_tag(*self.policy_version))
         tags += self._intent("done")
@@ -694,9 +715,9 @@ class Rotation:
                     state, detail = self._restore_id(t)
                 else:
                     state, detail = "unknown", f"{self.names.secret_key} may or may not have been written"
-                self.results[t.scope] = TargetResult(t.repository, state, detail, t.requested)
+                self.results[t.scope] = TargetResult(t.repository, state, detail)
             else:
-                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached", t.requested)
+                self.results[t.scope] = TargetResult(t.repository, "unchanged", "not reached")
         self.report.targets = [self.results[t.scope] for t in self.targets]
         self._commit(self.results)
         states = ", ".join(f"{r.repository}: {r.state}" for r in self.report.targets)

@@ -9,7 +9,10 @@ Reference):
 - whole-second CreateDate, as IAM's answers have it;
 - eventual consistency (IAM User Guide, "Troubleshoot IAM"): with `lag`, GetUser's tags, ListUserTags and
   ListAccessKeys answer what the user looked like `lag` seconds ago;
-- another clock: `skew` seconds added to every Date header and every IAM CreateDate.
+- another clock: `skew` seconds added to every Date header and every IAM CreateDate;
+- time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
+  on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
+  is over" or "IAM has caught up" arranges it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -98,6 +101,31 @@ def allows(documents: list[Any], action: str) -> bool:
     return "Deny" not in verdicts and "Allow" in verdicts
 
 
+def keep_user_boundaries() -> None:
+    """moto keeps a role's permissions boundary but drops the one CreateUser is given; IAM keeps it and
+    GetUser answers with it (IAM API Reference, CreateUser: PermissionsBoundary). moto runs in the tests'
+    process, so its handler is corrected once, here."""
+    from moto.iam.responses import IamResponse
+
+    create_user = IamResponse.create_user
+    if getattr(create_user, "keeps_boundary", False):
+        return
+
+    def keeping_the_boundary(self: Any) -> Any:
+        result = create_user(self)
+        boundary = self._get_param("PermissionsBoundary")
+        if boundary:
+            user = self.backend.get_user(self._get_param("UserName"))
+            user.permissions_boundary = {
+                "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+                "PermissionsBoundaryArn": boundary,
+            }
+        return result
+
+    keeping_the_boundary.keeps_boundary = True  # type: ignore[attr-defined]
+    IamResponse.create_user = keeping_the_boundary  # type: ignore[method-assign]
+
+
 @dataclass
 class UserView:
     """What a user's tags and keys looked like from `since` on (raw XML of their member lists)."""
@@ -159,6 +187,8 @@ class AwsProxy:
     latency: float = 0.0  # seconds added to every request (the benchmark's simulated network)
     lag: float = 0.0  # IAM reads of a user's tags and keys answer as of this many seconds ago
     skew: float = 0.0  # seconds AWS's clock is ahead of ours (Date headers, IAM CreateDate)
+    # advance(): (our wall clock from when, seconds added from then on), oldest first
+    offsets: list[tuple[float, float]] = field(default_factory=list)
     strict_tags: bool = True
     views: dict[str, list[UserView]] = field(default_factory=dict)
     _admin: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +206,20 @@ class AwsProxy:
         self.faults.append(fault)
         return fault
 
+    def advance(self, seconds: float) -> None:
+        """Time passes at once for AWS: Date headers from now on, and the CreateDate of anything created
+        from now on, are `seconds` later; lagging reads count it as time gone by."""
+        with self._lock:
+            self.offsets.append((time.time(), self.offset() + seconds))
+
+    def offset(self, at: float | None = None) -> float:
+        """Seconds added by advance() at our wall-clock time `at` (now by default)."""
+        at = time.time() if at is None else at
+        return next((added for since, added in reversed(self.offsets) if since <= at), 0.0)
+
+    def _lag_clock(self) -> float:
+        return time.monotonic() + self.offset()
+
     def operations(self) -> list[str]:
         return [c.operation for c in self.log]
 
@@ -190,7 +234,8 @@ class AwsProxy:
                 pass
 
             def date_time_string(self, timestamp: float | None = None) -> str:
-                return email.utils.formatdate((timestamp or time.time()) + proxy.skew, usegmt=True)
+                now = timestamp or time.time()
+                return email.utils.formatdate(now + proxy.skew + proxy.offset(now), usegmt=True)
 
             def _handle(self) -> None:
                 proxy._forward(self)
@@ -258,7 +303,7 @@ class AwsProxy:
         data = reply.read()
         if self.lag and user and reply.status < 300:
             if operation in USER_WRITES:
-                after = self._view(user, h.headers, time.monotonic())
+                after = self._view(user, h.headers, self._lag_clock())
                 with self._lock:
                     self.views.setdefault(user, []).append(after)
             elif operation in LAGGING_READS and user in self.views:
@@ -325,7 +370,7 @@ class AwsProxy:
         return UserView(since, tags.group(1) if tags else "", keys.group(1) if keys else "")
 
     def _lagged(self, operation: str, user: str, data: bytes) -> bytes:
-        now = time.monotonic()
+        now = self._lag_clock()
         with self._lock:
             views = sorted(self.views[user], key=lambda v: v.since)
         view = views[0]
@@ -353,7 +398,8 @@ class AwsProxy:
 
         def shift(m: re.Match[bytes]) -> bytes:
             when = datetime.fromisoformat(m.group(1).decode().replace("Z", "+00:00")).astimezone(UTC)
-            when = (when + timedelta(seconds=self.skew)).replace(microsecond=0)
+            shifted = self.skew + self.offset(when.timestamp())
+            when = (when + timedelta(seconds=shifted)).replace(microsecond=0)
             return f"<CreateDate>{when:%Y-%m-%dT%H:%M:%SZ}</CreateDate>".encode()
 
         return re.sub(rb"<CreateDate>([^<]+)</CreateDate>", shift, data)

@@ -5,7 +5,6 @@ failure or a repair."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from ecr_bootstrap.policy import REPOSITORY_ACTIONS, TOKEN_ACTION
@@ -143,10 +142,12 @@ def user_keys_safe(stack: Stack) -> list[Any]:
 
 # -- the invariant after failures and repairs ----------------------------------------------------------
 
-# Short waits so a crashed run's lease is over within seconds (defaults: 120 s and 900 s).
-FAST = {"key-wait-seconds": "2", "lease-seconds": "12"}
+# A short key wait (default 120 s): a failed proof gives up within seconds. The lease (default 900 s) is
+# long enough that no run on a slow, loaded machine outlives its own lease; a test that needs it over moves
+# the stand-ins' clocks past it (stack.advance(LEASE + 5)) instead of sleeping.
+FAST = {"key-wait-seconds": "2", "lease-seconds": "300"}
 
-LEASE = 12.0
+LEASE = 300.0
 
 OTHER = "octo-org/web"
 
@@ -162,7 +163,7 @@ def apply_condition(stack: Stack, condition: str) -> None:
 def final_check(stack: Stack, inputs: dict[str, str], targets: tuple[str, ...] = (REPO,)) -> None:
     """The invariant, once IAM has caught up: with lag, one more run after it sees every write."""
     if stack.aws.lag:
-        time.sleep(stack.aws.lag + 0.5)
+        stack.advance(stack.aws.lag + 0.5)
         again = stack.run(inputs)
         assert again.returncode == 0, again.stdout
     assert_invariant(stack, targets)

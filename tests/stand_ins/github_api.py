@@ -222,6 +222,9 @@ class GitHubStandIn:
         # Called once, under the lock, when the first request arrives: a test arms a limit relative to the
         # run's first request, not to when the process was started (which a loaded machine delays).
         self.on_first_request: Callable[[], None] | None = None
+        # The same, when the first request that is not a GET arrives (before it is counted): a test
+        # arranges "another client spent the budget" right where it must bite, however slow the run.
+        self.on_first_write: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -286,8 +289,13 @@ class GitHubStandIn:
         return set(self.repos[repo.lower()].secrets)
 
     def clock(self) -> float:
-        """GitHub's clock: this machine's, skewed."""
+        """GitHub's clock: this machine's, skewed (and moved on by `advance`)."""
         return time.time() + self.skew
+
+    def advance(self, seconds: float) -> None:
+        """Time passes at once for GitHub: later timestamps and Date headers are `seconds` later (stored
+        ones stay as they were), as if the test had slept that long."""
+        self.skew += seconds
 
     def now(self) -> str:
         """A timestamp as github.com writes one: UTC, whole seconds."""
@@ -373,6 +381,9 @@ class GitHubStandIn:
             if self.on_first_request is not None:
                 self.on_first_request()
                 self.on_first_request = None
+            if self.on_first_write is not None and h.command != "GET":
+                self.on_first_write()
+                self.on_first_write = None
             p = self.primary
             if p.reset <= self.clock():
                 p.used, p.reset = 0, int(self.clock()) + 3600

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .aws import AwsProxy
+from .aws import AwsProxy, keep_user_boundaries
 from .github_api import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +88,7 @@ class Stack:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
+        keep_user_boundaries()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
@@ -104,9 +105,17 @@ class Stack:
         self.aws.faults.clear()
         self.aws.views.clear()
         self.aws.lag = self.aws.skew = 0.0
+        self.aws.offsets.clear()
         old = self.github
         self.github = GitHubStandIn().start()
         old.stop()
+
+    def advance(self, seconds: float) -> None:
+        """Time passes at once for AWS and GitHub alike (leases end, IAM's reads catch up, timestamps
+        move on), instead of a sleep whose outcome depends on how fast this machine is. The action's own
+        clock is not moved: it only bounds the action's own waits."""
+        self.aws.advance(seconds)
+        self.github.advance(seconds)
 
     def stop(self) -> None:
         self.github.stop()

@@ -92,7 +92,9 @@ def find_role(aws: AwsClients, name: str) -> Role | None:
     return Role(data["RoleName"], data["Arn"], decoded_document(data.get("AssumeRolePolicyDocument", {})))
 
 
-def create_role(aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[str, str], ...]) -> Role:
+def create_role(
+    aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[str, str], ...], boundary: str = ""
+) -> Role:
     try:
         reply = call(
             f"Creating IAM role '{name}'",
@@ -103,6 +105,7 @@ def create_role(aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[s
             Description=ROLE_DESCRIPTION,
             MaxSessionDuration=3600,
             **({"Tags": aws_tags(tags)} if tags else {}),
+            **({"PermissionsBoundary": boundary} if boundary else {}),
         )
     except AwsError as exc:
         found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") else None
