@@ -247,8 +247,8 @@ def test_plan_shares_the_new_key_with_other_holders() -> None:
 def test_unmanaged_keys_are_neither_retired_nor_reclaimed_unless_asked() -> None:
     foreign = "AKIAFFFFFFFFFFFFFFFF"
     rec = records.parse([])
-    assert records.retirable([foreign], rec, NOW, False) == []
-    assert records.retirable([foreign], rec, NOW, True) == [foreign]
+    assert records.retirable([foreign], rec, NOW, records.Retiring(False)) == []
+    assert records.retirable([foreign], rec, NOW, records.Retiring(True)) == [foreign]
     with pytest.raises(records.KeyPlanError, match="not created by this action"):
         records.plan_keys(
             [key(foreign), key("AKIAGGGGGGGGGGGGGGGG")], rec, [from_scope("repo:o/x")], NOW, False
@@ -273,7 +273,11 @@ def test_summary_table() -> None:
 
 def test_workflow_commands_escape_and_files(tmp_path: Path) -> None:
     out = io.StringIO()
-    env = {"GITHUB_OUTPUT": str(tmp_path / "o"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "o"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "s"),
+    }
     wf = Workflow(env, out)
     wf.mask("abc")
     wf.error("50% done\nnext", title="a:b,c")
@@ -289,7 +293,11 @@ def test_workflow_commands_escape_and_files(tmp_path: Path) -> None:
 
 def test_masked_values_are_redacted_everywhere_but_the_mask_command(tmp_path: Path) -> None:
     out = io.StringIO()
-    env = {"GITHUB_OUTPUT": str(tmp_path / "o"), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "o"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "s"),
+    }
     wf = Workflow(env, out)
     wf.mask("s3cr3t/Value+x")
     wf.mask("s3cr3t")

@@ -31,6 +31,7 @@ from .plan import (
     old_keys,
     plan,
     policy_step,
+    retiring,
     settings_places,
     variable_names,
 )
@@ -413,14 +414,8 @@ def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:
         iam.untag_user(ctx.aws, user.name, [k for s in ours for k in holder_parts(record, s)])
         now_record = parse(iam.list_tags(ctx.aws, user.name))  # as it is now, other runs included
         ids = [k.key_id for k in picture.keys]
-        fates = key_fates(
-            ids,
-            now_record,
-            ctx.aws.iam_now(),
-            ctx.settings.retire_unmanaged_keys,
-            ctx.settings.run,
-            "replaced by the role",
-        )
+        rules = retiring(ctx.settings, record)  # the keys the targets held before their entries went
+        fates = key_fates(ids, now_record, ctx.aws.iam_now(), "replaced by the role", rules)
         retire(ctx.aws, user.name, fates, ctx.workflow, ctx.report, warn=True)
         gone = [f.name for f in fates if f.action == "delete" and f.name in now_record.markers]
         iam.untag_user(ctx.aws, user.name, [marker_key(k) for k in gone])

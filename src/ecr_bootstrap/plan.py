@@ -23,7 +23,7 @@ from .records import (
     KeyPlanError,
     LeaseHeld,
     Record,
-    RunId,
+    Retiring,
     Settled,
     plan_keys,
     retirable,
@@ -305,7 +305,7 @@ def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[St
     for place in settings_places(settings):
         record.holders.pop(place.scope, None)
     ids = [k.key_id for k in picture.keys]
-    return key_fates(ids, record, now, settings.retire_unmanaged_keys, settings.run, "replaced by the role")
+    return key_fates(ids, record, now, "replaced by the role", retiring(settings, picture.record))
 
 
 def trust_subjects(trust: Document) -> list[str]:
@@ -315,13 +315,23 @@ def trust_subjects(trust: Document) -> list[str]:
 # -- keys ------------------------------------------------------------------------------------------------
 
 
+def retiring(settings: Settings, record: Record, targets: Iterable[Target] | None = None) -> Retiring:
+    """This run's retirement rules: the keys its targets held (by `record`, or as `targets` say) are the
+    ones it replaces."""
+    if targets is None:
+        targets = [Target(p, record.holders.get(p.scope, ())) for p in settings_places(settings)]
+    replaced = frozenset(k for t in targets for k in t.previous)
+    return Retiring(settings.retire_unmanaged_keys, settings.run, replaced)
+
+
 def key_fates(
-    ids: Iterable[str], record: Record, now: datetime, retire_unmanaged: bool, run: RunId | None, why: str
+    ids: Iterable[str], record: Record, now: datetime, why: str, rules: Retiring
 ) -> tuple[Step, ...]:
-    """The one retirement rule: a key goes when, by `record`, no place holds it, no run is writing it, and
-    this action made it (or retire-unmanaged-keys says so); otherwise it is kept, and the step says why."""
+    """The one retirement rule (records.retirable): a key goes when, by `record`, no place holds it, no run
+    is writing it, and this action made it and this run replaced it (or no run ever committed it), or
+    retire-unmanaged-keys says so; otherwise it is kept, and the step says why."""
     ids = list(ids)
-    gone = set(retirable(ids, record, now, retire_unmanaged, run))
+    gone = set(retirable(ids, record, now, rules))
     out = []
     for key_id in ids:
         if key_id in gone:
@@ -330,15 +340,20 @@ def key_fates(
         holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
         if holders:
             reason = "still held by " + ", ".join(holders)
-        elif key_id not in record.markers and not retire_unmanaged:
+        elif key_id not in record.markers and not rules.unmanaged:
             reason = UNMANAGED
-        else:
+        elif record.in_flight(key_id, now, rules.run):
             reason = "being written by another run"
+        else:
+            reason = NOT_REPLACED
         out.append(Step("Access key", key_id, "keep", reason))
     return tuple(out)
 
 
 UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
+NOT_REPLACED = (
+    "held by no recorded place, but not one this run's targets held: delete it in IAM if nothing uses it"
+)
 
 
 def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str], base: Plan) -> Plan:
@@ -367,9 +382,8 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
         _as_if_written(record, targets),
         now,
-        settings.retire_unmanaged_keys,
-        settings.run,
         "replaced; no target holds it",
+        retiring(settings, record, targets),
     )
     names = settings.secret_names
     user = Step("IAM user", settings.iam_user, "reuse" if picture.user else "create")
@@ -412,7 +426,7 @@ def key_to_keep(settings: Settings, picture: Picture, record: Record, now: datet
     if any(record.holders.get(p.scope) != (current.key_id,) for p in settings_places(settings)):
         return None
     others = [k.key_id for k in picture.keys if k.key_id != current.key_id]
-    fates = key_fates(others, record, now, settings.retire_unmanaged_keys, settings.run, "")
+    fates = key_fates(others, record, now, "", retiring(settings, record))
     return None if any(f.action == "delete" for f in fates) else current
 
 

@@ -744,12 +744,18 @@ def plan_keys(
             "repositories, or fewer tags"
         )
 
-    reclaim, breaks = _reclaim(keys, record, managed, wanted)
+    replaced = {k for scope in wanted for k in record.holders.get(scope, ())}
+    free = set(retirable(existing, record, now, Retiring(retire_unmanaged, current, frozenset(replaced))))
+    reclaim, breaks = _reclaim(keys, record, managed, wanted, free)
     return KeyPlan(reclaim, tuple(sorted(extra)), unmanaged, breaks)
 
 
 def _reclaim(
-    keys: list[AccessKey], record: Record, managed: Callable[[str], bool], wanted: set[str]
+    keys: list[AccessKey],
+    record: Record,
+    managed: Callable[[str], bool],
+    wanted: set[str],
+    free: set[str],
 ) -> tuple[AccessKey | None, tuple[str, ...]]:
     """At the 2-key limit, the key to delete first: the oldest one this action may retire that no place
     holds; else (break before make) the oldest one whose every holder is among this run's targets, which
@@ -758,22 +764,25 @@ def _reclaim(
         return None, ()
     mine = sorted((k for k in keys if managed(k.key_id)), key=lambda k: k.created)
     for key in mine:
-        if not record.holders_of(key.key_id):
+        if key.key_id in free:
             return key, ()
     for key in mine:
-        if record.holders_of(key.key_id) <= wanted:
-            return key, tuple(sorted(record.holders_of(key.key_id)))
+        holders = record.holders_of(key.key_id)
+        if holders and holders <= wanted:
+            return key, tuple(sorted(holders))
     raise KeyPlanError(_explain_full(keys, record))
 
 
 def _explain_full(keys: list[AccessKey], record: Record) -> str:
     parts = []
     for key in keys:
+        labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
         if key.key_id not in record.markers:
             why = "not created by this action"
-        else:
-            labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
+        elif labels:
             why = "held by " + ", ".join(labels)
+        else:
+            why = "held by no recorded place, but not one this run's targets held"
         parts.append(f"{key.key_id} ({why})")
     return (
         "the user already has the 2 access keys IAM allows, and each is held by a place this run does not "
@@ -781,20 +790,31 @@ def _explain_full(keys: list[AccessKey], record: Record) -> str:
     )
 
 
-def retirable(
-    key_ids: Iterable[str],
-    record: Record,
-    now: datetime,
-    retire_unmanaged: bool,
-    current: RunId | None = None,
-) -> list[str]:
-    """Keys that, by the record as it is now, no target holds and no run is writing."""
+@dataclass(frozen=True)
+class Retiring:
+    """What a run may retire: keys not made by this action only under retire-unmanaged-keys (`unmanaged`);
+    `run`: this run (its own earlier attempts are over); `replaced`: the keys its own targets held."""
+
+    unmanaged: bool
+    run: RunId | None = None
+    replaced: frozenset[str] = frozenset()
+
+
+def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Retiring) -> list[str]:
+    """Keys that, by the record as it is now, no place holds and no run is writing, and that this run may
+    delete: keys this action made that this run's own targets held, or that no run ever committed as held
+    (a crashed run's pending key); a key this action did not make only under retire-unmanaged-keys. An
+    active key that no entry names but that this run did not replace is kept: the record may have been
+    rewritten to hide the place that holds it."""
+
+    def may(key_id: str) -> bool:
+        marker = record.markers.get(key_id)
+        if marker is None:
+            return rules.unmanaged
+        return key_id in rules.replaced or marker.state == "pending"
+
     return [
-        k
-        for k in key_ids
-        if not record.holders_of(k)
-        and not record.in_flight(k, now, current)
-        and (k in record.markers or retire_unmanaged)
+        k for k in key_ids if not record.holders_of(k) and may(k) and not record.in_flight(k, now, rules.run)
     ]
 
 

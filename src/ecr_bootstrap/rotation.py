@@ -43,6 +43,7 @@ from .records import (
     Intent,
     KeyPlan,
     Record,
+    Retiring,
     RunId,
     holder_parts,
     holder_tags,
@@ -636,7 +637,10 @@ class Rotation:
             else:
                 record.holders.pop(scope, None)
         why = "replaced; no target holds it"
-        fates = key_fates(old, record, self.now(), self.retire_unmanaged, self.run_id, why)
+        replaced = frozenset(k for t in self.targets for k in t.previous)
+        fates = key_fates(
+            old, record, self.now(), why, Retiring(self.retire_unmanaged, self.run_id, replaced)
+        )
         retire(self.aws, self._user, fates, self.workflow, self.report)
         return {f.name for f in fates if f.action == "delete"}
 
