@@ -1,11 +1,15 @@
 """The plan's invariants over generated pictures, with no server: whatever the record, the keys, the
 drifted resources and GitHub's timestamps say, a plan never retires a held key, never leads to more than 2
 keys, never deletes a key the action did not create unless asked, never writes a target while another
-run's lease is live, and never changes the picture it was made from."""
+run's lease is live, and never changes the picture it was made from. The record mixes what the action
+writes with what anyone allowed iam:TagUser could (issue 20): forged markers, holders of other places,
+leases without end, and text meant to be a workflow command; the plan still writes only the places its
+inputs name, deletes only keys whose marker is their CreateDate, and what it prints starts no command."""
 
 from __future__ import annotations
 
 import copy
+import io
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -13,12 +17,15 @@ from hypothesis import strategies as st
 
 from ecr_bootstrap import records
 from ecr_bootstrap.aws import ecr, iam
+from ecr_bootstrap.bootstrap import print_plan, say
 from ecr_bootstrap.errors import RotationError
 from ecr_bootstrap.inputs import Settings, from_values
 from ecr_bootstrap.look import Picture, read_record
 from ecr_bootstrap.places import Place
 from ecr_bootstrap.plan import NEW_KEY, Plan, plan
 from ecr_bootstrap.policy import ecr_access_policy
+from ecr_bootstrap.report import Report
+from ecr_bootstrap.workflow import Workflow
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ACCOUNT, USER = "123456789012", "fcj-ecr-ci-cd-user"
@@ -30,6 +37,46 @@ RUNS = [None, records.RunId("400", 1, "deploy", "octo-org/app"), records.RunId("
 REPO_ARN = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/fcj-workshop-app"
 
 seconds = st.integers(min_value=-4000, max_value=4000).map(lambda s: NOW + timedelta(seconds=s))
+# Text a tag may hold (IAM's characters), with =XX escapes that decode to line breaks and `::` commands.
+INJECTION = st.sampled_from(
+    ["=0A::set-output name=x::y", "=0D=0A::stop-commands::t", "::warning::w", "##[x]"]
+)
+TAG_TEXT = st.lists(
+    st.sampled_from(["2", " ", "pending", "active", "repo", "env", "org", "octo-org/evil", *IDS, "="])
+    | INJECTION,
+    max_size=8,
+).map("".join)
+
+
+@st.composite
+def forged_tags(draw: st.DrawFn, keys: list[records.AccessKey]) -> list[dict[str, str]]:
+    """What someone else wrote: markers with made-up times, well-formed holders of places no input names,
+    leases that never end, and entries of any shape."""
+    tags: list[dict[str, str]] = []
+    for key in keys:
+        if draw(st.booleans()):
+            tags.append(
+                records.marker_tag(key.key_id, draw(st.sampled_from(["active", "pending"])), draw(seconds))
+            )
+    evil = draw(
+        st.sampled_from([Place("repo", "octo-org/evil"), Place("org", "octo-org"), Place("env", "o/x", "e")])
+    )
+    if draw(st.booleans()):
+        tags += records.holder_tags(
+            evil, draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=2)), None, True
+        )
+    if draw(st.booleans()):
+        since = draw(seconds)
+        never = records.Intent(
+            "pending", since, datetime(2099, 1, 1, tzinfo=UTC), tag=records.LEASE_PREFIX + "f0f0f0f0"
+        )
+        tags += records.intent_tags(never)
+    for n in range(draw(st.integers(min_value=0, max_value=3))):
+        kind = draw(st.sampled_from(["holder:", "lease:", "key:", "policy", "key:AKIA"]))
+        tags.append(
+            {"Key": f"{records.PREFIX}{kind}{n}{draw(TAG_TEXT)}"[:128], "Value": draw(TAG_TEXT)[:256]}
+        )
+    return tags
 
 
 @st.composite
@@ -75,6 +122,8 @@ def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
         newest = max(keys, key=lambda k: k.created)
         tags = [records.marker_tag(newest.key_id, "active", newest.created)]
         tags += [t for p in targets for t in records.holder_tags(p, [newest.key_id])]
+    forged = draw(forged_tags(keys))
+    tags = list({t["Key"]: t for t in [*tags, *forged]}.values())  # a forged tag overwrites ours
     user = (
         iam.User(USER, f"arn:aws:iam::{ACCOUNT}:user/{USER}", tags)
         if keys or tags or draw(st.booleans())
@@ -140,6 +189,7 @@ def test_the_plan_keeps_its_promises(case: tuple[Settings, Picture]) -> None:
         assert snapshot(picture) == before
         return
     assert snapshot(picture) == before, "planning changed the picture"
+    assert_prints_no_command(made, picture)
     if made.keep is not None:
         check_kept(chosen, picture, made)
     else:
@@ -163,6 +213,20 @@ def check_kept(chosen: Settings, picture: Picture, made: Plan) -> None:
     )
 
 
+def assert_prints_no_command(made: Plan, picture: Picture) -> None:
+    """The plan as a dry run prints it, and its notes: each line the runner would read starts either no
+    command or one the action writes itself."""
+    out = io.StringIO()
+    workflow = Workflow({"GITHUB_ACTIONS": "true"}, out)
+    say(made.notes, workflow)
+    print_plan(made, picture, workflow, Report())
+    for line in out.getvalue().splitlines():
+        if line.lstrip().startswith("::"):  # the runner reads the rest of a `::` line as that command's data
+            assert line.startswith(("::warning", "::notice", "::error", "::group::", "::endgroup::")), line
+        else:
+            assert "##[" not in line, line  # the legacy form, found anywhere in a line
+
+
 def snapshot(picture: Picture) -> tuple[object, ...]:
     return (copy.deepcopy(picture.record), picture.keys, dict(picture.stamps))
 
@@ -179,9 +243,13 @@ def check_keys(chosen: Settings, picture: Picture, made: Plan) -> None:
     assert len(picture.keys) - len(reclaimed) + 1 <= 2
     written = {t.scope for t in rotate.targets}
     deleted = reclaimed | {f.name for f in rotate.fates if f.action == "delete"}
+    created = {k.key_id: k.created.replace(microsecond=0) for k in picture.keys}
     for key_id in deleted:
-        # Never a key the action did not create, unless asked.
-        assert key_id in rotate.record.markers or chosen.retire_unmanaged_keys, key_id
+        # Never a key the action did not create (its marker is its CreateDate), unless asked.
+        marker = rotate.record.markers.get(key_id)
+        assert (marker is not None and marker.since == created[key_id]) or chosen.retire_unmanaged_keys, (
+            key_id
+        )
         # Never a key that a place this run does not rewrite holds (as settled from GitHub's timestamps).
         kept_by = {s for s in rotate.record.holders_of(key_id) if s not in written}
         assert not kept_by, (key_id, kept_by)
