@@ -286,22 +286,25 @@ def test_other_holder_the_token_cannot_write_keeps_its_key(stack: Stack) -> None
     assert assert_target_works(stack, a) == key_a  # A's key was neither replaced nor deleted
     key_b = assert_target_works(stack, b)
     assert sorted(user_keys(stack)) == sorted({key_a, key_b})
-    # Now each key is held, by a different repository: no slot for the next rotation. The run refuses,
-    # changes nothing, and names each key with its holder; what the message says to do works.
-    refused = stack.run({"github-token": token_a}, repository=a)
+    # Now each key is held, by a different repository: no free slot for the next rotation. The run for a
+    # is a_key's only holder, so it deletes that key first (break before make), says so, and writes a; b is
+    # never touched and keeps its key.
+    again = stack.run({"github-token": token_a}, repository=a)
+    assert again.returncode == 0, again.stdout
+    assert f"Deleting access key {key_a} (first, to make room" in again.stdout
+    new_a = assert_target_works(stack, a)
+    assert new_a not in (key_a, key_b) and assert_target_works(stack, b) == key_b
+    assert sorted(user_keys(stack)) == sorted({new_a, key_b})
+    # A run for a repository that holds neither key can free neither: it refuses, changes nothing, and
+    # names each key with its holder and the two fixes.
+    stack.github.add_repo("octo-org/api")
+    token_c = stack.github.add_token(repos={"octo-org/api"})
+    refused = stack.run({"github-token": token_c}, repository="octo-org/api")
     assert refused.returncode == 1
     error = refused.errors()[0]
-    assert (
-        "neither is free" in error and f"{key_a} (held by {a})" in error and f"{key_b} (held by {b})" in error
-    )
-    assert sorted(user_keys(stack)) == sorted({key_a, key_b}) and assert_target_works(stack, a) == key_a
-    stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=key_b)  # b cannot push meanwhile
-    assert stack.run({"github-token": token_a}, repository=a).returncode == 0
-    assert stack.run({"github-token": token_b}, repository=b).returncode == 0
-    assert len(user_keys(stack)) <= 2
-    assert assert_target_works(stack, a) in user_keys(stack) and assert_target_works(stack, b) in user_keys(
-        stack
-    )
+    assert f"{new_a} (held by {a})" in error and f"{key_b} (held by {b})" in error
+    assert "iam-user" in error and "repositories" in error
+    assert sorted(user_keys(stack)) == sorted({new_a, key_b})
 
 
 def test_secondary_rate_limit_is_retried_after_retry_after(stack: Stack) -> None:
@@ -403,11 +406,20 @@ def test_orphan_from_a_crashed_run_is_reclaimed(stack: Stack) -> None:
     assert stack.run({"github-token": token}).returncode == 0
     held = assert_target_works(stack, REPO)
     iam = stack.boto("iam")
-    orphan = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
-    # What a run killed right after CreateAccessKey leaves: a pending marker, long ago, no holder.
+    made = iam.create_access_key(UserName=USER)["AccessKey"]
+    orphan = made["AccessKeyId"]
+    # What a run killed right after CreateAccessKey leaves, once adopted: a pending marker (its time the
+    # key's CreateDate, as IAM answers it: whole seconds), no holder, no lease.
     iam.tag_user(
-        UserName=USER, Tags=[{"Key": f"ecr-bootstrap:key:{orphan}", "Value": "pending 2020-01-01T00:00:00Z"}]
+        UserName=USER,
+        Tags=[
+            {
+                "Key": f"ecr-bootstrap:key:{orphan}",
+                "Value": f"pending {made['CreateDate']:%Y-%m-%dT%H:%M:%SZ}",
+            }
+        ],
     )
+    stack.advance(31 * 60)  # a pending key with no lease end counts as in flight for 30 minutes
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
     new_key = assert_target_works(stack, REPO)
@@ -500,15 +512,12 @@ def test_failure_on_the_second_target_keeps_both_working(stack: Stack) -> None:
     assert assert_target_works(stack, b) == old_key  # restored id, untouched secret: the old pair
     assert sorted(user_keys(stack)) == sorted([old_key, new_key])  # nothing deleted that is held
 
-    # Both keys are held, and IAM allows 2: the next run must not delete a held key by itself; it stops
-    # and says which key the user may delete to go on.
+    # Both keys are held, and IAM allows 2; every holder of both is among this run's targets, so it gets
+    # through: the older key goes first (break before make), its holder is written first.
     stack.github.faults.clear()
-    stuck = stack.run({"github-token": token, "repositories": f"{a},{b}"})
-    assert stuck.returncode == 1
-    assert old_key in stuck.errors()[0] and "held by octo-org/web" in stuck.errors()[0]
-    assert sorted(user_keys(stack)) == sorted([old_key, new_key])
-    stack.boto("iam").delete_access_key(UserName=USER, AccessKeyId=old_key)  # the user's choice
-    assert stack.run({"github-token": token, "repositories": f"{a},{b}"}).returncode == 0
+    again = stack.run({"github-token": token, "repositories": f"{a},{b}"})
+    assert again.returncode == 0, again.stdout
+    assert old_key not in user_keys(stack)
     final = {assert_target_works(stack, a), assert_target_works(stack, b)}
     assert len(final) == 1 and user_keys(stack) == list(final)
 

@@ -79,21 +79,22 @@ def test_a_forged_holder_is_never_written_nor_read(stack: Stack, kind: str) -> N
     assert assert_target_works(stack, REPO) != held
 
 
-def test_a_forged_marker_never_gets_a_hand_made_key_deleted(stack: Stack) -> None:
+@pytest.mark.parametrize("state", ["active", "pending"])
+def test_a_forged_marker_never_gets_a_hand_made_key_deleted(stack: Stack, state: str) -> None:
     """A key made by hand, then marked as the action's with a made-up creation time: it is not the
-    action's (the time is not its CreateDate), so with retire-unmanaged-keys false it survives; the run
-    gets through by replacing its own target's key first (break before make)."""
+    action's (the time is not its CreateDate), so with retire-unmanaged-keys false it survives, and so
+    does the key the target holds: the run refuses and says which key is not the action's."""
     token = setup(stack, REPO)
     assert stack.run({"github-token": token}).returncode == 0
+    held = assert_target_works(stack, REPO)
     by_hand = stack.boto("iam").create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
-    tag(stack, [{"Key": records.marker_key(by_hand), "Value": "active 2020-01-01T00:00:00Z"}])
+    tag(stack, [{"Key": records.marker_key(by_hand), "Value": f"{state} 2020-01-01T00:00:00Z"}])
 
     result = stack.run({"github-token": token, "retire-unmanaged-keys": "false"})
-    assert result.returncode == 0, result.stdout
-    assert by_hand in user_keys(stack)
+    assert sorted(user_keys(stack)) == sorted([by_hand, held])
     assert f"Key record entry {records.marker_key(by_hand)} ignored" in result.stdout
-    new = assert_target_works(stack, REPO)
-    assert sorted(user_keys(stack)) == sorted([by_hand, new])
+    assert result.returncode == 1 and f"{by_hand} (not created by this action)" in result.errors()[0]
+    assert assert_target_works(stack, REPO) == held
 
 
 def test_a_rewritten_holder_entry_never_gets_the_key_in_use_deleted(stack: Stack) -> None:

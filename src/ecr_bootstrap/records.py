@@ -758,14 +758,16 @@ def _reclaim(
     free: set[str],
 ) -> tuple[AccessKey | None, tuple[str, ...]]:
     """At the 2-key limit, the key to delete first: the oldest one this action may retire that no place
-    holds; else (break before make) the oldest one whose every holder is among this run's targets, which
-    it writes first. Otherwise no key can be made."""
+    holds; else, when both keys are this action's, (break before make) the oldest one whose every holder
+    is among this run's targets, which it writes first. Otherwise no key can be made."""
     if len(keys) < MAX_KEYS:
         return None, ()
     mine = sorted((k for k in keys if managed(k.key_id)), key=lambda k: k.created)
     for key in mine:
         if key.key_id in free:
             return key, ()
+    if len(mine) < len(keys):  # a key this action did not make takes the slot: the user decides, not us
+        raise KeyPlanError(_explain_full(keys, record))
     for key in mine:
         holders = record.holders_of(key.key_id)
         if holders and holders <= wanted:
