@@ -56,7 +56,10 @@ def cancel(running: Running, sig: int = signal.SIGINT) -> tuple[RunResult, float
 
 
 def assert_cancelled(result: RunResult, elapsed: float) -> None:
-    assert elapsed <= 6.0, f"the rollback took {elapsed:.1f} s"
+    # The product bounds its rollback at 5 s (cancel.ROLLBACK); the runner's own deadline is its SIGTERM
+    # 7.5 s after SIGINT. Asserting the runner's deadline, not the product's budget, leaves a loaded
+    # machine 2.5 s to start and end the interpreter.
+    assert elapsed <= 7.5, f"the rollback took {elapsed:.1f} s"
     assert result.returncode == 1, result.stdout
     errors = result.errors()
     assert len(errors) == 1 and "title=ECR bootstrap cancelled" in errors[0], result.stdout
