@@ -637,3 +637,29 @@ def test_a_key_that_works_but_cannot_reach_ecr_is_rolled_back(stack: Stack) -> N
     assert user_keys(stack) == [old_key]
     assert assert_target_works(stack, REPO) == old_key
     assert github_writes(stack) == []
+
+
+def test_iam_lists_that_stop_short_are_read_to_the_end(stack: Stack) -> None:
+    """IAM may answer fewer items than MaxItems with IsTruncated set: every list is read on from its
+    Marker, so no key, tag, attachment or policy version is missed (issue 22: a short ListUserTags would
+    lose record entries, which feed the retirement rule)."""
+    other = "octo-org/web"
+    token = setup(stack, REPO, other)
+    both = {"github-token": token, "repositories": f"{REPO},{other}"}
+    assert stack.run(both).returncode == 0
+    widen_policy(stack, versions=2)  # drifted: the rerun lists the policy's versions
+    stack.aws.short_pages |= {
+        "iam:ListAccessKeys",
+        "iam:ListUserTags",
+        "iam:ListAttachedUserPolicies",
+        "iam:ListPolicyVersions",
+    }
+    stack.aws.log.clear()
+    result = stack.run(both)
+    assert result.returncode == 0, result.stdout
+    listed = stack.aws.operations()
+    assert listed.count("iam:ListPolicyVersions") == 3  # three versions, one a page
+    assert listed.count("iam:ListAttachedUserPolicies") == 1  # one attachment: one page
+    key = assert_target_works(stack, REPO)
+    assert assert_target_works(stack, other) == key and user_keys(stack) == [key]
+    assert_policy_least_privilege(stack)

@@ -10,6 +10,8 @@ Reference):
 - eventual consistency (IAM User Guide, "Troubleshoot IAM"): with `lag`, GetUser's tags, ListUserTags and
   ListAccessKeys answer what the user looked like `lag` seconds ago;
 - another clock: `skew` seconds added to every Date header and every IAM CreateDate;
+- short pages (`short_pages`): IAM "might return fewer than the MaxItems number of results" with
+  IsTruncated set (IAM API Reference, "IsTruncated"); the named list operations answer one item a page;
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -126,6 +128,26 @@ def keep_user_boundaries() -> None:
     IamResponse.create_user = keeping_the_boundary  # type: ignore[method-assign]
 
 
+def one_page(data: bytes, page: int) -> bytes:
+    """An IAM list answer cut to its item number `page`, with IsTruncated and the Marker of the next page
+    while more are left."""
+    text = data.decode()
+    members = re.findall(r"<member>.*?</member>", text, flags=re.S)
+    if not members:
+        return data
+    start, end = text.index(members[0]), text.rindex(members[-1]) + len(members[-1])
+    more = page + 1 < len(members)
+    text = text[:start] + "".join(members[page : page + 1]) + text[end:]
+    flag = f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>" + (
+        f"<Marker>page-{page + 1}</Marker>" if more else ""
+    )
+    text = re.sub(r"<IsTruncated>\w+</IsTruncated>", "", text)
+    result_end = re.search(r"</\w+Result>", text)
+    if result_end is None:
+        return text.encode()
+    return (text[: result_end.start()] + flag + text[result_end.start() :]).encode()
+
+
 @dataclass
 class UserView:
     """What a user's tags and keys looked like from `since` on (raw XML of their member lists)."""
@@ -190,6 +212,7 @@ class AwsProxy:
     # advance(): (our wall clock from when, seconds added from then on), oldest first
     offsets: list[tuple[float, float]] = field(default_factory=list)
     strict_tags: bool = True
+    short_pages: set[str] = field(default_factory=set)  # e.g. {"iam:ListUserTags"}: one item a page
     views: dict[str, list[UserView]] = field(default_factory=dict)
     _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
@@ -281,7 +304,6 @@ class AwsProxy:
             self._answer_fault(h, fault, operation)
             return
         form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith("iam:") else {}
-        user = form.get("UserName", [""])[0]
         refusal = self._checked(operation, form, h.headers)
         if refusal is not None:
             code, status, message = refusal
@@ -292,15 +314,37 @@ class AwsProxy:
             else:
                 self._answer_error(h, code, status, message)
             return
+        status, reply_headers, data = self._upstream(h, operation, form, body)
+        with self._lock:
+            self.log.append(AwsCall(operation, status, _access_key(h.headers), start, time.monotonic()))
+        h.send_response(status)
+        for key, value in reply_headers:
+            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                h.send_header(key, value)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _upstream(
+        self, h: BaseHTTPRequestHandler, operation: str, form: dict[str, list[str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """moto's answer, as IAM would give it: lagging reads, whole-second times, short pages."""
+        user = form.get("UserName", [""])[0]
         if self.lag and operation in USER_WRITES and user and user not in self.views:
             before = self._view(user, h.headers, 0.0)
             with self._lock:
                 self.views.setdefault(user, [before])
+        page = 0
+        if operation in self.short_pages:
+            page = int(form.get("Marker", ["page-0"])[0].removeprefix("page-"))
+            body = re.sub(rb"&Marker=[^&]*", b"", body)
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        headers = {k: v for k, v in h.headers.items() if k.lower() != "connection"}
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("connection", "content-length")}
+        headers["Content-Length"] = str(len(body))
         conn.request(h.command, h.path, body=body, headers=headers)
         reply = conn.getresponse()
         data = reply.read()
+        conn.close()
         if self.lag and user and reply.status < 300:
             if operation in USER_WRITES:
                 after = self._view(user, h.headers, self._lag_clock())
@@ -310,16 +354,9 @@ class AwsProxy:
                 data = self._lagged(operation, user, data)
         if operation.startswith("iam:"):
             data = self._iam_times(data)
-        with self._lock:
-            self.log.append(AwsCall(operation, reply.status, _access_key(h.headers), start, time.monotonic()))
-        h.send_response(reply.status)
-        for key, value in reply.getheaders():
-            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                h.send_header(key, value)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-        conn.close()
+        if operation in self.short_pages and reply.status < 300:
+            data = one_page(data, page)
+        return reply.status, reply.getheaders(), data
 
     def _refusal(
         self, operation: str, form: dict[str, list[str]], headers: Any

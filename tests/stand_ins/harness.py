@@ -106,6 +106,7 @@ class Stack:
         self.aws.views.clear()
         self.aws.lag = self.aws.skew = 0.0
         self.aws.offsets.clear()
+        self.aws.short_pages.clear()
         old = self.github
         self.github = GitHubStandIn().start()
         old.stop()

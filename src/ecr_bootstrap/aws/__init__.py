@@ -144,5 +144,18 @@ def call(what: str, permission: str, fn: Callable[..., Any], **kwargs: Any) -> A
         raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
 
 
+def pages(what: str, permission: str, fn: Callable[..., Any], key: str, **kwargs: Any) -> list[Any]:
+    """Every item of an IAM list: IAM may answer fewer than MaxItems with IsTruncated set, even when more
+    are left (IAM API Reference, "IsTruncated"), so the list is read on from each answer's Marker."""
+    items: list[Any] = []
+    marker: dict[str, str] = {}
+    while True:
+        reply = call(what, permission, fn, **kwargs, **marker)
+        items += reply.get(key, [])
+        if not reply.get("IsTruncated") or not reply.get("Marker"):
+            return items
+        marker = {"Marker": str(reply["Marker"])}
+
+
 def is_code(exc: BaseException, *codes: str) -> bool:
     return isinstance(exc, AwsError) and exc.code in codes

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from ..errors import AwsError
 from ..policy import Document, to_json
 from ..records import AccessKey
-from . import AwsClients, call, is_code
+from . import AwsClients, call, is_code, pages
 
 # The IAM action each call below needs, and on what: the action's own policy is generated from this.
 PERMISSIONS = {
@@ -140,12 +140,13 @@ def create_policy(
 def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | None, str]:
     """Make `document` the default version; returns (the version deleted to make room, if any, the new
     default version)."""
-    versions = call(
+    versions = pages(
         f"Listing versions of IAM policy {arn}",
         "iam:ListPolicyVersions",
         aws.iam.list_policy_versions,
+        "Versions",
         PolicyArn=arn,
-    )["Versions"]
+    )
     deleted = None
     if len(versions) >= MAX_POLICY_VERSIONS:
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
@@ -237,14 +238,15 @@ def create_user(
 
 
 def attached_policies(aws: AwsClients, user: str) -> set[str]:
-    reply = call(
+    attached = pages(
         f"Listing policies attached to IAM user '{user}'",
         "iam:ListAttachedUserPolicies",
         aws.iam.list_attached_user_policies,
+        "AttachedPolicies",
         UserName=user,
         MaxItems=1000,
     )
-    return {p["PolicyArn"] for p in reply["AttachedPolicies"]}
+    return {p["PolicyArn"] for p in attached}
 
 
 def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
@@ -258,16 +260,14 @@ def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
 
 
 def list_keys(aws: AwsClients, user: str) -> list[AccessKey]:
-    reply = call(
+    keys = pages(
         f"Listing access keys of IAM user '{user}'",
         "iam:ListAccessKeys",
         aws.iam.list_access_keys,
+        "AccessKeyMetadata",
         UserName=user,
     )
-    return [
-        AccessKey(k["AccessKeyId"], k["CreateDate"], k.get("Status", "Active"))
-        for k in reply["AccessKeyMetadata"]
-    ]
+    return [AccessKey(k["AccessKeyId"], k["CreateDate"], k.get("Status", "Active")) for k in keys]
 
 
 def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
@@ -308,14 +308,14 @@ def delete_key(aws: AwsClients, user: str, key_id: str) -> None:
 
 
 def list_tags(aws: AwsClients, user: str) -> list[dict[str, str]]:
-    reply = call(
+    return pages(
         f"Reading the tags of IAM user '{user}'",
         "iam:ListUserTags",
         aws.iam.list_user_tags,
+        "Tags",
         UserName=user,
         MaxItems=1000,
     )
-    return list(reply["Tags"])
 
 
 def tag_user(aws: AwsClients, user: str, tags: list[dict[str, str]]) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import AwsError
 from ..policy import Document, to_json
 from ..trust import AUDIENCE, PROVIDER_URL
-from . import AwsClients, call, is_code
+from . import AwsClients, call, is_code, pages
 from .iam import aws_tags, decoded_document
 
 PERMISSIONS = {
@@ -126,14 +126,15 @@ def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
 
 
 def attached_role_policies(aws: AwsClients, name: str) -> set[str]:
-    reply = call(
+    attached = pages(
         f"Listing policies attached to IAM role '{name}'",
         "iam:ListAttachedRolePolicies",
         aws.iam.list_attached_role_policies,
+        "AttachedPolicies",
         RoleName=name,
         MaxItems=1000,
     )
-    return {p["PolicyArn"] for p in reply["AttachedPolicies"]}
+    return {p["PolicyArn"] for p in attached}
 
 
 def attach_role_policy(aws: AwsClients, name: str, arn: str) -> None:
