@@ -174,7 +174,9 @@ def test_the_created_user_carries_the_boundary_and_a_reused_one_is_left_alone(st
     assert user["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY
     other = f"arn:aws:iam::{ACCOUNT}:policy/Other"
     stack.aws.log.clear()
-    assert stack.run({"github-token": token, "permissions-boundary": other}).returncode == 0
+    again = stack.run({"github-token": token, "permissions-boundary": other})
+    assert again.returncode == 0, again.stdout
+    assert "Permissions boundary kept" in again.stdout and "put-user-permissions-boundary" in again.stdout
     assert not any("PermissionsBoundary" in op for op in stack.aws.operations())
     user = stack.boto("iam").get_user(UserName=USER)["User"]
     assert user["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY

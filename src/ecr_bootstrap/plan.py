@@ -366,6 +366,11 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         raise LeaseHeld(lease, lease.until)
     repaired, unknown, notes = settle_record(settings, picture, record, now)
     notes = record_notes(record, now) + notes
+    if picture.user is not None:
+        kept = iam.boundary_warning(
+            "user", settings.iam_user, picture.user.boundary, settings.permissions_boundary
+        )
+        notes += [Note(kept, "Permissions boundary kept")] if kept else []
     repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     current = None if repaired or unknown else key_to_keep(settings, picture, record, now)
