@@ -102,7 +102,11 @@ def test_pending_keys_of_an_earlier_attempt_are_not_in_flight() -> None:
     assert not rec.in_flight(B, NOW, records.RunId("9001", 2))
     with pytest.raises(records.LeaseHeld):
         records.plan_keys(
-            [key(A), key(B, NOW)], rec, [Place("repo", "o/x")], NOW, False, current=records.RunId("5")
+            [key(A), key(B, NOW)],
+            rec,
+            [Place("repo", "o/x")],
+            NOW,
+            records.Retiring(False, records.RunId("5")),
         )
 
 
@@ -137,9 +141,13 @@ def test_settling_uses_github_time_only_and_a_tie_is_unknown() -> None:
 def test_the_tag_budget_counts_the_users_own_tags() -> None:
     rec = records.parse([{"Key": f"t{i}", "Value": "x"} for i in range(46)])
     place = Place("repo", "o/x")
-    records.plan_keys([], rec, [place], NOW, False)  # 46 + marker, intent, policy, holder = 50
+    records.plan_keys(
+        [], rec, [place], NOW, records.Retiring(False)
+    )  # 46 + marker, intent, policy, holder = 50
     with pytest.raises(records.KeyPlanError, match="50"):
-        records.plan_keys([], records.Record(other_tags=47), [place], NOW, False)  # a new user's 47 tags
+        records.plan_keys(
+            [], records.Record(other_tags=47), [place], NOW, records.Retiring(False)
+        )  # a new user's 47 tags
 
 
 def test_version_1_records_are_read_and_filed_under_the_real_scope() -> None:

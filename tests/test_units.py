@@ -189,12 +189,12 @@ def test_plan_needs_a_free_slot() -> None:
     )
     # Each key held by a repository of its own. A run for o/z can free neither: refused, naming both.
     with pytest.raises(records.KeyPlanError, match=r"held by o/x.*held by o/y"):
-        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/z")], NOW, False)
+        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/z")], NOW, records.Retiring(False))
     # The run for o/x: its own target is a's only holder, so a goes first (break before make); o/y is
     # never written and keeps b.
-    own = records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, False)
+    own = records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
     assert own.reclaim == key(a) and own.breaks == ("repo:o/x",) and own.extra_scopes == ("repo:o/y",)
-    one = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, False)
+    one = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
     assert one.reclaim is None and one.extra_scopes == () and one.breaks == ()
 
 
@@ -202,11 +202,15 @@ def test_plan_reclaims_an_old_pending_orphan_but_not_a_young_one() -> None:
     held, orphan = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
     base = [records.marker_tag(held, "active", NOW), records.holder_tag("repo:o/x", [held])]
     old = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(hours=2))])
-    plan = records.plan_keys([key(held), key(orphan)], old, [from_scope("repo:o/x")], NOW, False)
+    plan = records.plan_keys(
+        [key(held), key(orphan)], old, [from_scope("repo:o/x")], NOW, records.Retiring(False)
+    )
     assert plan.reclaim is not None and plan.reclaim.key_id == orphan
     young = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(minutes=1))])
     with pytest.raises(records.LeaseHeld):
-        records.plan_keys([key(held), key(orphan)], young, [from_scope("repo:o/x")], NOW, False)
+        records.plan_keys(
+            [key(held), key(orphan)], young, [from_scope("repo:o/x")], NOW, records.Retiring(False)
+        )
 
 
 def test_plan_refuses_a_target_another_run_is_writing() -> None:
@@ -219,7 +223,9 @@ def test_plan_refuses_a_target_another_run_is_writing() -> None:
         ]
     )
     with pytest.raises(records.LeaseHeld):
-        records.plan_keys([key(old), key(new, 0)], rec, [from_scope("repo:o/x")], NOW, False)
+        records.plan_keys(
+            [key(old), key(new, 0)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False)
+        )
 
 
 def test_plan_refuses_while_another_run_writes_other_targets() -> None:
@@ -230,17 +236,17 @@ def test_plan_refuses_while_another_run_writes_other_targets() -> None:
         [records.marker_tag(new, "pending", NOW, until), records.holder_tag("repo:o/y", [new])]
     )
     with pytest.raises(records.LeaseHeld):
-        records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], NOW, False)
+        records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
     later = until + timedelta(seconds=1)  # its lease is over: a crashed run's key, no longer in flight
-    assert records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], later, False).extra_scopes == (
-        "repo:o/y",
-    )
+    assert records.plan_keys(
+        [key(new, 0)], rec, [from_scope("repo:o/x")], later, records.Retiring(False)
+    ).extra_scopes == ("repo:o/y",)
 
 
 def test_plan_shares_the_new_key_with_other_holders() -> None:
     a = "AKIAAAAAAAAAAAAAAAAA"
     rec = records.parse([records.marker_tag(a, "active", NOW), records.holder_tag("repo:o/y", [a])])
-    plan = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, False)
+    plan = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
     assert plan.extra_scopes == ("repo:o/y",)
 
 
@@ -251,7 +257,11 @@ def test_unmanaged_keys_are_neither_retired_nor_reclaimed_unless_asked() -> None
     assert records.retirable([foreign], rec, NOW, records.Retiring(True)) == [foreign]
     with pytest.raises(records.KeyPlanError, match="not created by this action"):
         records.plan_keys(
-            [key(foreign), key("AKIAGGGGGGGGGGGGGGGG")], rec, [from_scope("repo:o/x")], NOW, False
+            [key(foreign), key("AKIAGGGGGGGGGGGGGGGG")],
+            rec,
+            [from_scope("repo:o/x")],
+            NOW,
+            records.Retiring(False),
         )
 
 
@@ -336,10 +346,12 @@ def test_plan_respects_the_50_tag_limit() -> None:
     rec = records.parse([records.holder_tag(f"repo:o/r{i}", ["AKIAAAAAAAAAAAAAAAAA"]) for i in range(46)])
     assert rec.holders and len(rec.holders) == 46
     records.plan_keys(
-        [], rec, [from_scope("repo:o/r1")], NOW, False
+        [], rec, [from_scope("repo:o/r1")], NOW, records.Retiring(False)
     )  # 46 + marker, intent and policy tags = 49
     with pytest.raises(records.KeyPlanError, match="50"):
-        records.plan_keys([], rec, [from_scope("repo:o/new1"), from_scope("repo:o/new2")], NOW, False)
+        records.plan_keys(
+            [], rec, [from_scope("repo:o/new1"), from_scope("repo:o/new2")], NOW, records.Retiring(False)
+        )
 
 
 def test_pacer_waits_for_points_to_leave_the_window() -> None:

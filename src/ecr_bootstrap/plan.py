@@ -103,6 +103,7 @@ class Rotate:
     targets: tuple[Target, ...]
     record: Record  # the record as settled by the plan (a copy: the picture's is not changed)
     fates: tuple[Step, ...]  # what becomes of each older key once every target holds the new one
+    rules: Retiring  # who may retire what (the keys this run's targets held: the ones it replaces)
 
 
 @dataclass(frozen=True)
@@ -315,13 +316,15 @@ def trust_subjects(trust: Document) -> list[str]:
 # -- keys ------------------------------------------------------------------------------------------------
 
 
-def retiring(settings: Settings, record: Record, targets: Iterable[Target] | None = None) -> Retiring:
-    """This run's retirement rules: the keys its targets held (by `record`, or as `targets` say) are the
-    ones it replaces."""
-    if targets is None:
-        targets = [Target(p, record.holders.get(p.scope, ())) for p in settings_places(settings)]
-    replaced = frozenset(k for t in targets for k in t.previous)
-    return Retiring(settings.retire_unmanaged_keys, settings.run, replaced)
+def retiring(settings: Settings, *seen: Record) -> Retiring:
+    """This run's retirement rules: the keys it replaces are those that any of `seen` (the record as read,
+    and as settled) names for one of its targets."""
+    scopes = [p.scope for p in settings_places(settings)]
+    replaced = {k for record in seen for scope in scopes for k in record.holders.get(scope, ())}
+    for record in seen:  # an entry naming an unknown "next key": any key of this action's it may hold
+        if record.unknown_next & set(scopes):
+            replaced |= set(record.markers)
+    return Retiring(settings.retire_unmanaged_keys, settings.run, frozenset(replaced))
 
 
 def key_fates(
@@ -365,12 +368,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
     repaired, unknown, notes = settle_record(settings, picture, record, now)
-    notes = record_notes(record, now) + notes
-    if picture.user is not None:
-        kept = iam.boundary_warning(
-            "user", settings.iam_user, picture.user.boundary, settings.permissions_boundary
-        )
-        notes += [Note(kept, "Permissions boundary kept")] if kept else []
+    notes = record_notes(record, now) + notes + boundary_notes(settings, picture)
     repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     current = None if repaired or unknown else key_to_keep(settings, picture, record, now)
@@ -383,12 +381,13 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         raise
     more = other_holders(record, keys, repaired - {t.scope for t in targets})
     targets.sort(key=lambda t: keys.reclaim is None or keys.reclaim.key_id not in t.previous)  # broken first
+    rules = retiring(settings, picture.record, record)
     fates = key_fates(
         [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
         _as_if_written(record, targets),
         now,
         "replaced; no target holds it",
-        retiring(settings, record, targets),
+        rules,
     )
     names = settings.secret_names
     user = Step("IAM user", settings.iam_user, "reuse" if picture.user else "create")
@@ -401,6 +400,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         targets=tuple(targets),
         record=record,
         fates=fates,
+        rules=rules,
     )
     written = [names.repository_uri, names.key_id, names.secret_key]
     return replace(
@@ -431,7 +431,7 @@ def key_to_keep(settings: Settings, picture: Picture, record: Record, now: datet
     if any(record.holders.get(p.scope) != (current.key_id,) for p in settings_places(settings)):
         return None
     others = [k.key_id for k in picture.keys if k.key_id != current.key_id]
-    fates = key_fates(others, record, now, "", retiring(settings, record))
+    fates = key_fates(others, record, now, "", retiring(settings, picture.record, record))
     return None if any(f.action == "delete" for f in fates) else current
 
 
@@ -514,8 +514,7 @@ def _plan_keys(
             record,
             settings_places(settings),
             now,
-            settings.retire_unmanaged_keys,
-            current=settings.run,
+            retiring(settings, picture.record),
         )
     except LeaseHeld:
         raise
@@ -537,6 +536,13 @@ def _plan_keys(
             "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
             "nothing uses it, or set retire-unmanaged-keys: true.",
         ) from exc
+
+
+def boundary_notes(settings: Settings, picture: Picture) -> list[Note]:
+    """A reused user keeps its permissions boundary: say so when it is not the one asked for."""
+    user = picture.user
+    kept = user and iam.boundary_warning("user", user.name, user.boundary, settings.permissions_boundary)
+    return [Note(kept, "Permissions boundary kept")] if kept else []
 
 
 def record_notes(record: Record, now: datetime) -> list[Note]:

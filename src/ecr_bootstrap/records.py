@@ -10,6 +10,7 @@ own tags included. Version 2 of the record:
                                         <job> <repository> <server> <GitHub second>"
                                        (one per run: its lease; state pending|done)
   ecr-bootstrap:key:<ACCESS_KEY_ID>  = "pending <created> <lease end> <run id>.<attempt>" | "active <created>"
+                                       | "replaced <created>" (<created>: the key's CreateDate)
   ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids>[@] <GitHub second> <kind> <name> <environment>"
                                        (@: the pair may be mismatched; write it anew)
   ecr-bootstrap:policy               = "2 <policy name> <default version>"
@@ -270,6 +271,9 @@ class Record:
     policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
     version: int = 2  # 1 when any entry was written by version 1
     over: set[str] = field(default_factory=set)  # run tokens known to be over (see lease())
+    # Entries naming "the next key" of a run whose key is not known (it made none, or a lagged read wrote
+    # the entry): the place may hold any key made since.
+    unknown_next: set[str] = field(default_factory=set)
     # Entries that are not what this action writes (damaged, or written by someone else): tag key -> why.
     # They decide nothing; the run warns about each.
     ignored: dict[str, str] = field(default_factory=dict)
@@ -358,6 +362,8 @@ class Record:
             if NEXT in ids:
                 resolved = (i for k in ids for i in (made if k == NEXT else [k]))
                 self.holders[scope] = tuple(dict.fromkeys(resolved))
+                if not made:
+                    self.unknown_next.add(scope)
 
     def adopted_tags(self) -> list[dict[str, str]]:
         """Markers for adopted keys, to write before the intent that covers them is replaced."""
@@ -485,7 +491,7 @@ def _parse_intent(value: str, tag: str, server: str) -> Intent:
 def _parse_marker(key_id: str, value: str) -> Marker:
     _check(bool(_KEY_ID.match(key_id)), "not an access key id")
     state, *rest = value.split(" ")
-    _check(state in ("pending", "active") and 1 <= len(rest) <= 3, "not a key marker")
+    _check(state in ("pending", "active", "replaced") and 1 <= len(rest) <= 3, "not a key marker")
     since = _time(rest[0])
     until = _time(rest[1]) if len(rest) > 1 else None
     run = None
@@ -706,13 +712,13 @@ def plan_keys(
     record: Record,
     places: Iterable[Place],
     now: datetime,
-    retire_unmanaged: bool,
-    *,
-    current: RunId | None = None,
+    rules: Retiring,
 ) -> KeyPlan:
-    """Decide, before anything changes, whether a key can be created and which holders share it. `now`
-    is IAM's time as this run estimates it. A user this run creates counts its own tags in
+    """Decide, before anything changes, whether a key can be created and which key makes room. `now`
+    is IAM's time as this run estimates it; `rules.replaced`: keys this run's targets held before the
+    record was settled. A user this run creates counts its own tags in
     `record.other_tags` (they share the 50-tag limit)."""
+    retire_unmanaged, current = rules.unmanaged, rules.run
     wanted_places = {p.scope: p for p in places}
     wanted = set(wanted_places)
     lease = record.lease(now, current)
@@ -744,7 +750,8 @@ def plan_keys(
             "repositories, or fewer tags"
         )
 
-    replaced = {k for scope in wanted for k in record.holders.get(scope, ())}
+    # The keys this run replaces: its targets' as `record` says, and as the caller saw them (`replaced`).
+    replaced = {*rules.replaced, *(k for scope in wanted for k in record.holders.get(scope, ()))}
     free = set(retirable(existing, record, now, Retiring(retire_unmanaged, current, frozenset(replaced))))
     reclaim, breaks = _reclaim(keys, record, managed, wanted, free)
     return KeyPlan(reclaim, tuple(sorted(extra)), unmanaged, breaks)
@@ -804,8 +811,9 @@ class Retiring:
 
 def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Retiring) -> list[str]:
     """Keys that, by the record as it is now, no place holds and no run is writing, and that this run may
-    delete: keys this action made that this run's own targets held, or that no run ever committed as held
-    (a crashed run's pending key); a key this action did not make only under retire-unmanaged-keys. An
+    delete: keys this action made that this run's own targets held, that the run which replaced them marked
+    so, or that no run ever committed as held (a crashed run's pending key); a key this action did not make
+    only under retire-unmanaged-keys. An
     active key that no entry names but that this run did not replace is kept: the record may have been
     rewritten to hide the place that holds it."""
 
@@ -813,7 +821,7 @@ def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Reti
         marker = record.markers.get(key_id)
         if marker is None:
             return rules.unmanaged
-        return key_id in rules.replaced or marker.state == "pending"
+        return key_id in rules.replaced or marker.state in ("pending", "replaced")
 
     return [
         k for k in key_ids if not record.holders_of(k) and may(k) and not record.in_flight(k, now, rules.run)

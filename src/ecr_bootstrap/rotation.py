@@ -43,7 +43,6 @@ from .records import (
     Intent,
     KeyPlan,
     Record,
-    Retiring,
     RunId,
     holder_parts,
     holder_tags,
@@ -545,6 +544,7 @@ class Rotation:
             tags.append(marker_tag(new, "active", self.new_created or self.now()))
         if self.policy_version:
             tags.append(policy_tag(*self.policy_version))
+        tags += self._replaced_markers(held)
         tags += self._intent("done")
         written = {t["Key"] for t in tags}
         untag = [k for k in untag if k not in written]
@@ -565,6 +565,20 @@ class Rotation:
         self.report.add(
             "Access key", new, "created", "written to every target" if every else "held by some targets"
         )
+
+    def _replaced_markers(self, held: bool) -> list[dict[str, str]]:
+        """Older keys this run replaced and that no place holds once it commits: marked "replaced" in the
+        same request, so that a later run retires them if this run's deletion does not happen."""
+        if not held:
+            return []
+        out = []
+        for key_id in sorted(self.rotate.rules.replaced):
+            marker = self.record.markers.get(key_id)
+            committed = any(key_id in ids for ids in self._committed.values())
+            others = any(key_id in ids for s, ids in self.record.holders.items() if s not in self._committed)
+            if marker is not None and marker.since is not None and not committed and not others:
+                out.append(marker_tag(key_id, "replaced", marker.since))
+        return out
 
     def _entries(self, results: dict[str, TargetResult]) -> tuple[list[dict[str, str]], list[str]]:
         """Each target's entry as it now holds (tags to write, tag keys to remove); sets _committed."""
@@ -637,10 +651,7 @@ class Rotation:
             else:
                 record.holders.pop(scope, None)
         why = "replaced; no target holds it"
-        replaced = frozenset(k for t in self.targets for k in t.previous)
-        fates = key_fates(
-            old, record, self.now(), why, Retiring(self.retire_unmanaged, self.run_id, replaced)
-        )
+        fates = key_fates(old, record, self.now(), why, self.rotate.rules)
         retire(self.aws, self._user, fates, self.workflow, self.report)
         return {f.name for f in fates if f.action == "delete"}
 
