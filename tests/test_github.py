@@ -420,10 +420,10 @@ def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: 
     limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False)
     stack.github.limit = limit
 
-    def spend() -> None:
+    def spend() -> None:  # right before the first write, however long the run took to get there
         limit.spent["token " + token] = [(time.monotonic(), 59)]
 
-    stack.github.on_first_request = spend
+    stack.github.on_first_write = spend
     result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/2"})
     assert result.returncode == 0, result.stdout
     assert_target_works(stack, REPO)
