@@ -2,7 +2,7 @@
 # Developer entry point. Every command first makes .venv and installs what it needs (once).
 #   ./dev.sh demo   run the whole job locally against embedded stand-ins (moto + local GitHub API) and
 #                   print the step summary
-#   ./dev.sh test   run the test suite (pytest on 2 workers; ECR_BOOTSTRAP_TEST_WORKERS=0 for one process)
+#   ./dev.sh test   run the test suite (pytest on 12 workers; ECR_BOOTSTRAP_TEST_WORKERS=0 for one process)
 #   ./dev.sh bench  the benchmark (bench/bench.py: loopback stand-ins with simulated latency, and the
 #                   aws CLI + gh baseline script); prints a table
 #   ./dev.sh lint   ruff, mypy (strict), function sizes, action.yml and workflow schemas, actionlint, zizmor, hadolint,
