@@ -192,7 +192,7 @@ def hostile_report(value: str) -> report.Report:
     r = report.Report(repository_uri=value, policy_arn=value, user_arn=value, role_arn=value)
     r.add("ECR repository", value, "created", value)
     r.targets.append(report.TargetResult(value, "written", value))
-    r.targets.append(report.TargetResult(value, "unknown", value, requested=False))
+    r.targets.append(report.TargetResult(value, "unknown", value))
     r.keys.append(report.KeyInfo(value, datetime(2025, 1, 2, tzinfo=UTC), value, (value, value)))
     return r
 

@@ -272,11 +272,11 @@ def test_summary_table() -> None:
     r = report.Report(repository_uri="1.dkr.ecr.r.amazonaws.com/app", access_key_id="AKIAX")
     r.add("ECR repository", "app", "created", "a|b")
     r.targets.append(report.TargetResult("o/r", "written"))
-    r.targets.append(report.TargetResult("o/s", "written", requested=False))
+    r.targets.append(report.TargetResult("o/s", "unknown", "its secret may be the older key's"))
     md = report.summary(r)
     assert "| Repository URI | `1.dkr.ecr.r.amazonaws.com/app` |" in md
     assert "| ECR repository | `app` | created | a\\|b |" in md
-    assert "| `o/r` | written |  |" in md and "shares this user's key" in md
+    assert "| `o/r` | written |  |" in md and "| `o/s` | unknown | its secret may be the older key's |" in md
     assert "CAUTION" in report.summary(r, failed="boom") and "boom" in report.summary(r, failed="boom")
     assert report.outputs(r)["access-key-id"] == "AKIAX"
 

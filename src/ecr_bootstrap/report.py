@@ -20,7 +20,6 @@ class TargetResult:
     repository: str
     state: str  # "written" | "restored" | "unchanged" | "unknown"
     detail: str = ""
-    requested: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,8 +168,7 @@ def _blocks(report: Report, failed: str) -> list[Block]:
 
 
 def _target_row(t: TargetResult) -> tuple[Cell, ...]:
-    note = t.detail if t.requested else ("shares this user's key; " + t.detail).rstrip("; ")
-    return (Code(t.repository), t.state, note)
+    return (Code(t.repository), t.state, t.detail)
 
 
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
