@@ -572,7 +572,8 @@ class Rotation:
         if not held:
             return []
         out = []
-        for key_id in sorted(self.rotate.rules.replaced):
+        alive = {k.key_id for k in self.keys}  # a key deleted to make room needs no mark
+        for key_id in sorted(self.rotate.rules.replaced & alive):
             marker = self.record.markers.get(key_id)
             committed = any(key_id in ids for ids in self._committed.values())
             others = any(key_id in ids for s, ids in self.record.holders.items() if s not in self._committed)
