@@ -215,9 +215,12 @@ def _stamp(github: GitHub, place: Place, name: str) -> int | None:
 
 
 def _when_sending(aws: AwsClients, work: Callable[..., Any], *args: Any) -> Any:
-    """Start once the first AWS request is on the wire (or after 2 s): both sides' imports are CPU work
-    under one interpreter lock, and the GitHub side has the AWS side's network waits to hide in."""
-    aws.sending.wait(2.0)
+    """Start once the first AWS request is on the wire, so its imports are done: both sides' imports are
+    CPU work under one interpreter lock, and two threads importing at once can break an import that fails
+    and is undone (botocore's optional urllib3.contrib.pyopenssl: "KeyError: 'urllib3.contrib.pyopenssl'"
+    on a loaded machine, when this used to give up waiting after 2 s). No deadlock: look() sets the event
+    in a `finally` whatever the AWS side does."""
+    aws.sending.wait()
     return work(*args)
 
 
