@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .places import valid_owner, valid_repository
 from .records import RunId
 
 GITHUB_TOKEN_HELP = (
@@ -188,8 +189,6 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 # ECR's own pattern (CreateRepository API reference).
 _ECR_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 _IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
-_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _PARTITION = r"aws(-[a-z]+)*"
 _REGION_PART = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
 # A KMS key id (a UUID, or mrk- and 32 hex digits for a multi-Region key) or an alias name.
@@ -314,8 +313,7 @@ def parse_repositories(raw: str, env: Mapping[str, str]) -> tuple[str, ...]:
         entry = item.strip()
         if not entry:
             continue
-        owner, sep, name = entry.partition("/")
-        if not sep or not _OWNER.match(owner) or not _REPO.match(name) or name in (".", ".."):
+        if not valid_repository(entry):
             raise InputError(
                 "repositories",
                 f"'{entry}' is not an owner/name repository.",
@@ -622,7 +620,7 @@ def _places(
 ) -> tuple[str, str, str, tuple[str, ...]]:
     """(organization, visibility, environment, repositories), checked against each other."""
     organization = get("organization")
-    if organization and not _OWNER.match(organization):
+    if organization and not valid_owner(organization):
         raise InputError(
             "organization",
             f"'{organization}' is not an organization name.",
