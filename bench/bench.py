@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from ecr_bootstrap.github import CONTENT_LIMIT, WRITE_BURST  # noqa: E402
-from ecr_bootstrap.records import GAP  # noqa: E402
+from ecr_bootstrap.keys.settle import GAP  # noqa: E402
 from tests.stand_ins.github_api import SecondaryLimit  # noqa: E402
 from tests.stand_ins.harness import Stack, action_defaults  # noqa: E402
 

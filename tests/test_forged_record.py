@@ -11,7 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecr_bootstrap import records
+from ecr_bootstrap.keys.record import (
+    LEASE_PREFIX,
+    POLICY_KEY,
+    Lease,
+    enc,
+    holder_tag_key,
+    holder_tags,
+    lease_tags,
+    marker_key,
+)
 from ecr_bootstrap.places import Place
 from tests.stand_ins.checks import (
     OTHER,
@@ -65,7 +74,7 @@ def test_a_forged_holder_is_never_written_nor_read(stack: Stack, kind: str) -> N
         "env": Place("env", EVIL, "prod"),
         "org": Place("org", "octo-org"),
     }[kind]
-    tag(stack, records.holder_tags(place, (held,), None, rewrite=True))
+    tag(stack, holder_tags(place, (held,), None, rewrite=True))
     stack.github.reset_log()
 
     result = stack.run({"github-token": token})
@@ -88,11 +97,11 @@ def test_a_forged_marker_never_gets_a_hand_made_key_deleted(stack: Stack, state:
     assert stack.run({"github-token": token}).returncode == 0
     held = assert_target_works(stack, REPO)
     by_hand = stack.boto("iam").create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
-    tag(stack, [{"Key": records.marker_key(by_hand), "Value": f"{state} 2020-01-01T00:00:00Z"}])
+    tag(stack, [{"Key": marker_key(by_hand), "Value": f"{state} 2020-01-01T00:00:00Z"}])
 
     result = stack.run({"github-token": token, "retire-unmanaged-keys": "false"})
     assert sorted(user_keys(stack)) == sorted([by_hand, held])
-    assert f"Key record entry {records.marker_key(by_hand)} ignored" in result.stdout
+    assert f"Key record entry {marker_key(by_hand)} ignored" in result.stdout
     assert result.returncode == 1 and f"{by_hand} (not created by this action)" in result.errors()[0]
     assert assert_target_works(stack, REPO) == held
 
@@ -107,7 +116,7 @@ def test_a_rewritten_holder_entry_never_gets_the_key_in_use_deleted(stack: Stack
     assert stack.run({"github-token": token}, repository=OTHER).returncode == 0
     web_key = assert_target_works(stack, OTHER)
     assert web_key != app_key and sorted(user_keys(stack)) == sorted([app_key, web_key])
-    tag(stack, records.holder_tags(Place("repo", OTHER), (app_key,)))
+    tag(stack, holder_tags(Place("repo", OTHER), (app_key,)))
 
     result = stack.run({"github-token": token})
     assert web_key in user_keys(stack)
@@ -122,13 +131,13 @@ def test_a_lease_that_never_ends_is_believed_over(stack: Stack) -> None:
     token = setup(stack, REPO)
     assert stack.run({"github-token": token}).returncode == 0
     now = datetime.now(UTC).replace(microsecond=0)
-    forever = records.Intent(
+    forever = Lease(
         "pending",
         now - timedelta(seconds=10),
         datetime(2099, 1, 1, tzinfo=UTC),
-        tag=records.LEASE_PREFIX + "0badf00d",
+        tag=LEASE_PREFIX + "0badf00d",
     )
-    tag(stack, records.intent_tags(forever))
+    tag(stack, lease_tags(forever))
 
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
@@ -149,18 +158,18 @@ def test_no_tag_field_reaches_stdout_or_the_summary_as_a_command(stack: Stack, d
     token = setup(stack, REPO)
     assert stack.run({"github-token": token}).returncode == 0
     held = assert_target_works(stack, REPO)
-    enc = records.enc(INJECTED)
+    escaped = enc(INJECTED)
     stamp = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
     forged = [
-        {"Key": records.holder_tag_key("repo:" + REPO), "Value": f"2 {held} 1 repo {enc} {enc}"},
+        {"Key": holder_tag_key("repo:" + REPO), "Value": f"2 {held} 1 repo {escaped} {escaped}"},
         {
-            "Key": records.LEASE_PREFIX + "1badf00d",
-            "Value": f"2 pending {stamp} {stamp}   42 1 {enc} {enc} {enc} 7",
+            "Key": LEASE_PREFIX + "1badf00d",
+            "Value": f"2 pending {stamp} {stamp}   42 1 {escaped} {escaped} {escaped} 7",
         },
-        {"Key": records.POLICY_KEY, "Value": f"2 {enc} v1"},
+        {"Key": POLICY_KEY, "Value": f"2 {escaped} v1"},
     ]
     tag(stack, [{"Key": t["Key"], "Value": t["Value"][:256]} for t in forged])
-    forged_holder = records.holder_tags(Place("env", REPO, INJECTED.replace("\n", " ")[:200]), (held,))
+    forged_holder = holder_tags(Place("env", REPO, INJECTED.replace("\n", " ")[:200]), (held,))
     tag(stack, forged_holder)
 
     result = stack.run({"github-token": token, "dry-run": str(dry_run).lower()})

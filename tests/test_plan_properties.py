@@ -15,12 +15,24 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecr_bootstrap import records
 from ecr_bootstrap.aws import ecr, iam
 from ecr_bootstrap.bootstrap import print_plan, say
-from ecr_bootstrap.errors import RotationError
+from ecr_bootstrap.errors import LeaseHeld, RotationError
 from ecr_bootstrap.inputs import Settings, from_values
-from ecr_bootstrap.look import Picture, read_record
+from ecr_bootstrap.keys.record import (
+    LEASE_PREFIX,
+    NEXT,
+    PREFIX,
+    AccessKey,
+    Lease,
+    Record,
+    RunId,
+    holder_tags,
+    lease_tags,
+    marker_tag,
+)
+from ecr_bootstrap.keys.rules import held_lease, in_flight, read_record
+from ecr_bootstrap.look import Picture
 from ecr_bootstrap.places import Place
 from ecr_bootstrap.plan import NEW_KEY, Plan, plan
 from ecr_bootstrap.policy import ecr_access_policy
@@ -32,8 +44,8 @@ ACCOUNT, USER = "123456789012", "fcj-ecr-ci-cd-user"
 IDS = ["AKIA" + c * 16 for c in "ABCD"]
 REPOS = ["octo-org/app", "octo-org/web", "octo-org/api"]
 PLACES = [Place("repo", r) for r in REPOS] + [Place("env", "octo-org/app", "prod (eu)")]
-THIS_RUN = records.RunId("500", 2, "deploy", "octo-org/app")
-RUNS = [None, records.RunId("400", 1, "deploy", "octo-org/app"), records.RunId("500", 1), THIS_RUN]
+THIS_RUN = RunId("500", 2, "deploy", "octo-org/app")
+RUNS = [None, RunId("400", 1, "deploy", "octo-org/app"), RunId("500", 1), THIS_RUN]
 REPO_ARN = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/fcj-workshop-app"
 
 seconds = st.integers(min_value=-4000, max_value=4000).map(lambda s: NOW + timedelta(seconds=s))
@@ -49,38 +61,30 @@ TAG_TEXT = st.lists(
 
 
 @st.composite
-def forged_tags(draw: st.DrawFn, keys: list[records.AccessKey]) -> list[dict[str, str]]:
+def forged_tags(draw: st.DrawFn, keys: list[AccessKey]) -> list[dict[str, str]]:
     """What someone else wrote: markers with made-up times, well-formed holders of places no input names,
     leases that never end, and entries of any shape."""
     tags: list[dict[str, str]] = []
     for key in keys:
         if draw(st.booleans()):
-            tags.append(
-                records.marker_tag(key.key_id, draw(st.sampled_from(["active", "pending"])), draw(seconds))
-            )
+            tags.append(marker_tag(key.key_id, draw(st.sampled_from(["active", "pending"])), draw(seconds)))
     evil = draw(
         st.sampled_from([Place("repo", "octo-org/evil"), Place("org", "octo-org"), Place("env", "o/x", "e")])
     )
     if draw(st.booleans()):
-        tags += records.holder_tags(
-            evil, draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=2)), None, True
-        )
+        tags += holder_tags(evil, draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=2)), None, True)
     if draw(st.booleans()):
         since = draw(seconds)
-        never = records.Intent(
-            "pending", since, datetime(2099, 1, 1, tzinfo=UTC), tag=records.LEASE_PREFIX + "f0f0f0f0"
-        )
-        tags += records.intent_tags(never)
+        never = Lease("pending", since, datetime(2099, 1, 1, tzinfo=UTC), tag=LEASE_PREFIX + "f0f0f0f0")
+        tags += lease_tags(never)
     for n in range(draw(st.integers(min_value=0, max_value=3))):
         kind = draw(st.sampled_from(["holder:", "lease:", "key:", "policy", "key:AKIA"]))
-        tags.append(
-            {"Key": f"{records.PREFIX}{kind}{n}{draw(TAG_TEXT)}"[:128], "Value": draw(TAG_TEXT)[:256]}
-        )
+        tags.append({"Key": f"{PREFIX}{kind}{n}{draw(TAG_TEXT)}"[:128], "Value": draw(TAG_TEXT)[:256]})
     return tags
 
 
 @st.composite
-def tags_of_a_record(draw: st.DrawFn, keys: list[records.AccessKey]) -> list[dict[str, str]]:
+def tags_of_a_record(draw: st.DrawFn, keys: list[AccessKey]) -> list[dict[str, str]]:
     """Markers, holder entries (one key or several: a run that stopped), and leases, in any state."""
     tags: list[dict[str, str]] = []
     for key in keys:
@@ -88,40 +92,40 @@ def tags_of_a_record(draw: st.DrawFn, keys: list[records.AccessKey]) -> list[dic
             state = draw(st.sampled_from(["active", "pending"]))
             until = draw(st.none() | seconds) if state == "pending" else None
             run = draw(st.sampled_from(RUNS)) if until else None
-            tags.append(records.marker_tag(key.key_id, state, key.created.replace(microsecond=0), until, run))
+            tags.append(marker_tag(key.key_id, state, key.created.replace(microsecond=0), until, run))
     for place in draw(st.lists(st.sampled_from(PLACES), unique=True, max_size=3)):
-        held = draw(st.lists(st.sampled_from([*IDS, records.NEXT]), min_size=1, max_size=3, unique=True))
+        held = draw(st.lists(st.sampled_from([*IDS, NEXT]), min_size=1, max_size=3, unique=True))
         ref = draw(
             st.none() | st.integers(min_value=int(NOW.timestamp()) - 4000, max_value=int(NOW.timestamp()))
         )
-        tags += records.holder_tags(place, held, ref, draw(st.booleans()))
+        tags += holder_tags(place, held, ref, draw(st.booleans()))
     for n in range(draw(st.integers(min_value=0, max_value=2))):
         since = draw(seconds)
-        intent = records.Intent(
+        intent = Lease(
             draw(st.sampled_from(["pending", "done"])),
             since,
             since + timedelta(seconds=draw(st.integers(min_value=1, max_value=900))),
             tuple(draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))),
             run=draw(st.sampled_from(RUNS)),
             ref=int(since.timestamp()),
-            tag=f"{records.LEASE_PREFIX}{n:08x}",
+            tag=f"{LEASE_PREFIX}{n:08x}",
         )
-        tags += records.intent_tags(intent)
+        tags += lease_tags(intent)
     return tags
 
 
 @st.composite
 def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
     keys = [
-        records.AccessKey(key_id, draw(seconds).replace(microsecond=0))
+        AccessKey(key_id, draw(seconds).replace(microsecond=0))
         for key_id in draw(st.lists(st.sampled_from(IDS), max_size=2, unique=True))
     ]
     tags = draw(tags_of_a_record(keys))
     committed: bool = draw(st.booleans())
     if keys and committed:  # as a committed run leaves it: the newest key marked, held by each target
         newest = max(keys, key=lambda k: k.created)
-        tags = [records.marker_tag(newest.key_id, "active", newest.created)]
-        tags += [t for p in targets for t in records.holder_tags(p, [newest.key_id])]
+        tags = [marker_tag(newest.key_id, "active", newest.created)]
+        tags += [t for p in targets for t in holder_tags(p, [newest.key_id])]
     forged = draw(forged_tags(keys))
     tags = list({t["Key"]: t for t in [*tags, *forged]}.values())  # a forged tag overwrites ours
     user = (
@@ -129,7 +133,7 @@ def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
         if keys or tags or draw(st.booleans())
         else None
     )
-    record = read_record(tags, keys, targets)
+    record = read_record(tags, keys, [t.scope for t in targets], "https://github.com")
     policy_doc = ecr_access_policy(draw(st.sampled_from([REPO_ARN, "*"])))  # "*": drifted
     multi = [s for s, ids in record.holders.items() if len(ids) > 1]
     stamp = st.none() | st.integers(
@@ -154,7 +158,7 @@ def pictures(draw: st.DrawFn, targets: list[Place]) -> Picture:
         user=user,
         attached=frozenset(draw(st.sets(st.just(f"arn:aws:iam::{ACCOUNT}:policy/fcj-ecr-ci-cd-policy")))),
         keys=tuple(keys) if user else (),
-        record=record if user else records.Record(),
+        record=record if user else Record(),
         stamps={s: draw(st.tuples(stamp, stamp) | st.just("HTTP 500")) for s in multi},
     )
 
@@ -185,7 +189,7 @@ def test_the_plan_keeps_its_promises(case: tuple[Settings, Picture]) -> None:
     before = snapshot(picture)
     try:
         made = plan(chosen, picture, NOW)
-    except (records.LeaseHeld, RotationError):
+    except (LeaseHeld, RotationError):
         assert snapshot(picture) == before
         return
     assert snapshot(picture) == before, "planning changed the picture"
@@ -236,8 +240,8 @@ def check_keys(chosen: Settings, picture: Picture, made: Plan) -> None:
     assert rotate is not None
     record = picture.record
     # Never write a target while another run may be writing this user's keys.
-    assert record.lease(NOW, chosen.run) is None
-    assert not any(record.in_flight(k.key_id, NOW, chosen.run) for k in picture.keys)
+    assert held_lease(record, NOW, chosen.run) is None
+    assert not any(in_flight(record, k.key_id, NOW, chosen.run) for k in picture.keys)
     # Never more than 2 keys: the one this run makes fits beside what stays.
     reclaimed = {rotate.keys.reclaim.key_id} if rotate.keys.reclaim else set()
     assert len(picture.keys) - len(reclaimed) + 1 <= 2

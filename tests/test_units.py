@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecr_bootstrap import inputs, policy, records, report
-from ecr_bootstrap.errors import InputError
+from ecr_bootstrap import inputs, policy, report
+from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
+from ecr_bootstrap.keys.reader import parse
+from ecr_bootstrap.keys.record import AccessKey, marker_tag, valid_value
+from ecr_bootstrap.keys.rules import Retiring, plan_keys, retirable
 from ecr_bootstrap.places import from_scope
 from ecr_bootstrap.workflow import Workflow
+from tests.record_tags import holder_tag, repo_scope, valid_key
 
 ROOT = Path(__file__).resolve().parents[1]
 ARN = "arn:aws:ecr:us-east-1:123456789012:repository/fcj-workshop-app"
@@ -156,21 +160,21 @@ def test_action_yml_declares_the_same_inputs() -> None:
 # -- the key record -----------------------------------------------------------------------------------
 
 
-def key(key_id: str, age_days: int = 1) -> records.AccessKey:
-    return records.AccessKey(key_id, NOW - timedelta(days=age_days))
+def key(key_id: str, age_days: int = 1) -> AccessKey:
+    return AccessKey(key_id, NOW - timedelta(days=age_days))
 
 
 def test_record_round_trip_and_tag_limits() -> None:
-    scope = records.repo_scope("Octo-Org/" + "r" * 100)
+    scope = repo_scope("Octo-Org/" + "r" * 100)
     tags = [
-        records.marker_tag("AKIAAAAAAAAAAAAAAAAA", "active", NOW),
-        records.holder_tag(scope, ["AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"]),
+        marker_tag("AKIAAAAAAAAAAAAAAAAA", "active", NOW),
+        holder_tag(scope, ["AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"]),
         {"Key": "team", "Value": "ci"},
     ]
     for tag in tags[:2]:
         assert len(tag["Key"]) <= 128 and len(tag["Value"]) <= 256
-        assert records.valid_key(tag["Key"]) and records.valid_value(tag["Value"])
-    rec = records.parse(tags)
+        assert valid_key(tag["Key"]) and valid_value(tag["Value"])
+    rec = parse(tags)
     assert rec.holders == {scope: ("AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB")}
     assert rec.markers["AKIAAAAAAAAAAAAAAAAA"].state == "active"
     assert rec.other_tags == 1
@@ -179,89 +183,81 @@ def test_record_round_trip_and_tag_limits() -> None:
 
 def test_plan_needs_a_free_slot() -> None:
     a, b = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
-    rec = records.parse(
+    rec = parse(
         [
-            records.marker_tag(a, "active", NOW),
-            records.marker_tag(b, "active", NOW),
-            records.holder_tag("repo:o/x", [a]),
-            records.holder_tag("repo:o/y", [b]),
+            marker_tag(a, "active", NOW),
+            marker_tag(b, "active", NOW),
+            holder_tag("repo:o/x", [a]),
+            holder_tag("repo:o/y", [b]),
         ]
     )
     # Each key held by a repository of its own. A run for o/z can free neither: refused, naming both.
-    with pytest.raises(records.KeyPlanError, match=r"held by o/x.*held by o/y"):
-        records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/z")], NOW, records.Retiring(False))
+    with pytest.raises(KeyPlanError, match=r"held by o/x.*held by o/y"):
+        plan_keys([key(a), key(b)], rec, [from_scope("repo:o/z")], NOW, Retiring(False))
     # The run for o/x: its own target is a's only holder, so a goes first (break before make); o/y is
     # never written and keeps b.
-    own = records.plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
+    own = plan_keys([key(a), key(b)], rec, [from_scope("repo:o/x")], NOW, Retiring(False))
     assert own.reclaim == key(a) and own.breaks == ("repo:o/x",) and own.extra_scopes == ("repo:o/y",)
-    one = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
+    one = plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, Retiring(False))
     assert one.reclaim is None and one.extra_scopes == () and one.breaks == ()
 
 
 def test_plan_reclaims_an_old_pending_orphan_but_not_a_young_one() -> None:
     held, orphan = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
-    base = [records.marker_tag(held, "active", NOW), records.holder_tag("repo:o/x", [held])]
-    old = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(hours=2))])
-    plan = records.plan_keys(
-        [key(held), key(orphan)], old, [from_scope("repo:o/x")], NOW, records.Retiring(False)
-    )
+    base = [marker_tag(held, "active", NOW), holder_tag("repo:o/x", [held])]
+    old = parse([*base, marker_tag(orphan, "pending", NOW - timedelta(hours=2))])
+    plan = plan_keys([key(held), key(orphan)], old, [from_scope("repo:o/x")], NOW, Retiring(False))
     assert plan.reclaim is not None and plan.reclaim.key_id == orphan
-    young = records.parse([*base, records.marker_tag(orphan, "pending", NOW - timedelta(minutes=1))])
-    with pytest.raises(records.LeaseHeld):
-        records.plan_keys(
-            [key(held), key(orphan)], young, [from_scope("repo:o/x")], NOW, records.Retiring(False)
-        )
+    young = parse([*base, marker_tag(orphan, "pending", NOW - timedelta(minutes=1))])
+    with pytest.raises(LeaseHeld):
+        plan_keys([key(held), key(orphan)], young, [from_scope("repo:o/x")], NOW, Retiring(False))
 
 
 def test_plan_refuses_a_target_another_run_is_writing() -> None:
     old, new = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
-    rec = records.parse(
+    rec = parse(
         [
-            records.marker_tag(old, "active", NOW),
-            records.marker_tag(new, "pending", NOW),
-            records.holder_tag("repo:o/x", [old, new]),
+            marker_tag(old, "active", NOW),
+            marker_tag(new, "pending", NOW),
+            holder_tag("repo:o/x", [old, new]),
         ]
     )
-    with pytest.raises(records.LeaseHeld):
-        records.plan_keys(
-            [key(old), key(new, 0)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False)
-        )
+    with pytest.raises(LeaseHeld):
+        plan_keys([key(old), key(new, 0)], rec, [from_scope("repo:o/x")], NOW, Retiring(False))
 
 
 def test_plan_refuses_while_another_run_writes_other_targets() -> None:
     """Otherwise two keys held by different targets would leave no slot for any later rotation."""
     new = "AKIABBBBBBBBBBBBBBBB"
     until = NOW + timedelta(minutes=10)
-    rec = records.parse(
-        [records.marker_tag(new, "pending", NOW, until), records.holder_tag("repo:o/y", [new])]
-    )
-    with pytest.raises(records.LeaseHeld):
-        records.plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
+    rec = parse([marker_tag(new, "pending", NOW, until), holder_tag("repo:o/y", [new])])
+    with pytest.raises(LeaseHeld):
+        plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], NOW, Retiring(False))
     later = until + timedelta(seconds=1)  # its lease is over: a crashed run's key, no longer in flight
-    assert records.plan_keys(
-        [key(new, 0)], rec, [from_scope("repo:o/x")], later, records.Retiring(False)
-    ).extra_scopes == ("repo:o/y",)
+    assert plan_keys([key(new, 0)], rec, [from_scope("repo:o/x")], later, Retiring(False)).extra_scopes == (
+        "repo:o/y",
+    )
 
 
 def test_plan_shares_the_new_key_with_other_holders() -> None:
     a = "AKIAAAAAAAAAAAAAAAAA"
-    rec = records.parse([records.marker_tag(a, "active", NOW), records.holder_tag("repo:o/y", [a])])
-    plan = records.plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, records.Retiring(False))
+    rec = parse([marker_tag(a, "active", NOW), holder_tag("repo:o/y", [a])])
+    plan = plan_keys([key(a)], rec, [from_scope("repo:o/x")], NOW, Retiring(False))
     assert plan.extra_scopes == ("repo:o/y",)
 
 
 def test_unmanaged_keys_are_neither_retired_nor_reclaimed_unless_asked() -> None:
     foreign = "AKIAFFFFFFFFFFFFFFFF"
-    rec = records.parse([])
-    assert records.retirable([foreign], rec, NOW, records.Retiring(False)) == []
-    assert records.retirable([foreign], rec, NOW, records.Retiring(True)) == [foreign]
-    with pytest.raises(records.KeyPlanError, match="not created by this action"):
-        records.plan_keys(
+    rec = parse([])
+    assert retirable([foreign], rec, NOW, Retiring(False)) == []
+    assert retirable([foreign], rec, NOW, Retiring(True)) == [foreign]
+    with pytest.raises(KeyPlanError, match="not created by this action"):
+        plan_keys(
             [key(foreign), key("AKIAGGGGGGGGGGGGGGGG")],
             rec,
             [from_scope("repo:o/x")],
             NOW,
-            records.Retiring(False),
+            Retiring(False),
         )
 
 
@@ -343,15 +339,13 @@ def test_seal_is_a_libsodium_sealed_box() -> None:
 
 
 def test_plan_respects_the_50_tag_limit() -> None:
-    rec = records.parse([records.holder_tag(f"repo:o/r{i}", ["AKIAAAAAAAAAAAAAAAAA"]) for i in range(46)])
+    rec = parse([holder_tag(f"repo:o/r{i}", ["AKIAAAAAAAAAAAAAAAAA"]) for i in range(46)])
     assert rec.holders and len(rec.holders) == 46
-    records.plan_keys(
-        [], rec, [from_scope("repo:o/r1")], NOW, records.Retiring(False)
+    plan_keys(
+        [], rec, [from_scope("repo:o/r1")], NOW, Retiring(False)
     )  # 46 + marker, intent and policy tags = 49
-    with pytest.raises(records.KeyPlanError, match="50"):
-        records.plan_keys(
-            [], rec, [from_scope("repo:o/new1"), from_scope("repo:o/new2")], NOW, records.Retiring(False)
-        )
+    with pytest.raises(KeyPlanError, match="50"):
+        plan_keys([], rec, [from_scope("repo:o/new1"), from_scope("repo:o/new2")], NOW, Retiring(False))
 
 
 def test_pacer_waits_for_points_to_leave_the_window() -> None:
@@ -372,12 +366,10 @@ def test_keys_held_for_90_days_are_warned_about() -> None:
     from ecr_bootstrap.plan import age, key_table, old_keys
 
     now = NOW
-    old = records.AccessKey("AKIAOLDOLDOLDOLDOLDO", now - timedelta(days=91))
-    young = records.AccessKey("AKIAYOUNGYOUNGYOUNGY", now - timedelta(days=3))
-    orphan = records.AccessKey("AKIAORPHANORPHANORPH", now - timedelta(days=200))
-    record = records.parse(
-        [records.holder_tag("repo:o/x", [old.key_id]), records.holder_tag("repo:o/y", [young.key_id])]
-    )
+    old = AccessKey("AKIAOLDOLDOLDOLDOLDO", now - timedelta(days=91))
+    young = AccessKey("AKIAYOUNGYOUNGYOUNGY", now - timedelta(days=3))
+    orphan = AccessKey("AKIAORPHANORPHANORPH", now - timedelta(days=200))
+    record = parse([holder_tag("repo:o/x", [old.key_id]), holder_tag("repo:o/y", [young.key_id])])
     table = key_table([young, old, orphan], record, now)
     assert [k.key_id for k in table] == [orphan.key_id, old.key_id, young.key_id]  # oldest first
     assert table[1].age == "91 d" and table[1].holders == ("o/x",) and table[0].holders == ()

@@ -11,21 +11,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .aws import AwsClients, ecr, iam, is_code, oidc
-from .errors import AwsError, GitHubError, RotationError
+from .errors import AwsError, GitHubError, KeyRaced, LeaseHeld, NoSafeKey, RotationError
 from .github import GitHub
 from .inputs import Settings
+from .keys.record import Lease, holder_parts, marker_key
+from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
 from .places import Place
 from .plan import (
     Keep,
-    NoSafeKey,
-    Note,
     Oidc,
     Plan,
     Rotate,
     Step,
     age,
-    iso,
     key_fates,
     key_table,
     old_keys,
@@ -36,9 +35,9 @@ from .plan import (
     variable_names,
 )
 from .policy import ecr_access_policy, lifecycle_policy
-from .records import Intent, LeaseHeld, holder_parts, marker_key, parse
-from .report import Report, TargetResult
-from .rotation import KeyRaced, Rotation, retire
+from .report import Note, Report, TargetResult
+from .rotation import Rotation, retire
+from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow
 
@@ -77,9 +76,9 @@ def decide(
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held
-            intent = held.intent
-            if intent is not None and intent.run and run_completed(settings, github, workflow, intent):
-                over |= {intent.run.token}
+            lease = held.lease
+            if lease is not None and lease.run and run_completed(settings, github, workflow, lease):
+                over |= {lease.run.token}
                 # Its targets' timestamps as they are now that it has finished writing.
                 picture = look_up_holders(github, settings, picture, settings_places(settings))
                 continue
@@ -99,9 +98,9 @@ def say(notes: Iterable[Note], workflow: Workflow) -> None:
             workflow.info(note.text)
 
 
-def run_completed(settings: Settings, github: GitHub, workflow: Workflow, intent: Intent) -> bool:
+def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease: Lease) -> bool:
     """Ask GitHub whether the run holding the lease has completed (needs actions-token)."""
-    run = intent.run
+    run = lease.run
     if not settings.actions_token or run is None or not run.repository:
         return False
     checker = github.with_token(settings.actions_token)
@@ -120,8 +119,8 @@ def run_completed(settings: Settings, github: GitHub, workflow: Workflow, intent
 
 
 def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
-    until = held.until.strftime("%Y-%m-%d %H:%M:%S UTC") if held.until else "its lease ends"
-    run = held.intent.run if held.intent else None
+    until = readable(held.until) if held.until else "its lease ends"
+    run = held.lease.run if held.lease else None
     if run is not None and run.run_id:
         who = run.describe()
         fix = (
@@ -220,8 +219,8 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
     report.keys = key_table(picture.keys, picture.record, ctx.aws.iam_now())
     ctx.workflow.notice(
         f"Access key {key.key_id} is {age(key.created, ctx.aws.iam_now())} old and every target holds it: "
-        f"no key was made and no target written. It rotates after {keep.next_rotation:%Y-%m-%d %H:%M} UTC "
-        "(rotate-after).",
+        "no key was made and no target written. It rotates after "
+        f"{readable(keep.next_rotation, seconds=False)} (rotate-after).",
         title="Key kept",
     )
 
@@ -412,7 +411,11 @@ def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:
             ctx.github.delete_secret(place, names.secret_key)
         ours = [p.scope for p in decided.targets if p.scope in record.holders]
         iam.untag_user(ctx.aws, user.name, [k for s in ours for k in holder_parts(record, s)])
-        now_record = parse(iam.list_tags(ctx.aws, user.name))  # as it is now, other runs included
+        # As it is now, other runs included; read (validated, markers proven) like every record.
+        scopes = [p.scope for p in decided.targets]
+        now_record = read_record(
+            iam.list_tags(ctx.aws, user.name), picture.keys, scopes, ctx.settings.run.server
+        )
         ids = [k.key_id for k in picture.keys]
         rules = retiring(ctx.settings, record)  # the keys the targets held before their entries went
         fates = key_fates(ids, now_record, ctx.aws.iam_now(), "replaced by the role", rules)

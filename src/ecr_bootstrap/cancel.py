@@ -19,36 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import BootstrapError
+from .errors import Cancelled
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The whole rollback, from the first signal; the issue's bound is 6 s, the runner kills at 10 s.
 ROLLBACK = 5.0
 # One request of the rollback (connect and read each).
 ROLLBACK_REQUEST = 2.0
-
-
-class Cancelled(BaseException):
-    """Like KeyboardInterrupt, not an Exception: the SDKs wrap any Exception raised inside a request (a
-    signal lands there most often) into a retryable connection error, and would retry it."""
-
-    title = "ECR bootstrap cancelled"
-
-    def __init__(self, signal_name: str, at: float) -> None:
-        self.message = (
-            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could."
-        )
-        self.fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
-        self.anchor = "cancelled"
-        super().__init__(self.message)
-        self.signal_name = signal_name
-        self.at = at  # time.monotonic() of the signal
-
-    def render(self, docs: str) -> str:
-        return BootstrapError.render(self, docs)  # type: ignore[arg-type]
-
-    def remaining(self) -> float:
-        return max(0.0, self.at + ROLLBACK - time.monotonic())
 
 
 class Cancellation:
@@ -71,7 +48,7 @@ class Cancellation:
         if self.first is not None or self.done:
             return  # rolling back already (or finished): let it finish
         name = signal.Signals(signum).name
-        self.first = Cancelled(name, time.monotonic())
+        self.first = Cancelled(name, time.monotonic() + ROLLBACK)
         raise self.first
 
 

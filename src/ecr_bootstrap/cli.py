@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report: Report) -> str:
     """The run itself; what failed, as the message shown ("" when nothing did)."""
-    from .cancel import Cancelled
+    from .errors import Cancelled
 
     failed = ""
     try:

@@ -1,21 +1,27 @@
-"""One exception base class; every failure the user can act on is one of these."""
+"""Every exception of the action, in one place. Every failure the user can act on is a BootstrapError;
+a cancellation is a Cancelled, rendered the same way (both are a Failure)."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-class BootstrapError(Exception):
-    """A failure with a title, what happened, and what to do about it.
+if TYPE_CHECKING:
+    from .keys.record import Lease
+    from .report import Note
+
+
+class Failure:
+    """What the user reads: a title, what happened, what to do about it, and a Troubleshooting anchor.
 
     Messages never contain secret values: callers pass only names, ids and AWS/GitHub error texts.
     """
 
     title = "ECR bootstrap failed"
-
-    def __init__(self, message: str, *, fix: str = "", anchor: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.fix = fix
-        self.anchor = anchor
+    message = ""
+    fix = ""
+    anchor = ""
 
     def render(self, docs: str) -> str:
         """The message, the fix, and a link to the README section; `docs` is the README's URL."""
@@ -24,6 +30,34 @@ class BootstrapError(Exception):
             parts.append(f"Fix: {self.fix}")
         parts.append(f"Docs: {docs}#troubleshooting{'-' + self.anchor if self.anchor else ''}")
         return " ".join(parts)
+
+
+class BootstrapError(Failure, Exception):
+    def __init__(self, message: str, *, fix: str = "", anchor: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.anchor = anchor
+
+
+class Cancelled(Failure, BaseException):
+    """Like KeyboardInterrupt, not an Exception: the SDKs wrap any Exception raised inside a request (a
+    signal lands there most often) into a retryable connection error, and would retry it."""
+
+    title = "ECR bootstrap cancelled"
+
+    def __init__(self, signal_name: str, deadline: float) -> None:
+        self.message = (
+            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could."
+        )
+        self.fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
+        self.anchor = "cancelled"
+        super().__init__(self.message)
+        self.signal_name = signal_name
+        self.deadline = deadline  # time.monotonic() by which the rollback is over
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
 
 
 class InputError(BootstrapError):
@@ -72,3 +106,33 @@ class LeaseExpired(GitHubError):
     so this run stops writing targets."""
 
     title = "Lease ran out"
+
+
+class NoSafeKey(RotationError):
+    """No new key can be made safely; `notes`: what settling the record found, which explains why."""
+
+    def __init__(self, message: str, *, fix: str, notes: tuple[Note, ...] = ()) -> None:
+        super().__init__(message, fix=fix)
+        self.notes = notes
+
+
+class KeyRaced(RotationError):
+    """This run's look showed no key, but another run had made one first (racing, or seen late through
+    IAM's read lag): this run's key is deleted and nothing was written. The caller reads IAM again."""
+
+
+class KeyPlanError(Exception):
+    """Why no new key can be created safely (keys.rules); turned into a NoSafeKey by the plan."""
+
+
+class LeaseHeld(KeyPlanError):
+    """Another run holds the lease recorded on the user: the caller says who, until when, what to do."""
+
+    def __init__(self, lease: Lease | None, until: datetime | None) -> None:
+        self.lease = lease
+        self.until = until
+        super().__init__("another run holds this user's lease")
+
+
+class Unreadable(ValueError):
+    """A key record entry that is not what this action writes: the reason names what is wrong."""

@@ -19,9 +19,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .deadline import WriteDeadline
 from .errors import GitHubError, LeaseExpired
 from .inputs import GITHUB_TOKEN_HELP
-from .lease import Lease
 from .places import Place
 
 SECONDARY_LIMIT = "secondary rate limit"
@@ -62,7 +62,7 @@ class Call:
     """What a request is for (error messages) and the lease it must stay within, if any."""
 
     what: str
-    lease: Lease | None = None
+    lease: WriteDeadline | None = None
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,7 @@ class GitHub:
         what: str,
         body: Any = None,
         params: dict[str, Any] | None = None,
-        lease: Lease | None = None,
+        lease: WriteDeadline | None = None,
     ) -> Answer:
         import requests
 
@@ -403,7 +403,12 @@ class GitHub:
             self._sleep(self._retry_wait(error, wait, attempt, started, lease))
 
     def _retry_wait(
-        self, error: GitHubError, wait: float | None, attempt: int, started: float, lease: Lease | None
+        self,
+        error: GitHubError,
+        wait: float | None,
+        attempt: int,
+        started: float,
+        lease: WriteDeadline | None,
     ) -> float:
         """How long to wait before the next attempt; raises `error` when there is to be none."""
         policy = self._retry
@@ -554,7 +559,7 @@ class GitHub:
         return [int(r["id"]) for r in self._list(first, reading, "repositories")]
 
     def put_secret(
-        self, place: Place, name: str, value: str, *, after: str = "", lease: Lease | None = None
+        self, place: Place, name: str, value: str, *, after: str = "", lease: WriteDeadline | None = None
     ) -> None:
         """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
         by reading the secret back; only then does it count as written or not. `after`: a secret of the same
@@ -589,7 +594,7 @@ class GitHub:
         the same place this run wrote just before (None: cannot tell)."""
         return self._landed(place, name, after, None)
 
-    def _updated(self, place: Place, name: str, lease: Lease | None = None) -> float | None:
+    def _updated(self, place: Place, name: str, lease: WriteDeadline | None = None) -> float | None:
         """updated_at in epoch seconds; None when the secret does not exist. A secret that exists with no
         readable time raises (the caller cannot tell, rather than "not written")."""
         data = self._get_or_none(
@@ -603,7 +608,7 @@ class GitHub:
         return at.timestamp()
 
     def _landed(
-        self, place: Place, name: str, after: str, since: float | None, lease: Lease | None = None
+        self, place: Place, name: str, after: str, since: float | None, lease: WriteDeadline | None = None
     ) -> bool | None:
         """Did the write land? None: cannot tell. Timestamps have whole seconds. With `after`, both come from
         GitHub's storage clock and compare exactly: later than `after` is written, earlier is not, the same
@@ -622,7 +627,7 @@ class GitHub:
             return None
         return mine > since
 
-    def _get_or_none(self, path: str, what: str, lease: Lease | None = None) -> Any:
+    def _get_or_none(self, path: str, what: str, lease: WriteDeadline | None = None) -> Any:
         try:
             return self._request("GET", path, what, lease=lease).data
         except GitHubError as exc:
@@ -630,7 +635,7 @@ class GitHub:
                 return None
             raise
 
-    def delete_secret(self, place: Place, name: str, lease: Lease | None = None) -> None:
+    def delete_secret(self, place: Place, name: str, lease: WriteDeadline | None = None) -> None:
         try:
             self._request(
                 "DELETE",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .keys.record import RunId
 from .places import valid_owner, valid_repository
-from .records import RunId
 
 GITHUB_TOKEN_HELP = (
     "a fine-grained personal access token with the repository permission 'Secrets: Read and write' on "

@@ -14,9 +14,11 @@ from .cancel import workers
 from .errors import BootstrapError, GitHubError
 from .github import GitHub
 from .inputs import Settings
+from .keys.reader import parse
+from .keys.record import AccessKey, Record
+from .keys.rules import read_record
 from .places import Place
 from .policy import Document
-from .records import AccessKey, Record, parse
 from .trust import provider_arn
 from .workflow import Workflow
 
@@ -56,24 +58,6 @@ class Picture:
 
 def uses_user(settings: Settings) -> bool:
     return settings.auth == "access-key" or settings.retire_user_keys
-
-
-def read_record(
-    tags: list[dict[str, str]],
-    keys: list[AccessKey],
-    targets: list[Place],
-    server: str = "https://github.com",
-) -> Record:
-    """The key record as the user's tags say, every entry validated (`server`: this run's
-    GITHUB_SERVER_URL); a marker counts only when its time is its key's CreateDate; version 1 entries
-    filed under the targets' real scopes, and keys that crashed runs made (within their lease's creation
-    window) adopted."""
-    record = parse(tags, server)
-    record.prove(keys)
-    for place in targets:
-        record.claim(place.scope)
-    record.adopt(keys)
-    return record
 
 
 def _account(aws: AwsClients, settings: Settings, looking: Any, user: iam.User | None) -> tuple[Any, ...]:
@@ -120,7 +104,7 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             user=user,
             attached=frozenset(attached.result() if attached else ()),
             keys=tuple(key_list),
-            record=read_record(tags, key_list, targets, settings.run.server)
+            record=read_record(tags, key_list, [p.scope for p in targets], settings.run.server)
             if uses_user(settings)
             else Record(),
         )
@@ -250,6 +234,6 @@ def look_at_user_again(
     time.sleep(IAM_READ_LAG)
     tags = iam.list_tags(aws, picture.user.name)  # the tags first, then the keys (as the first look)
     keys = iam.list_keys(aws, picture.user.name)
-    record = read_record(tags, keys, targets, settings.run.server)
+    record = read_record(tags, keys, [p.scope for p in targets], settings.run.server)
     picture = replace(picture, keys=tuple(keys), record=record)
     return look_up_holders(github, settings, picture, targets)

@@ -6,31 +6,22 @@ resource gets a Step: create, reuse, update, write, delete or keep, with its rea
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .aws import ecr, iam
-from .errors import RotationError
+from .errors import KeyPlanError, LeaseHeld, NoSafeKey
 from .inputs import Settings
+from .keys.record import AccessKey, Record
+from .keys.rules import KeyPlan, Retiring, fates, held_lease, implausible, key_to_keep, plan_keys
+from .keys.rules import retiring as rules_for
+from .keys.settle import Outcome, settle_record
 from .look import Picture
 from .places import Place, places
 from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
-from .records import (
-    AccessKey,
-    KeyPlan,
-    KeyPlanError,
-    LeaseHeld,
-    Record,
-    Retiring,
-    Settled,
-    plan_keys,
-    retirable,
-    settle,
-    unsettled,
-)
-from .report import Change, KeyInfo
+from .report import Change, KeyInfo, Note
+from .times import readable
 from .trust import checked_trust_policy, provider_arn, subjects
 
 NEW_KEY = "(new key)"
@@ -58,22 +49,6 @@ class Step:
 
     def done(self, detail: str | None = None) -> Change:
         return Change(self.resource, self.name, PAST[self.action], self.detail if detail is None else detail)
-
-
-@dataclass(frozen=True)
-class Note:
-    """Something the plan found worth saying before anything is done (printed by the run)."""
-
-    text: str
-    title: str = ""  # a title: a warning; none: an info line
-
-
-class NoSafeKey(RotationError):
-    """No new key can be made safely; `notes`: what settling the record found, which explains why."""
-
-    def __init__(self, message: str, *, fix: str, notes: Iterable[Note] = ()) -> None:
-        super().__init__(message, fix=fix)
-        self.notes = tuple(notes)
 
 
 @dataclass(frozen=True)
@@ -302,9 +277,7 @@ def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[St
         return ()
     if picture.user is None:
         return (Step("IAM user", settings.iam_user, "keep", "does not exist: no keys to retire"),)
-    record = copy.deepcopy(picture.record)
-    for place in settings_places(settings):
-        record.holders.pop(place.scope, None)
+    record = picture.record.with_holders({p.scope: () for p in settings_places(settings)})
     ids = [k.key_id for k in picture.keys]
     return key_fates(ids, record, now, "replaced by the role", retiring(settings, picture.record))
 
@@ -317,74 +290,47 @@ def trust_subjects(trust: Document) -> list[str]:
 
 
 def retiring(settings: Settings, *seen: Record) -> Retiring:
-    """This run's retirement rules: the keys it replaces are those that any of `seen` (the record as read,
-    and as settled) names for one of its targets."""
+    """This run's retirement rules (keys.rules.retiring) for its inputs' places."""
     scopes = [p.scope for p in settings_places(settings)]
-    replaced = {k for record in seen for scope in scopes for k in record.holders.get(scope, ())}
-    for record in seen:  # an entry naming an unknown "next key": any key of this action's it may hold
-        if record.unknown_next & set(scopes):
-            replaced |= set(record.markers)
-    return Retiring(settings.retire_unmanaged_keys, settings.run, frozenset(replaced))
+    return rules_for(settings.retire_unmanaged_keys, settings.run, scopes, *seen)
 
 
 def key_fates(
     ids: Iterable[str], record: Record, now: datetime, why: str, rules: Retiring
 ) -> tuple[Step, ...]:
-    """The one retirement rule (records.retirable): a key goes when, by `record`, no place holds it, no run
-    is writing it, and this action made it and this run replaced it (or no run ever committed it), or
-    retire-unmanaged-keys says so; otherwise it is kept, and the step says why."""
-    ids = list(ids)
-    gone = set(retirable(ids, record, now, rules))
-    out = []
-    for key_id in ids:
-        if key_id in gone:
-            out.append(Step("Access key", key_id, "delete", why))
-            continue
-        holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
-        if holders:
-            reason = "still held by " + ", ".join(holders)
-        elif key_id not in record.markers and not rules.unmanaged:
-            reason = UNMANAGED
-        elif record.in_flight(key_id, now, rules.run):
-            reason = "being written by another run"
-        else:
-            reason = NOT_REPLACED
-        out.append(Step("Access key", key_id, "keep", reason))
-    return tuple(out)
-
-
-UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
-NOT_REPLACED = (
-    "held by no recorded place, but not one this run's targets held: delete it in IAM if nothing uses it"
-)
+    """keys.rules.fates as steps: delete, or keep with the reason."""
+    return tuple(
+        Step("Access key", f.key_id, "delete" if f.delete else "keep", f.reason)
+        for f in fates(ids, record, now, why, rules)
+    )
 
 
 def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str], base: Plan) -> Plan:
-    record = copy.deepcopy(picture.record)  # the picture stays as read
-    record.over |= over
-    if picture.user is None:
-        record.other_tags += len(settings.tags)  # a user this run creates: its own tags share the limit
-    lease = record.lease(now, settings.run)
-    if lease is not None:  # settle nothing while a run may still be writing
-        raise LeaseHeld(lease, lease.until)
-    repaired, unknown, notes = settle_record(settings, picture, record, now)
-    notes = record_notes(record, now) + notes + boundary_notes(settings, picture)
-    repaired |= record.rewrite  # an earlier run could not tell whether its secret landed
+    settled = settled_record(settings, picture, now, over)
+    record = settled.record
+    notes = record_notes(record, now) + list(settled.notes) + boundary_notes(settings, picture)
+    repaired = set(
+        settled.rewrite | record.rewrite
+    )  # an earlier run could not tell whether its secret landed
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
-    current = None if repaired or unknown else key_to_keep(settings, picture, record, now)
+    rules = retiring(settings, picture.record, record)
+    current = None
+    if not repaired and not settled.unknown and picture.user is not None:
+        scopes = [p.scope for p in base.targets]
+        current = key_to_keep(picture.keys, record, scopes, now, settings.rotate_after, rules)
     if current is not None:
         return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
     try:
-        keys = _plan_keys(settings, picture, record, now, unknown)
+        keys = _plan_keys(settings, picture, record, now, settled.unknown)
     except NoSafeKey as refused:
         refused.notes = tuple(notes)
         raise
     more = other_holders(record, keys, repaired - {t.scope for t in targets})
     targets.sort(key=lambda t: keys.reclaim is None or keys.reclaim.key_id not in t.previous)  # broken first
-    rules = retiring(settings, picture.record, record)
-    fates = key_fates(
+    written = record.with_holders({t.scope: (NEW_KEY,) for t in targets})
+    planned = key_fates(
         [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
-        _as_if_written(record, targets),
+        written,
         now,
         "replaced; no target holds it",
         rules,
@@ -399,45 +345,34 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         keys_before=picture.keys,
         targets=tuple(targets),
         record=record,
-        fates=fates,
+        fates=planned,
         rules=rules,
     )
-    written = [names.repository_uri, names.key_id, names.secret_key]
+    written_names = [names.repository_uri, names.key_id, names.secret_key]
     return replace(
         base,
         rotate=rotate,
-        secrets=secret_steps(settings, base.targets, written),
+        secrets=secret_steps(settings, base.targets, written_names),
         notes=tuple(notes + more),
     )
 
 
-def key_to_keep(settings: Settings, picture: Picture, record: Record, now: datetime) -> AccessKey | None:
-    """rotate-after: the user's current key (its newest active key made by this action) when it is younger
-    than the duration, every target is recorded as holding it and nothing else, and no older key waits to
-    be retired. Otherwise None: a rotation (a secret's value cannot be read back, so a target that is new
-    or whose record is missing or different is written with a new key)."""
-    if not settings.rotate_after or picture.user is None or record.rewrite:
-        return None
-    active = [
-        k
-        for k in picture.keys
-        if k.status == "Active" and (m := record.markers.get(k.key_id)) is not None and m.state == "active"
-    ]
-    if not active:
-        return None
-    current = max(active, key=lambda k: k.created)
-    if (now - current.created).total_seconds() >= settings.rotate_after:
-        return None
-    if any(record.holders.get(p.scope) != (current.key_id,) for p in settings_places(settings)):
-        return None
-    others = [k.key_id for k in picture.keys if k.key_id != current.key_id]
-    fates = key_fates(others, record, now, "", retiring(settings, picture.record, record))
-    return None if any(f.action == "delete" for f in fates) else current
+def settled_record(settings: Settings, picture: Picture, now: datetime, over: frozenset[str]) -> Outcome:
+    """The record as this run decides by: runs GitHub says are over, a new user's own tags counted, and the
+    entries crashed runs left unsettled told from GitHub's timestamps. Raises LeaseHeld first."""
+    extra = 0 if picture.user else len(settings.tags)  # a user this run creates: its tags share the limit
+    record = replace(
+        picture.record, over=picture.record.over | over, other_tags=picture.record.other_tags + extra
+    )
+    lease = held_lease(record, now, settings.run)
+    if lease is not None:  # settle nothing while a run may still be writing
+        raise LeaseHeld(lease, lease.until)
+    return settle_record(record, picture.stamps, [k.key_id for k in picture.keys], now, settings.run)
 
 
 def keep_plan(settings: Settings, picture: Picture, key: AccessKey, now: datetime, base: Plan) -> Plan:
     nxt = key.created + timedelta(seconds=settings.rotate_after)
-    detail = f"{age(key.created, now)} old; rotates after {nxt:%Y-%m-%d %H:%M} UTC (rotate-after)"
+    detail = f"{age(key.created, now)} old; rotates after {readable(nxt, seconds=False)} (rotate-after)"
     keep = Keep(
         user=Step("IAM user", settings.iam_user, "reuse"),
         attachment=attachment_step(
@@ -475,10 +410,6 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
     ]
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
     """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
     keys at least every 90 days (Security Hub control IAM.3)."""
@@ -493,20 +424,8 @@ def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
     return out
 
 
-def _as_if_written(record: Record, targets: Iterable[Target]) -> Record:
-    simulated = Record(
-        markers=dict(record.markers),
-        holders=dict(record.holders),
-        places=dict(record.places),
-        over=set(record.over),
-    )
-    for t in targets:
-        simulated.holders[t.scope] = (NEW_KEY,)
-    return simulated
-
-
 def _plan_keys(
-    settings: Settings, picture: Picture, record: Record, now: datetime, unknown: set[str]
+    settings: Settings, picture: Picture, record: Record, now: datetime, unknown: frozenset[str]
 ) -> KeyPlan:
     try:
         return plan_keys(
@@ -558,7 +477,7 @@ def record_notes(record: Record, now: datetime) -> list[Note]:
             "it is believed over.",
             "Key record entry ignored",
         )
-        for tag in record.implausible(now)
+        for tag in implausible(record, now)
     ]
     return out
 
@@ -578,62 +497,6 @@ def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Not
             )
         )
     return notes
-
-
-def settle_record(
-    settings: Settings, picture: Picture, record: Record, now: datetime
-) -> tuple[set[str], set[str], list[Note]]:
-    """Entries a crashed or failed run left saying "old or new key": which one each target holds, from
-    GitHub's timestamps (`record` is changed to say so). Returns the scopes to write anew (their pair may
-    be mismatched), the labels of those that cannot be told, and what to say."""
-    broken: set[str] = set()
-    unknown: set[str] = set()
-    notes: list[Note] = []
-    existing = [k.key_id for k in picture.keys]
-    for scope, ids in unsettled(record, now, settings.run).items():
-        place = record.place_of(scope)
-        stamps = picture.stamps.get(scope, "not read")
-        if isinstance(stamps, str):
-            text = f"Could not tell which key {place.label} holds ({stamps}); both are kept."
-            notes.append(Note(text, "Key holder not read"))
-            continue
-        held = settle(ids, _reference(record, scope, ids), *stamps)
-        if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
-            held = _older_gone(held, ids, existing)
-        if held is None:
-            unknown.add(place.label)
-            broken.add(scope)
-            notes.append(
-                Note(
-                    f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
-                    f"which of {', '.join(ids)} it holds, so both are kept and it is written anew.",
-                    "Key holder unknown",
-                )
-            )
-            continue
-        record.holders[scope] = held.held
-        what = f"holds {held.held[0]}" if held.held else "holds no working pair"
-        if held.rewrite:
-            what = f"holds the secret of {held.held[0]}, maybe beside another id: it is written anew"
-            broken.add(scope)
-        notes.append(Note(f"An earlier run stopped while writing {place.label}; it {what}."))
-    return broken, unknown, notes
-
-
-def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
-    ref = record.ref_of(ids[-1]) or record.refs.get(scope)
-    marker = record.markers.get(ids[-1])
-    if ref is None and marker is not None and marker.since is not None:
-        # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
-        ref = int(marker.since.timestamp()) - 3
-    return ref
-
-
-def _older_gone(held: Settled, ids: tuple[str, ...], existing: list[str]) -> Settled | None:
-    """The entry's older key is gone: it was written from a read that lagged a run which replaced that
-    key. The target holds the key it had before, which is the only other key there is."""
-    others = [k for k in existing if k != ids[-1]]
-    return Settled((others[0],), held.rewrite) if len(others) == 1 else None
 
 
 # -- details ---------------------------------------------------------------------------------------------

@@ -8,6 +8,14 @@ from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something the plan found worth saying before anything is done (printed by the run)."""
+
+    text: str
+    title: str = ""  # a title: a warning; none: an info line
+
+
+@dataclass(frozen=True)
 class Change:
     resource: str  # "ECR repository", "IAM policy", ...
     name: str

@@ -19,40 +19,40 @@ requests and releases its lease.
 from __future__ import annotations
 
 import contextlib
-import copy
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .aws import AwsClients, ecr, iam, is_code
-from .cancel import ROLLBACK_REQUEST, Cancelled
-from .errors import AwsError, BootstrapError, GitHubError, LeaseExpired, RotationError
+from .cancel import ROLLBACK_REQUEST
+from .deadline import WriteDeadline
+from .errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
 from .github import GitHub
 from .inputs import SecretNames, Settings
-from .lease import Lease
-from .look import IAM_READ_LAG
-from .plan import UNMANAGED, Rotate, Step, Target, iso, key_fates, key_table, reclaim_step
-from .records import (
-    CREATE_WINDOW,
-    GAP,
+from .keys.record import (
     LEASE_PREFIX,
     NEXT,
     AccessKey,
-    Intent,
-    KeyPlan,
+    Lease,
     Record,
     RunId,
+    adopted_tags,
     holder_parts,
     holder_tags,
-    intent_tags,
+    lease_tags,
     marker_key,
     marker_tag,
     policy_tag,
     tag_parts,
 )
+from .keys.rules import CREATE_WINDOW, UNMANAGED, KeyPlan
+from .keys.settle import GAP
+from .look import IAM_READ_LAG
+from .plan import Rotate, Step, Target, key_fates, key_table, reclaim_step
 from .report import Report, TargetResult
+from .times import iso, readable
 from .workflow import Workflow
 
 # A pair is not started with less of the lease left than this (two writes at the client's timeout).
@@ -60,11 +60,6 @@ LEASE_MARGIN = 35.0
 # Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
 STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
-
-
-class KeyRaced(RotationError):
-    """This run's look showed no key, but another run had made one first (racing, or seen late through
-    IAM's read lag): this run's key is deleted and nothing was written. The caller reads IAM again."""
 
 
 @dataclass
@@ -93,8 +88,10 @@ class Rotation:
     new_created: datetime | None = None  # the new key's CreateDate, as IAM answered it
     created: datetime | None = None
     lease_end: datetime | None = None
-    lease: Lease | None = None  # the part of the lease in which targets are written (passed with each write)
-    ref: int | None = None  # GitHub's second before this run's first target write (see records.settle)
+    lease: WriteDeadline | None = (
+        None  # the part of the lease in which targets are written (passed with each write)
+    )
+    ref: int | None = None  # GitHub's second before this run's first target write (see keys.settle)
     ref_at: float = 0.0  # monotonic time the reference arrived
     stage: str = "start"  # how far the run got: what a cancellation must undo
     writing: tuple[Target, str] | None = None  # the target and secret being written right now
@@ -105,7 +102,7 @@ class Rotation:
 
     def __post_init__(self) -> None:
         self.keys = list(self.rotate.keys_before)
-        self.record = copy.deepcopy(self.rotate.record)  # the plan's stays as planned
+        self.record = self.rotate.record
         self.plan = self.rotate.keys
         self.targets = list(self.rotate.targets)
 
@@ -148,14 +145,14 @@ class Rotation:
         self.created = now.replace(microsecond=0)
         self.lease_end = self.created + timedelta(seconds=self.lease_seconds)
         # The recorded end counts from the whole second: the local lease ends no later than it.
-        self.lease = Lease.lasting((self.lease_end - now).total_seconds() - self._margin)
+        self.lease = WriteDeadline.lasting((self.lease_end - now).total_seconds() - self._margin)
         reference = self.github.reference()
         if reference is not None:
             self.ref, self.ref_at = reference
 
     def _intent(self, state: str) -> list[dict[str, str]]:
-        return intent_tags(
-            Intent(
+        return lease_tags(
+            Lease(
                 state,
                 self.created,
                 self.lease_end,
@@ -401,7 +398,7 @@ class Rotation:
         self.workflow.info(f"Deleting access key {orphan} ({step.detail}); IAM allows 2 keys.")
         iam.delete_key(self.aws, self._user, orphan)  # its marker goes with the next clean-up
         self.keys = [k for k in self.keys if k.key_id != orphan]
-        self.record.adopted.discard(orphan)
+        self.record = replace(self.record, adopted=self.record.adopted - {orphan})
         self.report.add("Access key", orphan, "deleted", step.detail)
 
     def _take_lease(self) -> None:
@@ -414,7 +411,7 @@ class Rotation:
             self._user,
             [
                 *self._intent("pending"),
-                *self.record.adopted_tags(),
+                *adopted_tags(self.record),
                 *[tag for t in self.targets for tag in self._entry(t, (*t.previous, NEXT))],
             ],
         )
@@ -607,7 +604,7 @@ class Rotation:
 
     def _commit_failed(self, exc: AwsError) -> RotationError:
         held = [r.repository for r in self.results.values() if r.state in ("written", "unknown")]
-        until = self.lease_end.strftime("%Y-%m-%d %H:%M:%S UTC") if self.lease_end else "the lease ends"
+        until = readable(self.lease_end) if self.lease_end else "the lease ends"
         return RotationError(
             f"Recording the outcome on the IAM user failed ({exc.message}) after the targets were written"
             + (f" ({', '.join(held)} hold(s) the new key {self.new_key})" if held else "")
@@ -630,7 +627,7 @@ class Rotation:
         ]
         # Other runs' intents, once over for STALE_AGE: done, or pending with every key they made marked
         # (this run's lease write marked the ones it adopted).
-        for tag, intent in self.record.intents.items():
+        for tag, intent in self.record.leases.items():
             if tag == self.lease_tag or intent.since is None:
                 continue
             end = intent.until or intent.since
@@ -645,12 +642,7 @@ class Rotation:
         old = [k.key_id for k in self.keys if k.key_id != self.new_key]
         if not old:
             return set()
-        record = self.record
-        for scope, ids in self._committed.items():
-            if ids:
-                record.holders[scope] = ids
-            else:
-                record.holders.pop(scope, None)
+        record = self.record = self.record.with_holders(self._committed)
         why = "replaced; no target holds it"
         fates = key_fates(old, record, self.now(), why, self.rotate.rules)
         retire(self.aws, self._user, fates, self.workflow, self.report)
@@ -658,9 +650,7 @@ class Rotation:
 
     def _report_keys(self, created_at: datetime, deleted: set[str]) -> None:
         """The user's keys after the run, with their ages and holders (the summary's key table)."""
-        for scope, ids in self._committed.items():
-            if ids:
-                self.record.holders[scope] = ids
+        self.record = self.record.with_holders({s: ids for s, ids in self._committed.items() if ids})
         keys = [k for k in self.keys if k.key_id not in deleted and k.key_id != self.new_key]
         if any(self.new_key in ids for ids in self._committed.values()):
             keys.append(AccessKey(self.new_key, created_at))

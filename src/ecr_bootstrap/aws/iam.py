@@ -7,8 +7,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..errors import AwsError
+from ..keys.record import AccessKey
 from ..policy import Document, to_json
-from ..records import AccessKey
 from . import AwsClients, call, is_code, pages
 
 # The IAM action each call below needs, and on what: the action's own policy is generated from this.

@@ -1,0 +1,300 @@
+"""The key record kept on the IAM user (as tags): which keys are this action's, which place holds which key,
+and the lease of the run that may be writing a new one. Values and the tags that write them; reading tags back
+is keys/reader.py, deciding from them keys/rules.py.
+
+Tags are the record because they live next to the keys, survive a crashed run, and are shared by every run
+that uses the same user (no disk, no state file). IAM's own rules apply to every tag written here (IAM API
+Reference, data type Tag): a key of 1-128 and a value of 0-256 characters from
+`[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`, at most 50 tags per user, the user's own tags included. Version 2:
+
+  ecr-bootstrap:lease:<8 hex>        = "2 <state> <since> <until> <existing ids> <key id> <run id> <attempt>
+                                        <job> <repository> <server> <GitHub second>"
+                                       (one per run: its lease; state pending|done)
+  ecr-bootstrap:key:<ACCESS_KEY_ID>  = "pending <created> <lease end> <run id>.<attempt>" | "active <created>"
+                                       | "replaced <created>" (<created>: the key's CreateDate)
+  ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids>[@] <GitHub second> <kind> <name> <environment>"
+                                       (@: the pair may be mismatched; write it anew)
+  ecr-bootstrap:policy               = "2 <policy name> <default version>"
+
+Every free-text field is escaped (`=XX` per UTF-8 byte of a character IAM refuses, and of space and `=`),
+so any name GitHub or IAM allows round-trips exactly; a value longer than 256 characters continues in
+`<key>/2`, `<key>/3`... (its first part starts `@<parts>@`). The holder entry's tag key is a hash of the
+place's scope, so it is found whatever its spelling or length. Times are IAM's clock as the writing run
+estimated it from IAM's Date header; GitHub's times are only ever compared with GitHub's.
+
+Each run keeps its lease in a tag of its own, so a run whose read of IAM lagged another's writes never
+overwrites that run's lease. A holder entry with two key ids means "one of these": it is written before a
+target's secrets change and narrowed to one id once the change is known to have landed, so no key a target
+might hold is deleted. docs/key-record.md has the whole story; docs/glossary.md the words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from ..places import Place, from_scope
+from ..times import iso
+
+PREFIX = "ecr-bootstrap:"
+KEY_PREFIX = PREFIX + "key:"
+LEASE_PREFIX = PREFIX + "lease:"  # one lease per run, so that no run overwrites another's
+HOLDER_PREFIX = PREFIX + "holder:"
+POLICY_KEY = PREFIX + "policy"
+VERSION = "2"
+# In a holder entry: the key the lease's run creates, whose id is not known when the entry is written.
+NEXT = "next"
+MAX_TAGS = 50
+MAX_KEYS = 2
+MAX_VALUE = 256
+_SAFE_SYMBOLS = "_.:/+-@"
+
+
+# -- encoding ------------------------------------------------------------------------------------------
+
+
+def allowed(ch: str, *, field_char: bool) -> bool:
+    if field_char and ch in " =":
+        return False
+    return ch in _SAFE_SYMBOLS or ch in " =" or unicodedata.category(ch)[0] in "LNZ"
+
+
+def valid_value(value: str) -> bool:
+    """IAM's pattern for a tag value, `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, and its 256-character limit."""
+    return len(value) <= MAX_VALUE and all(allowed(c, field_char=False) for c in value)
+
+
+def enc(text: str) -> str:
+    """A field of a tag value: characters IAM refuses, and the separators, as =XX per UTF-8 byte."""
+    out = []
+    for ch in text:
+        if allowed(ch, field_char=True):
+            out.append(ch)
+        else:
+            out.extend(f"={b:02X}" for b in ch.encode())
+    return "".join(out)
+
+
+def dec(text: str) -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "=" and re.fullmatch(r"[0-9A-F]{2}", text[i + 1 : i + 3]):
+            raw.append(int(text[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw.extend(text[i].encode())
+            i += 1
+    return raw.decode(errors="replace")
+
+
+def split_value(key: str, value: str) -> list[dict[str, str]]:
+    """One tag, or several when the value is longer than IAM allows (`@<n>@` first, then key/2...)."""
+    if len(value) <= MAX_VALUE:
+        return [{"Key": key, "Value": value}]
+    size = MAX_VALUE - 6
+    parts = [value[i : i + size] for i in range(0, len(value), size)]
+    head = {"Key": key, "Value": f"@{len(parts)}@{parts[0]}"}
+    return [head] + [{"Key": f"{key}/{n}", "Value": p} for n, p in enumerate(parts[1:], 2)]
+
+
+def holder_tag_key(scope: str) -> str:
+    return HOLDER_PREFIX + hashlib.sha256(scope.encode()).hexdigest()[:20]
+
+
+def marker_key(key_id: str) -> str:
+    return KEY_PREFIX + key_id
+
+
+# -- values --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunId:
+    """The GitHub Actions run a lease belongs to (GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT, GITHUB_JOB...)."""
+
+    run_id: str = ""
+    attempt: int = 1
+    job: str = ""
+    repository: str = ""
+    server: str = "https://github.com"
+
+    @property
+    def token(self) -> str:
+        return f"{self.run_id}.{self.attempt}" if self.run_id else ""
+
+    @property
+    def link(self) -> str:
+        if not self.run_id or not self.repository:
+            return ""
+        server = self.server.rstrip("/")
+        return f"{server}/{self.repository}/actions/runs/{self.run_id}/attempts/{self.attempt}"
+
+    def describe(self) -> str:
+        if not self.run_id:
+            return "a run outside GitHub Actions (no run id recorded)"
+        job = f", job {self.job}" if self.job else ""
+        return f"run {self.run_id} attempt {self.attempt}{job} of {self.repository} ({self.link})"
+
+
+@dataclass(frozen=True)
+class Marker:
+    state: str  # "pending" | "active" | "replaced"
+    since: datetime | None  # when the key was created (to the second)
+    until: datetime | None = None  # end of the creating run's lease (pending only)
+    run: RunId | None = None  # the creating run (pending only)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A run's claim on the user's keys, recorded before it creates a key (the local deadline derived from
+    it is deadline.WriteDeadline)."""
+
+    # "pending" (no key yet) | "done" (committed or rolled back); "made" (key named) is read, not written
+    state: str
+    since: datetime | None
+    until: datetime | None = None
+    existing: tuple[str, ...] = ()  # keys that existed when the lease was written: not its key
+    key: str = ""  # "made": the key the run created
+    run: RunId | None = None
+    ref: int | None = None  # GitHub's second before the run's first target write (see rules.settle)
+    tag: str = PREFIX + "next-key"  # the tag it is kept in (version 1's one lease by default)
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    key_id: str
+    created: datetime
+    status: str = "Active"
+
+
+@dataclass(frozen=True)
+class Record:
+    """The record as read (keys/reader.py), then as the rules settle it; never changed in place: a changed
+    record is a new one (dataclasses.replace)."""
+
+    markers: Mapping[str, Marker] = field(default_factory=dict)
+    holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # scope -> key ids
+    places: Mapping[str, Place] = field(default_factory=dict)  # scope -> the place, exactly as written
+    refs: Mapping[str, int] = field(default_factory=dict)  # scope -> GitHub second before its writer's writes
+    rewrite: frozenset[str] = frozenset()  # scopes whose pair may be mismatched: write anew
+    tag_scope: Mapping[str, str] = field(default_factory=dict)  # holder tag key -> scope it was read as
+    used: Mapping[str, int] = field(default_factory=dict)  # tag key -> how many tags its value takes
+    other_tags: int = 0  # tags that are not ours still count against the 50-tag limit
+    leases: Mapping[str, Lease] = field(default_factory=dict)  # tag key -> a run's lease
+    adopted: frozenset[str] = frozenset()  # keys marked only through their run's lease, not yet tagged
+    made_by: Mapping[str, Lease] = field(default_factory=dict)  # key id -> the lease it was adopted through
+    policy_version: tuple[str, str] | None = None  # (policy name, its default version) as last written
+    over: frozenset[str] = frozenset()  # tokens of runs GitHub says have completed: their leases are over
+    # Entries naming "the next key" of a run whose key is not known (it made none, or a lagged read wrote
+    # the entry): the place may hold any key made since.
+    unknown_next: frozenset[str] = frozenset()
+    # Entries that are not what this action writes (damaged, or written by someone else): tag key -> why.
+    # They decide nothing; the run warns about each.
+    ignored: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def lease(self) -> Lease | None:
+        """The latest lease (by its start), for messages."""
+        dated = [lease for lease in self.leases.values() if lease.since is not None]
+        return (
+            max(dated, key=lambda lease: lease.since or datetime.min.replace(tzinfo=UTC)) if dated else None
+        )
+
+    def tags_in_use(self) -> int:
+        return self.other_tags + sum(self.used.values())
+
+    def place_of(self, scope: str) -> Place:
+        return self.places.get(scope) or from_scope(scope)
+
+    def ref_of(self, key_id: str) -> int | None:
+        lease = self.made_by.get(key_id)
+        return lease.ref if lease else None
+
+    def holders_of(self, key_id: str) -> set[str]:
+        return {scope for scope, ids in self.holders.items() if key_id in ids}
+
+    def with_holders(self, changes: Mapping[str, tuple[str, ...]]) -> Record:
+        """The record with these places' entries replaced (an empty tuple: the entry goes)."""
+        holders = {**self.holders, **changes}
+        return replace(self, holders={s: ids for s, ids in holders.items() if ids})
+
+
+# -- tags to write -------------------------------------------------------------------------------------
+
+
+def _run_fields(run: RunId | None) -> list[str]:
+    run = run or RunId()
+    return [
+        enc(run.run_id),
+        str(run.attempt) if run.run_id else "",
+        enc(run.job),
+        enc(run.repository),
+        enc(run.server) if run.run_id else "",
+    ]
+
+
+def lease_tags(lease: Lease) -> list[dict[str, str]]:
+    fields = [
+        VERSION,
+        lease.state,
+        iso(lease.since) if lease.since else "",
+        iso(lease.until) if lease.until else "",
+        "+".join(lease.existing),
+        lease.key,
+        *_run_fields(lease.run),
+        str(lease.ref) if lease.ref is not None else "",
+    ]
+    return split_value(lease.tag, " ".join(fields))
+
+
+def policy_tag(name: str, version: str) -> dict[str, str]:
+    return {"Key": POLICY_KEY, "Value": f"{VERSION} {enc(name)} {version}"[:MAX_VALUE]}
+
+
+def marker_tag(
+    key_id: str, state: str, since: datetime, until: datetime | None = None, run: RunId | None = None
+) -> dict[str, str]:
+    value = f"{state} {iso(since)}"
+    if until:
+        value += f" {iso(until)}" + (f" {run.token}" if run and run.token else "")
+    return {"Key": marker_key(key_id), "Value": value}
+
+
+def adopted_tags(record: Record) -> list[dict[str, str]]:
+    """Markers for adopted keys, to write before the lease that covers them is replaced."""
+    out = []
+    for key_id in sorted(record.adopted):
+        marker = record.markers[key_id]
+        if marker.since is not None:
+            out.append(marker_tag(key_id, marker.state, marker.since, marker.until, marker.run))
+    return out
+
+
+def holder_tags(
+    place: Place, key_ids: Iterable[str], ref: int | None = None, rewrite: bool = False
+) -> list[dict[str, str]]:
+    """`rewrite`: the target holds these keys' secret, maybe beside another id: written anew next time."""
+    ids = "+".join(dict.fromkeys(key_ids)) + ("@" if rewrite else "")
+    fields = [
+        VERSION,
+        ids,
+        str(ref) if ref is not None else "",
+        enc(place.kind),
+        enc(place.name),
+        enc(place.environment),
+    ]
+    return split_value(holder_tag_key(place.scope), " ".join(fields))
+
+
+def tag_parts(record: Record, key: str) -> list[str]:
+    """Every tag key a value uses now (its continuation parts included), to remove it whole."""
+    return [key] + [f"{key}/{n}" for n in range(2, record.used.get(key, 1) + 1)]
+
+
+def holder_parts(record: Record, scope: str) -> list[str]:
+    return tag_parts(record, holder_tag_key(scope))

@@ -1,0 +1,399 @@
+"""The key rules, each written once and pure: which keys are ours, whose lease holds, which key makes room,
+which keys go and which are kept. "Which key goes?" is answered here (retirable) and nowhere else.
+
+Time is IAM's as the run estimates it from IAM's Date header (`now`); `current` is this run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from ..errors import KeyPlanError, LeaseHeld
+from ..places import Place
+from .reader import parse
+from .record import (
+    LEASE_PREFIX,
+    MAX_KEYS,
+    MAX_TAGS,
+    NEXT,
+    POLICY_KEY,
+    AccessKey,
+    Lease,
+    Marker,
+    Record,
+    RunId,
+    holder_tag_key,
+    holder_tags,
+    lease_tags,
+    marker_key,
+)
+
+# A pending marker without a lease end (version 1 wrote some) counts as in flight this long.
+IN_FLIGHT = timedelta(minutes=30)
+# A run sends CreateAccessKey within this of writing its lease, or not at all: a key created later by
+# anyone else is never taken for the run's own.
+CREATE_WINDOW = timedelta(seconds=60)
+# How far two runs' estimates of IAM's clock (from Date headers, whole seconds) may differ.
+IAM_CLOCK_MARGIN = timedelta(seconds=2)
+# The longest lease a run can take (lease-seconds is at most 3600): a recorded lease that starts in the
+# future or ends later than this after its start was not written by this action and is believed over.
+LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
+UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
+NOT_REPLACED = (
+    "held by no recorded place, but not one this run's targets held: delete it in IAM if nothing uses it"
+)
+
+
+# -- ours ----------------------------------------------------------------------------------------------
+
+
+def read_record(
+    tags: list[dict[str, str]], keys: Iterable[AccessKey], scopes: Iterable[str], server: str
+) -> Record:
+    """The record as the user's tags say, every entry validated (`server`: this run's GITHUB_SERVER_URL);
+    a marker counts only when its time is its key's CreateDate; version 1 entries filed under the targets'
+    real scopes; keys that crashed runs made (within their lease's creation window) adopted."""
+    keys = list(keys)
+    record = prove(parse(tags, server), keys)
+    for scope in scopes:
+        record = _refile_v1(record, scope)
+    return adopt(record, keys)
+
+
+def prove(record: Record, keys: Iterable[AccessKey]) -> Record:
+    """A key is this action's only when its marker's time is the key's own CreateDate (IAM's, to the
+    second), which the action writes when it makes the key: a marker with any other time is ignored,
+    whoever wrote it."""
+    markers, ignored = dict(record.markers), dict(record.ignored)
+    for key in keys:
+        marker = markers.get(key.key_id)
+        if marker is not None and marker.since != key.created.replace(microsecond=0):
+            del markers[key.key_id]
+            ignored[marker_key(key.key_id)] = (
+                "its time is not the key's creation time in IAM, so the key is not taken for this action's"
+            )
+    return replace(record, markers=markers, ignored=ignored)
+
+
+def _refile_v1(record: Record, scope: str) -> Record:
+    """A version 1 entry was read under a cleaned-up scope: file it under the real one, found by the hash
+    in its tag key."""
+    read_as = record.tag_scope.get(holder_tag_key(scope))
+    if read_as is None or read_as == scope:
+        return record
+    holders, refs = dict(record.holders), dict(record.refs)
+    if read_as in holders:
+        holders[scope] = holders.pop(read_as)
+    if read_as in refs:
+        refs[scope] = refs.pop(read_as)
+    places = {s: p for s, p in record.places.items() if s != read_as}
+    tag_scope = {**record.tag_scope, holder_tag_key(scope): scope}
+    return replace(record, holders=holders, refs=refs, places=places, tag_scope=tag_scope)
+
+
+def adopt(record: Record, keys: Iterable[AccessKey]) -> Record:
+    """An unmarked key created within a pending lease's creation window is that run's key (it died before
+    marking it); holder entries naming "next" then name that key (or only their older keys)."""
+    keys = list(keys)
+    markers, made_by, adopted, made = dict(record.markers), dict(record.made_by), set(record.adopted), []
+    for lease in sorted(record.leases.values(), key=lambda i: i.since or datetime.min.replace(tzinfo=UTC)):
+        if lease.state == "made" and lease.key:
+            made.append(lease.key)
+            made_by[lease.key] = lease
+        if lease.state != "pending" or lease.since is None:
+            continue
+        start = lease.since - IAM_CLOCK_MARGIN
+        end = lease.since + CREATE_WINDOW + IAM_CLOCK_MARGIN
+        until = lease.until or lease.since + IN_FLIGHT
+        for key in keys:
+            if key.key_id not in markers and key.key_id not in lease.existing and start <= key.created <= end:
+                markers[key.key_id] = Marker("pending", key.created.replace(microsecond=0), until, lease.run)
+                adopted.add(key.key_id)
+                made_by[key.key_id] = lease
+                made.append(key.key_id)
+    holders, unknown = dict(record.holders), set(record.unknown_next)
+    for scope, ids in record.holders.items():
+        if NEXT in ids:
+            holders[scope] = tuple(dict.fromkeys(i for k in ids for i in (made if k == NEXT else [k])))
+            if not made:
+                unknown.add(scope)
+    return replace(
+        record,
+        markers=markers,
+        made_by=made_by,
+        adopted=frozenset(adopted),
+        holders=holders,
+        unknown_next=frozenset(unknown),
+    )
+
+
+# -- leases --------------------------------------------------------------------------------------------
+
+
+def believable(since: datetime, until: datetime | None, now: datetime) -> bool:
+    """A lease this action could have written: not started in the future (beyond the clock margin), and
+    ending no later than the longest lease after its start."""
+    return since <= now + IAM_CLOCK_MARGIN and (until is None or until <= since + LEASE_CEILING)
+
+
+def run_over(record: Record, run: RunId | None, current: RunId | None) -> bool:
+    """GitHub runs one attempt of a run at a time: an earlier attempt of the current run is over; so is a
+    run GitHub said has completed (`record.over`)."""
+    if run is None or not run.run_id:
+        return False
+    if run.token in record.over:
+        return True
+    return current is not None and current.run_id == run.run_id and run.attempt < current.attempt
+
+
+def held_lease(record: Record, now: datetime, current: RunId | None = None) -> Lease | None:
+    """The lease of a run that may still be writing a new key (the one that ends last), or None."""
+    held = []
+    for lease in record.leases.values():
+        if lease.state == "done" or lease.since is None or not believable(lease.since, lease.until, now):
+            continue
+        end = lease.until or lease.since + IN_FLIGHT
+        if now < end and not run_over(record, lease.run, current):
+            held.append((end, lease))
+    return max(held, key=lambda e: e[0])[1] if held else None
+
+
+def in_flight(record: Record, key_id: str, now: datetime, current: RunId | None = None) -> bool:
+    """A key a run may still be writing to its targets."""
+    marker = record.markers.get(key_id)
+    if marker is None or marker.state != "pending" or run_over(record, marker.run, current):
+        return False
+    if marker.since is not None and not believable(marker.since, marker.until, now):
+        return False
+    if marker.until is not None:
+        return now < marker.until
+    return marker.since is None or now - marker.since < IN_FLIGHT
+
+
+def implausible(record: Record, now: datetime) -> list[str]:
+    """Leases and pending markers whose times this action could not have written: believed over."""
+    out = [
+        tag
+        for tag, i in record.leases.items()
+        if i.state != "done" and i.since is not None and not believable(i.since, i.until, now)
+    ]
+    out += [
+        marker_key(k)
+        for k, m in record.markers.items()
+        if m.state == "pending" and m.since is not None and not believable(m.since, m.until, now)
+    ]
+    return sorted(out)
+
+
+# -- room for a new key --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    reclaim: AccessKey | None  # a key to delete first, to make room under the 2-key limit
+    extra_scopes: tuple[str, ...]  # holders outside this run's targets of keys it replaces: they keep them
+    unmanaged: tuple[str, ...]  # keys not created by this action, left alone
+    # Break before make: the run's own targets that hold `reclaim` (none: it was an orphan). They hold no
+    # working key from its deletion until the run writes them, first.
+    breaks: tuple[str, ...] = ()
+
+
+def tags_needed(places: Iterable[Place], record: Record, run: RunId | None) -> int:
+    """Tags this run's writes add to the user, at most (entries with three ids and a reference)."""
+    worst = ("AKIA" + "X" * 16,) * 3
+    when = datetime(2000, 1, 1, tzinfo=UTC)
+    lease = Lease("pending", when, when, worst[:2], worst[0], run, 10**10, LEASE_PREFIX + "x" * 8)
+    needed = 1 + len(lease_tags(lease))  # the new key's marker and this run's lease
+    needed += 0 if POLICY_KEY in record.used else 1
+    for place in places:
+        parts = len(holder_tags(place, worst, 10**10))
+        needed += max(0, parts - record.used.get(holder_tag_key(place.scope), 0))
+    return needed
+
+
+def plan_keys(
+    keys: list[AccessKey], record: Record, places: Iterable[Place], now: datetime, rules: Retiring
+) -> KeyPlan:
+    """Decide, before anything changes, whether a key can be created and which key makes room. A user this
+    run creates counts its own tags in `record.other_tags` (they share the 50-tag limit)."""
+    wanted_places = {p.scope: p for p in places}
+    wanted = set(wanted_places)
+    lease = held_lease(record, now, rules.run)
+    if lease is not None:
+        raise LeaseHeld(lease, lease.until)
+    if any(in_flight(record, k.key_id, now, rules.run) for k in keys):
+        ends = [m.until for k in keys if (m := record.markers.get(k.key_id)) and m.until]
+        raise LeaseHeld(None, max(ends) if ends else None)  # pending markers without a lease naming the run
+    existing = {k.key_id for k in keys}
+    unmanaged = tuple(sorted(k for k in existing if k not in record.markers))
+    extra = {
+        scope
+        for key in existing
+        if ours(record, key, rules)
+        for scope in record.holders_of(key)
+        if scope not in wanted
+    }
+    in_use = record.tags_in_use()
+    needed = tags_needed(wanted_places.values(), record, rules.run)
+    if in_use + needed > MAX_TAGS:
+        raise KeyPlanError(
+            f"the record needs up to {needed} more tag(s) on the user, and IAM allows {MAX_TAGS} "
+            f"({in_use} are used, the user's own tags included); use another iam-user for some "
+            "repositories, or fewer tags"
+        )
+    # The keys this run replaces: its targets' as `record` says, and as the caller saw them.
+    replaced = {*rules.replaced, *(k for scope in wanted for k in record.holders.get(scope, ()))}
+    free = set(retirable(existing, record, now, replace(rules, replaced=frozenset(replaced))))
+    reclaim, breaks = _reclaim(keys, record, rules, wanted, free)
+    return KeyPlan(reclaim, tuple(sorted(extra)), unmanaged, breaks)
+
+
+def _reclaim(
+    keys: list[AccessKey], record: Record, rules: Retiring, wanted: set[str], free: set[str]
+) -> tuple[AccessKey | None, tuple[str, ...]]:
+    """At the 2-key limit, the key to delete first: the oldest one this action may retire that no place
+    holds; else, when both keys are this action's, (break before make) the oldest one whose every holder
+    is among this run's targets, which it writes first. Otherwise no key can be made."""
+    if len(keys) < MAX_KEYS:
+        return None, ()
+    mine = sorted((k for k in keys if ours(record, k.key_id, rules)), key=lambda k: k.created)
+    for key in mine:
+        if key.key_id in free:
+            return key, ()
+    if len(mine) < len(keys):  # a key this action did not make takes the slot: the user decides, not us
+        raise KeyPlanError(_explain_full(keys, record))
+    for key in mine:
+        holders = record.holders_of(key.key_id)
+        if holders and holders <= wanted:
+            return key, tuple(sorted(holders))
+    raise KeyPlanError(_explain_full(keys, record))
+
+
+def _explain_full(keys: list[AccessKey], record: Record) -> str:
+    parts = []
+    for key in keys:
+        labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
+        if key.key_id not in record.markers:
+            why = "not created by this action"
+        elif labels:
+            why = "held by " + ", ".join(labels)
+        else:
+            why = "held by no recorded place, but not one this run's targets held"
+        parts.append(f"{key.key_id} ({why})")
+    return (
+        "the user already has the 2 access keys IAM allows, and each is held by a place this run does not "
+        "write (or was not made by this action): " + "; ".join(parts)
+    )
+
+
+# -- which key goes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retiring:
+    """What a run may retire: keys not made by this action only under retire-unmanaged-keys (`unmanaged`);
+    `run`: this run (its own earlier attempts are over); `replaced`: the keys its own targets held."""
+
+    unmanaged: bool
+    run: RunId | None = None
+    replaced: frozenset[str] = frozenset()
+
+
+def ours(record: Record, key_id: str, rules: Retiring) -> bool:
+    """A key this run may treat as the action's own: it carries a proven marker, or retire-unmanaged-keys
+    makes every key of the user so."""
+    return key_id in record.markers or rules.unmanaged
+
+
+def retiring(unmanaged: bool, run: RunId | None, scopes: Iterable[str], *seen: Record) -> Retiring:
+    """This run's rules: the keys it replaces are those that any of `seen` (the record as read, and as
+    settled) names for one of its targets (`scopes`)."""
+    scopes = set(scopes)
+    replaced = {k for record in seen for scope in scopes for k in record.holders.get(scope, ())}
+    for record in seen:  # an entry naming an unknown "next key": any key of this action's it may hold
+        if record.unknown_next & scopes:
+            replaced |= set(record.markers)
+    return Retiring(unmanaged, run, frozenset(replaced))
+
+
+def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Retiring) -> list[str]:
+    """THE rule for "which key goes?": keys that, by the record as it is now, no place holds and no run is
+    writing, and that this run may delete: keys this action made that this run's own targets held, that
+    the run which replaced them marked so, or that no run ever committed as held (a crashed run's pending
+    key); a key this action did not make only under retire-unmanaged-keys. An active key that no entry
+    names but that this run did not replace is kept: the record may have been rewritten to hide the place
+    that holds it."""
+
+    def may(key_id: str) -> bool:
+        marker = record.markers.get(key_id)
+        if marker is None:
+            return rules.unmanaged
+        return key_id in rules.replaced or marker.state in ("pending", "replaced")
+
+    return [
+        k for k in key_ids if not record.holders_of(k) and may(k) and not in_flight(record, k, now, rules.run)
+    ]
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What becomes of one older key: deleted, or kept and why."""
+
+    key_id: str
+    delete: bool
+    reason: str
+
+
+def fates(ids: Iterable[str], record: Record, now: datetime, why: str, rules: Retiring) -> tuple[Fate, ...]:
+    """`retirable` for each key, with the reason each kept key stays (`why`: the reason one goes)."""
+    ids = list(ids)
+    gone = set(retirable(ids, record, now, rules))
+    out = []
+    for key_id in ids:
+        holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
+        if key_id in gone:
+            reason = why
+        elif holders:
+            reason = "still held by " + ", ".join(holders)
+        elif key_id not in record.markers and not rules.unmanaged:
+            reason = UNMANAGED
+        elif in_flight(record, key_id, now, rules.run):
+            reason = "being written by another run"
+        else:
+            reason = NOT_REPLACED
+        out.append(Fate(key_id, key_id in gone, reason))
+    return tuple(out)
+
+
+# -- keep (rotate-after) -------------------------------------------------------------------------------
+
+
+def key_to_keep(
+    keys: Iterable[AccessKey],
+    record: Record,
+    scopes: Iterable[str],
+    now: datetime,
+    rotate_after: float,
+    rules: Retiring,
+) -> AccessKey | None:
+    """rotate-after: the user's current key (its newest active key made by this action) when it is younger
+    than the duration, every target is recorded as holding it and nothing else, and no older key waits to
+    be retired. Otherwise None: a rotation (a secret's value cannot be read back, so a target that is new
+    or whose record is missing or different is written with a new key)."""
+    keys = list(keys)
+    active = [
+        k
+        for k in keys
+        if k.status == "Active" and (m := record.markers.get(k.key_id)) is not None and m.state == "active"
+    ]
+    if not rotate_after or record.rewrite or not active:
+        return None
+    current = max(active, key=lambda k: k.created)
+    if (now - current.created).total_seconds() >= rotate_after:
+        return None
+    if any(record.holders.get(scope) != (current.key_id,) for scope in scopes):
+        return None
+    others = [k.key_id for k in keys if k.key_id != current.key_id]
+    return None if retirable(others, record, now, rules) else current

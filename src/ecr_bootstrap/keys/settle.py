@@ -1,0 +1,144 @@
+"""Settling: which key a target holds when a crashed or failed run left its entry saying "old or new key",
+told from GitHub's own timestamps (GitHub time is compared with GitHub time only).
+
+A run records a reference second from GitHub's Date header (after every earlier write), and writes no
+target's key id until GAP seconds after it arrived. With GitHub's clocks in step, earlier writes are stamped
+<= ref and the run's >= ref + GAP. The seconds between are a tie: with the Date header's servers and the
+storage's clock up to 2 s apart (GITHUB_CLOCK_MARGIN), a stamp lands in the tie, never on the wrong side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..report import Note
+from .record import Record, RunId
+from .rules import in_flight
+
+GITHUB_CLOCK_MARGIN = 2
+GAP = GITHUB_CLOCK_MARGIN + 1
+
+
+def unsettled(record: Record, now: datetime, current: RunId | None = None) -> dict[str, tuple[str, ...]]:
+    """Holder entries naming several keys whose writing run is over (crashed, or failed mid-way)."""
+    return {
+        scope: ids
+        for scope, ids in record.holders.items()
+        if len(ids) > 1 and not any(in_flight(record, i, now, current) for i in ids)
+    }
+
+
+@dataclass(frozen=True)
+class Settled:
+    held: tuple[str, ...]  # the key(s) the target holds
+    rewrite: bool = False  # its id may point at a key whose secret it does not hold: write it anew
+
+
+def _side(stamp: int, ref: int) -> str:
+    if stamp <= ref:
+        return "before"
+    if stamp >= ref + GAP:
+        return "after"
+    return "tie"
+
+
+def settle(
+    ids: tuple[str, ...], ref: int | None, id_updated: int | None, secret_updated: int | None
+) -> Settled | None:
+    """Which of `ids` a target holds, from GitHub's updated_at of its two secrets (epoch seconds) and
+    `ref`, the GitHub second the newest key's run recorded before it wrote any target (every write of that
+    run lands GAP seconds or more after it); None when it cannot be told (a tie): keep every key and write
+    the target anew.
+
+    That run wrote the id, then the secret, and restored the id only when the secret did not land:
+    - the id written before it: the run never reached the target; it holds the older key(s);
+    - the secret written since: it holds the newest key;
+    - the id written since, the secret before: its secret is the older key's; its id is the newest key's
+      (mismatched) or the older one's (restored): it holds the older key, and is written anew.
+    """
+    if ref is None or id_updated is None or secret_updated is None or len(ids) < 2:
+        return None
+    newest, older = ids[-1], ids[:-1]
+    id_side, secret_side = _side(id_updated, ref), _side(secret_updated, ref)
+    if secret_side == "after":
+        return Settled((newest,))
+    if secret_side == "tie":
+        return None
+    if id_side == "before":
+        return Settled(older)
+    if id_side == "after":
+        return Settled(older, rewrite=True)
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record: Record  # with every entry that could be told narrowed to what its target holds
+    rewrite: frozenset[str]  # scopes to write anew (their pair may be mismatched)
+    unknown: frozenset[str]  # labels of places whose key cannot be told
+    notes: tuple[Note, ...]
+
+
+def settle_record(
+    record: Record,
+    stamps: Mapping[str, tuple[int | None, int | None] | str],
+    existing: list[str],
+    now: datetime,
+    current: RunId | None,
+) -> Outcome:
+    """Every unsettled entry, from its target's timestamps (`stamps`: scope -> (id, secret) updated_at in
+    epoch seconds, or why they were not read); `existing`: the user's key ids."""
+    rewrite: set[str] = set()
+    unknown: set[str] = set()
+    notes: list[Note] = []
+    settled: dict[str, tuple[str, ...]] = {}
+    for scope, ids in unsettled(record, now, current).items():
+        place = record.place_of(scope)
+        seen = stamps.get(scope, "not read")
+        if isinstance(seen, str):
+            notes.append(
+                Note(
+                    f"Could not tell which key {place.label} holds ({seen}); both are kept.",
+                    "Key holder not read",
+                )
+            )
+            continue
+        held = settle(ids, _reference(record, scope, ids), *seen)
+        if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
+            held = _older_gone(held, ids, existing)
+        if held is None:
+            unknown.add(place.label)
+            rewrite.add(scope)
+            notes.append(
+                Note(
+                    f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
+                    f"which of {', '.join(ids)} it holds, so both are kept and it is written anew.",
+                    "Key holder unknown",
+                )
+            )
+            continue
+        settled[scope] = held.held
+        what = f"holds {held.held[0]}" if held.held else "holds no working pair"
+        if held.rewrite:
+            what = f"holds the secret of {held.held[0]}, maybe beside another id: it is written anew"
+            rewrite.add(scope)
+        notes.append(Note(f"An earlier run stopped while writing {place.label}; it {what}."))
+    return Outcome(record.with_holders(settled), frozenset(rewrite), frozenset(unknown), tuple(notes))
+
+
+def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
+    ref = record.ref_of(ids[-1]) or record.refs.get(scope)
+    marker = record.markers.get(ids[-1])
+    if ref is None and marker is not None and marker.since is not None:
+        # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
+        ref = int(marker.since.timestamp()) - 3
+    return ref
+
+
+def _older_gone(held: Settled, ids: tuple[str, ...], existing: list[str]) -> Settled | None:
+    """The entry's older key is gone: it was written from a read that lagged a run which replaced that
+    key. The target holds the key it had before, which is the only other key there is."""
+    others = [k for k in existing if k != ids[-1]]
+    return Settled((others[0],), held.rewrite) if len(others) == 1 else None
