@@ -7,6 +7,7 @@ from __future__ import annotations
 from .aws import ecr, iam, oidc, sts
 from .inputs import Settings
 from .policy import Document
+from .trust import provider_arn
 
 # Declared but never called by name: AWS checks them inside another call (tags given to a Create call, a
 # permissions boundary given to CreateUser or CreateRole, ECR using KMS as the caller). The proof that a
@@ -131,7 +132,7 @@ def action_policy(
         "policy": f"arn:{partition}:iam::{account}:policy/{settings.iam_policy}",
         "user": f"arn:{partition}:iam::{account}:user/{settings.iam_user}",
         "role": f"arn:{partition}:iam::{account}:role/{settings.iam_role}",
-        "provider": f"arn:{partition}:iam::{account}:oidc-provider/token.actions.githubusercontent.com",
+        "provider": provider_arn(partition, account),
         "kms": kms,
         "*": "*",
     }

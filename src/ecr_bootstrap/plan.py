@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from .aws import ecr, iam
 from .errors import KeyPlanError, LeaseHeld, NoSafeKey
 from .inputs import Settings
-from .keys.record import AccessKey, Record
-from .keys.rules import KeyPlan, Retiring, fates, held_lease, implausible, key_to_keep, plan_keys
+from .keys.record import AccessKey, Record, RunId
+from .keys.rules import KeyPlan, Retiring, fates, held_lease, implausible, in_flight, key_to_keep, plan_keys
 from .keys.rules import retiring as rules_for
 from .keys.settle import Outcome, settle_record
 from .look import Picture
@@ -22,10 +22,9 @@ from .places import Place, places
 from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
 from .report import Change, KeyInfo, Note
 from .times import readable
-from .trust import checked_trust_policy, provider_arn, subjects
+from .trust import PROVIDER_HOST, checked_trust_policy, provider_arn, subjects
 
 NEW_KEY = "(new key)"
-PROVIDER = "token.actions.githubusercontent.com"
 PAST = {
     "create": "created",
     "reuse": "reused",
@@ -243,12 +242,12 @@ def secret_steps(settings: Settings, targets: Iterable[Place], names: list[str])
 def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -> Plan:
     allowed = subjects(settings.oidc_subjects, settings.repositories, dict(picture.ids))
     trust = checked_trust_policy(provider_arn(picture.partition, picture.account), allowed)
-    provider = Step("OIDC provider", PROVIDER, "create", "audience sts.amazonaws.com")
+    provider = Step("OIDC provider", PROVIDER_HOST, "create", "audience sts.amazonaws.com")
     if picture.provider is not None:
         has = "sts.amazonaws.com" in picture.provider.audiences
         provider = Step(
             "OIDC provider",
-            PROVIDER,
+            PROVIDER_HOST,
             "reuse" if has else "update",
             "" if has else "audience sts.amazonaws.com added",
         )
@@ -283,7 +282,25 @@ def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[St
 
 
 def trust_subjects(trust: Document) -> list[str]:
-    return list(trust["Statement"][0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"])
+    return list(trust["Statement"][0]["Condition"]["StringLike"][f"{PROVIDER_HOST}:sub"])
+
+
+def fates_now(planned: Iterable[Step], record: Record, now: datetime, run: RunId | None) -> tuple[Step, ...]:
+    """The plan's key fates carried out against the record as it is once the run's writes are done: a key
+    the plan lets go stays while that record names a holder of it or a run is writing it (a target this run
+    did not manage to write still holds its key). Nothing is let go that the plan kept."""
+    out = []
+    for step in planned:
+        holders = sorted(record.place_of(s).label for s in record.holders_of(step.name))
+        if step.action != "delete":
+            out.append(step)
+        elif holders:
+            out.append(replace(step, action="keep", detail="still held by " + ", ".join(holders)))
+        elif in_flight(record, step.name, now, run):
+            out.append(replace(step, action="keep", detail="being written by another run"))
+        else:
+            out.append(step)
+    return tuple(out)
 
 
 # -- keys ------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import AwsError
 from ..inputs import EcrSettings
-from ..policy import Document, same_json
+from ..policy import Document
 from . import AwsClients, call, error_code, is_code
 
 # The IAM action each call needs, on what, and for which options (see permissions.py).
@@ -156,10 +156,8 @@ def lifecycle(aws: AwsClients, name: str) -> Document | None:
     return json.loads(reply["lifecyclePolicyText"])  # type: ignore[no-any-return]
 
 
-def put_lifecycle(aws: AwsClients, name: str, document: Document, current: Document | None) -> bool:
-    """Write the lifecycle policy unless it is already that one; True when written."""
-    if same_json(current, document):
-        return False
+def put_lifecycle(aws: AwsClients, name: str, document: Document) -> None:
+    """Write the lifecycle policy (the plan decided it differs)."""
     call(
         f"Writing the lifecycle policy of ECR repository '{name}'",
         "ecr:PutLifecyclePolicy",
@@ -167,7 +165,6 @@ def put_lifecycle(aws: AwsClients, name: str, document: Document, current: Docum
         repositoryName=name,
         lifecyclePolicyText=json.dumps(document),
     )
-    return True
 
 
 # What AWS answers while a new key has not yet reached every endpoint (IAM is eventually consistent).
