@@ -363,7 +363,7 @@ def test_pacer_waits_for_points_to_leave_the_window() -> None:
 
 
 def test_keys_held_for_90_days_are_warned_about() -> None:
-    from ecr_bootstrap.plan import age, key_table, old_keys
+    from ecr_bootstrap.report import age, key_table, old_keys
 
     now = NOW
     old = AccessKey("AKIAOLDOLDOLDOLDOLDO", now - timedelta(days=91))

@@ -21,16 +21,13 @@ from .plan import (
     Plan,
     Rotate,
     Step,
-    age,
     fates_now,
-    key_table,
-    old_keys,
     policy_step,
     settings_places,
     variable_names,
 )
 from .policy import ecr_access_policy, lifecycle_policy
-from .report import Report, TargetResult
+from .report import Report, TargetResult, age, key_table, old_keys
 from .rotation import Rotation, retire
 from .times import iso, readable
 from .trust import provider_arn

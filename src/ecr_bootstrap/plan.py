@@ -14,26 +14,30 @@ from .aws import ecr, iam
 from .errors import KeyPlanError, LeaseHeld, NoSafeKey
 from .inputs import Settings
 from .keys.record import AccessKey, Record, RunId
-from .keys.rules import KeyPlan, Retiring, fates, held_lease, implausible, in_flight, key_to_keep, plan_keys
+from .keys.rules import (
+    KeyPlan,
+    Retiring,
+    fates,
+    held_lease,
+    in_flight,
+    key_to_keep,
+    other_holders,
+    plan_keys,
+    record_notes,
+)
 from .keys.rules import retiring as rules_for
 from .keys.settle import Outcome, settle_record
 from .look import Picture
 from .places import Place, places
-from .policy import Document, canonical, ecr_access_policy, lifecycle_policy, same_json, same_policy
-from .report import Change, KeyInfo, Note
+from .policy import Document, difference, ecr_access_policy, lifecycle_policy, same_json, same_policy
+from .report import Change, Note, age
 from .times import readable
 from .trust import PROVIDER_HOST, checked_trust_policy, provider_arn, subjects
 
 NEW_KEY = "(new key)"
-PAST = {
-    "create": "created",
-    "reuse": "reused",
-    "update": "updated",
-    "write": "written",
-    "delete": "deleted",
-    "keep": "kept",
-}
-KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
+PAST = dict(
+    create="created", reuse="reused", update="updated", write="written", delete="deleted", keep="kept"
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ class Rotate:
     keys: KeyPlan
     keys_before: tuple[AccessKey, ...]  # the user's keys as the picture showed them
     targets: tuple[Target, ...]
-    record: Record  # the record as settled by the plan (a copy: the picture's is not changed)
+    record: Record  # the record as settled by the plan
+    reclaim: Step | None  # the key deleted first to make room (IAM allows two), and why
     fates: tuple[Step, ...]  # what becomes of each older key once every target holds the new one
     rules: Retiring  # who may retire what (the keys this run's targets held: the ones it replaces)
 
@@ -127,8 +132,7 @@ class Plan:
             out += [self.keep.user, self.keep.attachment, self.keep.step]
         if self.rotate is not None:
             out += [self.rotate.user, self.rotate.attachment]
-            if self.rotate.keys.reclaim is not None:
-                out.append(reclaim_step(self.rotate.keys.reclaim, self.rotate.keys, self.rotate.record))
+            out += [self.rotate.reclaim] if self.rotate.reclaim else []
             out.append(Step("Access key", NEW_KEY, "create"))
             out += list(self.rotate.fates)
         return out + list(self.secrets)
@@ -195,7 +199,7 @@ def policy_arn(settings: Settings, picture: Picture) -> str:
 def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
     repo = picture.repository
     if repo is None:
-        step = Step("ECR repository", settings.ecr_repository, "create", ecr_detail(settings))
+        step = Step("ECR repository", settings.ecr_repository, "create", ecr.describe(settings.ecr))
     else:
         fixable, fixed = ecr.differences(repo, settings.ecr)
         detail = "; ".join(fixable + [d + " (kept: set at creation only)" for d in fixed])
@@ -208,7 +212,7 @@ def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
         "ECR lifecycle policy",
         settings.ecr_repository,
         "reuse" if same else "update",
-        lifecycle_detail(settings),
+        ecr.describe_lifecycle(settings.ecr),
     )
 
 
@@ -219,7 +223,7 @@ def policy_step(settings: Settings, picture: Picture) -> Step:
     wanted = ecr_access_policy(repository_arn(settings, picture))
     if same_policy(picture.policy.document, wanted):
         return Step("IAM policy", name, "reuse", f"default version {picture.policy.default_version}")
-    return Step("IAM policy", name, "update", policy_difference(picture.policy.document, wanted))
+    return Step("IAM policy", name, "update", difference(picture.policy.document, wanted))
 
 
 def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: str) -> Step:
@@ -362,6 +366,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         keys_before=picture.keys,
         targets=tuple(targets),
         record=record,
+        reclaim=reclaim_step(keys.reclaim, keys, record) if keys.reclaim else None,
         fates=planned,
         rules=rules,
     )
@@ -405,53 +410,12 @@ def keep_plan(settings: Settings, picture: Picture, key: AccessKey, now: datetim
     )
 
 
-def age(created: datetime, now: datetime) -> str:
-    """A key's age as people say it: 40 s, 12 min, 5 h, 3 d."""
-    seconds = max(0, int((now - created).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[KeyInfo]:
-    """Each of the user's keys after the run: when made, how old, which places hold it."""
-    return [
-        KeyInfo(
-            k.key_id,
-            k.created,
-            age(k.created, now),
-            tuple(sorted(record.place_of(s).label for s in record.holders_of(k.key_id))),
-        )
-        for k in sorted(keys, key=lambda k: k.created)
-    ]
-
-
-def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
-    """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
-    keys at least every 90 days (Security Hub control IAM.3)."""
-    out = []
-    for k in keys:
-        if k.holders and now - k.created >= KEY_AGE_WARNING:
-            out.append(
-                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
-                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
-                "rotate-after, or with a shorter one."
-            )
-    return out
-
-
 def _plan_keys(
     settings: Settings, picture: Picture, record: Record, now: datetime, unknown: frozenset[str]
 ) -> KeyPlan:
     try:
-        return plan_keys(
-            list(picture.keys),
-            record,
-            settings_places(settings),
-            now,
-            retiring(settings, picture.record),
-        )
+        rules = retiring(settings, picture.record)
+        return plan_keys(list(picture.keys), record, settings_places(settings), now, rules)
     except LeaseHeld:
         raise
     except KeyPlanError as exc:
@@ -481,77 +445,7 @@ def boundary_notes(settings: Settings, picture: Picture) -> list[Note]:
     return [Note(kept, "Permissions boundary kept")] if kept else []
 
 
-def record_notes(record: Record, now: datetime) -> list[Note]:
-    """Warnings about entries of the key record that decide nothing: not what this action writes, or a
-    lease with times it could not have written (believed over)."""
-    out = [
-        Note(f"Key record entry {tag} ignored: {why}.", "Key record entry ignored")
-        for tag, why in sorted(record.ignored.items())
-    ]
-    out += [
-        Note(
-            f"Key record entry {tag} starts in the future or lasts longer than any lease this action takes: "
-            "it is believed over.",
-            "Key record entry ignored",
-        )
-        for tag in implausible(record, now)
-    ]
-    return out
-
-
-def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Note]:
-    """Places the record names that this run's inputs do not: never written, read or restored (the record
-    is not where places come from); the key each holds is kept, and the run says so."""
-    notes = []
-    for scope in sorted(set(keys.extra_scopes) | repaired):
-        label = record.place_of(scope).label
-        held = ", ".join(record.holders.get(scope, ())) or "no key"
-        notes.append(
-            Note(
-                f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
-                "written and its key is kept. Name it in this run's repositories to rotate it too.",
-                "Key kept for another holder",
-            )
-        )
-    return notes
-
-
 # -- details ---------------------------------------------------------------------------------------------
-
-
-def policy_difference(current: Document | str, wanted: Document) -> str:
-    def grants(doc: Document | str) -> set[str]:
-        return {
-            f"{action} on {resource}"
-            for statement in canonical(doc)[1]
-            for action in statement[1]
-            for resource in statement[3]
-        }
-
-    extra, missing = sorted(grants(current) - grants(wanted)), sorted(grants(wanted) - grants(current))
-    parts = []
-    if extra:
-        parts.append("would remove " + ", ".join(extra))
-    if missing:
-        parts.append("would add " + ", ".join(missing))
-    return "; ".join(parts) or "conditions or effects differ"
-
-
-def ecr_detail(settings: Settings) -> str:
-    e = settings.ecr
-    detail = (
-        f"private, scan on push {'on' if e.scan_on_push else 'off'}, tags {e.tag_mutability}, {e.encryption}"
-    )
-    return detail + (f" ({e.kms_key})" if e.kms_key else "")
-
-
-def lifecycle_detail(settings: Settings) -> str:
-    parts = []
-    if settings.ecr.keep_images:
-        parts.append(f"keep the last {settings.ecr.keep_images} images")
-    if settings.ecr.expire_untagged_days:
-        parts.append(f"expire untagged images after {settings.ecr.expire_untagged_days} days")
-    return "; ".join(parts)
 
 
 def variable_names(settings: Settings) -> list[str]:

@@ -114,3 +114,23 @@ def same_json(a: Document | str | None, b: Document | str | None) -> bool:
         return json.loads(x) if isinstance(x, str) else x
 
     return bool(load(a) == load(b))
+
+
+def difference(current: Document | str, wanted: Document) -> str:
+    """What `wanted` would add to and remove from `current`, as people read grants."""
+
+    def grants(doc: Document | str) -> set[str]:
+        return {
+            f"{action} on {resource}"
+            for statement in canonical(doc)[1]
+            for action in statement[1]
+            for resource in statement[3]
+        }
+
+    extra, missing = sorted(grants(current) - grants(wanted)), sorted(grants(wanted) - grants(current))
+    parts = []
+    if extra:
+        parts.append("would remove " + ", ".join(extra))
+    if missing:
+        parts.append("would add " + ", ".join(missing))
+    return "; ".join(parts) or "conditions or effects differ"

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from .keys.record import AccessKey, Record
+
+KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
 
 
 @dataclass(frozen=True)
@@ -244,3 +249,39 @@ def summary_text(report: Report, *, failed: str = "") -> str:
     for block in _blocks(report, failed):
         lines += ["", *_text_block(block)]
     return "\n".join(lines) + "\n"
+
+
+def age(created: datetime, now: datetime) -> str:
+    """A key's age as people say it: 40 s, 12 min, 5 h, 3 d."""
+    seconds = max(0, int((now - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[KeyInfo]:
+    """Each of the user's keys after the run: when made, how old, which places hold it."""
+    return [
+        KeyInfo(
+            k.key_id,
+            k.created,
+            age(k.created, now),
+            tuple(sorted(record.place_of(s).label for s in record.holders_of(k.key_id))),
+        )
+        for k in sorted(keys, key=lambda k: k.created)
+    ]
+
+
+def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
+    """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
+    keys at least every 90 days (Security Hub control IAM.3)."""
+    out = []
+    for k in keys:
+        if k.holders and now - k.created >= KEY_AGE_WARNING:
+            out.append(
+                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
+                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
+                "rotate-after, or with a shorter one."
+            )
+    return out

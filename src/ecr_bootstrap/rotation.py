@@ -50,8 +50,8 @@ from .keys.record import (
 from .keys.rules import CREATE_WINDOW, UNMANAGED, KeyPlan
 from .keys.settle import GAP
 from .look import IAM_READ_LAG
-from .plan import Rotate, Step, Target, key_fates, key_table, reclaim_step
-from .report import Report, TargetResult
+from .plan import Rotate, Step, Target, key_fates, reclaim_step
+from .report import Report, TargetResult, key_table
 from .times import iso, readable
 from .workflow import Workflow
 

@@ -229,3 +229,20 @@ def _not_authorized(key_id: str, code: str, timeout: float) -> AwsError:
         code=code,
         fix="IAM may be slow to propagate keys right now: rerun, or raise key-wait-seconds.",
     )
+
+
+def describe(e: EcrSettings) -> str:
+    """The repository's settings, as the plan shows them."""
+    detail = (
+        f"private, scan on push {'on' if e.scan_on_push else 'off'}, tags {e.tag_mutability}, {e.encryption}"
+    )
+    return detail + (f" ({e.kms_key})" if e.kms_key else "")
+
+
+def describe_lifecycle(e: EcrSettings) -> str:
+    parts = []
+    if e.keep_images:
+        parts.append(f"keep the last {e.keep_images} images")
+    if e.expire_untagged_days:
+        parts.append(f"expire untagged images after {e.expire_untagged_days} days")
+    return "; ".join(parts)

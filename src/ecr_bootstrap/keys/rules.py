@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..errors import KeyPlanError, LeaseHeld
 from ..places import Place
+from ..report import Note
 from .reader import parse
 from .record import (
     LEASE_PREFIX,
@@ -397,3 +398,41 @@ def key_to_keep(
         return None
     others = [k.key_id for k in keys if k.key_id != current.key_id]
     return None if retirable(others, record, now, rules) else current
+
+
+# -- what the record says ---------------------------------------------------------------------------
+
+
+def record_notes(record: Record, now: datetime) -> list[Note]:
+    """Warnings about entries of the key record that decide nothing: not what this action writes, or a
+    lease with times it could not have written (believed over)."""
+    out = [
+        Note(f"Key record entry {tag} ignored: {why}.", "Key record entry ignored")
+        for tag, why in sorted(record.ignored.items())
+    ]
+    out += [
+        Note(
+            f"Key record entry {tag} starts in the future or lasts longer than any lease this action takes: "
+            "it is believed over.",
+            "Key record entry ignored",
+        )
+        for tag in implausible(record, now)
+    ]
+    return out
+
+
+def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Note]:
+    """Places the record names that this run's inputs do not: never written, read or restored (the record
+    is not where places come from); the key each holds is kept, and the run says so."""
+    notes = []
+    for scope in sorted(set(keys.extra_scopes) | repaired):
+        label = record.place_of(scope).label
+        held = ", ".join(record.holders.get(scope, ())) or "no key"
+        notes.append(
+            Note(
+                f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
+                "written and its key is kept. Name it in this run's repositories to rotate it too.",
+                "Key kept for another holder",
+            )
+        )
+    return notes
