@@ -25,6 +25,8 @@ FROM base
 COPY --from=build /opt/venv /opt/venv
 COPY entrypoint.py /app/entrypoint.py
 COPY src/ /app/src/
+# The declaration of the inputs, which the code reads at run time (beside src/, as in the repository).
+COPY action.yml /app/action.yml
 # Byte-compiled once here, so that no run pays for it (start-up time).
 RUN /opt/venv/bin/python -m compileall -q /opt/venv /app/src
 ENV PYTHONUNBUFFERED=1

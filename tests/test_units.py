@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecr_bootstrap import inputs, policy, report
+from ecr_bootstrap import action_yml, inputs, policy, report
 from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
 from ecr_bootstrap.keys.reader import parse
@@ -19,6 +19,7 @@ from ecr_bootstrap.keys.record import AccessKey, marker_tag, valid_value
 from ecr_bootstrap.keys.rules import Retiring, plan_keys, retirable
 from ecr_bootstrap.places import from_scope
 from ecr_bootstrap.workflow import Workflow
+from scripts import inputs_table
 from tests.record_tags import holder_tag, repo_scope, valid_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,24 +138,54 @@ def test_flags_override_environment_and_token_never_comes_from_argv() -> None:
         inputs.from_argv(["--github-token", "x"], env)
 
 
-def test_action_yml_declares_the_same_inputs() -> None:
-    """action.yml is the source of the inputs: inputs.py (the --help text and the defaults of a local
-    run) must say the same of every input, field by field."""
-    spec = yaml.safe_load((ROOT / "action.yml").read_text())
-
-    def fields(description: str, default: str, required: bool) -> tuple[str, str, bool]:
-        return " ".join(description.split()), default, required
-
-    declared = {
-        name: fields(
-            str(meta.get("description", "")), str(meta.get("default", "")), meta.get("required", False)
-        )
+def test_action_yml_declares_the_inputs_and_each_has_a_rule() -> None:
+    """action.yml is the one declaration of the inputs: the action's own reader (PyYAML is no runtime
+    dependency) reads every field as YAML does, and inputs.py holds one rule for each input."""
+    text = (ROOT / "action.yml").read_text()
+    spec = yaml.safe_load(text)
+    read = action_yml.read_inputs(text)
+    assert list(read) == list(spec["inputs"])
+    assert {name: (d.description, d.default, d.required) for name, d in read.items()} == {
+        name: (meta["description"], meta.get("default", ""), meta.get("required", False))
         for name, meta in spec["inputs"].items()
     }
-    assert declared == {i.name: fields(i.description, i.default, i.required) for i in inputs.INPUTS}
+    assert action_yml.inputs() == read  # the file the action finds is this one
+    assert set(inputs.RULES) == set(read)
     assert spec["inputs"]["github-token"]["required"] is True
     assert set(spec["outputs"]) == set(report.outputs(report.Report()))
     assert spec["runs"] == {"using": "docker", "image": "Dockerfile"}
+
+
+GOOD_INPUTS = 'inputs:\n  a:\n    description: >-\n      One\n      two.\n    default: "x"\noutputs:\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement"),
+    [
+        ("      two.", "\n      two."),  # a blank line: YAML would keep a line break
+        ("      two.", "        two."),  # more indented: YAML would keep a line break
+        ("      two.", "      two. "),  # trailing white space
+        ('    default: "x"', "    # a comment"),
+        ('    default: "x"', "    default: true"),  # YAML reads a boolean, not the text
+        ('    default: "x"', "    default: 120"),
+        ('    default: "x"', "    default: 'x'"),
+        ('    default: "x"', "    default: a: b"),
+        ('    default: "x"', '    default: "a\\"b"'),
+        ('    default: "x"', "    default:"),
+        ('    default: "x"', "    deprecationMessage: x"),
+        ('    default: "x"', '    default: "x"\n    default: "y"'),
+        ('    default: "x"', '    default: "x"\n  a:\n    description: again'),
+        ('    default: "x"', "    required: yes"),
+        ("    description: >-\n      One\n      two.", "    description: |\n      One"),
+        ("    description: >-\n      One\n      two.", "    description: >-"),
+        ("    description: >-\n      One\n      two.", "    default: x"),  # no description
+        ("inputs:", "inputs: {}"),
+    ],
+)
+def test_the_action_yml_reader_refuses_what_it_may_not_read_as_yaml_does(line: str, replacement: str) -> None:
+    assert action_yml.read_inputs(GOOD_INPUTS) == {"a": action_yml.Declared("a", "One two.", "x")}
+    with pytest.raises(ValueError, match=r"^action\.yml"):
+        action_yml.read_inputs(GOOD_INPUTS.replace(line, replacement, 1))
 
 
 # -- the key record -----------------------------------------------------------------------------------
@@ -393,3 +424,14 @@ def test_the_readme_lists_every_input_and_output_of_action_yml() -> None:
 
     assert first_column("Inputs") == set(spec["inputs"])
     assert first_column("Outputs and secrets") == set(spec["outputs"])
+
+
+def test_the_inputs_table_is_made_from_action_yml_between_its_markers() -> None:
+    declared = action_yml.read_inputs(GOOD_INPUTS.replace('"x"', '"a|b"'))
+    made = inputs_table.table(declared.values())
+    assert made == "| input | default | meaning |\n|---|---|---|\n| `a` | `a|b` | One two. |\n"
+    readme = "# R\n\nText.\n<!-- inputs:start -->\nold\n<!-- inputs:end -->\n\nMore.\n"
+    assert inputs_table.with_table(readme, made) == readme.replace("old\n", made)
+    for broken in (readme.replace("<!-- inputs:end -->", ""), readme.replace("start", "end"), readme * 2):
+        with pytest.raises(ValueError, match="inputs:start"):
+            inputs_table.with_table(broken, made)

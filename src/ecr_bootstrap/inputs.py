@@ -1,4 +1,5 @@
-"""Inputs: declared once, read from INPUT_* (the runner) or flags (a local run), validated into Settings.
+"""Inputs: declared once, in action.yml (names, defaults, descriptions); read from INPUT_* (the runner) or
+flags (a local run) and validated into Settings by RULES, one rule per input.
 
 Every rule lives here and every error names the input it is about, so a bad value stops the run before
 anything is changed anywhere.
@@ -10,7 +11,10 @@ import argparse
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
+from . import action_yml
 from .errors import InputError
 from .keys.record import RunId
 from .places import valid_owner, valid_repository
@@ -21,169 +25,6 @@ GITHUB_TOKEN_HELP = (
     "'secrets: write'. The workflow's own GITHUB_TOKEN cannot write secrets"
 )
 
-
-@dataclass(frozen=True)
-class Input:
-    name: str
-    default: str
-    description: str
-    required: bool = False
-    secret: bool = False  # never accepted as a command-line flag
-
-
-INPUTS: tuple[Input, ...] = (
-    Input(
-        "github-token",
-        "",
-        "Token allowed to write Actions secrets in every target repository: " + GITHUB_TOKEN_HELP + ".",
-        required=True,
-        secret=True,
-    ),
-    Input(
-        "aws-region",
-        "",
-        "AWS region of the ECR repository. Empty means AWS_REGION, then AWS_DEFAULT_REGION.",
-    ),
-    Input("ecr-repository", "fcj-workshop-app", "Name of the private ECR repository."),
-    Input("iam-policy", "fcj-ecr-ci-cd-policy", "Name of the customer-managed IAM policy."),
-    Input("iam-user", "fcj-ecr-ci-cd-user", "Name of the IAM user whose access key is written."),
-    Input(
-        "repositories",
-        "${{ github.repository }}",
-        "Repositories (owner/name, newline or comma separated) that receive the secrets.",
-    ),
-    Input(
-        "retire-unmanaged-keys",
-        "false",
-        "Also retire (and, at the 2-key limit, reclaim) access keys of the user that this action did "
-        "not create. Off by default: such a key may be in use somewhere this action cannot see.",
-    ),
-    Input(
-        "key-wait-seconds",
-        "120",
-        "On a rotation, how long to wait for the new access key to become usable (IAM is eventually "
-        "consistent) before giving up and rolling back. A new user's first key replaces nothing and is "
-        "not waited for.",
-    ),
-    Input(
-        "auth",
-        "access-key",
-        "How the target workflows reach AWS: access-key (an IAM user's key in secrets) or oidc (an IAM "
-        "role that the targets assume through GitHub's OIDC provider; no long-lived key; recommended).",
-    ),
-    Input("iam-role", "fcj-ecr-ci-cd-role", "With auth: oidc, the name of the IAM role the targets assume."),
-    Input(
-        "oidc-subjects",
-        "",
-        "With auth: oidc, which workflow runs of the targets may assume the role (newline or comma "
-        "separated). Empty: any ref of each target. A pattern such as branch:main, tag:v*, "
-        "environment:prod, pull_request or ref:refs/heads/main applies to every target; a full subject "
-        "(repo:OWNER/REPO:..., or the immutable repo:OWNER@ID/REPO@ID:...) is taken as given and must "
-        "name a target.",
-    ),
-    Input(
-        "retire-user-keys",
-        "false",
-        "With auth: oidc, switch the targets from keys to the role: remove their access-key secrets and "
-        "delete the user's keys that no other repository still holds.",
-    ),
-    Input(
-        "environment",
-        "",
-        "Write environment secrets of this environment in each target instead of repository secrets "
-        "(created when missing, if the token may).",
-    ),
-    Input(
-        "organization",
-        "",
-        "Write organization secrets of this organization, once, instead of repository secrets.",
-    ),
-    Input(
-        "visibility",
-        "private",
-        "With organization: which repositories see the secrets: all, private, or selected (the "
-        "repositories input; merged with those already selected, never dropping one).",
-    ),
-    Input("secret-name-access-key-id", "AWS_ACCESS_KEY_ID", "Name of the secret holding the access key id."),
-    Input(
-        "secret-name-secret-access-key",
-        "AWS_SECRET_ACCESS_KEY",
-        "Name of the secret holding the secret access key.",
-    ),
-    Input(
-        "secret-name-repository-uri", "ECR_REPOSITORY_URI", "Name of the secret holding the repository URI."
-    ),
-    Input(
-        "secret-name-role-arn", "AWS_ROLE_ARN", "With auth: oidc, name of the secret holding the role ARN."
-    ),
-    Input(
-        "write-variables",
-        "false",
-        "Also write the non-secret values as Actions variables at the same place: the repository URI "
-        "and (oidc) the role ARN under their secret names, and AWS_REGION.",
-    ),
-    Input("scan-on-push", "true", "ECR image scanning on push."),
-    Input("tag-mutability", "MUTABLE", "ECR image tag mutability: MUTABLE or IMMUTABLE."),
-    Input(
-        "encryption",
-        "AES256",
-        "ECR encryption: AES256, or KMS (with kms-key). Only settable when the repository is created.",
-    ),
-    Input(
-        "kms-key",
-        "",
-        "With encryption: KMS, the full ARN of the KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID) or of its "
-        "alias (arn:aws:kms:REGION:ACCOUNT:alias/NAME), in the repository's region; empty: the "
-        "AWS-managed key.",
-    ),
-    Input("keep-images", "", "Lifecycle: keep only the last N images. Empty: no such rule."),
-    Input("expire-untagged-days", "", "Lifecycle: expire untagged images after D days. Empty: no such rule."),
-    Input(
-        "tags",
-        "",
-        "Resource tags (key=value, newline or comma separated) for everything this action creates.",
-    ),
-    Input(
-        "dry-run",
-        "false",
-        "Plan mode: read only. Print what a real run would do, in the log and the summary; change nothing.",
-    ),
-    Input(
-        "lease-seconds",
-        "900",
-        "How long a run's new key counts as in flight. The run writes no target after that; a later run "
-        "treats an older pending key as abandoned (a crashed run) and repairs what it left. Must be "
-        "longer than key-wait-seconds. A later attempt of the same run (Re-run jobs) takes over at once.",
-    ),
-    Input(
-        "rotate-after",
-        "",
-        "Rotate the access key only when it is this old: a duration such as 30d, 12h, 90m or 45s. Empty: a "
-        "new key on every run. Inside the duration, a run whose targets all hold the user's current key "
-        "writes nothing (it still repairs a drifted policy or ECR settings); a new target, or one whose "
-        "record is missing or different, gets a rotation.",
-    ),
-    Input(
-        "actions-token",
-        "",
-        "Optional token with 'actions: read' on the repositories whose workflows use this IAM user (for "
-        "runs of this repository, the workflow's own github.token with permissions actions: read). When "
-        "another run "
-        "holds the user's lease, the action asks GitHub whether that run has completed and, if so, takes "
-        "over at once instead of waiting for the lease to end.",
-        secret=True,
-    ),
-    Input(
-        "permissions-boundary",
-        "",
-        "ARN of an IAM managed policy (arn:aws:iam::ACCOUNT:policy/NAME) set as the permissions boundary "
-        "of the IAM user or role this action creates; one that exists already keeps the boundary it has. "
-        "Empty: none.",
-    ),
-)
-INPUT_DEFAULTS = {i.name: i.default for i in INPUTS}
-
-INPUT_NAMES = tuple(i.name for i in INPUTS)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 # ECR's own pattern (CreateRepository API reference).
@@ -202,22 +43,24 @@ _TRUE = ("true", "True", "TRUE")
 _FALSE = ("false", "False", "FALSE")
 
 
+# The dataclasses have no defaults: from_values sets every field, from action.yml's defaults where an
+# input is not given.
 @dataclass(frozen=True)
 class SecretNames:
-    key_id: str = "AWS_ACCESS_KEY_ID"
-    secret_key: str = "AWS_SECRET_ACCESS_KEY"
-    repository_uri: str = "ECR_REPOSITORY_URI"
-    role_arn: str = "AWS_ROLE_ARN"
+    key_id: str
+    secret_key: str
+    repository_uri: str
+    role_arn: str
 
 
 @dataclass(frozen=True)
 class EcrSettings:
-    scan_on_push: bool = True
-    tag_mutability: str = "MUTABLE"
-    encryption: str = "AES256"
-    kms_key: str = ""
-    keep_images: int | None = None
-    expire_untagged_days: int | None = None
+    scan_on_push: bool
+    tag_mutability: str
+    encryption: str
+    kms_key: str
+    keep_images: int | None
+    expire_untagged_days: int | None
 
 
 @dataclass(frozen=True)
@@ -232,24 +75,24 @@ class Settings:
     retire_unmanaged_keys: bool
     key_wait_seconds: float
     lease_seconds: float
-    auth: str = "access-key"
-    iam_role: str = "fcj-ecr-ci-cd-role"
-    oidc_subjects: tuple[str, ...] = ()
-    retire_user_keys: bool = False
-    environment: str = ""
-    organization: str = ""
-    visibility: str = "private"
-    secret_names: SecretNames = field(default_factory=SecretNames)
-    write_variables: bool = False
-    ecr: EcrSettings = field(default_factory=EcrSettings)
-    tags: tuple[tuple[str, str], ...] = ()
-    dry_run: bool = False
-    github_timeout: float = 15.0  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
-    github_points: tuple[int, float] = (900, 60.0)  # secondary limit: points per window; ..._GITHUB_POINTS
-    actions_token: str = ""
-    rotate_after: float = 0.0  # seconds; 0: rotate on every run
-    permissions_boundary: str = ""  # policy ARN set as the boundary of the user or role created
-    run: RunId = field(default_factory=RunId)  # the GitHub Actions run this is (empty outside Actions)
+    auth: str
+    iam_role: str
+    oidc_subjects: tuple[str, ...]
+    retire_user_keys: bool
+    environment: str
+    organization: str
+    visibility: str
+    secret_names: SecretNames
+    write_variables: bool
+    ecr: EcrSettings
+    tags: tuple[tuple[str, str], ...]
+    dry_run: bool
+    github_timeout: float  # seconds per GitHub request; ECR_BOOTSTRAP_GITHUB_TIMEOUT (tests, GHES)
+    github_points: tuple[int, float]  # secondary limit: points per window; ECR_BOOTSTRAP_GITHUB_POINTS
+    actions_token: str
+    rotate_after: float  # seconds; 0: rotate on every run
+    permissions_boundary: str  # policy ARN set as the boundary of the user or role created
+    run: RunId  # the GitHub Actions run this is (empty outside Actions)
 
     def __repr__(self) -> str:  # keep the token out of any accidental log line
         return f"Settings(user={self.iam_user!r}, repositories={self.repositories!r}, …)"
@@ -390,34 +233,6 @@ def parse_secret_name(name: str, value: str) -> str:
     return value.upper()  # GitHub stores names upper-cased
 
 
-def parse_secret_names(get: Callable[[str], str]) -> SecretNames:
-    """The four secret names, all different (AWS_REGION is the region variable's)."""
-    names = SecretNames(
-        key_id=parse_secret_name("secret-name-access-key-id", get("secret-name-access-key-id")),
-        secret_key=parse_secret_name("secret-name-secret-access-key", get("secret-name-secret-access-key")),
-        repository_uri=parse_secret_name("secret-name-repository-uri", get("secret-name-repository-uri")),
-        role_arn=parse_secret_name("secret-name-role-arn", get("secret-name-role-arn")),
-    )
-    given = {
-        "secret-name-access-key-id": names.key_id,
-        "secret-name-secret-access-key": names.secret_key,
-        "secret-name-repository-uri": names.repository_uri,
-        "secret-name-role-arn": names.role_arn,
-    }
-    seen: dict[str, str] = {"AWS_REGION": "the region variable"}
-    # The input that repeats a name is named: the one set away from its default, where one is.
-    for name in sorted(given, key=lambda n: get(n) != INPUT_DEFAULTS[n]):
-        value = given[name]
-        if value in seen:
-            raise InputError(
-                name,
-                f"'{value}' is also the name of {seen[value]}.",
-                fix="Give the secret-name-* inputs four different names, none of them AWS_REGION.",
-            )
-        seen[value] = name
-    return names
-
-
 def parse_count(name: str, value: str, most: int) -> int | None:
     if not value:
         return None
@@ -535,136 +350,6 @@ def parse_api_url(value: str) -> str:
     return url
 
 
-Getter = Callable[[str], str]
-
-
-def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
-    """Validate raw input values (keyed by input name; missing ones take their defaults)."""
-
-    def get(name: str) -> str:
-        spec = next(i for i in INPUTS if i.name == name)
-        value = values.get(name)
-        if value is None:
-            value = "" if spec.default.startswith("${{") else spec.default
-        return value.strip()
-
-    token = _github_token(get)
-    key_wait, lease = _waits(get)
-    auth = parse_choice("auth", get("auth"), ("access-key", "oidc"))
-    organization, visibility, environment, repositories = _places(get, values, env)
-    ecr = _ecr_settings(get)
-    retire_user_keys = parse_bool("retire-user-keys", get("retire-user-keys"))
-    if retire_user_keys and auth != "oidc":
-        raise InputError(
-            "retire-user-keys", "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false."
-        )
-    return Settings(
-        auth=auth,
-        iam_role=parse_iam_name("iam-role", get("iam-role"), 64),
-        oidc_subjects=parse_subjects(get("oidc-subjects")),
-        retire_user_keys=retire_user_keys,
-        environment=environment,
-        organization=organization,
-        visibility=visibility,
-        secret_names=parse_secret_names(get),
-        write_variables=parse_bool("write-variables", get("write-variables")),
-        ecr=ecr,
-        tags=parse_tags(get("tags")),
-        dry_run=parse_bool("dry-run", get("dry-run")),
-        github_token=token,
-        github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
-        aws_region=parse_region(get("aws-region"), env),
-        ecr_repository=parse_ecr_repository(get("ecr-repository")),
-        iam_policy=parse_iam_name("iam-policy", get("iam-policy"), 128),
-        iam_user=parse_iam_name("iam-user", get("iam-user"), 64),
-        repositories=repositories,
-        retire_unmanaged_keys=parse_bool("retire-unmanaged-keys", get("retire-unmanaged-keys")),
-        key_wait_seconds=key_wait,
-        lease_seconds=lease,
-        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
-        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
-        actions_token=parse_actions_token(get("actions-token")),
-        rotate_after=parse_duration("rotate-after", get("rotate-after")),
-        permissions_boundary=parse_boundary(get("permissions-boundary")),
-        run=run_id(env),
-    )
-
-
-def _github_token(get: Getter) -> str:
-    token = get("github-token")
-    if not token:
-        raise InputError(
-            "github-token",
-            "no token given.",
-            fix="Pass github-token: ${{ secrets.YOUR_PAT }} with " + GITHUB_TOKEN_HELP + ".",
-        )
-    if any(c.isspace() for c in token):
-        raise InputError("github-token", "the token contains white space.", fix="Check the secret.")
-    return token
-
-
-def _waits(get: Getter) -> tuple[float, float]:
-    key_wait = parse_seconds("key-wait-seconds", get("key-wait-seconds"))
-    lease = parse_seconds("lease-seconds", get("lease-seconds"))
-    if lease <= key_wait:
-        raise InputError(
-            "lease-seconds",
-            f"{lease:g} is not longer than key-wait-seconds ({key_wait:g}).",
-            fix="Give the run time to write the targets after the key works: for example 900.",
-        )
-    return key_wait, lease
-
-
-def _places(
-    get: Getter, values: Mapping[str, str], env: Mapping[str, str]
-) -> tuple[str, str, str, tuple[str, ...]]:
-    """(organization, visibility, environment, repositories), checked against each other."""
-    organization = get("organization")
-    if organization and not valid_owner(organization):
-        raise InputError(
-            "organization",
-            f"'{organization}' is not an organization name.",
-            fix="Use the login, e.g. octo-org.",
-        )
-    visibility = parse_choice("visibility", get("visibility"), ("all", "private", "selected"))
-    environment = parse_environment(get("environment"))
-    if organization and environment:
-        raise InputError(
-            "environment",
-            "environment and organization were both given.",
-            fix="Organization secrets have no environments: set only one of them.",
-        )
-    repositories = parse_repositories(values.get("repositories", ""), env)
-    if organization and visibility == "selected":
-        strangers = [r for r in repositories if r.split("/")[0].lower() != organization.lower()]
-        if strangers:
-            raise InputError(
-                "repositories",
-                f"{', '.join(strangers)} not in organization {organization}.",
-                fix="With visibility: selected, list repositories of that organization only.",
-            )
-    return organization, visibility, environment, tuple(repositories)
-
-
-def _ecr_settings(get: Getter) -> EcrSettings:
-    encryption = parse_choice("encryption", get("encryption"), ("AES256", "KMS"))
-    kms_key = get("kms-key")
-    if kms_key and encryption != "KMS":
-        raise InputError(
-            "kms-key", "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS."
-        )
-    if kms_key:
-        parse_kms_key(kms_key)
-    return EcrSettings(
-        scan_on_push=parse_bool("scan-on-push", get("scan-on-push")),
-        tag_mutability=parse_choice("tag-mutability", get("tag-mutability"), ("MUTABLE", "IMMUTABLE")),
-        encryption=encryption,
-        kms_key=kms_key,
-        keep_images=parse_count("keep-images", get("keep-images"), 10000),
-        expire_untagged_days=parse_count("expire-untagged-days", get("expire-untagged-days"), 3650),
-    )
-
-
 def parse_kms_key(value: str) -> str:
     """A full key or alias ARN: the action's own policy names the key (or the alias's account and region)
     in its KMS statement, so a bare id or alias (resolved only inside an account) or a wildcard is refused.
@@ -716,14 +401,236 @@ def run_id(env: Mapping[str, str]) -> RunId:
     )
 
 
+# -- each input's rule ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a rule sees besides its own value: the environment, and the inputs checked before it."""
+
+    env: Mapping[str, str]
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+Rule = Callable[[str, str, Checked], Any]  # (input name, value, checked so far) -> the value parsed
+
+
+def _alone(parse: Callable[[str], Any]) -> Rule:
+    return lambda _name, value, _checked: parse(value)
+
+
+def _named(parse: Callable[[str, str], Any]) -> Rule:
+    return lambda name, value, _checked: parse(name, value)
+
+
+def _github_token(token: str) -> str:
+    if not token:
+        raise InputError(
+            "github-token",
+            "no token given.",
+            fix="Pass github-token: ${{ secrets.YOUR_PAT }} with " + GITHUB_TOKEN_HELP + ".",
+        )
+    if any(c.isspace() for c in token):
+        raise InputError("github-token", "the token contains white space.", fix="Check the secret.")
+    return token
+
+
+def _lease(name: str, value: str, checked: Checked) -> float:
+    lease = parse_seconds(name, value)
+    key_wait = checked.values["key-wait-seconds"]
+    if lease <= key_wait:
+        raise InputError(
+            name,
+            f"{lease:g} is not longer than key-wait-seconds ({key_wait:g}).",
+            fix="Give the run time to write the targets after the key works: for example 900.",
+        )
+    return lease
+
+
+def _organization(organization: str) -> str:
+    if organization and not valid_owner(organization):
+        raise InputError(
+            "organization",
+            f"'{organization}' is not an organization name.",
+            fix="Use the login, e.g. octo-org.",
+        )
+    return organization
+
+
+def _environment(name: str, value: str, checked: Checked) -> str:
+    environment = parse_environment(value)
+    if checked.values["organization"] and environment:
+        raise InputError(
+            name,
+            "environment and organization were both given.",
+            fix="Organization secrets have no environments: set only one of them.",
+        )
+    return environment
+
+
+def _repositories(name: str, value: str, checked: Checked) -> tuple[str, ...]:
+    repositories = parse_repositories(value, checked.env)
+    organization = checked.values["organization"]
+    if organization and checked.values["visibility"] == "selected":
+        strangers = [r for r in repositories if r.split("/")[0].lower() != organization.lower()]
+        if strangers:
+            raise InputError(
+                name,
+                f"{', '.join(strangers)} not in organization {organization}.",
+                fix="With visibility: selected, list repositories of that organization only.",
+            )
+    return repositories
+
+
+def _kms_key(name: str, value: str, checked: Checked) -> str:
+    if value and checked.values["encryption"] != "KMS":
+        raise InputError(name, "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS.")
+    if value:
+        parse_kms_key(value)
+    return value
+
+
+def _retire_user_keys(name: str, value: str, checked: Checked) -> bool:
+    retire = parse_bool(name, value)
+    if retire and checked.values["auth"] != "oidc":
+        raise InputError(name, "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false.")
+    return retire
+
+
+def _choice(*choices: str) -> Rule:
+    return _named(partial(parse_choice, choices=choices))
+
+
+def _iam_name(max_len: int) -> Rule:
+    return _named(partial(parse_iam_name, max_len=max_len))
+
+
+def _count(most: int) -> Rule:
+    return _named(partial(parse_count, most=most))
+
+
+# Every input of action.yml and its rule, in the order they are checked: a rule may read the inputs above
+# it (so a bad value is reported before anything that depends on it).
+RULES: dict[str, Rule] = {
+    "github-token": _alone(_github_token),
+    "key-wait-seconds": _named(parse_seconds),
+    "lease-seconds": _lease,
+    "auth": _choice("access-key", "oidc"),
+    "organization": _alone(_organization),
+    "visibility": _choice("all", "private", "selected"),
+    "environment": _environment,
+    "repositories": _repositories,
+    "encryption": _choice("AES256", "KMS"),
+    "kms-key": _kms_key,
+    "scan-on-push": _named(parse_bool),
+    "tag-mutability": _choice("MUTABLE", "IMMUTABLE"),
+    "keep-images": _count(10000),
+    "expire-untagged-days": _count(3650),
+    "retire-user-keys": _retire_user_keys,
+    "iam-role": _iam_name(64),
+    "oidc-subjects": _alone(parse_subjects),
+    "secret-name-access-key-id": _named(parse_secret_name),
+    "secret-name-secret-access-key": _named(parse_secret_name),
+    "secret-name-repository-uri": _named(parse_secret_name),
+    "secret-name-role-arn": _named(parse_secret_name),
+    "write-variables": _named(parse_bool),
+    "tags": _alone(parse_tags),
+    "dry-run": _named(parse_bool),
+    "aws-region": lambda _name, value, checked: parse_region(value, checked.env),
+    "ecr-repository": _alone(parse_ecr_repository),
+    "iam-policy": _iam_name(128),
+    "iam-user": _iam_name(64),
+    "retire-unmanaged-keys": _named(parse_bool),
+    "actions-token": _alone(parse_actions_token),
+    "rotate-after": _named(parse_duration),
+    "permissions-boundary": _alone(parse_boundary),
+}
+TOKENS = ("github-token", "actions-token")  # from the environment only, never a command-line flag
+_SECRET_NAMES = (
+    "secret-name-access-key-id",
+    "secret-name-secret-access-key",
+    "secret-name-repository-uri",
+    "secret-name-role-arn",
+)
+
+
+def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
+    """Validate raw input values (keyed by input name; missing ones take action.yml's defaults)."""
+    declared = action_yml.inputs()
+
+    def given(name: str) -> str:
+        value = values.get(name)
+        if value is None:
+            default = declared[name].default
+            value = "" if default.startswith("${{") else default  # the runner's to expand: here, unset
+        return value.strip()
+
+    checked = Checked(env)
+    for name, rule in RULES.items():
+        checked.values[name] = rule(name, given(name), checked)
+    return _settings(checked.values, _secret_names(checked.values, given), env)
+
+
+def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> SecretNames:
+    """The four secret names, all different (AWS_REGION is the region variable's)."""
+    seen: dict[str, str] = {"AWS_REGION": "the region variable"}
+    defaults = action_yml.inputs()
+    # The input that repeats a name is named: the one set away from its default, where one is.
+    for name in sorted(_SECRET_NAMES, key=lambda n: given(n) != defaults[n].default):
+        value = parsed[name]
+        if value in seen:
+            raise InputError(
+                name,
+                f"'{value}' is also the name of {seen[value]}.",
+                fix="Give the secret-name-* inputs four different names, none of them AWS_REGION.",
+            )
+        seen[value] = name
+    return SecretNames(*(parsed[name] for name in _SECRET_NAMES))  # in the order of its fields
+
+
+def _settings(parsed: Mapping[str, Any], secret_names: SecretNames, env: Mapping[str, str]) -> Settings:
+    return Settings(
+        auth=parsed["auth"],
+        iam_role=parsed["iam-role"],
+        oidc_subjects=parsed["oidc-subjects"],
+        retire_user_keys=parsed["retire-user-keys"],
+        environment=parsed["environment"],
+        organization=parsed["organization"],
+        visibility=parsed["visibility"],
+        secret_names=secret_names,
+        write_variables=parsed["write-variables"],
+        ecr=EcrSettings(
+            scan_on_push=parsed["scan-on-push"],
+            tag_mutability=parsed["tag-mutability"],
+            encryption=parsed["encryption"],
+            kms_key=parsed["kms-key"],
+            keep_images=parsed["keep-images"],
+            expire_untagged_days=parsed["expire-untagged-days"],
+        ),
+        tags=parsed["tags"],
+        dry_run=parsed["dry-run"],
+        github_token=parsed["github-token"],
+        github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
+        aws_region=parsed["aws-region"],
+        ecr_repository=parsed["ecr-repository"],
+        iam_policy=parsed["iam-policy"],
+        iam_user=parsed["iam-user"],
+        repositories=parsed["repositories"],
+        retire_unmanaged_keys=parsed["retire-unmanaged-keys"],
+        key_wait_seconds=parsed["key-wait-seconds"],
+        lease_seconds=parsed["lease-seconds"],
+        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
+        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
+        actions_token=parsed["actions-token"],
+        rotate_after=parsed["rotate-after"],
+        permissions_boundary=parsed["permissions-boundary"],
+        run=run_id(env),
+    )
+
+
 def env_values(env: Mapping[str, str]) -> dict[str, str]:
     """Inputs as the runner passes them: INPUT_<NAME>, upper-cased, hyphens kept."""
-    out: dict[str, str] = {}
-    for spec in INPUTS:
-        key = "INPUT_" + spec.name.upper()
-        if key in env:
-            out[spec.name] = env[key]
-    return out
+    return {name: env[key] for name in action_yml.inputs() if (key := "INPUT_" + name.upper()) in env}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -734,8 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
         "variables (as in a workflow) or from these flags. The token is read from "
         "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
     )
-    for spec in INPUTS:
-        if spec.secret:
+    for spec in action_yml.inputs().values():
+        if spec.name in TOKENS:
             continue
         parser.add_argument(
             f"--{spec.name}",
@@ -752,8 +659,8 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     values = env_values(env)
     if "github-token" not in values and env.get("GITHUB_TOKEN"):
         values["github-token"] = env["GITHUB_TOKEN"]
-    for spec in INPUTS:
-        flag = getattr(args, spec.name.replace("-", "_"), None)
+    for name in action_yml.inputs():
+        flag = getattr(args, name.replace("-", "_"), None)
         if flag is not None:
-            values[spec.name] = flag
+            values[name] = flag
     return from_values(values, env)

@@ -330,9 +330,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
     settled = settled_record(settings, picture, now, over)
     record = settled.record
     notes = record_notes(record, now) + list(settled.notes) + boundary_notes(settings, picture)
-    repaired = set(
-        settled.rewrite | record.rewrite
-    )  # an earlier run could not tell whether its secret landed
+    repaired = set(settled.rewrite | record.rewrite)  # pairs that may be mismatched: written anew
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     rules = retiring(settings, picture.record, record)
     current = None

@@ -78,9 +78,8 @@ def find_repository(aws: AwsClients, name: str) -> Repository | None:
 
 
 def create_repository(
-    aws: AwsClients, name: str, settings: EcrSettings | None = None, tags: tuple[tuple[str, str], ...] = ()
+    aws: AwsClients, name: str, settings: EcrSettings, tags: tuple[tuple[str, str], ...] = ()
 ) -> Repository:
-    settings = settings or EcrSettings()
     encryption: dict[str, str] = {"encryptionType": "AES256"}
     if settings.encryption == "KMS":
         encryption = {"encryptionType": "KMS", **({"kmsKey": settings.kms_key} if settings.kms_key else {})}
