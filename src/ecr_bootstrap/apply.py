@@ -12,6 +12,7 @@ from .errors import AwsError, KeyRaced, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .keys.record import holder_parts, marker_key
+from .keys.retire import retire
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look_at_user_again
 from .places import Place
@@ -28,7 +29,7 @@ from .plan import (
 )
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Report, TargetResult, age, key_table, old_keys
-from .rotation import Rotation, retire
+from .rotation import Rotation
 from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow

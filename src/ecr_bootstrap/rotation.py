@@ -47,10 +47,11 @@ from .keys.record import (
     policy_tag,
     tag_parts,
 )
-from .keys.rules import CREATE_WINDOW, UNMANAGED, KeyPlan
+from .keys.retire import retire, retire_hidden
+from .keys.rules import CREATE_WINDOW, KeyPlan
 from .keys.settle import GAP
 from .look import IAM_READ_LAG
-from .plan import Rotate, Step, Target, key_fates, reclaim_step
+from .plan import Rotate, Target, fates_now, reclaim_step
 from .report import Report, TargetResult, key_table
 from .times import iso, readable
 from .workflow import Workflow
@@ -637,16 +638,17 @@ class Rotation:
         return stale
 
     def _retire(self) -> set[str]:
-        """Delete older keys that, by the record as this run read it and then committed it, nothing holds.
-        (Not read again: under the lease no other run writes entries, and IAM's read could lag the commit.)"""
-        old = [k.key_id for k in self.keys if k.key_id != self.new_key]
-        if not old:
-            return set()
-        record = self.record = self.record.with_holders(self._committed)
-        why = "replaced; no target holds it"
-        fates = key_fates(old, record, self.now(), why, self.rotate.rules)
-        retire(self.aws, self._user, fates, self.workflow, self.report)
-        return {f.name for f in fates if f.action == "delete"}
+        """Carry out the plan's fates over the record as this run read it and then committed it (not read
+        again: under the lease no other run writes entries, and IAM's read could lag the commit). A key the
+        look showed that is gone already means the look was stale: keys it hid are retired too."""
+        self.record = self.record.with_holders(self._committed)
+        fates = fates_now(self.rotate.fates, self.record, self.now(), self.settings.run)
+        deleted = {f.name for f in fates if f.action == "delete"}
+        if not retire(self.aws, self._user, fates, self.workflow, self.report):
+            seen = [k.key_id for k in self.rotate.keys_before] + [self.new_key]
+            where = ([t.scope for t in self.targets], self.settings.run.server)
+            deleted |= set(retire_hidden(self.aws, self._user, seen, where, self.report))
+        return deleted
 
     def _report_keys(self, created_at: datetime, deleted: set[str]) -> None:
         """The user's keys after the run, with their ages and holders (the summary's key table)."""
@@ -754,35 +756,3 @@ class Rotation:
             f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".",
             fix=fix,
         )
-
-
-def retire(
-    aws: AwsClients,
-    user: str,
-    fates: tuple[Step, ...],
-    workflow: Workflow,
-    report: Report,
-    *,
-    warn: bool = False,
-) -> None:
-    """Carry out plan.key_fates: delete the keys it lets go (each marker goes with a later clean-up) and
-    say why each other key stays. `warn`: every kept key is a warning (a switch away from keys)."""
-    for fate in fates:
-        if fate.action == "delete":
-            iam.delete_key(aws, user, fate.name)
-            report.changes.append(fate.done())
-    for fate in fates:
-        if fate.action != "keep":
-            continue
-        if warn:
-            workflow.warning(
-                f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
-            )
-        elif fate.detail == UNMANAGED:
-            workflow.warning(
-                f"Access key {fate.name} of {user} was not created by this action and was left alone. While "
-                "it exists, the next run has no free key slot (IAM allows 2). Delete it once nothing uses "
-                "it, or set retire-unmanaged-keys: true.",
-                title="Unmanaged access key kept",
-            )
-        report.changes.append(fate.done())

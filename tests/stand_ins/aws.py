@@ -214,6 +214,9 @@ class AwsProxy:
     strict_tags: bool = True
     short_pages: set[str] = field(default_factory=set)  # e.g. {"iam:ListUserTags"}: one item a page
     views: dict[str, list[UserView]] = field(default_factory=dict)
+    record_views: bool = False  # keep every user's views even without lag (for pin())
+    # pin(): reads of a user's tags and keys answer as of this lag-clock time until the next write to it
+    pinned: float | None = None
     _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -242,6 +245,15 @@ class AwsProxy:
 
     def _lag_clock(self) -> float:
         return time.monotonic() + self.offset()
+
+    def mark(self) -> float:
+        """Now, on the clock that views are kept by (for pin())."""
+        return self._lag_clock()
+
+    def pin(self, at: float) -> None:
+        """A stale read arranged exactly, not by timing: from now until the next write to the user, IAM's
+        reads of its tags and keys answer as the user was at `at` (a mark() taken while record_views)."""
+        self.pinned = at
 
     def operations(self) -> list[str]:
         return [c.operation for c in self.log]
@@ -330,7 +342,8 @@ class AwsProxy:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """moto's answer, as IAM would give it: lagging reads, whole-second times, short pages."""
         user = form.get("UserName", [""])[0]
-        if self.lag and operation in USER_WRITES and user and user not in self.views:
+        keeping = bool(self.lag or self.record_views)
+        if keeping and operation in USER_WRITES and user and user not in self.views:
             before = self._view(user, h.headers, 0.0)
             with self._lock:
                 self.views.setdefault(user, [before])
@@ -345,12 +358,14 @@ class AwsProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
-        if self.lag and user and reply.status < 300:
-            if operation in USER_WRITES:
+        if user and reply.status < 300:
+            if keeping and operation in USER_WRITES:
                 after = self._view(user, h.headers, self._lag_clock())
                 with self._lock:
                     self.views.setdefault(user, []).append(after)
-            elif operation in LAGGING_READS and user in self.views:
+            if operation in USER_WRITES:
+                self.pinned = None
+            elif (self.lag or self.pinned is not None) and operation in LAGGING_READS and user in self.views:
                 data = self._lagged(operation, user, data)
         if operation.startswith("iam:"):
             data = self._iam_times(data)
@@ -407,12 +422,12 @@ class AwsProxy:
         return UserView(since, tags.group(1) if tags else "", keys.group(1) if keys else "")
 
     def _lagged(self, operation: str, user: str, data: bytes) -> bytes:
-        now = self._lag_clock()
+        cut = self._lag_clock() - self.lag if self.pinned is None else self.pinned
         with self._lock:
             views = sorted(self.views[user], key=lambda v: v.since)
         view = views[0]
         for candidate in views:
-            if candidate.since <= now - self.lag:
+            if candidate.since <= cut:
                 view = candidate
         text = data.decode()
         if operation == "iam:ListAccessKeys":

@@ -293,7 +293,8 @@ def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
     return reply["AccessKeyId"], reply["SecretAccessKey"], reply["CreateDate"]
 
 
-def delete_key(aws: AwsClients, user: str, key_id: str) -> None:
+def delete_key(aws: AwsClients, user: str, key_id: str) -> bool:
+    """False when the key was already gone (which is what was wanted, but tells that a read was stale)."""
     try:
         call(
             f"Deleting access key {key_id} of IAM user '{user}'",
@@ -303,8 +304,10 @@ def delete_key(aws: AwsClients, user: str, key_id: str) -> None:
             AccessKeyId=key_id,
         )
     except AwsError as exc:
-        if not is_code(exc, "NoSuchEntity"):  # already gone is what we wanted
+        if not is_code(exc, "NoSuchEntity"):
             raise
+        return False
+    return True
 
 
 def list_tags(aws: AwsClients, user: str) -> list[dict[str, str]]:

@@ -368,6 +368,24 @@ def fates(ids: Iterable[str], record: Record, now: datetime, why: str, rules: Re
     return tuple(out)
 
 
+def hidden(keys: Iterable[AccessKey], record: Record, seen: Iterable[str], now: datetime) -> list[str]:
+    """After a stale look (a key it showed was already gone when the run came to delete it: IAM's reads
+    lag its writes), the keys it did not show that go: this action's, committed by an earlier run
+    (marker "active"), held by no place by the record as it is now, and not being written. The earlier run
+    wrote them to places that this run has since written anew (it overwrote their entries), as no other
+    run could have written after it without seeing them."""
+    seen = set(seen)
+    return [
+        k.key_id
+        for k in keys
+        if k.key_id not in seen
+        and (m := record.markers.get(k.key_id)) is not None
+        and m.state == "active"
+        and not record.holders_of(k.key_id)
+        and not in_flight(record, k.key_id, now)
+    ]
+
+
 # -- keep (rotate-after) -------------------------------------------------------------------------------
 
 
