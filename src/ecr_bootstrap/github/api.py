@@ -55,12 +55,9 @@ class GitHub(Http):
     def public_key(self, place: Place) -> PublicKey:
         """Read once per run and place: it also proves the token may use that place's secrets API."""
         if place.secrets_path not in self._keys:
+            what = f"Reading the Actions secrets public key of {place.label}"
             try:
-                data = self.request(
-                    "GET",
-                    f"{place.secrets_path}/public-key",
-                    f"Reading the Actions secrets public key of {place.label}",
-                ).data
+                data = self.request("GET", f"{place.secrets_path}/public-key", what).data
             except GitHubError as exc:
                 raise _explain_access(place, exc) from exc
             self._keys[place.secrets_path] = PublicKey(str(data["key_id"]), str(data["key"]))
@@ -84,12 +81,9 @@ class GitHub(Http):
 
     def run_completed(self, repository: str, run_id: str, attempt: int) -> bool:
         """Whether GitHub says that attempt of that workflow run has completed (needs actions: read)."""
-        data = self.request(
-            "GET",
-            f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}",
-            f"Reading run {run_id} attempt {attempt} of {repository}",
-            params={"exclude_pull_requests": "true"},
-        ).data
+        path = f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}"
+        what = f"Reading run {run_id} attempt {attempt} of {repository}"
+        data = self.request("GET", path, what, params={"exclude_pull_requests": "true"}).data
         return str((data or {}).get("status", "")) == "completed"
 
     def environment_exists(self, place: Place) -> bool:
@@ -212,10 +206,9 @@ class GitHub(Http):
 
     def _selected(self, path: str, what: str) -> list[int]:
         """The repositories an organization secret or variable is selected for, every page of them."""
+        reading = f"Reading the repositories selected for {what}"
         try:
-            found = self.pages(
-                f"{path}/repositories", f"Reading the repositories selected for {what}", "repositories"
-            )
+            found = self.pages(f"{path}/repositories", reading, "repositories")
         except GitHubError as exc:
             if exc.status == 404:  # it does not exist yet
                 return []
