@@ -41,20 +41,23 @@ class Place:
         return self.name
 
     @property
+    def environment_path(self) -> str:
+        return f"/repos/{self.name}/environments/{quote(self.environment, safe='')}"
+
+    @property
     def secrets_path(self) -> str:
-        if self.kind == "env":
-            return f"/repos/{self.name}/environments/{quote(self.environment, safe='')}/secrets"
-        if self.kind == "org":
-            return f"/orgs/{self.name}/actions/secrets"
-        return f"/repos/{self.name}/actions/secrets"
+        return f"{self._actions_path}/secrets"
 
     @property
     def variables_path(self) -> str:
+        return f"{self._actions_path}/variables"
+
+    @property
+    def _actions_path(self) -> str:
+        """Where this place's Actions secrets and variables live."""
         if self.kind == "env":
-            return f"/repos/{self.name}/environments/{quote(self.environment, safe='')}/variables"
-        if self.kind == "org":
-            return f"/orgs/{self.name}/actions/variables"
-        return f"/repos/{self.name}/actions/variables"
+            return self.environment_path
+        return f"/orgs/{self.name}/actions" if self.kind == "org" else f"/repos/{self.name}/actions"
 
 
 def valid_owner(owner: str) -> bool:

@@ -373,7 +373,7 @@ class Rotation:
         try:
             for t in self.targets:
                 self.github.put_secret(
-                    t.place, self.names.repository_uri, self.repository_uri, lease=self.lease
+                    t.place, self.names.repository_uri, self.repository_uri, deadline=self.lease
                 )
         except GitHubError as exc:
             raise self._abort_before_writes(f"Writing {self.names.repository_uri}", exc) from exc
@@ -489,7 +489,7 @@ class Rotation:
         self.writing = (t, self.names.key_id)
         try:
             self.github.put_secret(
-                t.place, self.names.key_id, self.new_key, after=self.names.repository_uri, lease=self.lease
+                t.place, self.names.key_id, self.new_key, after=self.names.repository_uri, deadline=self.lease
             )
         except GitHubError as exc:
             if not exc.ambiguous:  # refused, or read back as not written: nothing changed
@@ -499,7 +499,7 @@ class Rotation:
         self.writing = (t, self.names.secret_key)
         try:
             self.github.put_secret(
-                t.place, self.names.secret_key, self._secret, after=self.names.key_id, lease=self.lease
+                t.place, self.names.secret_key, self._secret, after=self.names.key_id, deadline=self.lease
             )
         except GitHubError as exc:
             if (
@@ -518,7 +518,7 @@ class Rotation:
         live = [k for k in t.previous if k in self._existing()]
         try:
             if len(live) == 1:
-                self.github.put_secret(t.place, self.names.key_id, live[0], lease=self.lease)
+                self.github.put_secret(t.place, self.names.key_id, live[0], deadline=self.lease)
                 return "restored", f"{self.names.key_id} set back to {live[0]}, the key it holds"
             if not t.previous:
                 self.github.delete_secret(t.place, self.names.key_id, self.lease)

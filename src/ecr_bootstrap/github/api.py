@@ -1,0 +1,266 @@
+"""The GitHub REST endpoints the action calls: Actions secrets and variables (of a repository, an
+environment or an organization), environments, repositories and workflow runs. Public keys and repository
+ids are read once per run."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from ..deadline import WriteDeadline
+from ..errors import GitHubError
+from ..inputs import GITHUB_TOKEN_HELP
+from ..places import Place
+from .http import Http, Pacer, RetryPolicy, uncertain
+
+INTEGRATION_403 = "Resource not accessible by integration"
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key_id: str
+    key: str  # base64 libsodium public key
+
+
+def seal(public_key: str, value: str) -> str:
+    """libsodium sealed box over the repository's public key, base64 as the API wants it."""
+    from nacl.public import PublicKey as NaclKey
+    from nacl.public import SealedBox
+
+    box = SealedBox(NaclKey(base64.b64decode(public_key)))
+    return base64.b64encode(box.encrypt(value.encode("utf-8"))).decode("ascii")
+
+
+class GitHub(Http):
+    """The REST calls the action makes, against GITHUB_API_URL."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str,
+        *,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        warn: Callable[[str], None] = lambda _text: None,
+    ) -> None:
+        super().__init__(token, api_url, timeout=timeout, retry=retry, pacer=pacer, warn=warn)
+        self._keys: dict[str, PublicKey] = {}
+        self._ids: dict[str, tuple[int, int]] = {}
+
+    def public_key(self, place: Place) -> PublicKey:
+        """Read once per run and place: it also proves the token may use that place's secrets API."""
+        if place.secrets_path not in self._keys:
+            what = f"Reading the Actions secrets public key of {place.label}"
+            try:
+                data = self.request("GET", f"{place.secrets_path}/public-key", what).data
+            except GitHubError as exc:
+                raise _explain_access(place, exc) from exc
+            self._keys[place.secrets_path] = PublicKey(str(data["key_id"]), str(data["key"]))
+        return self._keys[place.secrets_path]
+
+    def repository_ids(self, repository: str) -> tuple[int, int]:
+        """(owner id, repository id): for immutable OIDC subjects and selected organization secrets."""
+        if repository not in self._ids:
+            try:
+                data = self.request("GET", f"/repos/{repository}", f"Reading repository {repository}").data
+            except GitHubError as exc:
+                raise _explain_access(Place("repo", repository), exc) from exc
+            self._ids[repository] = (int(data["owner"]["id"]), int(data["id"]))
+            full_name = str(data.get("full_name", repository))
+            if full_name.lower() != repository.lower():
+                self._warn(
+                    f"GitHub redirects {repository} to {full_name}: it was renamed or transferred. Its id "
+                    f"stays {data['id']}; update the repositories input to {full_name}."
+                )
+        return self._ids[repository]
+
+    def run_completed(self, repository: str, run_id: str, attempt: int) -> bool:
+        """Whether GitHub says that attempt of that workflow run has completed (needs actions: read)."""
+        path = f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}"
+        what = f"Reading run {run_id} attempt {attempt} of {repository}"
+        data = self.request("GET", path, what, params={"exclude_pull_requests": "true"}).data
+        return str((data or {}).get("status", "")) == "completed"
+
+    def environment_exists(self, place: Place) -> bool:
+        what = f"Reading environment {place.environment} of {place.name}"
+        try:
+            self.request("GET", place.environment_path, what)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return False
+            raise _explain_access(place, exc) from exc
+        return True
+
+    def create_environment(self, place: Place) -> None:
+        what = f"Creating environment {place.environment} in {place.name}"
+        try:
+            self.request("PUT", place.environment_path, what, {})
+        except GitHubError as exc:
+            refused = " GitHub refused the environment's name." if exc.status == 422 else ""
+            raise GitHubError(
+                f"Environment {place.environment} does not exist in {place.name} (or the token cannot see "
+                f"the repository), and creating it failed ({exc.message}).{refused}",
+                status=exc.status,
+                fix="Create the environment in the repository's Settings > Environments, or give the token "
+                "the 'Administration: Read and write' permission. Nothing else was changed.",
+                anchor="github",
+            ) from exc
+
+    def put_secret(
+        self, place: Place, name: str, value: str, *, after: str = "", deadline: WriteDeadline | None = None
+    ) -> None:
+        """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
+        by reading the secret back; only then does it count as written or not. `after`: a secret of the same
+        place this run wrote (and GitHub confirmed) just before, to compare with. Raises GitHubError with
+        the original status; `ambiguous` only when even the read-back cannot tell."""
+        key = self.public_key(place)
+        path = _secret_path(place, name)
+        what = f"secret {name} of {place.label}"
+        body: dict[str, Any] = {"encrypted_value": seal(key.key, value), "key_id": key.key_id}
+        if place.kind == "org":
+            current = self.get_or_none(path, f"Reading {what}", deadline) if not place.visibility else None
+            body.update(self._org_fields(place, path, str((current or {}).get("visibility", "")), what))
+        since = self.github_now()
+        try:
+            self.request("PUT", path, f"Writing {what}", body, deadline=deadline)
+        except GitHubError as exc:
+            if not uncertain(exc):
+                raise
+            landed = self.landed(place, name, after, since=since, deadline=deadline)
+            if landed:
+                return
+            outcome = "it was not written" if landed is False else "whether it was written is unknown"
+            raise GitHubError(
+                f"{exc.message}; read back: {outcome}",
+                status=exc.status,
+                ambiguous=landed is None,
+                fix=exc.fix,
+            ) from exc
+
+    def landed(
+        self,
+        place: Place,
+        name: str,
+        after: str,
+        *,
+        since: float | None = None,
+        deadline: WriteDeadline | None = None,
+    ) -> bool | None:
+        """Whether a write of secret `name` whose answer never came landed (None: cannot tell): compared
+        with `after` when given, else with `since` (see Http.landed_at)."""
+        return self.landed_at(
+            _secret_path(place, name), after and _secret_path(place, after), since, deadline
+        )
+
+    def secret_updated_at(self, place: Place, name: str) -> datetime | None:
+        """None when the secret does not exist."""
+        at = self.updated_at(_secret_path(place, name), f"Reading secret {name} of {place.label}")
+        return None if at is None else datetime.fromtimestamp(at, UTC)
+
+    def delete_secret(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> None:
+        what = f"Deleting secret {name} of {place.label}"
+        try:
+            self.request("DELETE", _secret_path(place, name), what, deadline=deadline)
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+
+    def put_variable(self, place: Place, name: str, value: str) -> None:
+        """Update the variable; create it when it does not exist (one request when it does). A write whose
+        outcome is open is settled by reading the variable back (its value is readable, unlike a secret's)."""
+        path = f"{place.variables_path}/{quote(name, safe='')}"
+        what = f"variable {name} of {place.label}"
+        body: dict[str, Any] = {"name": name, "value": value}
+        if place.kind == "org":
+            body.update(self._org_fields(place, path, "", what))
+        try:
+            try:
+                self.request("PATCH", path, f"Writing {what}", body)
+            except GitHubError as exc:
+                if exc.status != 404:
+                    raise
+                self.request("POST", place.variables_path, f"Creating {what}", body)
+        except GitHubError as exc:
+            if not uncertain(exc):
+                raise
+            try:
+                current = self.get_or_none(path, f"Reading {what} back")
+            except GitHubError:
+                current = {}
+            if current is None or ("value" in current and current["value"] != value):
+                outcome = "it was not written"
+            elif "value" not in current:
+                outcome = "whether it was written is unknown"
+            elif place.kind != "org":
+                return  # a repository's or environment's variable: its value is all there is to it
+            else:
+                outcome = "its value was written; whether its visibility and selection were is unknown"
+            raise GitHubError(f"{exc.message}; read back: {outcome}", status=exc.status) from exc
+
+    def _org_fields(self, place: Place, path: str, existing_visibility: str, what: str) -> dict[str, Any]:
+        """visibility and, for selected, the union of the repositories already selected and ours."""
+        visibility = place.visibility or existing_visibility or "private"
+        fields: dict[str, Any] = {"visibility": visibility}
+        if visibility == "selected":
+            ids = set(self._selected(path, what))
+            ids |= {self.repository_ids(r)[1] for r in place.selected}
+            fields["selected_repository_ids"] = sorted(ids)
+        return fields
+
+    def _selected(self, path: str, what: str) -> list[int]:
+        """The repositories an organization secret or variable is selected for, every page of them."""
+        reading = f"Reading the repositories selected for {what}"
+        try:
+            found = self.pages(f"{path}/repositories", reading, "repositories")
+        except GitHubError as exc:
+            if exc.status == 404:  # it does not exist yet
+                return []
+            if exc.status == 409:  # documented: its visibility is not `selected`, so nothing is selected
+                self._warn(
+                    f"{what} had visibility all or private; visibility: selected now limits it to the "
+                    "repositories this run names."
+                )
+                return []
+            raise
+        return [int(r["id"]) for r in found]
+
+
+def _secret_path(place: Place, name: str) -> str:
+    return f"{place.secrets_path}/{quote(name, safe='')}"
+
+
+def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
+    text = str(exc)
+    repository = place.label
+    if exc.status == 401:
+        problem = "GitHub refused the token (bad credentials: wrong, expired or revoked)."
+    elif exc.status == 403 and INTEGRATION_403.lower() in text.lower():
+        problem = (
+            f"the token cannot use the Actions secrets API of {repository} (it lacks the secrets "
+            "permission). The workflow's own GITHUB_TOKEN always answers this way: it can never write "
+            "secrets."
+        )
+    elif exc.status == 403:
+        problem = f"the token lacks the 'Secrets: Read and write' permission on {repository}."
+    elif exc.status == 404:
+        problem = (
+            f"{repository} was not found, or the token cannot see it (a fine-grained token must list it; "
+            "a classic token needs the 'repo' scope)."
+        )
+    else:
+        return exc
+    if place.kind == "org":
+        problem += (
+            " Organization secrets need a token with 'Organization secrets: Read and write' (admin:org)."
+        )
+    return GitHubError(
+        f"Checking access to {repository}: {problem} ({text})",
+        status=exc.status,
+        fix=f"Pass github-token with {GITHUB_TOKEN_HELP}. Nothing was changed.",
+        anchor="token",
+    )
