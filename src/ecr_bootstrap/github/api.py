@@ -15,7 +15,8 @@ from ..deadline import WriteDeadline
 from ..errors import GitHubError
 from ..inputs import GITHUB_TOKEN_HELP
 from ..places import Place
-from .http import Http, Pacer, RetryPolicy, uncertain
+from .http import Http, uncertain
+from .limits import Pacer, RetryPolicy
 
 INTEGRATION_403 = "Resource not accessible by integration"
 

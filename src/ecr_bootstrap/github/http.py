@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
@@ -23,13 +22,12 @@ from urllib.parse import urlsplit
 
 from ..deadline import WriteDeadline
 from ..errors import GitHubError, LeaseExpired
+from .limits import READS, Pacer, RetryPolicy, rate_limit_wait
 
-SECONDARY_LIMIT = "secondary rate limit"
 # Sent with every request: GitHub's own media type and the REST API version this client is written against
 # ("Getting started with the REST API": without them GitHub picks a default that may change).
 API_VERSION = "2022-11-28"
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-READS = ("GET", "HEAD")
 # Followed with the same method and body. GitHub answers a renamed or transferred repository's old name with
 # 301 for reads and 307 for other methods ("Best practices for using the REST API": follow redirects).
 # PyGithub follows a 301 itself (same method and body, same host only); a 302 to a write may turn it into a
@@ -37,12 +35,6 @@ READS = ("GET", "HEAD")
 REDIRECTS = (301, 302, 307, 308)
 MAX_REDIRECTS = 5
 PER_PAGE = 100  # the most GitHub serves in one page
-# "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
-# between each request" (REST rate limits). "A large number" here: more than 20 in one run (a run for 6
-# targets makes 18); from the 21st write on, writes are a second apart. 20 is the largest burst that keeps
-# any 60 s within the 80 content-creating requests a minute GitHub allows (20 + 60 at one a second).
-WRITE_BURST = 20
-CONTENT_LIMIT = 80
 # GitHub's Date header and the updated_at it stores come from different servers' clocks.
 CLOCK_MARGIN = 2.0
 MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
@@ -73,113 +65,6 @@ def epoch(text: str) -> float | None:
         return parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Whether and when to try a request again (as urllib3's Retry decides it for a session)."""
-
-    attempts: int = 5
-    backoff: float = 0.5  # first wait for a 5xx or a dropped connection; doubles each time
-    max_wait: float = 240.0  # longest single wait (Retry-After included) before giving up
-    budget: float = 480.0  # longest time one request may take, retries included
-
-    def wait(
-        self,
-        error: GitHubError,
-        asked: float | None,
-        attempt: int,
-        elapsed: float,
-        deadline: WriteDeadline | None,
-    ) -> float:
-        """Seconds before the next attempt after `error`, or raises it when there is to be none. `asked`:
-        what the answer asked for (None: not to be retried; negative: the usual backoff)."""
-        if asked is None:
-            raise error
-        wait = self.backoff * 2 ** (attempt - 1) if asked < 0 else asked
-        wait += random.uniform(0, self.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
-        if attempt >= self.attempts or wait > self.max_wait or elapsed + wait > self.budget:
-            raise error
-        if deadline is not None and wait > deadline.left():
-            raise LeaseExpired(
-                f"{error.message}; a retry would come after this run's lease",
-                status=error.status,
-                ambiguous=error.ambiguous,
-                fix=error.fix,
-            )
-        return wait
-
-
-@dataclass
-class Pacer:
-    """Stays under GitHub's secondary rate limits for REST instead of colliding with them: 900 points per
-    minute (a GET costs 1, any other request 5), 80 content-creating requests per minute, and "at least one
-    second between" writes once they are many (WRITE_BURST). Before a request that would go over, it waits
-    until enough of this run's earlier requests have left the window. Requests are counted when the answer
-    arrives, which is after GitHub counted them, so the client never believes a slot free before GitHub
-    does. A smaller `window` scales all of it (tests, and GitHub Enterprise Server's own limits)."""
-
-    points: int = 900
-    window: float = 60.0
-    spent: list[tuple[float, int]] = field(default_factory=list)
-    writes: list[float] = field(default_factory=list)
-
-    @staticmethod
-    def cost(verb: str) -> int:
-        return 1 if verb in READS else 5
-
-    @property
-    def spacing(self) -> float:
-        return self.window / 60.0
-
-    def delay(self, verb: str, now: float) -> float:
-        self.spent = [(t, c) for t, c in self.spent if now - t < self.window]
-        wait = 0.0
-        over = sum(c for _, c in self.spent) + self.cost(verb) - self.points
-        for t, c in self.spent:
-            if over <= 0:
-                break
-            over -= c
-            if over <= 0:
-                wait = t + self.window - now
-        if verb not in READS:
-            if len(self.writes) >= WRITE_BURST:
-                wait = max(wait, self.writes[-1] + self.spacing - now)
-            recent = [t for t in self.writes if now - t < self.window]
-            if len(recent) >= CONTENT_LIMIT:
-                wait = max(wait, recent[-CONTENT_LIMIT] + self.window - now)
-        return max(wait, 0.0)
-
-    def spend(self, verb: str, now: float) -> None:
-        self.spent.append((now, self.cost(verb)))
-        if verb not in READS:
-            self.writes.append(now)
-
-
-def rate_limit_wait(
-    status: int, headers: dict[str, str], message: str, now: float, window: float = 60.0, repeats: int = 0
-) -> float | None:
-    """Seconds to wait before retrying a rate-limited answer, or None when it is not one. As GitHub's docs
-    ask: Retry-After when sent; else, with x-ratelimit-remaining at 0, until x-ratelimit-reset; else at
-    least a minute (`window`), doubling each time it repeats (`repeats` earlier refusals in a row). `now`
-    is GitHub's time (the answer's Date), so that the reset is not compared with another clock."""
-    if status not in (403, 429):
-        return None
-    headers = {k.lower(): v for k, v in headers.items()}
-    retry_after = headers.get("retry-after", "")
-    if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            return window
-    if headers.get("x-ratelimit-remaining") == "0":
-        try:
-            return max(0.0, float(headers.get("x-ratelimit-reset", "")) - now) + 1.0
-        except ValueError:
-            return window
-    if SECONDARY_LIMIT in message.lower() or status == 429:
-        return window * 2.0**repeats
-    return None
 
 
 def uncertain(exc: GitHubError) -> bool:
