@@ -38,7 +38,7 @@ from .plan import (
 from .policy import ecr_access_policy, lifecycle_policy
 from .records import Intent, LeaseHeld, holder_parts, marker_key, parse
 from .report import Report, TargetResult
-from .rotation import KeyRaced, Rotation, retire
+from .rotation import KeyRaced, Rotation, Stage, retire
 from .trust import provider_arn
 from .workflow import Workflow
 
@@ -303,7 +303,7 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
     except (AwsError, KeyRaced) as exc:
         # CreateAccessKey's LimitExceeded (AttachUserPolicy's is a policy quota: it stops the run), or
         # another run's key found after this run made its own: this run's read lagged, or a run raced it.
-        limit = is_code(exc, "LimitExceeded") and rotation.stage == "creating"
+        limit = is_code(exc, "LimitExceeded") and rotation.stage is Stage.CREATING
         if not (limit or isinstance(exc, KeyRaced)) or rotation.created_user or picture.user is None:
             raise
         settings = ctx.settings
