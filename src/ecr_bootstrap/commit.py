@@ -1,21 +1,51 @@
-"""What a rotation's commit writes on the IAM user, from what the log says each target holds: its entry
-narrowed to that, "replaced" markers for the keys it let go, and which tags of deleted keys and of over
-leases are removed."""
+"""A rotation's commit: one TagUser and one UntagUser on the IAM user, from what the log says each target
+holds: its entry narrowed to that, the new key's marker if any target holds it (otherwise the key is
+deleted), "replaced" markers for the keys it let go, the lease done, and tags of deleted keys and of over
+leases removed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from .journal import KeyCreated, Outcome
+from .aws import iam
+from .journal import Committed, KeyCreated, Outcome, Stage
 from .plan import Target
-from .records import NEXT, Record, holder_parts, holder_tags, marker_key, marker_tag, tag_parts
+from .records import NEXT, Record, holder_parts, holder_tags, marker_key, marker_tag, policy_tag, tag_parts
+
+if TYPE_CHECKING:
+    from .rotation import Rotation
 
 # Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
 STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
 
 Tags = list[dict[str, str]]
+
+
+def commit(rot: Rotation) -> None:
+    """Narrow each holder entry to what the target now holds; keep the new key only if held; mark the
+    lease done. Run again after a cancellation, it writes the same tags and deletes nothing more."""
+    key, lease, outcomes = rot.key, rot.lease, rot.outcomes()
+    alive, replaced = frozenset(k.key_id for k in rot.keys), rot.rotate.rules.replaced
+    ref = lease.ref if lease else None
+    made = Commit(rot.rotate.targets, outcomes, key, rot.record, ref, alive, replaced)
+    policy = [policy_tag(*rot.policy_version)] if rot.policy_version else []
+    done = lease.tags("done") if lease else []
+    tags, untag = made.tags(policy, done, rot.lease_tag, rot.now())
+    iam.tag_user(rot.aws, rot.user_name, tags)
+    iam.untag_user(rot.aws, rot.user_name, untag)
+    if rot.log.committed:
+        return
+    rot.log.add(Committed())
+    rot.stage = Stage.COMMITTED
+    if not made.held:
+        rot.delete_key(key.key_id, "rolled back: no target holds it")
+        return
+    every = all(o.state == "written" for o in outcomes.values())
+    detail = "written to every target" if every else "held by some targets"
+    rot.report.add("Access key", key.key_id, "created", detail)
 
 
 def entry_keys(record: Record, t: Target, new: str) -> list[str]:

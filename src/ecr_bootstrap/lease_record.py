@@ -5,16 +5,28 @@ at once with the creation window open (pending), or removed."""
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .aws import AwsClients, iam
 from .errors import BootstrapError
+from .inputs import Settings
 from .journal import Log
 from .lease import Lease
-from .records import Intent, RunId, intent_tags
+from .plan import Target
+from .records import GAP, NEXT, Intent, RunId, holder_tags, intent_tags
 
+# A pair is not started with less of the lease left than this (two writes at the client's timeout).
+LEASE_MARGIN = 35.0
 Tags = list[dict[str, str]]
+
+
+def next_entries(targets: tuple[Target, ...]) -> Tags:
+    """Each target's entry as "old or the next key", written with the lease (the key this run makes is
+    found through the intent if it dies). It carries no reference (the lease does): a run whose read
+    lagged and that writes the same entry again changes nothing that settles it."""
+    return [tag for t in targets for tag in holder_tags(t.place, (*t.previous, NEXT))]
 
 
 @dataclass
@@ -29,11 +41,31 @@ class LeaseRecord:
     ref: int | None = None  # GitHub's second before this run's first target write (records.settle)
     ref_at: float = 0.0  # monotonic time the reference arrived
 
+    @classmethod
+    def take(
+        cls, tag: str, now: datetime, settings: Settings, existing: tuple[str, ...], log: Log
+    ) -> LeaseRecord:
+        """Past its lease the run writes no target, so that a later run may take its key as abandoned. It
+        is recorded before the key exists, so that even a key whose run died at once is known."""
+        seconds, run = settings.lease_seconds, settings.run
+        since = now.replace(microsecond=0)
+        until = since + timedelta(seconds=seconds)
+        # The recorded end counts from the whole second: the local lease ends no later than it.
+        local = Lease.lasting((until - now).total_seconds() - min(LEASE_MARGIN, seconds / 4))
+        return cls(tag, since, until, local, existing, run if run.run_id else None, log)
+
     def tags(self, state: str) -> Tags:
         key = self.log.new_key if state != "pending" else ""
         return intent_tags(
             Intent(state, self.since, self.until, self.existing, key, self.run, self.ref, self.tag)
         )
+
+    def wait_past_reference(self) -> None:
+        """No key id is written until GAP seconds after the reference second arrived: every write of this
+        run then has a later updated_at than every write before it (records.settle)."""
+        pause = self.ref_at + GAP - time.monotonic()
+        if self.ref is not None and pause > 0:
+            time.sleep(pause)
 
     def release(self, aws: AwsClients, user: str, state: str, now: datetime) -> None:
         """End the lease early, so that the next run need not wait for it. `pending` keeps the creation

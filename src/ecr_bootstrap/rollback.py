@@ -1,8 +1,8 @@
 """The one way back from a rotation that stopped, for a fault and a cancellation alike: what the log says
-exists is undone as far as the stage says the run got (journal.py). Before any target changed, the new key
+exists (journal.py) is undone as far as the stage says the run got. Before any target changed, the new key
 is deleted and the record put back; amid the pairs, the target being written gets its old id back and the
-record says what each target holds; a new key no target holds is deleted by the commit. Whatever happens,
-the lease is released, so that the next run goes ahead at once.
+commit records what each target holds (a new key no target holds is deleted there). The lease is marked
+done, or, when a key may exist that the run never saw, ended with its creation window open.
 
 A cancellation (the runner's SIGINT, then SIGTERM 7.5 s later) rolls back with short, single-try requests,
 and its message says what it did; a fault rolls back with the run's own clients, and its error says so.
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from .aws import iam, is_code
 from .cancel import ROLLBACK_REQUEST, Cancelled
-from .commit import entry_keys
-from .errors import BootstrapError, RotationError
+from .commit import commit, entry_keys
+from .errors import BootstrapError, GitHubError, RotationError
 from .journal import Stage
 from .records import holder_tags
 from .report import TargetResult
@@ -48,6 +48,20 @@ def rollback(rot: Rotation, cause: Failure, what: str = "") -> Failure:
 
 
 def _undo(rot: Rotation, cause: Failure, what: str) -> Failure:
+    """By stage, i.e. by what may have been on its way:
+
+    USER, START, INTENT  no key: a new user's entries go and its intent is done, or the lease is released
+    CREATING             a fault: the lease is released (with the creation window open, unless IAM said
+                         LimitExceeded); a cancellation looks for the key IAM may have made and deletes it
+    CREATED              the key is deleted and every entry put back (_unmake)
+    WRITING              a cancellation: the pair on its way is settled, then the commit (a fault of a
+                         write is the target's outcome: the run goes on to commit)
+    COMMIT, COMMITTED    a fault: nothing is deleted, the error says when a rerun settles it; a
+                         cancellation commits again
+    RETIRE, DONE         nothing: the next run retires what this one did not
+
+    A fault while reclaiming a slot or writing the lease is not rolled back: nothing of this run's
+    exists but, at most, its lease, which runs out."""
     cancelled = isinstance(cause, Cancelled)
     match rot.stage:
         case Stage.USER | Stage.START | Stage.INTENT:
@@ -68,7 +82,7 @@ def _undo(rot: Rotation, cause: Failure, what: str) -> Failure:
         case Stage.COMMIT | Stage.COMMITTED if isinstance(cause, BootstrapError):
             return _commit_failed(rot, cause)
         case Stage.COMMIT | Stage.COMMITTED:
-            rot.commit()
+            commit(rot)
             cause.message += " Its record was written; older keys are retired by the next run."
         case _ if cancelled:
             cause.message += " Every target was written; older keys are retired by the next run."
@@ -158,7 +172,7 @@ def _settle(rot: Rotation, cause: Cancelled) -> None:
     for t in rot.rotate.targets:
         pairs.settle(t, read_back=cause.remaining() > 1)
     rot.report.targets = rot.results()
-    rot.commit()
+    commit(rot)
     states = ", ".join(f"{r.repository}: {r.state}" for r in rot.report.targets)
     cause.message += f" Targets: {states}."
 
@@ -180,6 +194,26 @@ def _commit_failed(rot: Rotation, exc: BootstrapError) -> RotationError:
         fix=f"Rerun after {until} (a re-run of this run may start at once), once IAM accepts TagUser "
         "again (iam:TagUser must be allowed).",
     )
+
+
+def failure_error(rot: Rotation, failure: GitHubError) -> RotationError:
+    """A target's write failed and the run went on to commit: what became of the new key and each target."""
+    results, new = rot.results(), rot.key.key_id
+    parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
+    if any(new in o.holds for o in rot.outcomes().values()):
+        outcome = (
+            f"Partly done: the new key {new} was kept because some targets hold it; "
+            "keys that other targets still hold were kept too."
+        )
+    else:
+        outcome = f"Rolled back: the new key {new} was deleted and every target keeps the key it had."
+    fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
+    if any(r.state == "unknown" for r in results):
+        fix = (
+            "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
+            "marks it to be written anew, and keeps every key its secret may belong to)."
+        )
+    return RotationError(f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".", fix=fix)
 
 
 def broken(rot: Rotation, exc: Failure) -> Failure:

@@ -24,29 +24,25 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from .aws import AwsClients, ecr, iam
 from .cancel import Cancelled
-from .commit import Commit
+from .commit import commit
 from .errors import AwsError, BootstrapError, GitHubError, LeaseExpired, RotationError
 from .github import GitHub
 from .inputs import Settings
-from .journal import Committed, KeyCreated, KeyDeleted, Log, Stage, outcome
-from .lease import Lease
-from .lease_record import LeaseRecord
+from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
+from .lease_record import LeaseRecord, next_entries
 from .look import IAM_READ_LAG
 from .pairs import Pairs
 from .plan import UNMANAGED, Rotate, Step, iso, key_fates, key_table, reclaim_step
-from .records import CREATE_WINDOW, GAP, LEASE_PREFIX, NEXT, AccessKey, Record, holder_tags, policy_tag
+from .records import CREATE_WINDOW, LEASE_PREFIX, AccessKey, Record
 from .report import Report, TargetResult
-from .rollback import KeyRaced, broken, rollback
+from .rollback import KeyRaced, broken, failure_error, rollback
 from .workflow import Workflow
 
 __all__ = ["KeyRaced", "Rotation", "Stage", "retire"]
-
-# A pair is not started with less of the lease left than this (two writes at the client's timeout).
-LEASE_MARGIN = 35.0
 
 
 @dataclass
@@ -89,9 +85,14 @@ class Rotation:
             raise RuntimeError("no key was created")
         return self.log.key
 
-    def results(self) -> list[TargetResult]:
+    def outcomes(self) -> dict[str, Outcome]:
+        """What each target holds now, by the log."""
         names = self.settings.secret_names
-        return [outcome(self.log, t, names).result(t) for t in self.rotate.targets]
+        return {t.scope: outcome(self.log, t, names) for t in self.rotate.targets}
+
+    def results(self) -> list[TargetResult]:
+        outcomes = self.outcomes()
+        return [outcomes[t.scope].result(t) for t in self.rotate.targets]
 
     def pairs(self) -> Pairs:
         live = frozenset(k.key_id for k in self.keys)
@@ -116,7 +117,7 @@ class Rotation:
         this one finds the user with them, and stops); an existing one is reused. Then the policy."""
         if self.user is None:
             s, self.created_user = self.settings, True
-            tags = [*self._start_lease().tags("pending"), *self._next_entries()]
+            tags = [*self._start_lease().tags("pending"), *next_entries(self.rotate.targets)]
             self.user = iam.create_user(self.aws, s.iam_user, s.tags, tags, boundary=s.permissions_boundary)
         self.report.changes.append(self.rotate.user.done())
         self.report.user_arn = self.user.arn
@@ -133,7 +134,11 @@ class Rotation:
         had_keys = bool(self.keys)
         if not self.created_user:
             self.stage = Stage.INTENT
-            tags = [*self._start_lease().tags("pending"), *self.record.adopted_tags(), *self._next_entries()]
+            tags = [
+                *self._start_lease().tags("pending"),
+                *self.record.adopted_tags(),
+                *next_entries(self.rotate.targets),
+            ]
             iam.tag_user(self.aws, self.user_name, tags)
         key = self._create_key()
         self._check_creation(key, had_keys)
@@ -142,18 +147,19 @@ class Rotation:
         if had_keys:
             self._prove(key)
         self._write_uri()
-        self._wait_past_reference()
+        if self.lease is not None and any(t.previous for t in self.rotate.targets):
+            self.lease.wait_past_reference()
         failure = self._write_targets(key)
         self.stage = Stage.COMMIT
         try:
-            self.commit()
+            commit(self)
         except AwsError as exc:
             raise rollback(self, exc) from exc
         self.stage = Stage.RETIRE
         self._retire()
         self.stage = Stage.DONE
         if failure is not None:
-            raise self._failure_error(failure)
+            raise failure_error(self, failure)
 
     def _reclaim(self) -> None:
         reclaim = self.rotate.keys.reclaim
@@ -167,27 +173,12 @@ class Rotation:
         self.report.add("Access key", reclaim.key_id, "deleted", step.detail)
 
     def _start_lease(self) -> LeaseRecord:
-        """Past its lease this run writes no target, so a later run may take the key as abandoned. The
-        lease is recorded before the key exists, so that even a key whose run died at once is known."""
-        now, seconds, run = self.now(), self.settings.lease_seconds, self.settings.run
-        since = now.replace(microsecond=0)
-        until = since + timedelta(seconds=seconds)
-        # The recorded end counts from the whole second: the local lease ends no later than it.
-        local = Lease.lasting((until - now).total_seconds() - min(LEASE_MARGIN, seconds / 4))
         existing = tuple(k.key_id for k in self.keys)
-        self.lease = LeaseRecord(
-            self.lease_tag, since, until, local, existing, run if run.run_id else None, self.log
-        )
+        self.lease = LeaseRecord.take(self.lease_tag, self.now(), self.settings, existing, self.log)
         reference = self.github.reference()
         if reference is not None:
             self.lease.ref, self.lease.ref_at = reference
         return self.lease
-
-    def _next_entries(self) -> list[dict[str, str]]:
-        """Each target's entry as "old or the next key" (the key this run makes: found through the intent
-        if it dies). It carries no reference (the lease does): a run whose read lagged and that writes the
-        same entry again changes nothing that settles it."""
-        return [tag for t in self.rotate.targets for tag in holder_tags(t.place, (*t.previous, NEXT))]
 
     def _create_key(self) -> KeyCreated:
         self.stage = Stage.CREATING
@@ -204,28 +195,20 @@ class Rotation:
         return key
 
     def _check_creation(self, key: KeyCreated, had_keys: bool) -> None:
-        """Made after the intent's creation window, a later run would not know the key as this run's. With
-        no key at look-up, the 2-key limit does not stop a second run: if another run made a key meanwhile,
-        the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's reads may lag
-        its writes (IAM User Guide, "Troubleshoot IAM"), so the keys are listed once that lag is over (a
-        list taken at once could miss a racing run's key); only an existing user with no key waits."""
+        """Made after the intent's creation window, a later run would not know the key as this run's; made
+        for an existing user that had no key, it may have raced another run's (first_key_raced)."""
         if self.lease and key.created > self.lease.since + CREATE_WINDOW:
             late = RotationError(f"IAM took longer than {CREATE_WINDOW} to create it")
             raise rollback(self, late, "Creating the key")
         if self.created_user or had_keys:
             return
+        raced: BootstrapError | None
         try:
-            time.sleep(IAM_READ_LAG)
-            others = [k for k in iam.list_keys(self.aws, self.user_name) if k.key_id != key.key_id]
-            if any(k.created <= key.created for k in others):
-                raise KeyRaced(  # the rollback adds what became of this run's key
-                    f"Another run created an access key for {self.user_name} first "
-                    f"({', '.join(k.key_id for k in others)})",
-                    fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
-                    "concurrency group keyed on the IAM user.",
-                )
+            raced = first_key_raced(self.aws, self.user_name, key)
         except BootstrapError as exc:
-            raise rollback(self, exc, "Checking for a key made by another run") from None
+            raced = exc
+        if raced is not None:
+            raise rollback(self, raced, "Checking for a key made by another run")
 
     def _prove(self, key: KeyCreated) -> None:
         """The new key asks ECR for a registry token before any target leaves its working key for it."""
@@ -247,15 +230,6 @@ class Rotation:
         except GitHubError as exc:
             raise rollback(self, exc, f"Writing {name}") from exc
 
-    def _wait_past_reference(self) -> None:
-        """No key id is written until GAP seconds after the reference second arrived: every write of this
-        run then has a later updated_at than every write before it (records.settle)."""
-        if self.lease is None or self.lease.ref is None or not any(t.previous for t in self.rotate.targets):
-            return
-        pause = self.lease.ref_at + GAP - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-
     def _write_targets(self, key: KeyCreated) -> GitHubError | None:
         """Each target's pair in turn; none is started once the lease is (nearly) over. Returns the first
         failure: the rest are left as they were."""
@@ -275,32 +249,6 @@ class Rotation:
         self.report.targets = self.results()
         return failure
 
-    def commit(self) -> None:
-        """Narrow each holder entry to what the target now holds; keep the new key only if held; mark the
-        lease done: one TagUser and one UntagUser (none when nothing goes)."""
-        key, lease, names = self.key, self.lease, self.settings.secret_names
-        outcomes = {t.scope: outcome(self.log, t, names) for t in self.rotate.targets}
-        alive = frozenset(k.key_id for k in self.keys)
-        ref = lease.ref if lease else None
-        commit = Commit(
-            self.rotate.targets, outcomes, key, self.record, ref, alive, self.rotate.rules.replaced
-        )
-        policy = [policy_tag(*self.policy_version)] if self.policy_version else []
-        done = lease.tags("done") if lease else []
-        tags, untag = commit.tags(policy, done, self.lease_tag, self.now())
-        iam.tag_user(self.aws, self.user_name, tags)
-        iam.untag_user(self.aws, self.user_name, untag)
-        if self.log.committed:
-            return
-        self.log.add(Committed())
-        self.stage = Stage.COMMITTED
-        if not commit.held:
-            self.delete_key(key.key_id, "rolled back: no target holds it")
-            return
-        every = all(o.state == "written" for o in outcomes.values())
-        detail = "written to every target" if every else "held by some targets"
-        self.report.add("Access key", key.key_id, "created", detail)
-
     def delete_key(self, key_id: str, why: str) -> None:
         """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""
         if self.log.deleted(key_id):
@@ -315,8 +263,7 @@ class Rotation:
         """Delete older keys that, by the record as this run read it and then committed it, nothing holds
         (not read again: under the lease no other run writes entries, and IAM's read could lag the commit).
         Then the summary's key table: the user's keys with their ages and holders."""
-        key, names = self.key, self.settings.secret_names
-        holdings = {t.scope: outcome(self.log, t, names).holds for t in self.rotate.targets}
+        key, holdings = self.key, {scope: o.holds for scope, o in self.outcomes().items()}
         for scope, ids in holdings.items():
             if ids:
                 self.record.holders[scope] = ids
@@ -332,23 +279,23 @@ class Rotation:
             self.report.key_created = iso(key.created)
         self.report.keys = key_table(keys, self.record, self.now())
 
-    def _failure_error(self, failure: GitHubError) -> RotationError:
-        results, new = self.results(), self.key.key_id
-        parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
-        if any(new in outcome(self.log, t, self.settings.secret_names).holds for t in self.rotate.targets):
-            outcome_ = (
-                f"Partly done: the new key {new} was kept because some targets hold it; "
-                "keys that other targets still hold were kept too."
-            )
-        else:
-            outcome_ = f"Rolled back: the new key {new} was deleted and every target keeps the key it had."
-        fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
-        if any(r.state == "unknown" for r in results):
-            fix = (
-                "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
-                "marks it to be written anew, and keeps every key its secret may belong to)."
-            )
-        return RotationError(f"{failure.message}. {outcome_} Targets: " + "; ".join(parts) + ".", fix=fix)
+
+def first_key_raced(aws: AwsClients, user: str, key: KeyCreated) -> KeyRaced | None:
+    """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
+    meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's reads
+    may lag its writes (IAM User Guide, "Troubleshoot IAM": changes are not always immediately visible), so
+    the keys are listed once that lag is over: a list taken at once could miss a key that a racing run made
+    a moment earlier, and leave the two targets holding different keys, with no slot left for the next
+    rotation. Only an existing user with no key pays this wait."""
+    time.sleep(IAM_READ_LAG)
+    others = [k for k in iam.list_keys(aws, user) if k.key_id != key.key_id]
+    if not any(k.created <= key.created for k in others):
+        return None
+    return KeyRaced(  # the rollback adds what became of this run's key
+        f"Another run created an access key for {user} first ({', '.join(k.key_id for k in others)})",
+        fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
+        "concurrency group keyed on the IAM user.",
+    )
 
 
 def retire(
