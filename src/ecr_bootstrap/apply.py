@@ -11,8 +11,10 @@ from .decide import decide, say
 from .errors import AwsError, KeyRaced, RotationError
 from .github import GitHub
 from .inputs import Settings
+from .keys.journal import Stage
 from .keys.record import holder_parts, marker_key
 from .keys.retire import retire
+from .keys.rotate import Rotation
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look_at_user_again
 from .places import Place
@@ -29,7 +31,6 @@ from .plan import (
 )
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Report, TargetResult, age, key_table, old_keys
-from .rotation import Rotation
 from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow
@@ -180,7 +181,7 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
     except (AwsError, KeyRaced) as exc:
         # CreateAccessKey's LimitExceeded (AttachUserPolicy's is a policy quota: it stops the run), or
         # another run's key found after this run made its own: this run's read lagged, or a run raced it.
-        limit = is_code(exc, "LimitExceeded") and rotation.stage == "creating"
+        limit = is_code(exc, "LimitExceeded") and rotation.stage is Stage.CREATING
         if not (limit or isinstance(exc, KeyRaced)) or rotation.created_user or picture.user is None:
             raise
         settings = ctx.settings

@@ -1,0 +1,223 @@
+"""The one way back from a rotation that stopped, for a fault and a cancellation alike: what the log says
+exists (journal.py) is undone as far as the stage says the run got. Before any target changed, the new key
+is deleted and the record put back; amid the pairs, the target being written gets its old id back and the
+commit records what each target holds (a new key no target holds is deleted there). The lease is marked
+done, or, when a key may exist that the run never saw, ended with its creation window open.
+
+A cancellation (the runner's SIGINT, then SIGTERM 7.5 s later) rolls back with short, single-try requests,
+and its message says what it did; a fault rolls back with the run's own clients, and its error says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from ..aws import iam, is_code
+from ..cancel import ROLLBACK_REQUEST
+from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationError
+from ..report import TargetResult
+from .commit import commit, entry_keys
+from .journal import Stage
+from .record import holder_tags
+
+if TYPE_CHECKING:
+    from .rotate import Rotation
+
+Failure = BootstrapError | Cancelled
+
+
+def rollback(rot: Rotation, cause: Failure, what: str = "") -> Failure:
+    """Undo what `rot` made; `what` names the step that failed (a fault). Returns the error to raise."""
+    if not isinstance(cause, Cancelled):
+        return _undo(rot, cause, what)
+    rot.workflow.info(f"{cause.signal_name} received while {rot.stage.value}: rolling back.")
+    seconds = min(ROLLBACK_REQUEST, max(0.5, cause.remaining() / 2))
+    rot.aws, rot.github = rot.aws.bounded(seconds), rot.github.bounded(seconds)
+    try:
+        _undo(rot, cause, what)
+    except BootstrapError as failed:
+        cause.message += f" Rolling back stopped: {failed.message}. The next run repairs the rest."
+    return cause
+
+
+def _undo(rot: Rotation, cause: Failure, what: str) -> Failure:
+    """By stage, i.e. by what may have been on its way:
+
+    USER, START, INTENT  no key: a new user's entries go and its intent is done, or the lease is released
+    CREATING             a fault: the lease is released (with the creation window open, unless IAM said
+                         LimitExceeded); a cancellation looks for the key IAM may have made and deletes it
+    CREATED              the key is deleted and every entry put back (_unmake)
+    WRITING              a cancellation: the pair on its way is settled, then the commit (a fault of a
+                         write is the target's outcome: the run goes on to commit)
+    COMMIT, COMMITTED    a fault: nothing is deleted, the error says when a rerun settles it; a
+                         cancellation commits again
+    RETIRE, DONE         nothing: the next run retires what this one did not
+
+    A fault while reclaiming a slot or writing the lease is not rolled back: nothing of this run's
+    exists but, at most, its lease, which runs out."""
+    cancelled = isinstance(cause, Cancelled)
+    match rot.stage:
+        case Stage.USER | Stage.START | Stage.INTENT:
+            if cancelled and rot.created_user and rot.user is None:  # CreateUser was on its way
+                with contextlib.suppress(BootstrapError):
+                    rot.user = iam.find_user(rot.aws, rot.settings.iam_user)
+            _withdraw(rot, "done")
+            if cancelled and rot.stage is not Stage.USER:
+                cause.message += " No key was created and no target was changed."
+        case Stage.CREATING if isinstance(cause, Cancelled):
+            _find_made_key(rot, cause)
+        case Stage.CREATING:  # LimitExceeded: no key was made; otherwise one may have been
+            _withdraw(rot, "done" if is_code(cause, "LimitExceeded") else "pending")
+        case Stage.CREATED:
+            return _unmake(rot, cause, what)
+        case Stage.WRITING if isinstance(cause, Cancelled):
+            _settle(rot, cause)
+        case Stage.COMMIT | Stage.COMMITTED if isinstance(cause, BootstrapError):
+            return _commit_failed(rot, cause)
+        case Stage.COMMIT | Stage.COMMITTED:
+            commit(rot)
+            cause.message += " Its record was written; older keys are retired by the next run."
+        case _ if cancelled:
+            cause.message += " Every target was written; older keys are retired by the next run."
+    return cause
+
+
+def _release(rot: Rotation, state: str) -> None:
+    if rot.lease is not None and rot.user is not None:
+        rot.lease.release(rot.aws, rot.user.name, state, rot.now())
+
+
+def _withdraw(rot: Rotation, state: str) -> None:
+    """No key of this run's exists (`pending`: one may, unseen). A new user's entries go and its intent is
+    done, so that the next run is not refused while this one's lease would run."""
+    if not rot.created_user:
+        _release(rot, state)
+    elif rot.user is not None and rot.lease is not None:
+        gone = [k for t in rot.rotate.targets for k in entry_keys(rot.record, t, rot.log.new_key)]
+        with contextlib.suppress(BootstrapError):  # the lease runs out instead
+            iam.tag_user(rot.aws, rot.user.name, rot.lease.tags("done"))
+            iam.untag_user(rot.aws, rot.user.name, gone)
+
+
+def _find_made_key(rot: Rotation, cause: Cancelled) -> None:
+    """CreateAccessKey was on its way: the key it may have made (not one that existed) is deleted; if IAM
+    does not show it (yet), the lease ends with its creation window open."""
+    existing = {k.key_id for k in rot.keys}
+    made = [k for k in iam.list_keys(rot.aws, rot.user_name) if k.key_id not in existing]
+    if len(made) == 1 and rot.lease and made[0].created >= rot.lease.since - timedelta(seconds=2):
+        rot.delete_key(made[0].key_id, "")
+        _release(rot, "done")
+        cause.message += f" The key it was creating ({made[0].key_id}) was deleted; no target was changed."
+    else:
+        _release(rot, "pending")
+        cause.message += " No target was changed; a key it may have created is reclaimed by the next run."
+    _all_unchanged(rot)
+
+
+def _unmake(rot: Rotation, cause: Failure, what: str) -> Failure:
+    """No target changed yet: the new key goes, then the record is put back as it was (lease done)."""
+    new, user, raced = rot.key.key_id, rot.user_name, isinstance(cause, KeyRaced)
+    try:
+        rot.delete_key(
+            new, "another run made one first" if raced else "rolled back before any target changed"
+        )
+    except BootstrapError as failed:
+        _release(rot, "pending")  # a later run adopts the key (its creation window) and reclaims it
+        if isinstance(cause, Cancelled):
+            return cause
+        return RotationError(
+            f"{what} failed ({cause.message}); deleting the new key {new} then failed too "
+            f"({failed.message}). No target was changed.",
+            fix=f"Delete access key {new} of {user} in IAM, then rerun.",
+        )
+    if raced:
+        _release(rot, "done")
+        cause.message += f"; this run deleted its own key {new} and stopped before writing any target."
+        return cause
+    targets, done = rot.rotate.targets, rot.lease.tags("done") if rot.lease else []
+    back = [tag for t in targets if t.previous for tag in holder_tags(t.place, t.previous)]
+    try:
+        iam.tag_user(rot.aws, user, back + done)
+    except BootstrapError:
+        if rot.lease is not None:
+            rot.lease.drop(rot.aws, user)
+    with contextlib.suppress(BootstrapError):  # entries naming a deleted key are ignored by later runs
+        iam.untag_user(
+            rot.aws, user, [k for t in targets if not t.previous for k in entry_keys(rot.record, t, new)]
+        )
+    _all_unchanged(rot)
+    if isinstance(cause, Cancelled):
+        cause.message += (
+            f" The new key {new} was deleted; no target was changed and every target keeps its previous key."
+        )
+        return cause
+    return RotationError(
+        f"{what} failed: {cause.message}. Rolled back: the new key {new} was deleted; no target was changed "
+        "and every target keeps its previous key.",
+        fix=cause.fix,
+    )
+
+
+def _settle(rot: Rotation, cause: Cancelled) -> None:
+    """Cancelled amid the pairs: the target being written gets its old id back (if its secret was not on
+    its way, or is read back as not written); the record then says what each target holds."""
+    pairs = rot.pairs()
+    for t in rot.rotate.targets:
+        pairs.settle(t, read_back=cause.remaining() > 1)
+    rot.report.targets = rot.results()
+    commit(rot)
+    states = ", ".join(f"{r.repository}: {r.state}" for r in rot.report.targets)
+    cause.message += f" Targets: {states}."
+
+
+def _all_unchanged(rot: Rotation) -> None:
+    rot.report.targets = [
+        TargetResult(t.repository, "unchanged", "keeps its previous key") for t in rot.rotate.targets
+    ]
+
+
+def _commit_failed(rot: Rotation, exc: BootstrapError) -> RotationError:
+    held = [r.repository for r in rot.results() if r.state in ("written", "unknown")]
+    until = rot.lease.until.strftime("%Y-%m-%d %H:%M:%S UTC") if rot.lease else "the lease ends"
+    return RotationError(
+        f"Recording the outcome on the IAM user failed ({exc.message}) after the targets were written"
+        + (f" ({', '.join(held)} hold(s) the new key {rot.key.key_id})" if held else "")
+        + f". Nothing was deleted: both keys are kept. This run's lease ends at {until}; a run after "
+        "that settles, from GitHub's timestamps, which key each target holds and retires the other.",
+        fix=f"Rerun after {until} (a re-run of this run may start at once), once IAM accepts TagUser "
+        "again (iam:TagUser must be allowed).",
+    )
+
+
+def failure_error(rot: Rotation, failure: GitHubError) -> RotationError:
+    """A target's write failed and the run went on to commit: what became of the new key and each target."""
+    results, new = rot.results(), rot.key.key_id
+    parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
+    if any(new in o.holds for o in rot.outcomes().values()):
+        outcome = (
+            f"Partly done: the new key {new} was kept because some targets hold it; "
+            "keys that other targets still hold were kept too."
+        )
+    else:
+        outcome = f"Rolled back: the new key {new} was deleted and every target keeps the key it had."
+    fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
+    if any(r.state == "unknown" for r in results):
+        fix = (
+            "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
+            "marks it to be written anew, and keeps every key its secret may belong to)."
+        )
+    return RotationError(f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".", fix=fix)
+
+
+def broken(rot: Rotation, exc: Failure) -> Failure:
+    """After a break-before-make deletion, a failure names the targets left without a working key."""
+    plan = rot.rotate.keys
+    if plan.breaks and plan.reclaim and plan.reclaim.key_id not in {k.key_id for k in rot.keys}:
+        labels = ", ".join(rot.record.place_of(s).label for s in plan.breaks)
+        exc.message += (
+            f" Access key {plan.reclaim.key_id} was deleted first to make room (IAM allows 2 "
+            f"keys), so {labels} may hold no working key now: rerun this workflow to write them one."
+        )
+    return exc

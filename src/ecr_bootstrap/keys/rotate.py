@@ -1,0 +1,296 @@
+"""The key rotation: lease -> create -> prove -> write -> commit (lease done) -> retire, as phases that add to
+an append-only log of what exists (journal.py); rollback.py is the one way back, for faults and
+cancellations alike.
+
+The secret access key is shown once, so safety follows from two rules: a target must always hold an id and
+secret of one live key, and a key that any target may hold is never deleted.
+
+Per target, ECR_REPOSITORY_URI is written first (it is not a credential; nothing to undo), then
+AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY. The id goes before the secret because an id can be restored
+(IAM lists it) and a secret cannot: if the secret write fails, writing the old id back leaves the old pair
+whole. Before any target changes, its record on the user says "old or new key" with a GitHub reference
+second, so a crash at any point leaves both keys alive until a later run can tell, from GitHub's own
+timestamps, which one the target holds.
+
+A new user is created with the intent and the targets' entries ("the next key") as CreateUser's own tags:
+no other run can write its record before this run's key is marked. A cancelled job (SIGINT or SIGTERM)
+raises Cancelled wherever the run waits; the rollback then undoes what the log says exists.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ..aws import AwsClients, ecr, iam
+from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
+from ..github import GitHub
+from ..inputs import Settings
+from ..look import IAM_READ_LAG
+from ..plan import Rotate, fates_now
+from ..report import Report, TargetResult, key_table
+from ..times import iso
+from ..workflow import Workflow
+from .commit import commit
+from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
+from .lease_record import LeaseRecord, next_entries
+from .pairs import Pairs
+from .record import LEASE_PREFIX, AccessKey, Record, adopted_tags
+from .retire import retire, retire_hidden
+from .rollback import broken, failure_error, rollback
+from .rules import CREATE_WINDOW
+
+
+@dataclass
+class Rotation:
+    """Built whole from the plan, once the repository and the policy exist; `run` does the rest."""
+
+    aws: AwsClients
+    github: GitHub
+    workflow: Workflow
+    report: Report
+    settings: Settings
+    rotate: Rotate  # the plan's key decisions and the record as it settled it
+    user: iam.User | None  # None: this run creates the user, with its intent as CreateUser's tags
+    attach: str  # the policy ARN to attach to the user ("" when it is attached already)
+    repository_uri: str
+    policy_version: tuple[str, str] | None  # (name, default version), remembered in the record
+    now: Callable[[], datetime]  # IAM's clock, as this run sees it
+    provisioned: bool = False  # the user exists and has the policy (a second try after LimitExceeded)
+    keys: list[AccessKey] = field(init=False)  # the user's older keys (less one deleted to make room)
+    record: Record = field(init=False)  # this run's copy: the plan's stays as planned
+    lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
+    created_user: bool = False  # this run made the user with its intent: no other run can race it
+    lease: LeaseRecord | None = None  # from just before the user or the key is made
+    stage: Stage = Stage.START
+    log: Log = field(default_factory=Log)
+
+    def __post_init__(self) -> None:
+        self.keys = list(self.rotate.keys_before)
+        self.record = self.rotate.record
+
+    @property
+    def user_name(self) -> str:
+        if self.user is None:  # _ensure_user sets it before the key phases
+            raise RuntimeError("the IAM user is not known yet")
+        return self.user.name
+
+    @property
+    def key(self) -> KeyCreated:
+        if self.log.key is None:
+            raise RuntimeError("no key was created")
+        return self.log.key
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """What each target holds now, by the log."""
+        names = self.settings.secret_names
+        return {t.scope: outcome(self.log, t, names) for t in self.rotate.targets}
+
+    def results(self) -> list[TargetResult]:
+        outcomes = self.outcomes()
+        return [outcomes[t.scope].result(t) for t in self.rotate.targets]
+
+    def pairs(self) -> Pairs:
+        live = frozenset(k.key_id for k in self.keys)
+        return Pairs(self.github, self.settings.secret_names, self.log, live)
+
+    def run(self) -> None:
+        try:
+            if not self.provisioned:
+                with self.workflow.group("IAM user"):
+                    self.stage = Stage.USER
+                    self._ensure_user()
+            with self.workflow.group("Access key and GitHub secrets"):
+                self.stage = Stage.INTENT if self.created_user else Stage.START
+                self._rotate()
+        except Cancelled as exc:
+            raise broken(self, rollback(self, exc)) from None
+        except BootstrapError as exc:  # rolled back where it happened, as far as it had to be
+            raise broken(self, exc) from None
+
+    def _ensure_user(self) -> None:
+        """A new user is created with this run's intent and its targets' entries as its tags (a run racing
+        this one finds the user with them, and stops); an existing one is reused. Then the policy."""
+        if self.user is None:
+            s, self.created_user = self.settings, True
+            tags = [*self._start_lease().tags("pending"), *next_entries(self.rotate.targets)]
+            self.user = iam.create_user(self.aws, s.iam_user, s.tags, tags, boundary=s.permissions_boundary)
+        self.report.changes.append(self.rotate.user.done())
+        self.report.user_arn = self.user.arn
+        if self.attach:
+            try:
+                iam.attach_policy(self.aws, self.user.name, self.attach)
+            except BootstrapError as exc:
+                raise rollback(self, exc) from None
+        self.report.changes.append(self.rotate.attachment.done())
+
+    def _rotate(self) -> None:
+        """reclaim -> lease -> create -> prove -> write -> commit (lease done) -> retire."""
+        self._reclaim()
+        had_keys = bool(self.keys)
+        if not self.created_user:
+            self.stage = Stage.INTENT
+            tags = [
+                *self._start_lease().tags("pending"),
+                *adopted_tags(self.record),
+                *next_entries(self.rotate.targets),
+            ]
+            iam.tag_user(self.aws, self.user_name, tags)
+        key = self._create_key()
+        self._check_creation(key, had_keys)
+        # A rotation proves the new key before any target leaves its working key for it; a first key
+        # replaces nothing, and its targets held no pair to lose.
+        if had_keys:
+            self._prove(key)
+        self._write_uri()
+        if self.lease is not None and any(t.previous for t in self.rotate.targets):
+            self.lease.wait_past_reference()
+        failure = self._write_targets(key)
+        self.stage = Stage.COMMIT
+        try:
+            commit(self)
+        except AwsError as exc:
+            raise rollback(self, exc) from exc
+        self.stage = Stage.RETIRE
+        self._retire()
+        self.stage = Stage.DONE
+        if failure is not None:
+            raise failure_error(self, failure)
+
+    def _reclaim(self) -> None:
+        reclaim = self.rotate.keys.reclaim
+        if not reclaim:
+            return
+        detail = self.rotate.reclaim.detail if self.rotate.reclaim else ""
+        self.workflow.info(f"Deleting access key {reclaim.key_id} ({detail}); IAM allows 2 keys.")
+        iam.delete_key(self.aws, self.user_name, reclaim.key_id)  # its marker goes with the next clean-up
+        self.keys = [k for k in self.keys if k.key_id != reclaim.key_id]
+        self.record = replace(self.record, adopted=self.record.adopted - {reclaim.key_id})
+        self.report.add("Access key", reclaim.key_id, "deleted", detail)
+
+    def _start_lease(self) -> LeaseRecord:
+        existing = tuple(k.key_id for k in self.keys)
+        self.lease = LeaseRecord.take(self.lease_tag, self.now(), self.settings, existing, self.log)
+        reference = self.github.reference()
+        if reference is not None:
+            self.lease.ref, self.lease.ref_at = reference
+        return self.lease
+
+    def _create_key(self) -> KeyCreated:
+        self.stage = Stage.CREATING
+        try:
+            key_id, secret, created_at = iam.create_key(self.aws, self.user_name)
+        except BootstrapError as exc:
+            raise rollback(self, exc) from None
+        self.workflow.mask(secret)  # before anything else is printed
+        key = KeyCreated(key_id, created_at, secret)
+        self.log.add(key)
+        self.stage = Stage.CREATED
+        self.report.access_key_id = key_id
+        self.workflow.info(f"Created access key {key_id}.")
+        return key
+
+    def _check_creation(self, key: KeyCreated, had_keys: bool) -> None:
+        """Made after the intent's creation window, a later run would not know the key as this run's; made
+        for an existing user that had no key, it may have raced another run's (first_key_raced)."""
+        if self.lease and key.created > self.lease.since + CREATE_WINDOW:
+            late = RotationError(f"IAM took longer than {CREATE_WINDOW} to create it")
+            raise rollback(self, late, "Creating the key")
+        if self.created_user or had_keys:
+            return
+        raced: BootstrapError | None
+        try:
+            raced = first_key_raced(self.aws, self.user_name, key)
+        except BootstrapError as exc:
+            raced = exc
+        if raced is not None:
+            raise rollback(self, raced, "Checking for a key made by another run")
+
+    def _prove(self, key: KeyCreated) -> None:
+        """The new key asks ECR for a registry token before any target leaves its working key for it."""
+        try:
+            tries = ecr.wait_until_authorized(
+                self.aws, key.key_id, key.secret, self.settings.key_wait_seconds
+            )
+        except AwsError as exc:
+            raise rollback(self, exc, "Proving the new key can reach ECR") from exc
+        self.workflow.info(
+            f"ECR gave the new key a registry token (after {tries} tr{'y' if tries == 1 else 'ies'})."
+        )
+
+    def _write_uri(self) -> None:
+        name, lease = self.settings.secret_names.repository_uri, self.lease.local if self.lease else None
+        try:
+            for t in self.rotate.targets:
+                self.github.put_secret(t.place, name, self.repository_uri, deadline=lease)
+        except GitHubError as exc:
+            raise rollback(self, exc, f"Writing {name}") from exc
+
+    def _write_targets(self, key: KeyCreated) -> GitHubError | None:
+        """Each target's pair in turn; none is started once the lease is (nearly) over. Returns the first
+        failure: the rest are left as they were."""
+        self.stage = Stage.WRITING
+        failure: GitHubError | None = None
+        lease, pairs = self.lease.local if self.lease else None, self.pairs()
+        for t in self.rotate.targets:
+            if failure is None and lease is not None and lease.left() <= 0:
+                failure = LeaseExpired(
+                    f"This run's lease of {self.settings.lease_seconds:g} s ran out before {t.repository} "
+                    "was written (GitHub was too slow); it stops so that a later run can take over safely"
+                )
+            if failure is None:
+                failure = pairs.write(t, key, lease)
+                r = outcome(self.log, t, self.settings.secret_names)
+                self.workflow.info(f"{t.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}")
+        self.report.targets = self.results()
+        return failure
+
+    def delete_key(self, key_id: str, why: str) -> None:
+        """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""
+        if self.log.deleted(key_id):
+            return
+        iam.delete_key(self.aws, self.user_name, key_id)
+        self.log.add(KeyDeleted(key_id))
+        if why:
+            self.report.access_key_id = ""
+            self.report.add("Access key", key_id, "deleted", why)
+
+    def _retire(self) -> None:
+        """Carry out the plan's fates over the record as this run read it and then committed it (not read
+        again: under the lease no other run writes entries, and IAM's read could lag the commit). A key the
+        look showed that is gone already means the look was stale: keys it hid are retired too. Then the
+        summary's key table: the user's keys with their ages and holders."""
+        key, holdings = self.key, {scope: o.holds for scope, o in self.outcomes().items()}
+        self.record = self.record.with_holders(holdings)
+        fates = fates_now(self.rotate.fates, self.record, self.now(), self.settings.run)
+        deleted = {f.name for f in fates if f.action == "delete"}
+        if not retire(self.aws, self.user_name, fates, self.workflow, self.report):
+            seen = [k.key_id for k in self.rotate.keys_before] + [key.key_id]
+            where = ([t.scope for t in self.rotate.targets], self.settings.run.server)
+            deleted |= set(retire_hidden(self.aws, self.user_name, seen, where, self.report))
+        keys = [k for k in self.keys if k.key_id not in deleted]
+        if any(key.key_id in ids for ids in holdings.values()):
+            keys.append(AccessKey(key.key_id, key.created))
+            self.report.key_created = iso(key.created)
+        self.report.keys = key_table(keys, self.record, self.now())
+
+
+def first_key_raced(aws: AwsClients, user: str, key: KeyCreated) -> KeyRaced | None:
+    """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
+    meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's reads
+    may lag its writes (IAM User Guide, "Troubleshoot IAM": changes are not always immediately visible), so
+    the keys are listed once that lag is over: a list taken at once could miss a key that a racing run made
+    a moment earlier, and leave the two targets holding different keys, with no slot left for the next
+    rotation. Only an existing user with no key pays this wait."""
+    time.sleep(IAM_READ_LAG)
+    others = [k for k in iam.list_keys(aws, user) if k.key_id != key.key_id]
+    if not any(k.created <= key.created for k in others):
+        return None
+    return KeyRaced(  # the rollback adds what became of this run's key
+        f"Another run created an access key for {user} first ({', '.join(k.key_id for k in others)})",
+        fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
+        "concurrency group keyed on the IAM user.",
+    )
