@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecr_bootstrap import action_yml, inputs, policy, report
+from ecr_bootstrap import action_yml, inputs, policy, report, values
 from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
 from ecr_bootstrap.keys.reader import parse
@@ -89,45 +89,45 @@ def test_defaults() -> None:
 
 
 def test_region_fallbacks() -> None:
-    assert inputs.parse_region("", {"AWS_DEFAULT_REGION": "ap-southeast-1"}) == "ap-southeast-1"
-    assert inputs.parse_region("us-gov-west-1", {}) == "us-gov-west-1"
+    assert values.parse_region("", {"AWS_DEFAULT_REGION": "ap-southeast-1"}) == "ap-southeast-1"
+    assert values.parse_region("us-gov-west-1", {}) == "us-gov-west-1"
     with pytest.raises(InputError, match="aws-region"):
-        inputs.parse_region("", {})
+        values.parse_region("", {})
 
 
 def test_repositories_lists() -> None:
-    parsed = inputs.parse_repositories(" a/b , c/d.e\n\nA/B\nx-y/z_1 ", {})
+    parsed = values.parse_repositories(" a/b , c/d.e\n\nA/B\nx-y/z_1 ", {})
     assert parsed == ("a/b", "c/d.e", "x-y/z_1")
-    assert inputs.parse_repositories("${{ github.repository }}", {"GITHUB_REPOSITORY": "o/r"}) == ("o/r",)
+    assert values.parse_repositories("${{ github.repository }}", {"GITHUB_REPOSITORY": "o/r"}) == ("o/r",)
     for bad in ("a", "a/", "/b", "a/b/c", "-a/b", "a/..", "a b/c"):
         with pytest.raises(InputError, match="'repositories'"):
-            inputs.parse_repositories(bad, {})
+            values.parse_repositories(bad, {})
     with pytest.raises(InputError, match="'repositories'"):
-        inputs.parse_repositories("", {})
+        values.parse_repositories("", {})
 
 
 @pytest.mark.parametrize("name", ["fcj-workshop-app", "team/app", "a.b_c__d--e", "ab", "x" * 256])
 def test_valid_ecr_names(name: str) -> None:
-    assert inputs.parse_ecr_repository(name) == name
+    assert values.parse_ecr_repository(name) == name
 
 
 @pytest.mark.parametrize("name", ["A", "a", "-ab", "ab-", "a//b", "a_-b", "Team/app", "x" * 257, "a b"])
 def test_invalid_ecr_names(name: str) -> None:
     with pytest.raises(InputError, match="'ecr-repository'"):
-        inputs.parse_ecr_repository(name)
+        values.parse_ecr_repository(name)
 
 
 def test_iam_names() -> None:
-    assert inputs.parse_iam_name("iam-user", "ci+bot=x,y.z@w-1_2", 64)
+    assert values.parse_iam_name("iam-user", "ci+bot=x,y.z@w-1_2", 64)
     for bad in ("", "a" * 65, "has space", "slash/no", "ü"):
         with pytest.raises(InputError, match="'iam-user'"):
-            inputs.parse_iam_name("iam-user", bad, 64)
+            values.parse_iam_name("iam-user", bad, 64)
 
 
 def test_booleans_are_strict_and_name_the_input() -> None:
-    assert inputs.parse_bool("x", "true") and not inputs.parse_bool("x", "False")
+    assert values.parse_bool("x", "true") and not values.parse_bool("x", "False")
     with pytest.raises(InputError, match="'retire-unmanaged-keys'"):
-        inputs.parse_bool("retire-unmanaged-keys", "yes")
+        values.parse_bool("retire-unmanaged-keys", "yes")
 
 
 def test_flags_override_environment_and_token_never_comes_from_argv() -> None:

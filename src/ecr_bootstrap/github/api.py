@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 from ..deadline import WriteDeadline
 from ..errors import GitHubError
-from ..inputs import GITHUB_TOKEN_HELP
 from ..places import Place
+from ..values import GITHUB_TOKEN_HELP
 from .http import Http, uncertain
 from .limits import Pacer, RetryPolicy
 
