@@ -443,9 +443,6 @@ def boundary_notes(settings: Settings, picture: Picture) -> list[Note]:
     return [Note(kept, "Permissions boundary kept")] if kept else []
 
 
-# -- details ---------------------------------------------------------------------------------------------
-
-
 def variable_names(settings: Settings) -> list[str]:
     names = [settings.secret_names.repository_uri, "AWS_REGION"]
     if settings.auth == "oidc":

@@ -15,7 +15,7 @@ from ..deadline import WriteDeadline
 from ..errors import GitHubError
 from ..places import Place
 from ..values import GITHUB_TOKEN_HELP
-from .http import Http, uncertain
+from .http import Http, landed_at, uncertain, updated_at
 from .limits import Pacer, RetryPolicy
 
 INTEGRATION_403 = "Resource not accessible by integration"
@@ -153,14 +153,14 @@ class GitHub(Http):
         deadline: WriteDeadline | None = None,
     ) -> bool | None:
         """Whether a write of secret `name` whose answer never came landed (None: cannot tell): compared
-        with `after` when given, else with `since` (see Http.landed_at)."""
-        return self.landed_at(
-            _secret_path(place, name), after and _secret_path(place, after), since, deadline
+        with `after` when given, else with `since` (see http.landed_at)."""
+        return landed_at(
+            self, _secret_path(place, name), after and _secret_path(place, after), since, deadline
         )
 
     def secret_updated_at(self, place: Place, name: str) -> datetime | None:
         """None when the secret does not exist."""
-        at = self.updated_at(_secret_path(place, name), f"Reading secret {name} of {place.label}")
+        at = updated_at(self, _secret_path(place, name), f"Reading secret {name} of {place.label}")
         return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def delete_secret(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> None:

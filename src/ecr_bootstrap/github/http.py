@@ -324,34 +324,36 @@ class Http:
                 return None
             raise
 
-    def updated_at(self, path: str, what: str, deadline: WriteDeadline | None = None) -> float | None:
-        """When GitHub last wrote what is at `path` (epoch seconds); None when nothing is there. Something
-        there with no readable time raises: the caller cannot tell, rather than "not written"."""
-        data = self.get_or_none(path, what, deadline)
-        if data is None:
-            return None
-        at = epoch(str(data.get("updated_at", "")))
-        if at is None:
-            raise GitHubError(f"{what}: no readable updated_at")
-        return at
 
-    def landed_at(
-        self, path: str, after: str, since: float | None, deadline: WriteDeadline | None = None
-    ) -> bool | None:
-        """Did a write to `path` whose answer never came land? None: cannot tell. Timestamps have whole
-        seconds. With `after` (the path of what this run wrote, and GitHub confirmed, just before), both
-        come from GitHub's storage clock and compare exactly: later than `after` is written, earlier is not,
-        the same second cannot tell. Without it, `since` is GitHub's Date (its web servers' clock) before
-        the write, so only a gap of CLOCK_MARGIN either way tells."""
-        try:
-            mine = self.updated_at(path, f"Reading {path} back", deadline)
-            if mine is None:
-                return False
-            if after:
-                before = self.updated_at(after, f"Reading {after} back", deadline)
-                return None if before is None or int(mine) == int(before) else mine > before
-        except GitHubError:
-            return None
-        if since is None or abs(mine - since) < CLOCK_MARGIN:
-            return None
-        return mine > since
+def updated_at(client: Http, path: str, what: str, deadline: WriteDeadline | None = None) -> float | None:
+    """When GitHub last wrote what is at `path` (epoch seconds); None when nothing is there. Something
+    there with no readable time raises: the caller cannot tell, rather than "not written"."""
+    data = client.get_or_none(path, what, deadline)
+    if data is None:
+        return None
+    at = epoch(str(data.get("updated_at", "")))
+    if at is None:
+        raise GitHubError(f"{what}: no readable updated_at")
+    return at
+
+
+def landed_at(
+    client: Http, path: str, after: str, since: float | None, deadline: WriteDeadline | None = None
+) -> bool | None:
+    """Did a write to `path` whose answer never came land? None: cannot tell. Timestamps have whole
+    seconds. With `after` (the path of what this run wrote, and GitHub confirmed, just before), both
+    come from GitHub's storage clock and compare exactly: later than `after` is written, earlier is not,
+    the same second cannot tell. Without it, `since` is GitHub's Date (its web servers' clock) before
+    the write, so only a gap of CLOCK_MARGIN either way tells."""
+    try:
+        mine = updated_at(client, path, f"Reading {path} back", deadline)
+        if mine is None:
+            return False
+        if after:
+            before = updated_at(client, after, f"Reading {after} back", deadline)
+            return None if before is None or int(mine) == int(before) else mine > before
+    except GitHubError:
+        return None
+    if since is None or abs(mine - since) < CLOCK_MARGIN:
+        return None
+    return mine > since

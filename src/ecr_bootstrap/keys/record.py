@@ -298,3 +298,16 @@ def tag_parts(record: Record, key: str) -> list[str]:
 
 def holder_parts(record: Record, scope: str) -> list[str]:
     return tag_parts(record, holder_tag_key(scope))
+
+
+def tags_needed(places: Iterable[Place], record: Record, run: RunId | None) -> int:
+    """Tags this run's writes add to the user, at most (entries with three ids and a reference)."""
+    worst = ("AKIA" + "X" * 16,) * 3
+    when = datetime(2000, 1, 1, tzinfo=UTC)
+    lease = Lease("pending", when, when, worst[:2], worst[0], run, 10**10, LEASE_PREFIX + "x" * 8)
+    needed = 1 + len(lease_tags(lease))  # the new key's marker and this run's lease
+    needed += 0 if POLICY_KEY in record.used else 1
+    for place in places:
+        parts = len(holder_tags(place, worst, 10**10))
+        needed += max(0, parts - record.used.get(holder_tag_key(place.scope), 0))
+    return needed

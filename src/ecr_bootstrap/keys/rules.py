@@ -15,20 +15,17 @@ from ..places import Place
 from ..report import Note
 from .reader import parse
 from .record import (
-    LEASE_PREFIX,
     MAX_KEYS,
     MAX_TAGS,
     NEXT,
-    POLICY_KEY,
     AccessKey,
     Lease,
     Marker,
     Record,
     RunId,
     holder_tag_key,
-    holder_tags,
-    lease_tags,
     marker_key,
+    tags_needed,
 )
 
 # A pending marker without a lease end (version 1 wrote some) counts as in flight this long.
@@ -199,19 +196,6 @@ class KeyPlan:
     # Break before make: the run's own targets that hold `reclaim` (none: it was an orphan). They hold no
     # working key from its deletion until the run writes them, first.
     breaks: tuple[str, ...] = ()
-
-
-def tags_needed(places: Iterable[Place], record: Record, run: RunId | None) -> int:
-    """Tags this run's writes add to the user, at most (entries with three ids and a reference)."""
-    worst = ("AKIA" + "X" * 16,) * 3
-    when = datetime(2000, 1, 1, tzinfo=UTC)
-    lease = Lease("pending", when, when, worst[:2], worst[0], run, 10**10, LEASE_PREFIX + "x" * 8)
-    needed = 1 + len(lease_tags(lease))  # the new key's marker and this run's lease
-    needed += 0 if POLICY_KEY in record.used else 1
-    for place in places:
-        parts = len(holder_tags(place, worst, 10**10))
-        needed += max(0, parts - record.used.get(holder_tag_key(place.scope), 0))
-    return needed
 
 
 def plan_keys(
