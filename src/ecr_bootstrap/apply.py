@@ -13,7 +13,7 @@ from .github import GitHub
 from .inputs import Settings
 from .keys.journal import Stage
 from .keys.record import holder_parts, marker_key
-from .keys.retire import retire
+from .keys.retire import fates_now, retire
 from .keys.rotate import Rotation
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look_at_user_again
@@ -24,7 +24,6 @@ from .plan import (
     Plan,
     Rotate,
     Step,
-    fates_now,
     policy_step,
     settings_places,
     variable_names,

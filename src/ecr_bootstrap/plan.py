@@ -13,13 +13,12 @@ from datetime import datetime, timedelta
 from .aws import ecr, iam
 from .errors import KeyPlanError, LeaseHeld, NoSafeKey
 from .inputs import Settings
-from .keys.record import AccessKey, Record, RunId
+from .keys.record import AccessKey, Record
 from .keys.rules import (
     KeyPlan,
     Retiring,
     fates,
     held_lease,
-    in_flight,
     key_to_keep,
     other_holders,
     plan_keys,
@@ -287,24 +286,6 @@ def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[St
 
 def trust_subjects(trust: Document) -> list[str]:
     return list(trust["Statement"][0]["Condition"]["StringLike"][f"{PROVIDER_HOST}:sub"])
-
-
-def fates_now(planned: Iterable[Step], record: Record, now: datetime, run: RunId | None) -> tuple[Step, ...]:
-    """The plan's key fates carried out against the record as it is once the run's writes are done: a key
-    the plan lets go stays while that record names a holder of it or a run is writing it (a target this run
-    did not manage to write still holds its key). Nothing is let go that the plan kept."""
-    out = []
-    for step in planned:
-        holders = sorted(record.place_of(s).label for s in record.holders_of(step.name))
-        if step.action != "delete":
-            out.append(step)
-        elif holders:
-            out.append(replace(step, action="keep", detail="still held by " + ", ".join(holders)))
-        elif in_flight(record, step.name, now, run):
-            out.append(replace(step, action="keep", detail="being written by another run"))
-        else:
-            out.append(step)
-    return tuple(out)
 
 
 # -- keys ------------------------------------------------------------------------------------------------

@@ -6,13 +6,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 
 from ..aws import AwsClients, iam
 from ..look import IAM_READ_LAG
 from ..plan import Step
 from ..report import Report
 from ..workflow import Workflow
-from .rules import UNMANAGED, hidden, read_record
+from .record import Record, RunId
+from .rules import UNMANAGED, hidden, in_flight, read_record
+
+
+def fates_now(planned: Iterable[Step], record: Record, now: datetime, run: RunId | None) -> tuple[Step, ...]:
+    """The plan's key fates carried out against the record as it is once the run's writes are done: a key
+    the plan lets go stays while that record names a holder of it or a run is writing it (a target this run
+    did not manage to write still holds its key). Nothing is let go that the plan kept."""
+    out = []
+    for step in planned:
+        holders = sorted(record.place_of(s).label for s in record.holders_of(step.name))
+        if step.action != "delete":
+            out.append(step)
+        elif holders:
+            out.append(replace(step, action="keep", detail="still held by " + ", ".join(holders)))
+        elif in_flight(record, step.name, now, run):
+            out.append(replace(step, action="keep", detail="being written by another run"))
+        else:
+            out.append(step)
+    return tuple(out)
 
 
 def retire(

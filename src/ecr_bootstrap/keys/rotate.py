@@ -30,7 +30,7 @@ from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced,
 from ..github import GitHub
 from ..inputs import Settings
 from ..look import IAM_READ_LAG
-from ..plan import Rotate, fates_now
+from ..plan import Rotate
 from ..report import Report, TargetResult, key_table
 from ..times import iso
 from ..workflow import Workflow
@@ -39,7 +39,7 @@ from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
 from .lease_record import LeaseRecord, next_entries
 from .pairs import Pairs
 from .record import LEASE_PREFIX, AccessKey, Record, adopted_tags
-from .retire import retire, retire_hidden
+from .retire import fates_now, retire, retire_hidden
 from .rollback import broken, failure_error, rollback
 from .rules import CREATE_WINDOW
 
