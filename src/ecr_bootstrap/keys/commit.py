@@ -16,7 +16,6 @@ from ..report import Report, TargetResult
 from ..workflow import Workflow
 from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
 from .lease_record import LeaseRecord, Tags
-from .pairs import Pairs
 from .record import (
     LEASE_PREFIX,
     NEXT,
@@ -86,10 +85,6 @@ class RotationState:
             for t in self.rotate.targets
         ]
 
-    def pairs(self) -> Pairs:
-        live = frozenset(k.key_id for k in self.keys)
-        return Pairs(self.github, self.settings.secret_names, self.log, live)
-
     def delete_key(self, key_id: str, why: str) -> None:
         """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""
         if self.log.deleted(key_id):
@@ -101,10 +96,8 @@ class RotationState:
             self.report.add("Access key", key_id, "deleted", why)
 
     def commit(self) -> None:
-        """One TagUser (each target's entry narrowed to what it now holds, the new key's marker if any
-        target holds it, the policy, "replaced" markers, the lease done) and one UntagUser (entries of
-        targets that hold nothing of the user's, stale tags); a new key no target holds is deleted. Run
-        again after a cancellation, it writes the same tags and deletes nothing more."""
+        """One TagUser and one UntagUser; a new key no target holds is deleted. Run again after a
+        cancellation, it writes the same tags and deletes nothing more."""
         key, outcomes = self.key, self.outcomes()
         holdings = {scope: o.holds for scope, o in outcomes.items()}
         held = any(key.key_id in ids for ids in holdings.values())

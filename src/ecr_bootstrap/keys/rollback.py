@@ -13,6 +13,7 @@ from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationE
 from ..report import TargetResult
 from .commit import RotationState, entry_keys
 from .journal import Stage
+from .pairs import settle
 from .record import holder_tags
 
 Stop = BootstrapError | Cancelled  # either way, what the user reads is an errors.Failure
@@ -97,10 +98,9 @@ def _find_made_key(rot: RotationState, cause: Cancelled) -> None:
 def _unmake(rot: RotationState, cause: Stop, what: str) -> Stop:
     """No target changed yet: the new key goes, then the record is put back as it was (lease done)."""
     new, user, raced = rot.key.key_id, rot.user_name, isinstance(cause, KeyRaced)
+    why = "another run made one first" if raced else "rolled back before any target changed"
     try:
-        rot.delete_key(
-            new, "another run made one first" if raced else "rolled back before any target changed"
-        )
+        rot.delete_key(new, why)
     except BootstrapError as failed:
         _release(rot, "pending")  # a later run adopts the key (its creation window) and reclaims it
         if isinstance(cause, Cancelled):
@@ -141,9 +141,8 @@ def _unmake(rot: RotationState, cause: Stop, what: str) -> Stop:
 def _settle(rot: RotationState, cause: Cancelled) -> None:
     """Cancelled amid the pairs: the target being written gets its old id back (if its secret was not on
     its way, or is read back as not written); the record then says what each target holds."""
-    pairs = rot.pairs()
     for t in rot.rotate.targets:
-        pairs.settle(t, read_back=cause.remaining() > 1)
+        settle(rot, t, read_back=cause.remaining() > 1)
     rot.report.targets = rot.results()
     rot.commit()
     states = ", ".join(f"{r.repository}: {r.state}" for r in rot.report.targets)

@@ -14,6 +14,7 @@ from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced,
 from ..look import IAM_READ_LAG
 from ..report import key_table
 from ..times import iso
+from . import pairs
 from .commit import RotationState
 from .journal import KeyCreated, Stage, outcome
 from .lease_record import LeaseRecord, next_entries
@@ -24,8 +25,6 @@ from .rules import CREATE_WINDOW
 
 
 class Rotation(RotationState):
-    """The phases, run over the state; `run` does it all."""
-
     def run(self) -> None:
         try:
             if not self.provisioned:
@@ -57,7 +56,6 @@ class Rotation(RotationState):
         self.report.changes.append(self.rotate.attachment.done())
 
     def _rotate(self) -> None:
-        """reclaim -> lease -> create -> prove -> write -> commit (lease done) -> retire."""
         self._reclaim()
         had_keys = bool(self.keys)
         if not self.created_user:
@@ -77,7 +75,7 @@ class Rotation(RotationState):
         self._write_uri()
         if self.lease is not None and any(t.previous for t in self.rotate.targets):
             self.lease.wait_past_reference()
-        failure = self._write_targets(key)
+        failure = self._write_targets()
         self.stage = Stage.COMMIT
         try:
             self.commit()
@@ -151,7 +149,6 @@ class Rotation(RotationState):
             raise rollback(self, raced, what)
 
     def _prove(self, key: KeyCreated) -> None:
-        """The new key asks ECR for a registry token before any target leaves its working key for it."""
         try:
             tries = ecr.wait_until_authorized(
                 self.aws, key.key_id, key.secret, self.settings.key_wait_seconds
@@ -170,12 +167,12 @@ class Rotation(RotationState):
         except GitHubError as exc:
             raise rollback(self, exc, f"Writing {name}") from exc
 
-    def _write_targets(self, key: KeyCreated) -> GitHubError | None:
+    def _write_targets(self) -> GitHubError | None:
         """Each target's pair in turn; none is started once the lease is (nearly) over. Returns the first
         failure: the rest are left as they were."""
         self.stage = Stage.WRITING
         failure: GitHubError | None = None
-        lease, pairs = self.lease.local if self.lease else None, self.pairs()
+        lease = self.lease.local if self.lease else None
         for t in self.rotate.targets:
             if failure is None and lease is not None and lease.left() <= 0:
                 failure = LeaseExpired(
@@ -183,7 +180,7 @@ class Rotation(RotationState):
                     "was written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
             if failure is None:
-                failure = pairs.write(t, key, lease)
+                failure = pairs.write(self, t, lease)
                 r = outcome(self.log, t, self.settings.secret_names)
                 self.workflow.info(f"{t.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}")
         self.report.targets = self.results()
