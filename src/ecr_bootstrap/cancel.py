@@ -1,20 +1,14 @@
-"""A cancelled job: SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that (GitHub Docs,
-"Canceling a workflow"; the runner's container actions get them through `docker run`, which forwards them to
-the container's PID 1, this process). PID 1 ignores any signal it has no handler for, so both get one.
-
-The first signal raises Cancelled in the main thread, wherever it waits; the run then rolls back with
-requests of at most ROLLBACK_REQUEST seconds, and is done ROLLBACK seconds after the signal. Later signals
-are noted and otherwise ignored: the rollback is what stops the run, and the runner's kill at 10 s is the
-backstop. Worker threads block both signals, so that the kernel delivers them to the main thread (a signal
-taken by a worker would not interrupt the main thread's wait).
-"""
+"""A cancelled job: SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that (GitHub Docs, "Canceling a
+workflow"; `docker run` forwards them to the container's PID 1, this process, which ignores any signal it has
+no handler for). The first raises Cancelled in the main thread, wherever it waits; the rollback then stops
+the run with short requests, and later signals are ignored (the runner's kill at 10 s is the backstop)."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -22,10 +16,8 @@ from typing import Any
 from .errors import Cancelled
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# The whole rollback, from the first signal; the issue's bound is 6 s, the runner kills at 10 s.
-ROLLBACK = 5.0
-# One request of the rollback (connect and read each).
-ROLLBACK_REQUEST = 2.0
+ROLLBACK = 5.0  # the whole rollback, from the first signal (the issue's bound: 6 s; SIGKILL: 10 s)
+ROLLBACK_REQUEST = 2.0  # one request of the rollback (connect and read each)
 
 
 class Cancellation:
@@ -53,7 +45,7 @@ class Cancellation:
 
 
 def block_signals() -> None:
-    """For worker threads: leave SIGINT and SIGTERM to the main thread."""
+    """For worker threads: leave SIGINT and SIGTERM to the main thread, so that they interrupt its wait."""
     if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Python runs handlers in the main thread only
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
@@ -67,21 +59,19 @@ def workers(count: int) -> Iterator[ThreadPoolExecutor]:
         # POSIX: a thread starts with the mask of the thread that starts it (submit starts them).
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        pool.submit = _masked(pool.submit, previous)  # type: ignore[method-assign]
+        submit = pool.submit
+
+        def masked(*args: Any, **kwargs: Any) -> Any:
+            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+            try:
+                return submit(*args, **kwargs)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+        pool.submit = masked  # type: ignore[method-assign]
     try:
         yield pool
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-def _masked(submit: Callable[..., Any], previous: Any) -> Callable[..., Any]:
-    def masked(*args: Any, **kwargs: Any) -> Any:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        try:
-            return submit(*args, **kwargs)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    return masked

@@ -1,5 +1,5 @@
-"""The write deadline: the part of the run's recorded lease in which it writes targets, on the local clock.
-Passed with each target write, so that no write starts (and no request is retried) once too little is left."""
+"""The write deadline: the part of the run's recorded lease (less a margin for the write in flight) in which
+it writes targets, on the local clock. No target write starts, and no request is retried, once it is over."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WriteDeadline:
-    """Until when (time.monotonic) this run may write targets: its IAM lease minus a margin for the
-    write in flight."""
-
-    ends: float
+    ends: float  # time.monotonic()
 
     @classmethod
     def lasting(cls, seconds: float) -> WriteDeadline:

@@ -1,117 +1,152 @@
-"""A rotation's commit: one TagUser and one UntagUser on the IAM user, from what the log says each target
-holds: its entry narrowed to that, the new key's marker if any target holds it (otherwise the key is
-deleted), "replaced" markers for the keys it let go, the lease done, and tags of deleted keys and of over
-leases removed."""
+"""What a rotation works on (RotationState: rotate.py runs the phases over it, rollback.py undoes them) and
+its commit: one TagUser and one UntagUser on the IAM user, from what the log says each target holds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from ..aws import iam
-from ..plan import Target
-from .journal import Committed, KeyCreated, Outcome, Stage
-from .record import NEXT, Record, holder_parts, holder_tags, marker_key, marker_tag, policy_tag, tag_parts
-
-if TYPE_CHECKING:
-    from .rotate import Rotation
+from ..aws import AwsClients, iam
+from ..github import GitHub
+from ..inputs import Settings
+from ..plan import Rotate, Target
+from ..report import Report, TargetResult
+from ..workflow import Workflow
+from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
+from .lease_record import LeaseRecord, Tags
+from .record import (
+    LEASE_PREFIX,
+    NEXT,
+    AccessKey,
+    Record,
+    holder_parts,
+    holder_tags,
+    marker_key,
+    marker_tag,
+    policy_tag,
+    tag_parts,
+)
 
 # Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
 STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
 
-Tags = list[dict[str, str]]
 
+@dataclass
+class RotationState:
+    """Built whole from the plan, once the repository and the policy exist."""
 
-def commit(rot: Rotation) -> None:
-    """Narrow each holder entry to what the target now holds; keep the new key only if held; mark the
-    lease done. Run again after a cancellation, it writes the same tags and deletes nothing more."""
-    key, lease, outcomes = rot.key, rot.lease, rot.outcomes()
-    alive, replaced = frozenset(k.key_id for k in rot.keys), rot.rotate.rules.replaced
-    ref = lease.ref if lease else None
-    made = Commit(rot.rotate.targets, outcomes, key, rot.record, ref, alive, replaced)
-    policy = [policy_tag(*rot.policy_version)] if rot.policy_version else []
-    done = lease.tags("done") if lease else []
-    tags, untag = made.tags(policy, done, rot.lease_tag, rot.now())
-    iam.tag_user(rot.aws, rot.user_name, tags)
-    iam.untag_user(rot.aws, rot.user_name, untag)
-    if rot.log.committed:
-        return
-    rot.log.add(Committed())
-    rot.stage = Stage.COMMITTED
-    if not made.held:
-        rot.delete_key(key.key_id, "rolled back: no target holds it")
-        return
-    every = all(o.state == "written" for o in outcomes.values())
-    detail = "written to every target" if every else "held by some targets"
-    rot.report.add("Access key", key.key_id, "created", detail)
+    aws: AwsClients
+    github: GitHub
+    workflow: Workflow
+    report: Report
+    settings: Settings
+    rotate: Rotate  # the plan's key decisions and the record as it settled it
+    user: iam.User | None  # None: this run creates the user, with its intent as CreateUser's tags
+    attach: str  # the policy ARN to attach to the user ("" when it is attached already)
+    repository_uri: str
+    policy_version: tuple[str, str] | None  # (name, default version), remembered in the record
+    now: Callable[[], datetime]  # IAM's clock, as this run sees it
+    provisioned: bool = False  # the user exists and has the policy (a second try after LimitExceeded)
+    keys: list[AccessKey] = field(init=False)  # the user's older keys (less one deleted to make room)
+    record: Record = field(init=False)  # this run's copy: the plan's stays as planned
+    lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
+    created_user: bool = False  # this run made the user with its intent: no other run can race it
+    lease: LeaseRecord | None = None  # from just before the user or the key is made
+    stage: Stage = Stage.START
+    log: Log = field(default_factory=Log)
 
-
-def entry_keys(record: Record, t: Target, new: str) -> list[str]:
-    """Every tag key t's entry may use, as it was and as this run wrote it."""
-    wrote = [tag["Key"] for tag in holder_tags(t.place, (*t.previous, new or NEXT))]
-    return list(dict.fromkeys(holder_parts(record, t.scope) + wrote))
-
-
-@dataclass(frozen=True)
-class Commit:
-    targets: tuple[Target, ...]
-    outcomes: dict[str, Outcome]  # scope -> what the target holds now
-    key: KeyCreated
-    record: Record  # as this run read and settled it
-    ref: int | None  # GitHub's second before this run's first target write
-    alive: frozenset[str]  # the user's older keys that still exist
-    replaced: frozenset[str]  # the keys this run's targets held
+    def __post_init__(self) -> None:
+        self.keys = list(self.rotate.keys_before)
+        self.record = self.rotate.record
 
     @property
-    def holdings(self) -> dict[str, tuple[str, ...]]:
-        return {scope: o.holds for scope, o in self.outcomes.items()}
+    def user_name(self) -> str:
+        if self.user is None:  # _ensure_user sets it before the key phases
+            raise RuntimeError("the IAM user is not known yet")
+        return self.user.name
 
     @property
-    def held(self) -> bool:
-        return any(self.key.key_id in ids for ids in self.holdings.values())
+    def key(self) -> KeyCreated:
+        if self.log.key is None:
+            raise RuntimeError("no key was created")
+        return self.log.key
 
-    def tags(self, policy: Tags, done: Tags, lease_tag: str, now: datetime) -> tuple[Tags, list[str]]:
-        """One TagUser (entries, the new key's marker if held, `policy`, replaced markers, `done`: the lease
-        done) and one UntagUser (entries of targets that hold nothing of the user's, stale tags)."""
-        new = self.key.key_id
-        tags, untag = self.entries()
-        if self.held:
+    def outcomes(self) -> dict[str, Outcome]:
+        names = self.settings.secret_names
+        return {t.scope: outcome(self.log, t, names) for t in self.rotate.targets}
+
+    def results(self) -> list[TargetResult]:
+        outcomes = self.outcomes()
+        return [
+            TargetResult(t.repository, outcomes[t.scope].state, outcomes[t.scope].detail)
+            for t in self.rotate.targets
+        ]
+
+    def delete_key(self, key_id: str, why: str) -> None:
+        """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""
+        if self.log.deleted(key_id):
+            return
+        iam.delete_key(self.aws, self.user_name, key_id)
+        self.log.add(KeyDeleted(key_id))
+        if why:
+            self.report.access_key_id = ""
+            self.report.add("Access key", key_id, "deleted", why)
+
+    def commit(self) -> None:
+        """One TagUser and one UntagUser; a new key no target holds is deleted. Run again after a
+        cancellation, it writes the same tags and deletes nothing more."""
+        key, outcomes = self.key, self.outcomes()
+        holdings = {scope: o.holds for scope, o in outcomes.items()}
+        held = any(key.key_id in ids for ids in holdings.values())
+        tags, untag = self._entries(outcomes)
+        if held:
             # The key's own CreateDate: the proof, read back by every later run, that this action made it.
-            tags.append(marker_tag(new, "active", self.key.created.replace(microsecond=0)))
-        tags += policy
-        if self.held:
-            tags += self.replaced_markers()
-        tags += done
+            tags.append(marker_tag(key.key_id, "active", key.created.replace(microsecond=0)))
+        tags += [policy_tag(*self.policy_version)] if self.policy_version else []
+        if held:
+            tags += self._replaced_markers(holdings)
+        tags += self.lease.tags("done") if self.lease else []
         written = {t["Key"] for t in tags}
         untag = [k for k in untag if k not in written]
-        stale = self.stale(self.alive | {new}, lease_tag, now)
+        stale = self._stale(self.now())
         if untag or len(stale) >= STALE_BATCH:
             untag += stale
-        return tags, untag
+        iam.tag_user(self.aws, self.user_name, tags)
+        iam.untag_user(self.aws, self.user_name, untag)
+        if self.stage is Stage.COMMITTED:
+            return
+        self.stage = Stage.COMMITTED
+        if not held:
+            self.delete_key(key.key_id, "rolled back: no target holds it")
+            return
+        every = all(o.state == "written" for o in outcomes.values())
+        detail = "written to every target" if every else "held by some targets"
+        self.report.add("Access key", key.key_id, "created", detail)
 
-    def entries(self) -> tuple[Tags, list[str]]:
+    def _entries(self, outcomes: dict[str, Outcome]) -> tuple[Tags, list[str]]:
         """Each target's entry as it now holds (tags to write), or gone (tag keys to remove)."""
+        ref = self.lease.ref if self.lease else None  # GitHub's second before the first target write
         tags: Tags = []
         untag: list[str] = []
-        for t in self.targets:
-            o = self.outcomes[t.scope]
+        for t in self.rotate.targets:
+            o = outcomes[t.scope]
             if o.state in ("written", "unknown"):
-                tags += holder_tags(t.place, o.holds, self.ref if len(o.holds) > 1 else None, o.rewrite)
+                tags += holder_tags(t.place, o.holds, ref if len(o.holds) > 1 else None, o.rewrite)
             elif t.previous:
                 tags += holder_tags(t.place, t.previous)
             else:
                 untag += entry_keys(self.record, t, self.key.key_id)
         return tags, untag
 
-    def replaced_markers(self) -> Tags:
+    def _replaced_markers(self, holdings: dict[str, tuple[str, ...]]) -> Tags:
         """Older keys this run replaced and that no place holds once it commits: marked "replaced" in the
         same request, so that a later run retires them if this run's deletion does not happen. A key
         deleted to make room needs no mark."""
-        holdings = self.holdings
         out = []
-        for key_id in sorted(self.replaced & self.alive):
+        for key_id in sorted(self.rotate.rules.replaced & {k.key_id for k in self.keys}):
             marker = self.record.markers.get(key_id)
             committed = any(key_id in ids for ids in holdings.values())
             others = any(key_id in ids for s, ids in self.record.holders.items() if s not in holdings)
@@ -119,11 +154,11 @@ class Commit:
                 out.append(marker_tag(key_id, "replaced", marker.since))
         return out
 
-    def stale(self, live: frozenset[str], lease_tag: str, now: datetime) -> list[str]:
+    def _stale(self, now: datetime) -> list[str]:
         """Markers of keys that no longer exist (retired by earlier runs). Harmless but they take tags:
         removed STALE_BATCH at a time, so that most commits need no UntagUser. Only markers older than
         STALE_AGE, so that a key a lagging ListAccessKeys does not show yet keeps its marker."""
-        record = self.record
+        record, live = self.record, {k.key_id for k in self.keys} | {self.key.key_id}
         stale = [
             marker_key(key_id)
             for key_id, marker in record.markers.items()
@@ -132,10 +167,16 @@ class Commit:
         # Other runs' intents, once over for STALE_AGE: done, or pending with every key they made marked
         # (this run's lease write marked the ones it adopted).
         for tag, intent in record.leases.items():
-            if tag == lease_tag or intent.since is None:
+            if tag == self.lease_tag or intent.since is None:
                 continue
             end = intent.until or intent.since
             made = [k for k, i in record.made_by.items() if i is intent]
             if now - end > STALE_AGE and all(k in record.adopted or k not in live for k in made):
                 stale += tag_parts(record, tag)
         return stale
+
+
+def entry_keys(record: Record, t: Target, new: str) -> list[str]:
+    """Every tag key t's entry may use, as it was and as this run wrote it."""
+    wrote = [tag["Key"] for tag in holder_tags(t.place, (*t.previous, new or NEXT))]
+    return list(dict.fromkeys(holder_parts(record, t.scope) + wrote))

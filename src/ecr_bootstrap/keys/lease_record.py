@@ -1,6 +1,5 @@
 """This run's lease as recorded on the IAM user (docs/key-record.md, "The lease names its run"): its intent
-tag, written pending before the key exists, marked done by the commit, or on a rollback marked done, ended
-at once with the creation window open (pending), or removed."""
+tag, written pending before the key exists, marked done by the commit or a rollback, or removed."""
 
 from __future__ import annotations
 
@@ -69,8 +68,8 @@ class LeaseRecord:
             time.sleep(pause)
 
     def release(self, aws: AwsClients, user: str, state: str, now: datetime) -> None:
-        """End the lease early, so that the next run need not wait for it. `pending` keeps the creation
-        window open for a key this run may have made without learning its id."""
+        """End the lease early, so that the next run need not wait for it; `pending` (ended at once) keeps
+        the creation window open for a key this run may have made without learning its id."""
         if state == "pending":
             self.until = now
         try:

@@ -1,34 +1,25 @@
 """The one way back from a rotation that stopped, for a fault and a cancellation alike: what the log says
-exists (journal.py) is undone as far as the stage says the run got. Before any target changed, the new key
-is deleted and the record put back; amid the pairs, the target being written gets its old id back and the
-commit records what each target holds (a new key no target holds is deleted there). The lease is marked
-done, or, when a key may exist that the run never saw, ended with its creation window open.
-
-A cancellation (the runner's SIGINT, then SIGTERM 7.5 s later) rolls back with short, single-try requests,
-and its message says what it did; a fault rolls back with the run's own clients, and its error says so.
-"""
+exists is undone as far as the stage says the run got. A cancellation (the runner's SIGINT, then SIGTERM
+7.5 s later) rolls back with short, single-try requests; a fault with the run's own clients."""
 
 from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from ..aws import iam, is_code
 from ..cancel import ROLLBACK_REQUEST
 from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationError
 from ..report import TargetResult
-from .commit import commit, entry_keys
+from .commit import RotationState, entry_keys
 from .journal import Stage
+from .pairs import settle
 from .record import holder_tags
 
-if TYPE_CHECKING:
-    from .rotate import Rotation
-
-Failure = BootstrapError | Cancelled
+Stop = BootstrapError | Cancelled  # either way, what the user reads is an errors.Failure
 
 
-def rollback(rot: Rotation, cause: Failure, what: str = "") -> Failure:
+def rollback(rot: RotationState, cause: Stop, what: str = "") -> Stop:
     """Undo what `rot` made; `what` names the step that failed (a fault). Returns the error to raise."""
     if not isinstance(cause, Cancelled):
         return _undo(rot, cause, what)
@@ -42,24 +33,12 @@ def rollback(rot: Rotation, cause: Failure, what: str = "") -> Failure:
     return cause
 
 
-def _undo(rot: Rotation, cause: Failure, what: str) -> Failure:
-    """By stage, i.e. by what may have been on its way:
-
-    USER, START, INTENT  no key: a new user's entries go and its intent is done, or the lease is released
-    CREATING             a fault: the lease is released (with the creation window open, unless IAM said
-                         LimitExceeded); a cancellation looks for the key IAM may have made and deletes it
-    CREATED              the key is deleted and every entry put back (_unmake)
-    WRITING              a cancellation: the pair on its way is settled, then the commit (a fault of a
-                         write is the target's outcome: the run goes on to commit)
-    COMMIT, COMMITTED    a fault: nothing is deleted, the error says when a rerun settles it; a
-                         cancellation commits again
-    RETIRE, DONE         nothing: the next run retires what this one did not
-
-    A fault while reclaiming a slot or writing the lease is not rolled back: nothing of this run's
-    exists but, at most, its lease, which runs out."""
+def _undo(rot: RotationState, cause: Stop, what: str) -> Stop:
+    """By stage, i.e. by what may have been on its way. A fault while reclaiming a slot or writing the lease
+    is not rolled back: nothing of this run's exists but, at most, its lease, which runs out."""
     cancelled = isinstance(cause, Cancelled)
     match rot.stage:
-        case Stage.USER | Stage.START | Stage.INTENT:
+        case Stage.USER | Stage.START | Stage.INTENT:  # no key: a new user's entries go, or the lease ends
             if cancelled and rot.created_user and rot.user is None:  # CreateUser was on its way
                 with contextlib.suppress(BootstrapError):
                     rot.user = iam.find_user(rot.aws, rot.settings.iam_user)
@@ -68,28 +47,28 @@ def _undo(rot: Rotation, cause: Failure, what: str) -> Failure:
                 cause.message += " No key was created and no target was changed."
         case Stage.CREATING if isinstance(cause, Cancelled):
             _find_made_key(rot, cause)
-        case Stage.CREATING:  # LimitExceeded: no key was made; otherwise one may have been
+        case Stage.CREATING:  # LimitExceeded: no key was made; otherwise one may have been (window open)
             _withdraw(rot, "done" if is_code(cause, "LimitExceeded") else "pending")
         case Stage.CREATED:
             return _unmake(rot, cause, what)
-        case Stage.WRITING if isinstance(cause, Cancelled):
+        case Stage.WRITING if isinstance(cause, Cancelled):  # a failed write is only its target's outcome
             _settle(rot, cause)
-        case Stage.COMMIT | Stage.COMMITTED if isinstance(cause, BootstrapError):
+        case Stage.COMMIT | Stage.COMMITTED if isinstance(cause, BootstrapError):  # nothing is deleted
             return _commit_failed(rot, cause)
         case Stage.COMMIT | Stage.COMMITTED:
-            commit(rot)
+            rot.commit()
             cause.message += " Its record was written; older keys are retired by the next run."
-        case _ if cancelled:
+        case _ if cancelled:  # RETIRE, DONE: the next run retires what this one did not
             cause.message += " Every target was written; older keys are retired by the next run."
     return cause
 
 
-def _release(rot: Rotation, state: str) -> None:
+def _release(rot: RotationState, state: str) -> None:
     if rot.lease is not None and rot.user is not None:
         rot.lease.release(rot.aws, rot.user.name, state, rot.now())
 
 
-def _withdraw(rot: Rotation, state: str) -> None:
+def _withdraw(rot: RotationState, state: str) -> None:
     """No key of this run's exists (`pending`: one may, unseen). A new user's entries go and its intent is
     done, so that the next run is not refused while this one's lease would run."""
     if not rot.created_user:
@@ -101,7 +80,7 @@ def _withdraw(rot: Rotation, state: str) -> None:
             iam.untag_user(rot.aws, rot.user.name, gone)
 
 
-def _find_made_key(rot: Rotation, cause: Cancelled) -> None:
+def _find_made_key(rot: RotationState, cause: Cancelled) -> None:
     """CreateAccessKey was on its way: the key it may have made (not one that existed) is deleted; if IAM
     does not show it (yet), the lease ends with its creation window open."""
     existing = {k.key_id for k in rot.keys}
@@ -116,13 +95,12 @@ def _find_made_key(rot: Rotation, cause: Cancelled) -> None:
     _all_unchanged(rot)
 
 
-def _unmake(rot: Rotation, cause: Failure, what: str) -> Failure:
+def _unmake(rot: RotationState, cause: Stop, what: str) -> Stop:
     """No target changed yet: the new key goes, then the record is put back as it was (lease done)."""
     new, user, raced = rot.key.key_id, rot.user_name, isinstance(cause, KeyRaced)
+    why = "another run made one first" if raced else "rolled back before any target changed"
     try:
-        rot.delete_key(
-            new, "another run made one first" if raced else "rolled back before any target changed"
-        )
+        rot.delete_key(new, why)
     except BootstrapError as failed:
         _release(rot, "pending")  # a later run adopts the key (its creation window) and reclaims it
         if isinstance(cause, Cancelled):
@@ -160,25 +138,24 @@ def _unmake(rot: Rotation, cause: Failure, what: str) -> Failure:
     )
 
 
-def _settle(rot: Rotation, cause: Cancelled) -> None:
+def _settle(rot: RotationState, cause: Cancelled) -> None:
     """Cancelled amid the pairs: the target being written gets its old id back (if its secret was not on
     its way, or is read back as not written); the record then says what each target holds."""
-    pairs = rot.pairs()
     for t in rot.rotate.targets:
-        pairs.settle(t, read_back=cause.remaining() > 1)
+        settle(rot, t, read_back=cause.remaining() > 1)
     rot.report.targets = rot.results()
-    commit(rot)
+    rot.commit()
     states = ", ".join(f"{r.repository}: {r.state}" for r in rot.report.targets)
     cause.message += f" Targets: {states}."
 
 
-def _all_unchanged(rot: Rotation) -> None:
+def _all_unchanged(rot: RotationState) -> None:
     rot.report.targets = [
         TargetResult(t.repository, "unchanged", "keeps its previous key") for t in rot.rotate.targets
     ]
 
 
-def _commit_failed(rot: Rotation, exc: BootstrapError) -> RotationError:
+def _commit_failed(rot: RotationState, exc: BootstrapError) -> RotationError:
     held = [r.repository for r in rot.results() if r.state in ("written", "unknown")]
     until = rot.lease.until.strftime("%Y-%m-%d %H:%M:%S UTC") if rot.lease else "the lease ends"
     return RotationError(
@@ -191,7 +168,7 @@ def _commit_failed(rot: Rotation, exc: BootstrapError) -> RotationError:
     )
 
 
-def failure_error(rot: Rotation, failure: GitHubError) -> RotationError:
+def failure_error(rot: RotationState, failure: GitHubError) -> RotationError:
     """A target's write failed and the run went on to commit: what became of the new key and each target."""
     results, new = rot.results(), rot.key.key_id
     parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
@@ -211,7 +188,7 @@ def failure_error(rot: Rotation, failure: GitHubError) -> RotationError:
     return RotationError(f"{failure.message}. {outcome} Targets: " + "; ".join(parts) + ".", fix=fix)
 
 
-def broken(rot: Rotation, exc: Failure) -> Failure:
+def broken(rot: RotationState, exc: Stop) -> Stop:
     """After a break-before-make deletion, a failure names the targets left without a working key."""
     plan = rot.rotate.keys
     if plan.breaks and plan.reclaim and plan.reclaim.key_id not in {k.key_id for k in rot.keys}:

@@ -1,102 +1,30 @@
-"""The key rotation: lease -> create -> prove -> write -> commit (lease done) -> retire, as phases that add to
-an append-only log of what exists (journal.py); rollback.py is the one way back, for faults and
-cancellations alike.
-
-The secret access key is shown once, so safety follows from two rules: a target must always hold an id and
-secret of one live key, and a key that any target may hold is never deleted.
-
-Per target, ECR_REPOSITORY_URI is written first (it is not a credential; nothing to undo), then
-AWS_ACCESS_KEY_ID, then AWS_SECRET_ACCESS_KEY. The id goes before the secret because an id can be restored
-(IAM lists it) and a secret cannot: if the secret write fails, writing the old id back leaves the old pair
-whole. Before any target changes, its record on the user says "old or new key" with a GitHub reference
-second, so a crash at any point leaves both keys alive until a later run can tell, from GitHub's own
-timestamps, which one the target holds.
-
-A new user is created with the intent and the targets' entries ("the next key") as CreateUser's own tags:
-no other run can write its record before this run's key is marked. A cancelled job (SIGINT or SIGTERM)
-raises Cancelled wherever the run waits; the rollback then undoes what the log says exists.
-"""
+"""The key rotation: lease -> create -> prove -> write -> commit -> retire, over a log of what exists
+(journal.py); rollback.py is the one way back, for faults and cancellations alike. The secret is shown
+once, so: a target always holds the id and secret of one live key, and a key any target may hold is never
+deleted. Before a target changes, its record entry says "old or new key", so a crash leaves both keys alive
+until a later run tells, from GitHub's timestamps, which one it holds."""
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 
-from ..aws import AwsClients, ecr, iam
+from ..aws import ecr, iam
 from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
-from ..github import GitHub
-from ..inputs import Settings
 from ..look import IAM_READ_LAG
-from ..plan import Rotate
-from ..report import Report, TargetResult, key_table
+from ..report import key_table
 from ..times import iso
-from ..workflow import Workflow
-from .commit import commit
-from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
+from . import pairs
+from .commit import RotationState
+from .journal import KeyCreated, Stage, outcome
 from .lease_record import LeaseRecord, next_entries
-from .pairs import Pairs
-from .record import LEASE_PREFIX, AccessKey, Record, adopted_tags
+from .record import AccessKey, adopted_tags
 from .retire import fates_now, retire, retire_hidden
 from .rollback import broken, failure_error, rollback
 from .rules import CREATE_WINDOW
 
 
-@dataclass
-class Rotation:
-    """Built whole from the plan, once the repository and the policy exist; `run` does the rest."""
-
-    aws: AwsClients
-    github: GitHub
-    workflow: Workflow
-    report: Report
-    settings: Settings
-    rotate: Rotate  # the plan's key decisions and the record as it settled it
-    user: iam.User | None  # None: this run creates the user, with its intent as CreateUser's tags
-    attach: str  # the policy ARN to attach to the user ("" when it is attached already)
-    repository_uri: str
-    policy_version: tuple[str, str] | None  # (name, default version), remembered in the record
-    now: Callable[[], datetime]  # IAM's clock, as this run sees it
-    provisioned: bool = False  # the user exists and has the policy (a second try after LimitExceeded)
-    keys: list[AccessKey] = field(init=False)  # the user's older keys (less one deleted to make room)
-    record: Record = field(init=False)  # this run's copy: the plan's stays as planned
-    lease_tag: str = field(default_factory=lambda: LEASE_PREFIX + secrets.token_hex(4))
-    created_user: bool = False  # this run made the user with its intent: no other run can race it
-    lease: LeaseRecord | None = None  # from just before the user or the key is made
-    stage: Stage = Stage.START
-    log: Log = field(default_factory=Log)
-
-    def __post_init__(self) -> None:
-        self.keys = list(self.rotate.keys_before)
-        self.record = self.rotate.record
-
-    @property
-    def user_name(self) -> str:
-        if self.user is None:  # _ensure_user sets it before the key phases
-            raise RuntimeError("the IAM user is not known yet")
-        return self.user.name
-
-    @property
-    def key(self) -> KeyCreated:
-        if self.log.key is None:
-            raise RuntimeError("no key was created")
-        return self.log.key
-
-    def outcomes(self) -> dict[str, Outcome]:
-        """What each target holds now, by the log."""
-        names = self.settings.secret_names
-        return {t.scope: outcome(self.log, t, names) for t in self.rotate.targets}
-
-    def results(self) -> list[TargetResult]:
-        outcomes = self.outcomes()
-        return [outcomes[t.scope].result(t) for t in self.rotate.targets]
-
-    def pairs(self) -> Pairs:
-        live = frozenset(k.key_id for k in self.keys)
-        return Pairs(self.github, self.settings.secret_names, self.log, live)
-
+class Rotation(RotationState):
     def run(self) -> None:
         try:
             if not self.provisioned:
@@ -128,7 +56,6 @@ class Rotation:
         self.report.changes.append(self.rotate.attachment.done())
 
     def _rotate(self) -> None:
-        """reclaim -> lease -> create -> prove -> write -> commit (lease done) -> retire."""
         self._reclaim()
         had_keys = bool(self.keys)
         if not self.created_user:
@@ -148,10 +75,10 @@ class Rotation:
         self._write_uri()
         if self.lease is not None and any(t.previous for t in self.rotate.targets):
             self.lease.wait_past_reference()
-        failure = self._write_targets(key)
+        failure = self._write_targets()
         self.stage = Stage.COMMIT
         try:
-            commit(self)
+            self.commit()
         except AwsError as exc:
             raise rollback(self, exc) from exc
         self.stage = Stage.RETIRE
@@ -195,22 +122,33 @@ class Rotation:
 
     def _check_creation(self, key: KeyCreated, had_keys: bool) -> None:
         """Made after the intent's creation window, a later run would not know the key as this run's; made
-        for an existing user that had no key, it may have raced another run's (first_key_raced)."""
+        for an existing user that had no key, it may have raced another run's."""
         if self.lease and key.created > self.lease.since + CREATE_WINDOW:
             late = RotationError(f"IAM took longer than {CREATE_WINDOW} to create it")
             raise rollback(self, late, "Creating the key")
         if self.created_user or had_keys:
             return
-        raced: BootstrapError | None
+        # With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
+        # meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's
+        # reads may lag its writes (IAM User Guide, "Troubleshoot IAM": changes are not always immediately
+        # visible), so the keys are listed once that lag is over: a list taken at once could miss a key
+        # that a racing run made a moment earlier, and leave the two targets holding different keys, with
+        # no slot left for the next rotation. Only an existing user with no key pays this wait.
+        time.sleep(IAM_READ_LAG)
+        what, user = "Checking for a key made by another run", self.user_name
         try:
-            raced = first_key_raced(self.aws, self.user_name, key)
+            others = [k for k in iam.list_keys(self.aws, user) if k.key_id != key.key_id]
         except BootstrapError as exc:
-            raced = exc
-        if raced is not None:
-            raise rollback(self, raced, "Checking for a key made by another run")
+            raise rollback(self, exc, what) from None
+        if any(k.created <= key.created for k in others):
+            raced = KeyRaced(  # the rollback adds what became of this run's key
+                f"Another run created an access key for {user} first ({', '.join(k.key_id for k in others)})",
+                fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
+                "concurrency group keyed on the IAM user.",
+            )
+            raise rollback(self, raced, what)
 
     def _prove(self, key: KeyCreated) -> None:
-        """The new key asks ECR for a registry token before any target leaves its working key for it."""
         try:
             tries = ecr.wait_until_authorized(
                 self.aws, key.key_id, key.secret, self.settings.key_wait_seconds
@@ -229,12 +167,12 @@ class Rotation:
         except GitHubError as exc:
             raise rollback(self, exc, f"Writing {name}") from exc
 
-    def _write_targets(self, key: KeyCreated) -> GitHubError | None:
+    def _write_targets(self) -> GitHubError | None:
         """Each target's pair in turn; none is started once the lease is (nearly) over. Returns the first
         failure: the rest are left as they were."""
         self.stage = Stage.WRITING
         failure: GitHubError | None = None
-        lease, pairs = self.lease.local if self.lease else None, self.pairs()
+        lease = self.lease.local if self.lease else None
         for t in self.rotate.targets:
             if failure is None and lease is not None and lease.left() <= 0:
                 failure = LeaseExpired(
@@ -242,21 +180,11 @@ class Rotation:
                     "was written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
             if failure is None:
-                failure = pairs.write(t, key, lease)
+                failure = pairs.write(self, t, lease)
                 r = outcome(self.log, t, self.settings.secret_names)
                 self.workflow.info(f"{t.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}")
         self.report.targets = self.results()
         return failure
-
-    def delete_key(self, key_id: str, why: str) -> None:
-        """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""
-        if self.log.deleted(key_id):
-            return
-        iam.delete_key(self.aws, self.user_name, key_id)
-        self.log.add(KeyDeleted(key_id))
-        if why:
-            self.report.access_key_id = ""
-            self.report.add("Access key", key_id, "deleted", why)
 
     def _retire(self) -> None:
         """Carry out the plan's fates over the record as this run read it and then committed it (not read
@@ -276,21 +204,3 @@ class Rotation:
             keys.append(AccessKey(key.key_id, key.created))
             self.report.key_created = iso(key.created)
         self.report.keys = key_table(keys, self.record, self.now())
-
-
-def first_key_raced(aws: AwsClients, user: str, key: KeyCreated) -> KeyRaced | None:
-    """With no key at look-up, the 2-key limit does not stop a second run: if another run made a key
-    meanwhile, the later one (both, on a tie) deletes its own and stops, so one key is written. IAM's reads
-    may lag its writes (IAM User Guide, "Troubleshoot IAM": changes are not always immediately visible), so
-    the keys are listed once that lag is over: a list taken at once could miss a key that a racing run made
-    a moment earlier, and leave the two targets holding different keys, with no slot left for the next
-    rotation. Only an existing user with no key pays this wait."""
-    time.sleep(IAM_READ_LAG)
-    others = [k for k in iam.list_keys(aws, user) if k.key_id != key.key_id]
-    if not any(k.created <= key.created for k in others):
-        return None
-    return KeyRaced(  # the rollback adds what became of this run's key
-        f"Another run created an access key for {user} first ({', '.join(k.key_id for k in others)})",
-        fix="Rerun once the other run has finished; serialise runs for one user with a workflow "
-        "concurrency group keyed on the IAM user.",
-    )
