@@ -57,20 +57,28 @@ class _Read:
 
 def parse(tags: Iterable[Mapping[str, str]], server: str = "https://github.com") -> Record:
     """The record in the user's tags. `server`: this run's GITHUB_SERVER_URL."""
-    read = _Read()
-    values, used = _joined(tags)
+    read, other = _Read(), 0
     ours: dict[str, int] = {}
     ignored: dict[str, str] = {}
-    other = 0
+    values, used = _joined(tags)
     for key, value in values.items():
         try:
-            mine = _parse_entry(read, key, value, server)
+            if key == V1_LEASE_KEY or key.startswith(LEASE_PREFIX):
+                read.leases[key] = _parse_lease(value, key, server)
+            elif key == POLICY_KEY:
+                read.policy_version = _parse_policy(value)
+            elif key.startswith(KEY_PREFIX):
+                read.markers[key.removeprefix(KEY_PREFIX)] = _parse_marker(
+                    key.removeprefix(KEY_PREFIX), value
+                )
+            elif key.startswith(HOLDER_PREFIX):
+                _parse_holder(read, key, value)
+            else:  # not ours
+                other += used[key]
+                continue
+            ours[key] = used[key]
         except Unreadable as exc:
             ignored[key] = str(exc)
-            mine = False
-        if mine:
-            ours[key] = used[key]
-        else:
             other += used[key]
     return Record(
         markers=read.markers,
@@ -107,21 +115,6 @@ def _joined(tags: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], dict[str
         values[key] = whole
         used.setdefault(key, 1)
     return values, used
-
-
-def _parse_entry(read: _Read, key: str, value: str, server: str) -> bool:
-    """File one of our tags; False when the tag is not ours. Raises Unreadable."""
-    if key == V1_LEASE_KEY or key.startswith(LEASE_PREFIX):
-        read.leases[key] = _parse_lease(value, key, server)
-    elif key == POLICY_KEY:
-        read.policy_version = _parse_policy(value)
-    elif key.startswith(KEY_PREFIX):
-        read.markers[key.removeprefix(KEY_PREFIX)] = _parse_marker(key.removeprefix(KEY_PREFIX), value)
-    elif key.startswith(HOLDER_PREFIX):
-        _parse_holder(read, key, value)
-    else:
-        return False
-    return True
 
 
 def _check(ok: bool, why: str) -> None:

@@ -115,7 +115,7 @@ class Lease:
     existing: tuple[str, ...] = ()  # keys that existed when the lease was written: not its key
     key: str = ""  # "made": the key the run created
     run: RunId | None = None
-    ref: int | None = None  # GitHub's second before the run's first target write (see rules.settle)
+    ref: int | None = None  # GitHub's second before the run's first target write (keys/settle.py)
     tag: str = PREFIX + "next-key"  # the tag it is kept in (version 1's one lease by default)
 
 
@@ -203,12 +203,8 @@ def marker_tag(
 
 def adopted_tags(record: Record) -> list[dict[str, str]]:
     """Markers for adopted keys, to write before the lease that covers them is replaced."""
-    out = []
-    for key_id in sorted(record.adopted):
-        marker = record.markers[key_id]
-        if marker.since is not None:
-            out.append(marker_tag(key_id, marker.state, marker.since, marker.until, marker.run))
-    return out
+    markers = [(k, record.markers[k]) for k in sorted(record.adopted)]
+    return [marker_tag(k, m.state, m.since, m.until, m.run) for k, m in markers if m.since is not None]
 
 
 def holder_tags(

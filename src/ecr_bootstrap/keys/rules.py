@@ -211,9 +211,8 @@ def _reclaim(
     if len(keys) < MAX_KEYS:
         return None, ()
     mine = sorted((k for k in keys if ours(record, k.key_id, rules)), key=lambda k: k.created)
-    for key in mine:
-        if key.key_id in free:
-            return key, ()
+    if (orphan := next((k for k in mine if k.key_id in free), None)) is not None:
+        return orphan, ()
     if len(mine) < len(keys):  # a key this action did not make takes the slot: the user decides, not us
         raise KeyPlanError(_explain_full(keys, record))
     for key in mine:
@@ -380,11 +379,9 @@ def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Not
     for scope in sorted(set(keys.extra_scopes) | repaired):
         label = record.place_of(scope).label
         held = ", ".join(record.holders.get(scope, ())) or "no key"
-        notes.append(
-            Note(
-                f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
-                "written and its key is kept. Name it in this run's repositories to rotate it too.",
-                "Key kept for another holder",
-            )
+        text = (
+            f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
+            "written and its key is kept. Name it in this run's repositories to rotate it too."
         )
+        notes.append(Note(text, "Key kept for another holder"))
     return notes
