@@ -1,9 +1,7 @@
-"""Reading the key record back from the user's tags. Anyone allowed iam:TagUser can write these tags, so each
-field is held to what this action writes (key ids, times, places as the inputs allow them, run ids, this
-run's server) before it decides anything: an entry that fails is ignored, named in `Record.ignored`, and
-still counts against the 50-tag limit. Version 1 entries (no leading "2") are read by `_v1_*` and rewritten
-as version 2 by the next run that writes them.
-"""
+"""Reading the key record back from the user's tags. Anyone allowed iam:TagUser can write them, so each field
+is held to what this action writes before it decides anything: an entry that fails is ignored (named in
+`Record.ignored`) and still counts against the 50-tag limit. Version 1 entries (no leading "2") are read
+too, and written as version 2 by the next run that writes them."""
 
 from __future__ import annotations
 
@@ -59,20 +57,28 @@ class _Read:
 
 def parse(tags: Iterable[Mapping[str, str]], server: str = "https://github.com") -> Record:
     """The record in the user's tags. `server`: this run's GITHUB_SERVER_URL."""
-    read = _Read()
-    values, used = _joined(tags)
+    read, other = _Read(), 0
     ours: dict[str, int] = {}
     ignored: dict[str, str] = {}
-    other = 0
+    values, used = _joined(tags)
     for key, value in values.items():
         try:
-            mine = _parse_entry(read, key, value, server)
+            if key == V1_LEASE_KEY or key.startswith(LEASE_PREFIX):
+                read.leases[key] = _parse_lease(value, key, server)
+            elif key == POLICY_KEY:
+                read.policy_version = _parse_policy(value)
+            elif key.startswith(KEY_PREFIX):
+                read.markers[key.removeprefix(KEY_PREFIX)] = _parse_marker(
+                    key.removeprefix(KEY_PREFIX), value
+                )
+            elif key.startswith(HOLDER_PREFIX):
+                _parse_holder(read, key, value)
+            else:  # not ours
+                other += used[key]
+                continue
+            ours[key] = used[key]
         except Unreadable as exc:
             ignored[key] = str(exc)
-            mine = False
-        if mine:
-            ours[key] = used[key]
-        else:
             other += used[key]
     return Record(
         markers=read.markers,
@@ -111,24 +117,6 @@ def _joined(tags: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], dict[str
     return values, used
 
 
-def _parse_entry(read: _Read, key: str, value: str, server: str) -> bool:
-    """File one of our tags; False when the tag is not ours. Raises Unreadable."""
-    if key == V1_LEASE_KEY or key.startswith(LEASE_PREFIX):
-        read.leases[key] = _parse_lease(value, key, server)
-    elif key == POLICY_KEY:
-        read.policy_version = _parse_policy(value)
-    elif key.startswith(KEY_PREFIX):
-        read.markers[key[len(KEY_PREFIX) :]] = _parse_marker(key[len(KEY_PREFIX) :], value)
-    elif key.startswith(HOLDER_PREFIX):
-        _parse_holder(read, key, value)
-    else:
-        return False
-    return True
-
-
-# -- fields --------------------------------------------------------------------------------------------
-
-
 def _check(ok: bool, why: str) -> None:
     if not ok:
         raise Unreadable(why)
@@ -141,10 +129,7 @@ def _digits(text: str) -> bool:
 
 def _key_ids(text: str, *, next_ok: bool = False) -> tuple[str, ...]:
     ids = tuple(i for i in text.split("+") if i)
-    for key_id in ids:
-        _check(
-            bool(_KEY_ID.match(key_id)) or (next_ok and key_id == NEXT), "a key id is not an access key id"
-        )
+    _check(all(_KEY_ID.match(i) or (next_ok and i == NEXT) for i in ids), "a key id is not an access key id")
     return ids
 
 
@@ -172,9 +157,6 @@ def _run(
     return RunId(run_id, int(attempt), job, repository, current_server)
 
 
-# -- entries -------------------------------------------------------------------------------------------
-
-
 def _parse_lease(value: str, tag: str, server: str) -> Lease:
     fields = value.split(" ")
     if fields[0] != VERSION:
@@ -183,16 +165,9 @@ def _parse_lease(value: str, tag: str, server: str) -> Lease:
     f = fields[1:]
     _check(f[0] in _STATES, "unknown state")
     _check(not f[4] or bool(_KEY_ID.match(f[4])), "the key is not an access key id")
-    return Lease(
-        f[0],
-        _time(f[1]),
-        _time(f[2], optional=True),
-        _key_ids(f[3]),
-        f[4],
-        _run(f[5], f[6], dec(f[7]), dec(f[8]), dec(f[9]), server),
-        _number(f[10]),
-        tag,
-    )
+    since, until, existing = _time(f[1]), _time(f[2], optional=True), _key_ids(f[3])
+    run = _run(f[5], f[6], dec(f[7]), dec(f[8]), dec(f[9]), server)
+    return Lease(f[0], since, until, existing, f[4], run, _number(f[10]), tag)
 
 
 def _parse_marker(key_id: str, value: str) -> Marker:
@@ -214,40 +189,33 @@ def _parse_holder(read: _Read, tag_key: str, value: str) -> None:
     place, second = None, None
     if fields[0] == VERSION:
         _check(len(fields) == 6, "a holder entry has 6 fields")
-        ids = fields[1]
         place = Place(dec(fields[3]), dec(fields[4]), dec(fields[5]))
         problem = place_problem(place)
-        _check(not problem, f"its place is {problem}" if problem else "")
+        _check(not problem, f"its place is {problem}")
         # The tag key is the hash of the place's scope: an entry copied under another key is not ours.
         _check(holder_tag_key(place.scope) == tag_key, "its tag key is not the hash of its place")
-        scope, second = place.scope, _number(fields[2])
-    else:
-        ids, scope = _v1_holder(value, tag_key)
-    held = _key_ids(ids.removesuffix("@"), next_ok=True)
+        ids, scope, second = fields[1], place.scope, _number(fields[2])
+    else:  # version 1: "<ids> <scope, cleaned up and cut at 256>", refiled by rules.read_record
+        ids, _, scope = value.partition(" ")
+        scope = scope or tag_key
+    read.holders[scope] = _key_ids(ids.removesuffix("@"), next_ok=True)
     if place is not None:
         read.places[scope] = place
     if second is not None:
         read.refs[scope] = second
     if ids.endswith("@"):
         read.rewrite.add(scope)
-    read.holders[scope] = held
     read.tag_scope[tag_key] = scope
 
 
 def _parse_policy(value: str) -> tuple[str, str]:
     fields = value.split(" ")
-    name, version = (
-        (dec(fields[1]), fields[2])
-        if fields[0] == VERSION and len(fields) == 3
-        else value.partition(" ")[::2]
-    )
-    _check(
-        bool(_POLICY_NAME.match(name)) and bool(_POLICY_VERSION.match(version)), "not a policy and version"
-    )
+    if fields[0] == VERSION and len(fields) == 3:
+        name, version = dec(fields[1]), fields[2]
+    else:  # version 1: "<name> <version>"
+        name, _, version = value.partition(" ")
+    _check(bool(_POLICY_NAME.match(name) and _POLICY_VERSION.match(version)), "not a policy and version")
     return name, version
-
-
-# -- version 1 -----------------------------------------------------------------------------------------
 
 
 def _v1_lease(fields: list[str], tag: str) -> Lease:
@@ -258,10 +226,3 @@ def _v1_lease(fields: list[str], tag: str) -> Lease:
     until = _time(times[1], optional=True) if len(times) > 1 else None
     existing = _key_ids(times[2]) if len(times) > 2 else ()
     return Lease(state, since, until, existing, tag=tag)
-
-
-def _v1_holder(value: str, tag_key: str) -> tuple[str, str]:
-    """ "<ids> <scope, cleaned up and cut at 256>": rules.read_record files it under the real scope, found
-    by the hash in its tag key."""
-    ids, _, rest = value.partition(" ")
-    return ids, rest or tag_key

@@ -1,32 +1,6 @@
-"""The key record kept on the IAM user (as tags): which keys are this action's, which place holds which key,
-and the lease of the run that may be writing a new one. Values and the tags that write them; reading tags back
-is keys/reader.py, deciding from them keys/rules.py.
-
-Tags are the record because they live next to the keys, survive a crashed run, and are shared by every run
-that uses the same user (no disk, no state file). IAM's own rules apply to every tag written here (IAM API
-Reference, data type Tag): a key of 1-128 and a value of 0-256 characters from
-`[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`, at most 50 tags per user, the user's own tags included. Version 2:
-
-  ecr-bootstrap:lease:<8 hex>        = "2 <state> <since> <until> <existing ids> <key id> <run id> <attempt>
-                                        <job> <repository> <server> <GitHub second>"
-                                       (one per run: its lease; state pending|done)
-  ecr-bootstrap:key:<ACCESS_KEY_ID>  = "pending <created> <lease end> <run id>.<attempt>" | "active <created>"
-                                       | "replaced <created>" (<created>: the key's CreateDate)
-  ecr-bootstrap:holder:<sha256[:20]> = "2 <key ids>[@] <GitHub second> <kind> <name> <environment>"
-                                       (@: the pair may be mismatched; write it anew)
-  ecr-bootstrap:policy               = "2 <policy name> <default version>"
-
-Every free-text field is escaped (`=XX` per UTF-8 byte of a character IAM refuses, and of space and `=`),
-so any name GitHub or IAM allows round-trips exactly; a value longer than 256 characters continues in
-`<key>/2`, `<key>/3`... (its first part starts `@<parts>@`). The holder entry's tag key is a hash of the
-place's scope, so it is found whatever its spelling or length. Times are IAM's clock as the writing run
-estimated it from IAM's Date header; GitHub's times are only ever compared with GitHub's.
-
-Each run keeps its lease in a tag of its own, so a run whose read of IAM lagged another's writes never
-overwrites that run's lease. A holder entry with two key ids means "one of these": it is written before a
-target's secrets change and narrowed to one id once the change is known to have landed, so no key a target
-might hold is deleted. docs/key-record.md has the whole story; docs/glossary.md the words.
-"""
+"""The key record kept on the IAM user's tags (which keys are this action's, which place holds which key,
+each run's lease): its values and the tags that write them. Reading is keys/reader.py, deciding keys/rules.py;
+the format and why tags: docs/key-record.md."""
 
 from __future__ import annotations
 
@@ -48,47 +22,30 @@ POLICY_KEY = PREFIX + "policy"
 VERSION = "2"
 # In a holder entry: the key the lease's run creates, whose id is not known when the entry is written.
 NEXT = "next"
-MAX_TAGS = 50
+MAX_TAGS = 50  # per user, the user's own tags included (IAM API Reference, data type Tag)
 MAX_KEYS = 2
 MAX_VALUE = 256
-_SAFE_SYMBOLS = "_.:/+-@"
 
 
-# -- encoding ------------------------------------------------------------------------------------------
-
-
-def allowed(ch: str, *, field_char: bool) -> bool:
-    if field_char and ch in " =":
-        return False
-    return ch in _SAFE_SYMBOLS or ch in " =" or unicodedata.category(ch)[0] in "LNZ"
+def _iam_char(ch: str) -> bool:
+    return ch in "_.:/+-@ =" or unicodedata.category(ch)[0] in "LNZ"
 
 
 def valid_value(value: str) -> bool:
-    """IAM's pattern for a tag value, `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, and its 256-character limit."""
-    return len(value) <= MAX_VALUE and all(allowed(c, field_char=False) for c in value)
+    """IAM's pattern for a tag value, `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, and its 256-character limit (IAM API
+    Reference, data type Tag)."""
+    return len(value) <= MAX_VALUE and all(_iam_char(c) for c in value)
 
 
 def enc(text: str) -> str:
     """A field of a tag value: characters IAM refuses, and the separators, as =XX per UTF-8 byte."""
-    out = []
-    for ch in text:
-        if allowed(ch, field_char=True):
-            out.append(ch)
-        else:
-            out.extend(f"={b:02X}" for b in ch.encode())
-    return "".join(out)
+    return "".join(
+        c if c not in " =" and _iam_char(c) else "".join(f"={b:02X}" for b in c.encode()) for c in text
+    )
 
 
 def dec(text: str) -> str:
-    raw = bytearray()
-    i = 0
-    while i < len(text):
-        if text[i] == "=" and re.fullmatch(r"[0-9A-F]{2}", text[i + 1 : i + 3]):
-            raw.append(int(text[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            raw.extend(text[i].encode())
-            i += 1
+    raw = re.sub(rb"=([0-9A-F]{2})", lambda m: bytes([int(m[1], 16)]), text.encode())
     return raw.decode(errors="replace")
 
 
@@ -108,9 +65,6 @@ def holder_tag_key(scope: str) -> str:
 
 def marker_key(key_id: str) -> str:
     return KEY_PREFIX + key_id
-
-
-# -- values --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -161,7 +115,7 @@ class Lease:
     existing: tuple[str, ...] = ()  # keys that existed when the lease was written: not its key
     key: str = ""  # "made": the key the run created
     run: RunId | None = None
-    ref: int | None = None  # GitHub's second before the run's first target write (see rules.settle)
+    ref: int | None = None  # GitHub's second before the run's first target write (keys/settle.py)
     tag: str = PREFIX + "next-key"  # the tag it is kept in (version 1's one lease by default)
 
 
@@ -200,10 +154,8 @@ class Record:
     @property
     def lease(self) -> Lease | None:
         """The latest lease (by its start), for messages."""
-        dated = [lease for lease in self.leases.values() if lease.since is not None]
-        return (
-            max(dated, key=lambda lease: lease.since or datetime.min.replace(tzinfo=UTC)) if dated else None
-        )
+        dated = [(lease.since, lease) for lease in self.leases.values() if lease.since is not None]
+        return max(dated, key=lambda d: d[0])[1] if dated else None
 
     def tags_in_use(self) -> int:
         return self.other_tags + sum(self.used.values())
@@ -224,32 +176,16 @@ class Record:
         return replace(self, holders={s: ids for s, ids in holders.items() if ids})
 
 
-# -- tags to write -------------------------------------------------------------------------------------
-
-
-def _run_fields(run: RunId | None) -> list[str]:
-    run = run or RunId()
-    return [
-        enc(run.run_id),
-        str(run.attempt) if run.run_id else "",
-        enc(run.job),
-        enc(run.repository),
-        enc(run.server) if run.run_id else "",
-    ]
-
-
 def lease_tags(lease: Lease) -> list[dict[str, str]]:
-    fields = [
-        VERSION,
-        lease.state,
-        iso(lease.since) if lease.since else "",
-        iso(lease.until) if lease.until else "",
-        "+".join(lease.existing),
-        lease.key,
-        *_run_fields(lease.run),
-        str(lease.ref) if lease.ref is not None else "",
-    ]
-    return split_value(lease.tag, " ".join(fields))
+    run = lease.run or RunId()
+    times = " ".join(iso(t) if t else "" for t in (lease.since, lease.until))
+    attempt, server = (str(run.attempt), enc(run.server)) if run.run_id else ("", "")
+    ref = str(lease.ref) if lease.ref is not None else ""
+    value = (
+        f"{VERSION} {lease.state} {times} {'+'.join(lease.existing)} {lease.key} {enc(run.run_id)} {attempt} "
+        f"{enc(run.job)} {enc(run.repository)} {server} {ref}"
+    )
+    return split_value(lease.tag, value)
 
 
 def policy_tag(name: str, version: str) -> dict[str, str]:
@@ -267,28 +203,20 @@ def marker_tag(
 
 def adopted_tags(record: Record) -> list[dict[str, str]]:
     """Markers for adopted keys, to write before the lease that covers them is replaced."""
-    out = []
-    for key_id in sorted(record.adopted):
-        marker = record.markers[key_id]
-        if marker.since is not None:
-            out.append(marker_tag(key_id, marker.state, marker.since, marker.until, marker.run))
-    return out
+    markers = [(k, record.markers[k]) for k in sorted(record.adopted)]
+    return [marker_tag(k, m.state, m.since, m.until, m.run) for k, m in markers if m.since is not None]
 
 
 def holder_tags(
     place: Place, key_ids: Iterable[str], ref: int | None = None, rewrite: bool = False
 ) -> list[dict[str, str]]:
-    """`rewrite`: the target holds these keys' secret, maybe beside another id: written anew next time."""
+    """An entry naming two keys means "one of these": written before the target's secrets change, narrowed
+    once the change has landed, so no key a target might hold is deleted. `rewrite`: the target holds these
+    keys' secret, maybe beside another id: written anew next time."""
     ids = "+".join(dict.fromkeys(key_ids)) + ("@" if rewrite else "")
-    fields = [
-        VERSION,
-        ids,
-        str(ref) if ref is not None else "",
-        enc(place.kind),
-        enc(place.name),
-        enc(place.environment),
-    ]
-    return split_value(holder_tag_key(place.scope), " ".join(fields))
+    second = str(ref) if ref is not None else ""
+    value = f"{VERSION} {ids} {second} {enc(place.kind)} {enc(place.name)} {enc(place.environment)}"
+    return split_value(holder_tag_key(place.scope), value)
 
 
 def tag_parts(record: Record, key: str) -> list[str]:

@@ -15,24 +15,21 @@ from ..plan import Step
 from ..report import Report
 from ..workflow import Workflow
 from .record import Record, RunId
-from .rules import UNMANAGED, hidden, in_flight, read_record
+from .rules import UNMANAGED, hidden, kept_because, read_record
+
+_HIDDEN = (
+    "made by an earlier run that this run's look did not show yet (IAM's reads lag its writes); "
+    "no place holds it"
+)
 
 
 def fates_now(planned: Iterable[Step], record: Record, now: datetime, run: RunId | None) -> tuple[Step, ...]:
-    """The plan's key fates carried out against the record as it is once the run's writes are done: a key
-    the plan lets go stays while that record names a holder of it or a run is writing it (a target this run
-    did not manage to write still holds its key). Nothing is let go that the plan kept."""
+    """The plan's key fates against the record once the run's writes are done: a key the plan lets go stays
+    while a place holds it or a run writes it (a target this run failed to write still holds its key)."""
     out = []
     for step in planned:
-        holders = sorted(record.place_of(s).label for s in record.holders_of(step.name))
-        if step.action != "delete":
-            out.append(step)
-        elif holders:
-            out.append(replace(step, action="keep", detail="still held by " + ", ".join(holders)))
-        elif in_flight(record, step.name, now, run):
-            out.append(replace(step, action="keep", detail="being written by another run"))
-        else:
-            out.append(step)
+        why = kept_because(record, step.name, now, run) if step.action == "delete" else ""
+        out.append(replace(step, action="keep", detail=why) if why else step)
     return tuple(out)
 
 
@@ -53,9 +50,7 @@ def retire(
         if fate.action == "delete":
             fresh = iam.delete_key(aws, user, fate.name) and fresh
             report.changes.append(fate.done())
-    for fate in fates:
-        if fate.action != "keep":
-            continue
+    for fate in (f for f in fates if f.action == "keep"):
         if warn:
             workflow.warning(
                 f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
@@ -74,9 +69,8 @@ def retire(
 def retire_hidden(
     aws: AwsClients, user: str, seen: Iterable[str], where: tuple[list[str], str], report: Report
 ) -> list[str]:
-    """After a stale look: once IAM's lag is over, read the user again and delete the keys the look did not
-    show that an earlier run committed and that no place holds now (keys.rules.hidden). `where`: this run's
-    target scopes and GITHUB_SERVER_URL. Returns the keys deleted."""
+    """After a stale look, once IAM's lag is over: delete the keys keys.rules.hidden names. `where`: this
+    run's target scopes and GITHUB_SERVER_URL. Returns the keys deleted."""
     time.sleep(IAM_READ_LAG)
     keys = iam.list_keys(aws, user)
     scopes, server = where
@@ -84,11 +78,5 @@ def retire_hidden(
     gone = hidden(keys, record, seen, aws.iam_now())
     for key_id in gone:
         iam.delete_key(aws, user, key_id)
-        report.add(
-            "Access key",
-            key_id,
-            "deleted",
-            "made by an earlier run that this run's look did not show yet (IAM's reads lag its writes); "
-            "no place holds it",
-        )
+        report.add("Access key", key_id, "deleted", _HIDDEN)
     return gone

@@ -1,8 +1,6 @@
 """The key rules, each written once and pure: which keys are ours, whose lease holds, which key makes room,
-which keys go and which are kept. "Which key goes?" is answered here (retirable) and nowhere else.
-
-Time is IAM's as the run estimates it from IAM's Date header (`now`); `current` is this run.
-"""
+which keys go and which are kept ("which key goes?" is `retirable`, and nowhere else). `now` is IAM's time as
+the run estimates it from IAM's Date header; `current` is this run."""
 
 from __future__ import annotations
 
@@ -39,20 +37,14 @@ IAM_CLOCK_MARGIN = timedelta(seconds=2)
 # future or ends later than this after its start was not written by this action and is believed over.
 LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
 UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
-NOT_REPLACED = (
-    "held by no recorded place, but not one this run's targets held: delete it in IAM if nothing uses it"
-)
-
-
-# -- ours ----------------------------------------------------------------------------------------------
+_UNHELD = "held by no recorded place, but not one this run's targets held"
 
 
 def read_record(
     tags: list[dict[str, str]], keys: Iterable[AccessKey], scopes: Iterable[str], server: str
 ) -> Record:
-    """The record as the user's tags say, every entry validated (`server`: this run's GITHUB_SERVER_URL);
-    a marker counts only when its time is its key's CreateDate; version 1 entries filed under the targets'
-    real scopes; keys that crashed runs made (within their lease's creation window) adopted."""
+    """The record in the user's tags, every entry validated (`server`: this run's GITHUB_SERVER_URL), every
+    marker proven, version 1 entries filed under the targets' real scopes, crashed runs' keys adopted."""
     keys = list(keys)
     record = prove(parse(tags, server), keys)
     for scope in scopes:
@@ -76,8 +68,7 @@ def prove(record: Record, keys: Iterable[AccessKey]) -> Record:
 
 
 def _refile_v1(record: Record, scope: str) -> Record:
-    """A version 1 entry was read under a cleaned-up scope: file it under the real one, found by the hash
-    in its tag key."""
+    """A version 1 entry read under a cleaned-up scope, filed under the real one (the hash in its tag key)."""
     read_as = record.tag_scope.get(holder_tag_key(scope))
     if read_as is None or read_as == scope:
         return record
@@ -127,13 +118,13 @@ def adopt(record: Record, keys: Iterable[AccessKey]) -> Record:
     )
 
 
-# -- leases --------------------------------------------------------------------------------------------
-
-
-def believable(since: datetime, until: datetime | None, now: datetime) -> bool:
-    """A lease this action could have written: not started in the future (beyond the clock margin), and
-    ending no later than the longest lease after its start."""
-    return since <= now + IAM_CLOCK_MARGIN and (until is None or until <= since + LEASE_CEILING)
+def _implausible(entry: Lease | Marker, now: datetime) -> bool:
+    """Times this action could not have written (a start in the future, longer than the longest lease): such
+    a lease or pending marker is believed over."""
+    if entry.since is None:
+        return False
+    too_long = entry.until is not None and entry.until > entry.since + LEASE_CEILING
+    return entry.since > now + IAM_CLOCK_MARGIN or too_long
 
 
 def run_over(record: Record, run: RunId | None, current: RunId | None) -> bool:
@@ -147,10 +138,10 @@ def run_over(record: Record, run: RunId | None, current: RunId | None) -> bool:
 
 
 def held_lease(record: Record, now: datetime, current: RunId | None = None) -> Lease | None:
-    """The lease of a run that may still be writing a new key (the one that ends last), or None."""
+    """The lease of a run that may still be writing a new key (the one that ends last)."""
     held = []
     for lease in record.leases.values():
-        if lease.state == "done" or lease.since is None or not believable(lease.since, lease.until, now):
+        if lease.state == "done" or lease.since is None or _implausible(lease, now):
             continue
         end = lease.until or lease.since + IN_FLIGHT
         if now < end and not run_over(record, lease.run, current):
@@ -163,29 +154,11 @@ def in_flight(record: Record, key_id: str, now: datetime, current: RunId | None 
     marker = record.markers.get(key_id)
     if marker is None or marker.state != "pending" or run_over(record, marker.run, current):
         return False
-    if marker.since is not None and not believable(marker.since, marker.until, now):
+    if _implausible(marker, now):
         return False
     if marker.until is not None:
         return now < marker.until
     return marker.since is None or now - marker.since < IN_FLIGHT
-
-
-def implausible(record: Record, now: datetime) -> list[str]:
-    """Leases and pending markers whose times this action could not have written: believed over."""
-    out = [
-        tag
-        for tag, i in record.leases.items()
-        if i.state != "done" and i.since is not None and not believable(i.since, i.until, now)
-    ]
-    out += [
-        marker_key(k)
-        for k, m in record.markers.items()
-        if m.state == "pending" and m.since is not None and not believable(m.since, m.until, now)
-    ]
-    return sorted(out)
-
-
-# -- room for a new key --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -201,8 +174,8 @@ class KeyPlan:
 def plan_keys(
     keys: list[AccessKey], record: Record, places: Iterable[Place], now: datetime, rules: Retiring
 ) -> KeyPlan:
-    """Decide, before anything changes, whether a key can be created and which key makes room. A user this
-    run creates counts its own tags in `record.other_tags` (they share the 50-tag limit)."""
+    """Whether a key can be created and which key makes room, before anything changes. A user this run
+    creates counts its own tags in `record.other_tags`."""
     wanted_places = {p.scope: p for p in places}
     wanted = set(wanted_places)
     lease = held_lease(record, now, rules.run)
@@ -213,13 +186,7 @@ def plan_keys(
         raise LeaseHeld(None, max(ends) if ends else None)  # pending markers without a lease naming the run
     existing = {k.key_id for k in keys}
     unmanaged = tuple(sorted(k for k in existing if k not in record.markers))
-    extra = {
-        scope
-        for key in existing
-        if ours(record, key, rules)
-        for scope in record.holders_of(key)
-        if scope not in wanted
-    }
+    extra = {scope for k in existing if ours(record, k, rules) for scope in record.holders_of(k)} - wanted
     in_use = record.tags_in_use()
     needed = tags_needed(wanted_places.values(), record, rules.run)
     if in_use + needed > MAX_TAGS:
@@ -244,9 +211,8 @@ def _reclaim(
     if len(keys) < MAX_KEYS:
         return None, ()
     mine = sorted((k for k in keys if ours(record, k.key_id, rules)), key=lambda k: k.created)
-    for key in mine:
-        if key.key_id in free:
-            return key, ()
+    if (orphan := next((k for k in mine if k.key_id in free), None)) is not None:
+        return orphan, ()
     if len(mine) < len(keys):  # a key this action did not make takes the slot: the user decides, not us
         raise KeyPlanError(_explain_full(keys, record))
     for key in mine:
@@ -262,18 +228,13 @@ def _explain_full(keys: list[AccessKey], record: Record) -> str:
         labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
         if key.key_id not in record.markers:
             why = "not created by this action"
-        elif labels:
-            why = "held by " + ", ".join(labels)
         else:
-            why = "held by no recorded place, but not one this run's targets held"
+            why = "held by " + ", ".join(labels) if labels else _UNHELD
         parts.append(f"{key.key_id} ({why})")
     return (
         "the user already has the 2 access keys IAM allows, and each is held by a place this run does not "
         "write (or was not made by this action): " + "; ".join(parts)
     )
-
-
-# -- which key goes ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -324,10 +285,8 @@ def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Reti
 
 @dataclass(frozen=True)
 class Fate:
-    """What becomes of one older key: deleted, or kept and why."""
-
     key_id: str
-    delete: bool
+    delete: bool  # else kept
     reason: str
 
 
@@ -337,27 +296,27 @@ def fates(ids: Iterable[str], record: Record, now: datetime, why: str, rules: Re
     gone = set(retirable(ids, record, now, rules))
     out = []
     for key_id in ids:
-        holders = sorted(record.place_of(s).label for s in record.holders_of(key_id))
         if key_id in gone:
             reason = why
-        elif holders:
-            reason = "still held by " + ", ".join(holders)
-        elif key_id not in record.markers and not rules.unmanaged:
-            reason = UNMANAGED
-        elif in_flight(record, key_id, now, rules.run):
-            reason = "being written by another run"
-        else:
-            reason = NOT_REPLACED
+        elif not (reason := kept_because(record, key_id, now, rules.run)):
+            unmanaged = key_id not in record.markers and not rules.unmanaged
+            reason = UNMANAGED if unmanaged else _UNHELD + ": delete it in IAM if nothing uses it"
         out.append(Fate(key_id, key_id in gone, reason))
     return tuple(out)
 
 
+def kept_because(record: Record, key_id: str, now: datetime, run: RunId | None) -> str:
+    """Why a key stays whatever the rules allow: a place holds it, or a run is writing it ("": neither)."""
+    if holders := record.holders_of(key_id):
+        return "still held by " + ", ".join(sorted(record.place_of(s).label for s in holders))
+    return "being written by another run" if in_flight(record, key_id, now, run) else ""
+
+
 def hidden(keys: Iterable[AccessKey], record: Record, seen: Iterable[str], now: datetime) -> list[str]:
-    """After a stale look (a key it showed was already gone when the run came to delete it: IAM's reads
-    lag its writes), the keys it did not show that go: this action's, committed by an earlier run
-    (marker "active"), held by no place by the record as it is now, and not being written. The earlier run
-    wrote them to places that this run has since written anew (it overwrote their entries), as no other
-    run could have written after it without seeing them."""
+    """After a stale look (IAM's reads lag its writes), the keys it did not show that go: this action's,
+    committed by an earlier run (marker "active"), held by no place by the record as it is now, and not being
+    written. That run wrote them to places this run has since written anew (overwriting their entries), as
+    no other run could have written after it without seeing them."""
     seen = set(seen)
     return [
         k.key_id
@@ -370,9 +329,6 @@ def hidden(keys: Iterable[AccessKey], record: Record, seen: Iterable[str], now: 
     ]
 
 
-# -- keep (rotate-after) -------------------------------------------------------------------------------
-
-
 def key_to_keep(
     keys: Iterable[AccessKey],
     record: Record,
@@ -381,10 +337,9 @@ def key_to_keep(
     rotate_after: float,
     rules: Retiring,
 ) -> AccessKey | None:
-    """rotate-after: the user's current key (its newest active key made by this action) when it is younger
-    than the duration, every target is recorded as holding it and nothing else, and no older key waits to
-    be retired. Otherwise None: a rotation (a secret's value cannot be read back, so a target that is new
-    or whose record is missing or different is written with a new key)."""
+    """rotate-after: the user's newest active key made by this action, when it is younger than the duration,
+    every target is recorded as holding it alone, and no older key waits to be retired. Otherwise None: a
+    rotation (a secret cannot be read back, so a new target, or one recorded otherwise, gets a new key)."""
     keys = list(keys)
     active = [
         k
@@ -402,25 +357,19 @@ def key_to_keep(
     return None if retirable(others, record, now, rules) else current
 
 
-# -- what the record says ---------------------------------------------------------------------------
-
-
 def record_notes(record: Record, now: datetime) -> list[Note]:
-    """Warnings about entries of the key record that decide nothing: not what this action writes, or a
-    lease with times it could not have written (believed over)."""
-    out = [
-        Note(f"Key record entry {tag} ignored: {why}.", "Key record entry ignored")
-        for tag, why in sorted(record.ignored.items())
+    """Warnings about entries that decide nothing: not what this action writes, or with times it could not
+    have written (believed over)."""
+    over = [t for t, i in record.leases.items() if i.state != "done" and _implausible(i, now)]
+    over += [
+        marker_key(k) for k, m in record.markers.items() if m.state == "pending" and _implausible(m, now)
     ]
-    out += [
-        Note(
-            f"Key record entry {tag} starts in the future or lasts longer than any lease this action takes: "
-            "it is believed over.",
-            "Key record entry ignored",
-        )
-        for tag in implausible(record, now)
+    said = [(tag, f"ignored: {why}.") for tag, why in sorted(record.ignored.items())]
+    said += [
+        (tag, "starts in the future or lasts longer than any lease this action takes: it is believed over.")
+        for tag in sorted(over)
     ]
-    return out
+    return [Note(f"Key record entry {tag} {text}", "Key record entry ignored") for tag, text in said]
 
 
 def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Note]:
@@ -430,11 +379,9 @@ def other_holders(record: Record, keys: KeyPlan, repaired: set[str]) -> list[Not
     for scope in sorted(set(keys.extra_scopes) | repaired):
         label = record.place_of(scope).label
         held = ", ".join(record.holders.get(scope, ())) or "no key"
-        notes.append(
-            Note(
-                f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
-                "written and its key is kept. Name it in this run's repositories to rotate it too.",
-                "Key kept for another holder",
-            )
+        text = (
+            f"The key record says {label} holds {held}; it is not among this run's targets, so it is not "
+            "written and its key is kept. Name it in this run's repositories to rotate it too."
         )
+        notes.append(Note(text, "Key kept for another holder"))
     return notes

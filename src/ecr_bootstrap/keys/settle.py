@@ -1,11 +1,8 @@
-"""Settling: which key a target holds when a crashed or failed run left its entry saying "old or new key",
-told from GitHub's own timestamps (GitHub time is compared with GitHub time only).
-
-A run records a reference second from GitHub's Date header (after every earlier write), and writes no
-target's key id until GAP seconds after it arrived. With GitHub's clocks in step, earlier writes are stamped
-<= ref and the run's >= ref + GAP. The seconds between are a tie: with the Date header's servers and the
-storage's clock up to 2 s apart (GITHUB_CLOCK_MARGIN), a stamp lands in the tie, never on the wrong side.
-"""
+"""Settling which key a target holds when a stopped run left its entry saying "old or new key", from GitHub's
+own timestamps (compared with GitHub's time only). A run records a reference second from GitHub's Date header
+after every earlier write, and writes no key id until GAP seconds later: earlier writes are stamped <= ref,
+the run's >= ref + GAP. With the Date header's servers and the storage's clock up to 2 s apart
+(GITHUB_CLOCK_MARGIN), a stamp may land in the tie between, never on the wrong side."""
 
 from __future__ import annotations
 
@@ -47,11 +44,8 @@ def _side(stamp: int, ref: int) -> str:
 def settle(
     ids: tuple[str, ...], ref: int | None, id_updated: int | None, secret_updated: int | None
 ) -> Settled | None:
-    """Which of `ids` a target holds, from GitHub's updated_at of its two secrets (epoch seconds) and
-    `ref`, the GitHub second the newest key's run recorded before it wrote any target (every write of that
-    run lands GAP seconds or more after it); None when it cannot be told (a tie): keep every key and write
-    the target anew.
-
+    """Which of `ids` a target holds, from GitHub's updated_at of its two secrets (epoch seconds) and the
+    newest key's run's `ref`; None when it cannot be told (a tie): keep every key and write the target anew.
     That run wrote the id, then the secret, and restored the id only when the secret did not land:
     - the id written before it: the run never reached the target; it holds the older key(s);
     - the secret written since: it holds the newest key;
@@ -60,17 +54,12 @@ def settle(
     """
     if ref is None or id_updated is None or secret_updated is None or len(ids) < 2:
         return None
-    newest, older = ids[-1], ids[:-1]
     id_side, secret_side = _side(id_updated, ref), _side(secret_updated, ref)
     if secret_side == "after":
-        return Settled((newest,))
-    if secret_side == "tie":
+        return Settled((ids[-1],))
+    if "tie" in (id_side, secret_side):
         return None
-    if id_side == "before":
-        return Settled(older)
-    if id_side == "after":
-        return Settled(older, rewrite=True)
-    return None
+    return Settled(ids[:-1], rewrite=id_side == "after")
 
 
 @dataclass(frozen=True)
@@ -98,12 +87,8 @@ def settle_record(
         place = record.place_of(scope)
         seen = stamps.get(scope, "not read")
         if isinstance(seen, str):
-            notes.append(
-                Note(
-                    f"Could not tell which key {place.label} holds ({seen}); both are kept.",
-                    "Key holder not read",
-                )
-            )
+            text = f"Could not tell which key {place.label} holds ({seen}); both are kept."
+            notes.append(Note(text, "Key holder not read"))
             continue
         held = settle(ids, _reference(record, scope, ids), *seen)
         if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
@@ -111,13 +96,11 @@ def settle_record(
         if held is None:
             unknown.add(place.label)
             rewrite.add(scope)
-            notes.append(
-                Note(
-                    f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
-                    f"which of {', '.join(ids)} it holds, so both are kept and it is written anew.",
-                    "Key holder unknown",
-                )
+            text = (
+                f"An earlier run stopped while writing {place.label}; GitHub's timestamps cannot tell "
+                f"which of {', '.join(ids)} it holds, so both are kept and it is written anew."
             )
+            notes.append(Note(text, "Key holder unknown"))
             continue
         settled[scope] = held.held
         what = f"holds {held.held[0]}" if held.held else "holds no working pair"
