@@ -174,12 +174,8 @@ def parse_tags(value: str) -> tuple[tuple[str, str], ...]:
     for item in _items(value):
         key, sep, val = item.partition("=")
         key, val = key.strip(), val.strip()
-        if (
-            not sep
-            or not _TAG_KEY.match(key)
-            or not _TAG_VALUE.match(val)
-            or key.lower().startswith(("aws:", "ecr-bootstrap:"))
-        ):
+        reserved = key.lower().startswith(("aws:", "ecr-bootstrap:"))
+        if not sep or reserved or not _TAG_KEY.match(key) or not _TAG_VALUE.match(val):
             raise InputError(
                 "tags",
                 f"'{item}' is not a key=value resource tag.",
