@@ -99,10 +99,6 @@ class Checked:
 Rule = Callable[[str, str, Checked], Any]  # (input name, value, checked so far) -> the value parsed
 
 
-def _alone(parse: Callable[[str], Any]) -> Rule:
-    return lambda _name, value, _checked: parse(value)
-
-
 def _named(parse: Callable[..., Any], **options: Any) -> Rule:
     return lambda name, value, _checked: parse(name, value, **options)
 
@@ -129,10 +125,10 @@ def _lease(name: str, value: str, checked: Checked) -> float:
     return lease
 
 
-def _organization(organization: str) -> str:
+def _organization(name: str, organization: str) -> str:
     if organization and not valid_owner(organization):
         raise InputError(
-            "organization",
+            name,
             f"'{organization}' is not an organization name.",
             fix="Use the login, e.g. octo-org.",
         )
@@ -140,7 +136,7 @@ def _organization(organization: str) -> str:
 
 
 def _environment(name: str, value: str, checked: Checked) -> str:
-    environment = values.parse_environment(value)
+    environment = values.parse_environment(name, value)
     if checked.values["organization"] and environment:
         raise InputError(
             name,
@@ -167,7 +163,7 @@ def _repositories(name: str, value: str, checked: Checked) -> tuple[str, ...]:
 def _kms_key(name: str, value: str, checked: Checked) -> str:
     if value and checked.values["encryption"] != "KMS":
         raise InputError(name, "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS.")
-    return values.parse_kms_key(value) if value else value
+    return values.parse_kms_key(name, value)
 
 
 def _retire_user_keys(name: str, value: str, checked: Checked) -> bool:
@@ -184,7 +180,7 @@ RULES: dict[str, Rule] = {
     "key-wait-seconds": _named(values.parse_seconds),
     "lease-seconds": _lease,
     "auth": _named(values.parse_choice, choices=("access-key", "oidc")),
-    "organization": _alone(_organization),
+    "organization": _named(_organization),
     "visibility": _named(values.parse_choice, choices=("all", "private", "selected")),
     "environment": _environment,
     "repositories": _repositories,
@@ -196,23 +192,23 @@ RULES: dict[str, Rule] = {
     "expire-untagged-days": _named(values.parse_count, most=3650),
     "retire-user-keys": _retire_user_keys,
     "iam-role": _named(values.parse_iam_name, max_len=64),
-    "oidc-subjects": _alone(values.parse_subjects),
+    "oidc-subjects": _named(values.parse_subjects),
     # in the order of SecretNames' fields
     "secret-name-access-key-id": _named(values.parse_secret_name),
     "secret-name-secret-access-key": _named(values.parse_secret_name),
     "secret-name-repository-uri": _named(values.parse_secret_name),
     "secret-name-role-arn": _named(values.parse_secret_name),
     "write-variables": _named(values.parse_bool),
-    "tags": _alone(values.parse_tags),
+    "tags": _named(values.parse_tags),
     "dry-run": _named(values.parse_bool),
     "aws-region": lambda _name, value, checked: values.parse_region(value, checked.env),
-    "ecr-repository": _alone(values.parse_ecr_repository),
+    "ecr-repository": lambda _name, value, _checked: values.parse_ecr_repository(value),
     "iam-policy": _named(values.parse_iam_name, max_len=128),
     "iam-user": _named(values.parse_iam_name, max_len=64),
     "retire-unmanaged-keys": _named(values.parse_bool),
     "actions-token": _named(values.parse_token),
     "rotate-after": _named(values.parse_duration),
-    "permissions-boundary": _alone(values.parse_boundary),
+    "permissions-boundary": _named(values.parse_boundary),
 }
 _SECRET_NAMES = [name for name in RULES if name.startswith("secret-name-")]
 
@@ -275,8 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         if spec.name in ("github-token", "actions-token"):  # from the environment only, never a flag
             continue
         parser.add_argument(
-            f"--{spec.name}",
-            dest=spec.name.replace("-", "_"),
+            f"--{spec.name}",  # the attribute: the name with underscores
             metavar="VALUE",
             help=f"{spec.description} (default: {spec.default or 'empty'})",
         )

@@ -169,7 +169,7 @@ def parse_count(name: str, value: str, most: int) -> int | None:
     return int(value)
 
 
-def parse_tags(value: str) -> tuple[tuple[str, str], ...]:
+def parse_tags(name: str, value: str) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for item in _items(value):
         key, sep, val = item.partition("=")
@@ -177,28 +177,28 @@ def parse_tags(value: str) -> tuple[tuple[str, str], ...]:
         reserved = key.lower().startswith(("aws:", "ecr-bootstrap:"))
         if not sep or reserved or not _TAG_KEY.match(key) or not _TAG_VALUE.match(val):
             raise InputError(
-                "tags",
+                name,
                 f"'{item}' is not a key=value resource tag.",
                 fix="Use key=value pairs, newline or comma separated; keys may not start with aws: or "
                 "ecr-bootstrap:.",
             )
         out[key] = val
     if len(out) > MAX_RESOURCE_TAGS:
-        raise InputError("tags", f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
+        raise InputError(name, f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
     return tuple(out.items())
 
 
-def parse_environment(value: str) -> str:
+def parse_environment(name: str, value: str) -> str:
     if value and environment_problem(value):
         raise InputError(
-            "environment",
+            name,
             f"'{value}' is not a usable environment name.",
             fix="Use up to 255 printable characters without / \\ : , or quotes.",
         )
     return value
 
 
-def parse_subjects(value: str) -> tuple[str, ...]:
+def parse_subjects(name: str, value: str) -> tuple[str, ...]:
     """Subject patterns for the role's trust policy: kept as given (expanded later, per target)."""
     out: list[str] = []
     for item in _items(value):
@@ -206,7 +206,7 @@ def parse_subjects(value: str) -> tuple[str, ...]:
         entry = _SUBJECT_SHORT[kind] + rest if kind in _SUBJECT_SHORT and rest else item
         if not _SUBJECT.match(entry) or len(entry) > 256 or entry.strip("*?:") == "" or entry == "repo":
             raise InputError(
-                "oidc-subjects",
+                name,
                 f"'{item}' is not a subject pattern.",
                 fix="Use patterns such as branch:main, tag:v*, environment:prod, pull_request, or a full "
                 "subject repo:OWNER/REPO:ref:refs/heads/main.",
@@ -215,7 +215,7 @@ def parse_subjects(value: str) -> tuple[str, ...]:
             owner_repo = entry[5:].split(":", 1)[0]
             if "*" in owner_repo or "?" in owner_repo or owner_repo.count("/") != 1:
                 raise InputError(
-                    "oidc-subjects",
+                    name,
                     f"'{entry}' does not name one repository.",
                     fix="Wildcards may follow the repository (repo:OWNER/REPO:*), never replace it.",
                 )
@@ -261,13 +261,14 @@ def parse_api_url(value: str) -> str:
     return url
 
 
-def parse_kms_key(value: str) -> str:
+def parse_kms_key(name: str, value: str) -> str:
     """A full key or alias ARN: the action's own policy names the key (or the alias's account and region)
-    in its KMS statement, so a bare id or alias (resolved only inside an account) or a wildcard is refused."""
-    if not _KMS_ARN.match(value):
+    in its KMS statement, so a bare id or alias (resolved only inside an account) or a wildcard is refused.
+    Empty: the AWS-managed key."""
+    if value and not _KMS_ARN.match(value):
         what = "contains a wildcard" if "*" in value or "?" in value else "is not a full KMS key or alias ARN"
         raise InputError(
-            "kms-key",
+            name,
             f"'{value}' {what}.",
             fix="Give the full ARN of the key, e.g. "
             "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, or of its alias, "
@@ -277,11 +278,11 @@ def parse_kms_key(value: str) -> str:
     return value
 
 
-def parse_boundary(value: str) -> str:
+def parse_boundary(name: str, value: str) -> str:
     if value and (len(value) > 2048 or not _POLICY_ARN.match(value)):
         what = "contains a wildcard" if "*" in value or "?" in value else "is not an IAM policy ARN"
         raise InputError(
-            "permissions-boundary",
+            name,
             f"'{value}' {what}.",
             fix="Give the ARN of one managed policy, e.g. arn:aws:iam::123456789012:policy/CiBoundary "
             "(or a path: arn:aws:iam::123456789012:policy/boundaries/CiBoundary); or leave it empty.",
