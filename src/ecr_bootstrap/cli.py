@@ -42,19 +42,15 @@ def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report
         from .bootstrap import run
         from .github import GitHub, Pacer
 
-        run(
-            settings,
-            AwsClients.create(settings.aws_region),
-            GitHub(
-                settings.github_token,
-                settings.github_api_url,
-                timeout=settings.github_timeout,
-                pacer=Pacer(*settings.github_points),
-                warn=lambda text: workflow.warning(text, title="GitHub"),
-            ),
-            workflow,
-            report,
+        aws = AwsClients.create(settings.aws_region)
+        github = GitHub(
+            settings.github_token,
+            settings.github_api_url,
+            timeout=settings.github_timeout,
+            pacer=Pacer(*settings.github_points),
+            warn=lambda text: workflow.warning(text, title="GitHub"),
         )
+        run(settings, aws, github, workflow, report)
     except (BootstrapError, Cancelled) as exc:
         failed = exc.render(docs_url(env))
         workflow.error(failed, title=exc.title)
