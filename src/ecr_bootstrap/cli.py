@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -71,8 +72,6 @@ def console() -> None:
 def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """`entrypoint.py permissions [--auth oidc ...]`: the policy the action's AWS identity needs for
     these options (the same flags and INPUT_* variables as a run; no token needed)."""
-    import json
-
     from .inputs import from_argv
     from .permissions import action_policy
 
