@@ -1,9 +1,6 @@
-"""action.yml, the one declaration of the inputs: their names, defaults and descriptions, read on first use.
-
-PyYAML is no runtime dependency, so a small reader takes the YAML that action.yml's inputs are written in
-(names, plain or double-quoted scalars, `>-` folded descriptions, `required: true|false`) and refuses
-anything else, naming the line; a test holds it to PyYAML's reading of the whole file.
-"""
+"""action.yml, the one declaration of the inputs. PyYAML is no runtime dependency, so a small reader takes
+the YAML its inputs are written in (names, plain or double-quoted scalars, `>-` folded descriptions,
+`required: true|false`) and refuses anything else, naming the line; a test holds it to PyYAML's reading."""
 
 from __future__ import annotations
 
@@ -27,15 +24,11 @@ class Declared:
 @cache
 def inputs() -> Mapping[str, Declared]:
     """The declared inputs, in action.yml's order."""
-    return read_inputs(_find().read_text(encoding="utf-8"))
-
-
-def _find() -> Traversable:
-    packaged = resources.files(__package__) / "action.yml"  # the wheel ships it in the package
-    if packaged.is_file():
-        return packaged
-    # A checkout, and the image, which lays /app out as the repository is (entrypoint.py, src/, action.yml).
-    return Path(__file__).resolve().parents[2] / "action.yml"
+    found: Traversable = resources.files(__package__) / "action.yml"  # the wheel ships it in the package
+    if not found.is_file():
+        # A checkout, and the image, which lays /app out as the repository (entrypoint.py, src/, action.yml).
+        found = Path(__file__).resolve().parents[2] / "action.yml"
+    return read_inputs(found.read_text(encoding="utf-8"))
 
 
 _NAME = re.compile(r"  [a-z0-9][a-z0-9-]*:")

@@ -1,9 +1,5 @@
-"""One run: look (read-only, AWS and GitHub overlapping) -> plan (pure) -> apply, or print the plan.
-
-Apply provisions what the plan says (environments, the ECR repository, the policy), then delivers: the key
-rotation (auth: access-key) or the role ARN (auth: oidc). With dry-run the run stops after the plan, having
-made no change on either side.
-"""
+"""One run: look (read-only, AWS and GitHub overlapping) -> plan (pure) -> apply (provision, then deliver
+the key or the role ARN), or with dry-run print the plan, having changed nothing on either side."""
 
 from __future__ import annotations
 

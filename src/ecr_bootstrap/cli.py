@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from .errors import BootstrapError
+from .cancel import Cancellation
+from .errors import BootstrapError, Cancelled
 from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
@@ -18,8 +20,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return print_permissions(argv[1:], env)
     workflow = Workflow(env)
     report = Report()
-    from .cancel import Cancellation
-
     cancellation = Cancellation()
     cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
     failed = _run(argv, env, workflow, report)
@@ -32,37 +32,27 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report: Report) -> str:
     """The run itself; what failed, as the message shown ("" when nothing did)."""
-    from .errors import Cancelled
-
     failed = ""
     try:
         from .inputs import from_argv
 
         settings = from_argv(argv, env)  # every input checked before any client exists
-        workflow.mask(settings.github_token)  # before anything could print it
-        if settings.actions_token:
-            workflow.mask(settings.actions_token)
+        workflow.mask(settings.github_token)  # before anything could print them
+        workflow.mask(settings.actions_token)
         from .aws import AwsClients
         from .bootstrap import run
         from .github import GitHub, Pacer
 
-        run(
-            settings,
-            AwsClients.create(settings.aws_region),
-            GitHub(
-                settings.github_token,
-                settings.github_api_url,
-                timeout=settings.github_timeout,
-                pacer=Pacer(*settings.github_points),
-                warn=lambda text: workflow.warning(text, title="GitHub"),
-            ),
-            workflow,
-            report,
+        aws = AwsClients.create(settings.aws_region)
+        github = GitHub(
+            settings.github_token,
+            settings.github_api_url,
+            timeout=settings.github_timeout,
+            pacer=Pacer(*settings.github_points),
+            warn=lambda text: workflow.warning(text, title="GitHub"),
         )
-    except BootstrapError as exc:
-        failed = exc.render(docs_url(env))
-        workflow.error(failed, title=exc.title)
-    except Cancelled as exc:
+        run(settings, aws, github, workflow, report)
+    except (BootstrapError, Cancelled) as exc:
         failed = exc.render(docs_url(env))
         workflow.error(failed, title=exc.title)
     except KeyboardInterrupt:
@@ -75,16 +65,13 @@ def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report
 
 
 def console() -> None:
-    """`ecr-bootstrap`, the wheel's console script: the same flags and INPUT_* variables as
-    `python entrypoint.py`, and `ecr-bootstrap permissions`."""
+    """`ecr-bootstrap`, the wheel's console script: the same as `python entrypoint.py`."""
     sys.exit(main())
 
 
 def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """`entrypoint.py permissions [--auth oidc ...]`: the policy the action's AWS identity needs for
     these options (the same flags and INPUT_* variables as a run; no token needed)."""
-    import json
-
     from .inputs import from_argv
     from .permissions import action_policy
 

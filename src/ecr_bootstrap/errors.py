@@ -14,9 +14,7 @@ if TYPE_CHECKING:
 
 class Failure:
     """What the user reads: a title, what happened, what to do about it, and a Troubleshooting anchor.
-
-    Messages never contain secret values: callers pass only names, ids and AWS/GitHub error texts.
-    """
+    Messages never contain secret values: callers pass only names, ids and AWS/GitHub error texts."""
 
     title = "ECR bootstrap failed"
     message = ""
@@ -24,12 +22,10 @@ class Failure:
     anchor = ""
 
     def render(self, docs: str) -> str:
-        """The message, the fix, and a link to the README section; `docs` is the README's URL."""
-        parts = [self.message]
-        if self.fix:
-            parts.append(f"Fix: {self.fix}")
-        parts.append(f"Docs: {docs}#troubleshooting{'-' + self.anchor if self.anchor else ''}")
-        return " ".join(parts)
+        """`docs`: the README's URL."""
+        fix = f"Fix: {self.fix} " if self.fix else ""
+        anchor = f"-{self.anchor}" if self.anchor else ""
+        return f"{self.message} {fix}Docs: {docs}#troubleshooting{anchor}"
 
 
 class BootstrapError(Failure, Exception):
@@ -45,13 +41,13 @@ class Cancelled(Failure, BaseException):
     signal lands there most often) into a retryable connection error, and would retry it."""
 
     title = "ECR bootstrap cancelled"
+    fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
+    anchor = "cancelled"
 
     def __init__(self, signal_name: str, deadline: float) -> None:
         self.message = (
             f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could."
         )
-        self.fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
-        self.anchor = "cancelled"
         super().__init__(self.message)
         self.signal_name = signal_name
         self.deadline = deadline  # time.monotonic() by which the rollback is over

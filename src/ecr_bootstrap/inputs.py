@@ -1,48 +1,22 @@
-"""Inputs: declared once, in action.yml (names, defaults, descriptions); read from INPUT_* (the runner) or
-flags (a local run) and validated into Settings by RULES, one rule per input.
-
-Which input takes which rule lives here (values.py holds the rules for each kind of value); every error
-names the input it is about, so a bad value stops the run before anything is changed anywhere.
-"""
+"""Inputs: declared once, in action.yml; read from INPUT_* (the runner) or flags (a local run) and validated
+into Settings by RULES, one rule per input (values.py: the rules for each kind of value). Every error names
+its input, so a bad value stops the run before anything is changed anywhere."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import action_yml
+from . import action_yml, values
 from .errors import InputError
 from .keys.record import RunId
 from .places import valid_owner
-from .values import (
-    GITHUB_TOKEN_HELP,
-    parse_actions_token,
-    parse_api_url,
-    parse_bool,
-    parse_boundary,
-    parse_choice,
-    parse_count,
-    parse_duration,
-    parse_ecr_repository,
-    parse_environment,
-    parse_iam_name,
-    parse_kms_key,
-    parse_points,
-    parse_region,
-    parse_repositories,
-    parse_seconds,
-    parse_secret_name,
-    parse_subjects,
-    parse_tags,
-    parse_timeout,
-)
 
 
-# The dataclasses have no defaults: from_values sets every field, from action.yml's defaults where an
-# input is not given.
+# No defaults: from_values sets every field, from action.yml's defaults where an input is not given. A field
+# of Settings or EcrSettings named after an input (hyphens as underscores) holds that input's value.
 @dataclass(frozen=True)
 class SecretNames:
     key_id: str
@@ -125,28 +99,22 @@ class Checked:
 Rule = Callable[[str, str, Checked], Any]  # (input name, value, checked so far) -> the value parsed
 
 
-def _alone(parse: Callable[[str], Any]) -> Rule:
-    return lambda _name, value, _checked: parse(value)
+def _named(parse: Callable[..., Any], **options: Any) -> Rule:
+    return lambda name, value, _checked: parse(name, value, **options)
 
 
-def _named(parse: Callable[[str, str], Any]) -> Rule:
-    return lambda name, value, _checked: parse(name, value)
-
-
-def _github_token(token: str) -> str:
+def _github_token(name: str, token: str, _checked: Checked) -> str:
     if not token:
         raise InputError(
-            "github-token",
+            name,
             "no token given.",
-            fix="Pass github-token: ${{ secrets.YOUR_PAT }} with " + GITHUB_TOKEN_HELP + ".",
+            fix="Pass github-token: ${{ secrets.YOUR_PAT }} with " + values.GITHUB_TOKEN_HELP + ".",
         )
-    if any(c.isspace() for c in token):
-        raise InputError("github-token", "the token contains white space.", fix="Check the secret.")
-    return token
+    return values.parse_token(name, token)
 
 
 def _lease(name: str, value: str, checked: Checked) -> float:
-    lease = parse_seconds(name, value)
+    lease = values.parse_seconds(name, value)
     key_wait = checked.values["key-wait-seconds"]
     if lease <= key_wait:
         raise InputError(
@@ -157,10 +125,10 @@ def _lease(name: str, value: str, checked: Checked) -> float:
     return lease
 
 
-def _organization(organization: str) -> str:
+def _organization(name: str, organization: str) -> str:
     if organization and not valid_owner(organization):
         raise InputError(
-            "organization",
+            name,
             f"'{organization}' is not an organization name.",
             fix="Use the login, e.g. octo-org.",
         )
@@ -168,7 +136,7 @@ def _organization(organization: str) -> str:
 
 
 def _environment(name: str, value: str, checked: Checked) -> str:
-    environment = parse_environment(value)
+    environment = values.parse_environment(name, value)
     if checked.values["organization"] and environment:
         raise InputError(
             name,
@@ -179,7 +147,7 @@ def _environment(name: str, value: str, checked: Checked) -> str:
 
 
 def _repositories(name: str, value: str, checked: Checked) -> tuple[str, ...]:
-    repositories = parse_repositories(value, checked.env)
+    repositories = values.parse_repositories(value, checked.env)
     organization = checked.values["organization"]
     if organization and checked.values["visibility"] == "selected":
         strangers = [r for r in repositories if r.split("/")[0].lower() != organization.lower()]
@@ -195,81 +163,62 @@ def _repositories(name: str, value: str, checked: Checked) -> tuple[str, ...]:
 def _kms_key(name: str, value: str, checked: Checked) -> str:
     if value and checked.values["encryption"] != "KMS":
         raise InputError(name, "a KMS key was given but encryption is AES256.", fix="Set encryption: KMS.")
-    if value:
-        parse_kms_key(value)
-    return value
+    return values.parse_kms_key(name, value)
 
 
 def _retire_user_keys(name: str, value: str, checked: Checked) -> bool:
-    retire = parse_bool(name, value)
+    retire = values.parse_bool(name, value)
     if retire and checked.values["auth"] != "oidc":
         raise InputError(name, "only applies with auth: oidc.", fix="Set auth: oidc, or leave this false.")
     return retire
 
 
-def _choice(*choices: str) -> Rule:
-    return _named(partial(parse_choice, choices=choices))
-
-
-def _iam_name(max_len: int) -> Rule:
-    return _named(partial(parse_iam_name, max_len=max_len))
-
-
-def _count(most: int) -> Rule:
-    return _named(partial(parse_count, most=most))
-
-
 # Every input of action.yml and its rule, in the order they are checked: a rule may read the inputs above
 # it (so a bad value is reported before anything that depends on it).
 RULES: dict[str, Rule] = {
-    "github-token": _alone(_github_token),
-    "key-wait-seconds": _named(parse_seconds),
+    "github-token": _github_token,
+    "key-wait-seconds": _named(values.parse_seconds),
     "lease-seconds": _lease,
-    "auth": _choice("access-key", "oidc"),
-    "organization": _alone(_organization),
-    "visibility": _choice("all", "private", "selected"),
+    "auth": _named(values.parse_choice, choices=("access-key", "oidc")),
+    "organization": _named(_organization),
+    "visibility": _named(values.parse_choice, choices=("all", "private", "selected")),
     "environment": _environment,
     "repositories": _repositories,
-    "encryption": _choice("AES256", "KMS"),
+    "encryption": _named(values.parse_choice, choices=("AES256", "KMS")),
     "kms-key": _kms_key,
-    "scan-on-push": _named(parse_bool),
-    "tag-mutability": _choice("MUTABLE", "IMMUTABLE"),
-    "keep-images": _count(10000),
-    "expire-untagged-days": _count(3650),
+    "scan-on-push": _named(values.parse_bool),
+    "tag-mutability": _named(values.parse_choice, choices=("MUTABLE", "IMMUTABLE")),
+    "keep-images": _named(values.parse_count, most=10000),
+    "expire-untagged-days": _named(values.parse_count, most=3650),
     "retire-user-keys": _retire_user_keys,
-    "iam-role": _iam_name(64),
-    "oidc-subjects": _alone(parse_subjects),
-    "secret-name-access-key-id": _named(parse_secret_name),
-    "secret-name-secret-access-key": _named(parse_secret_name),
-    "secret-name-repository-uri": _named(parse_secret_name),
-    "secret-name-role-arn": _named(parse_secret_name),
-    "write-variables": _named(parse_bool),
-    "tags": _alone(parse_tags),
-    "dry-run": _named(parse_bool),
-    "aws-region": lambda _name, value, checked: parse_region(value, checked.env),
-    "ecr-repository": _alone(parse_ecr_repository),
-    "iam-policy": _iam_name(128),
-    "iam-user": _iam_name(64),
-    "retire-unmanaged-keys": _named(parse_bool),
-    "actions-token": _alone(parse_actions_token),
-    "rotate-after": _named(parse_duration),
-    "permissions-boundary": _alone(parse_boundary),
+    "iam-role": _named(values.parse_iam_name, max_len=64),
+    "oidc-subjects": _named(values.parse_subjects),
+    # in the order of SecretNames' fields
+    "secret-name-access-key-id": _named(values.parse_secret_name),
+    "secret-name-secret-access-key": _named(values.parse_secret_name),
+    "secret-name-repository-uri": _named(values.parse_secret_name),
+    "secret-name-role-arn": _named(values.parse_secret_name),
+    "write-variables": _named(values.parse_bool),
+    "tags": _named(values.parse_tags),
+    "dry-run": _named(values.parse_bool),
+    "aws-region": lambda _name, value, checked: values.parse_region(value, checked.env),
+    "ecr-repository": lambda _name, value, _checked: values.parse_ecr_repository(value),
+    "iam-policy": _named(values.parse_iam_name, max_len=128),
+    "iam-user": _named(values.parse_iam_name, max_len=64),
+    "retire-unmanaged-keys": _named(values.parse_bool),
+    "actions-token": _named(values.parse_token),
+    "rotate-after": _named(values.parse_duration),
+    "permissions-boundary": _named(values.parse_boundary),
 }
-TOKENS = ("github-token", "actions-token")  # from the environment only, never a command-line flag
-_SECRET_NAMES = (
-    "secret-name-access-key-id",
-    "secret-name-secret-access-key",
-    "secret-name-repository-uri",
-    "secret-name-role-arn",
-)
+_SECRET_NAMES = [name for name in RULES if name.startswith("secret-name-")]
 
 
-def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
+def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     """Validate raw input values (keyed by input name; missing ones take action.yml's defaults)."""
     declared = action_yml.inputs()
 
     def given(name: str) -> str:
-        value = values.get(name)
+        value = raw.get(name)
         if value is None:
             default = declared[name].default
             value = "" if default.startswith("${{") else default  # the runner's to expand: here, unset
@@ -278,7 +227,19 @@ def from_values(values: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     checked = Checked(env)
     for name, rule in RULES.items():
         checked.values[name] = rule(name, given(name), checked)
-    return _settings(checked.values, _secret_names(checked.values, given), env)
+    secret_names = _secret_names(checked.values, given)
+    # Each input's value goes to the field of its name (but for the secret names, gathered above).
+    parsed = {n.replace("-", "_"): v for n, v in checked.values.items() if n not in _SECRET_NAMES}
+    ecr = EcrSettings(**{f.name: parsed.pop(f.name) for f in fields(EcrSettings)})
+    return Settings(
+        **parsed,
+        secret_names=secret_names,
+        ecr=ecr,
+        github_api_url=values.parse_api_url(env.get("GITHUB_API_URL", "")),
+        github_timeout=values.parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
+        github_points=values.parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
+        run=run_id(env),
+    )
 
 
 def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> SecretNames:
@@ -295,52 +256,7 @@ def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> Sec
                 fix="Give the secret-name-* inputs four different names, none of them AWS_REGION.",
             )
         seen[value] = name
-    return SecretNames(*(parsed[name] for name in _SECRET_NAMES))  # in the order of its fields
-
-
-def _settings(parsed: Mapping[str, Any], secret_names: SecretNames, env: Mapping[str, str]) -> Settings:
-    return Settings(
-        auth=parsed["auth"],
-        iam_role=parsed["iam-role"],
-        oidc_subjects=parsed["oidc-subjects"],
-        retire_user_keys=parsed["retire-user-keys"],
-        environment=parsed["environment"],
-        organization=parsed["organization"],
-        visibility=parsed["visibility"],
-        secret_names=secret_names,
-        write_variables=parsed["write-variables"],
-        ecr=EcrSettings(
-            scan_on_push=parsed["scan-on-push"],
-            tag_mutability=parsed["tag-mutability"],
-            encryption=parsed["encryption"],
-            kms_key=parsed["kms-key"],
-            keep_images=parsed["keep-images"],
-            expire_untagged_days=parsed["expire-untagged-days"],
-        ),
-        tags=parsed["tags"],
-        dry_run=parsed["dry-run"],
-        github_token=parsed["github-token"],
-        github_api_url=parse_api_url(env.get("GITHUB_API_URL", "")),
-        aws_region=parsed["aws-region"],
-        ecr_repository=parsed["ecr-repository"],
-        iam_policy=parsed["iam-policy"],
-        iam_user=parsed["iam-user"],
-        repositories=parsed["repositories"],
-        retire_unmanaged_keys=parsed["retire-unmanaged-keys"],
-        key_wait_seconds=parsed["key-wait-seconds"],
-        lease_seconds=parsed["lease-seconds"],
-        github_timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
-        github_points=parse_points(env.get("ECR_BOOTSTRAP_GITHUB_POINTS", "")),
-        actions_token=parsed["actions-token"],
-        rotate_after=parsed["rotate-after"],
-        permissions_boundary=parsed["permissions-boundary"],
-        run=run_id(env),
-    )
-
-
-def env_values(env: Mapping[str, str]) -> dict[str, str]:
-    """Inputs as the runner passes them: INPUT_<NAME>, upper-cased, hyphens kept."""
-    return {name: env[key] for name in action_yml.inputs() if (key := "INPUT_" + name.upper()) in env}
+    return SecretNames(*(parsed[name] for name in _SECRET_NAMES))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,11 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
         "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
     )
     for spec in action_yml.inputs().values():
-        if spec.name in TOKENS:
+        if spec.name in ("github-token", "actions-token"):  # from the environment only, never a flag
             continue
         parser.add_argument(
-            f"--{spec.name}",
-            dest=spec.name.replace("-", "_"),
+            f"--{spec.name}",  # the attribute: the name with underscores
             metavar="VALUE",
             help=f"{spec.description} (default: {spec.default or 'empty'})",
         )
@@ -364,13 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-    """Flags override INPUT_* variables; the token only ever comes from the environment."""
+    """Flags override INPUT_* variables (upper-cased, hyphens kept); the token only ever comes from the
+    environment."""
     args = build_parser().parse_args(list(argv))
-    values = env_values(env)
-    if "github-token" not in values and env.get("GITHUB_TOKEN"):
-        values["github-token"] = env["GITHUB_TOKEN"]
-    for name in action_yml.inputs():
+    declared = action_yml.inputs()
+    raw = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    if "github-token" not in raw and env.get("GITHUB_TOKEN"):
+        raw["github-token"] = env["GITHUB_TOKEN"]
+    for name in declared:
         flag = getattr(args, name.replace("-", "_"), None)
         if flag is not None:
-            values[name] = flag
-    return from_values(values, env)
+            raw[name] = flag
+    return from_values(raw, env)

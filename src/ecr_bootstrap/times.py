@@ -1,4 +1,4 @@
-"""How the action writes and reads times: one format for the record and the outputs, one for people."""
+"""Times: one format for the record and the outputs, one for people."""
 
 from __future__ import annotations
 

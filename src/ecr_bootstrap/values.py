@@ -1,6 +1,5 @@
 """Input values: one function per kind of value, holding it to what AWS and GitHub accept. Each error
-names the input it is about and says how to fix it, so a bad value stops the run before anything changes.
-inputs.py says which input takes which rule."""
+names the input and says how to fix it; inputs.py says which input takes which rule."""
 
 from __future__ import annotations
 
@@ -8,53 +7,47 @@ import re
 from collections.abc import Mapping
 
 from .errors import InputError
-from .places import valid_repository
+from .places import environment_problem, valid_repository
 
 GITHUB_TOKEN_HELP = (
     "a fine-grained personal access token with the repository permission 'Secrets: Read and write' on "
     "every target, a classic token with the 'repo' scope, or a GitHub App installation token with "
     "'secrets: write'. The workflow's own GITHUB_TOKEN cannot write secrets"
 )
-
-
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-
-
-# ECR's own pattern (CreateRepository API reference).
-_ECR_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
-
-
-_IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
-
+MAX_RESOURCE_TAGS = 10  # the IAM user keeps its key record in tags too (50 in all)
 
 _PARTITION = r"aws(-[a-z]+)*"
-
-
 _REGION_PART = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
-
-
+_REGION = re.compile(rf"^{_REGION_PART}$")
+# ECR's own pattern (CreateRepository API reference).
+_ECR_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+_IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 # A KMS key id (a UUID, or mrk- and 32 hex digits for a multi-Region key) or an alias name.
 _KMS_ARN = re.compile(
-    rf"^arn:{_PARTITION}:kms:(?P<region>{_REGION_PART}):\d{{12}}:"
+    rf"^arn:{_PARTITION}:kms:{_REGION_PART}:\d{{12}}:"
     r"(key/([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250})$"
 )
-
-
 # IAM's policy ARN: an account's own policy or an AWS-managed one (account "aws"), with an optional path.
 _POLICY_ARN = re.compile(rf"^arn:{_PARTITION}:iam::(\d{{12}}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{{1,128}}$")
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
+_SUBJECT = re.compile(r"^[A-Za-z0-9_.:/@*?=+-]+$")
+_SUBJECT_SHORT = {"branch": "ref:refs/heads/", "tag": "ref:refs/tags/"}
 
 
-_TRUE = ("true", "True", "TRUE")
-
-
-_FALSE = ("false", "False", "FALSE")
+def _items(text: str) -> list[str]:
+    """The entries of a list given one per line or comma separated."""
+    return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
 
 
 def parse_bool(name: str, value: str) -> bool:
     """Strict YAML 1.2 core booleans, as the runner's own inputs use them."""
-    if value in _TRUE:
+    if value in ("true", "True", "TRUE"):
         return True
-    if value in _FALSE:
+    if value in ("false", "False", "FALSE"):
         return False
     raise InputError(name, f"'{value}' is not a boolean.", fix="Use true or false.")
 
@@ -102,12 +95,8 @@ def parse_repositories(raw: str, env: Mapping[str, str]) -> tuple[str, ...]:
     """owner/name entries, newline or comma separated; duplicates (case-insensitive) dropped."""
     # An unexpanded "${{ github.repository }}" (a local run reading action.yml's default) means "unset".
     text = raw if raw.strip() and "${{" not in raw else env.get("GITHUB_REPOSITORY", "")
-    out: list[str] = []
-    seen: set[str] = set()
-    for item in re.split(r"[,\n]", text):
-        entry = item.strip()
-        if not entry:
-            continue
+    out: dict[str, str] = {}  # by the lower-cased name: the first spelling given
+    for entry in _items(text):
         if not valid_repository(entry):
             raise InputError(
                 "repositories",
@@ -115,9 +104,7 @@ def parse_repositories(raw: str, env: Mapping[str, str]) -> tuple[str, ...]:
                 fix="List repositories as owner/name, one per line or comma separated "
                 "(for example octo-org/web-app).",
             )
-        if entry.lower() not in seen:
-            seen.add(entry.lower())
-            out.append(entry)
+        out.setdefault(entry.lower(), entry)
     if not out:
         raise InputError(
             "repositories",
@@ -125,13 +112,7 @@ def parse_repositories(raw: str, env: Mapping[str, str]) -> tuple[str, ...]:
             fix="Set repositories to one or more owner/name (the default is the workflow's own "
             "repository, ${{ github.repository }}).",
         )
-    return tuple(out)
-
-
-_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return tuple(out.values())
 
 
 def parse_duration(name: str, value: str) -> float:
@@ -157,24 +138,6 @@ def parse_seconds(name: str, value: str) -> float:
     if not 0 <= seconds <= 3600:
         raise InputError(name, f"'{value}' is not a number of seconds.", fix="Use 0 to 3600.")
     return seconds
-
-
-_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-_TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
-
-
-_TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
-
-
-_SUBJECT = re.compile(r"^[A-Za-z0-9_.:/@*?=+-]+$")
-
-
-_SUBJECT_SHORT = {"branch": "ref:refs/heads/", "tag": "ref:refs/tags/"}
-
-
-MAX_RESOURCE_TAGS = 10  # the IAM user keeps its key record in tags too (50 in all)
 
 
 def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -206,60 +169,45 @@ def parse_count(name: str, value: str, most: int) -> int | None:
     return int(value)
 
 
-def parse_tags(value: str) -> tuple[tuple[str, str], ...]:
+def parse_tags(name: str, value: str) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
-    for item in re.split(r"[,\n]", value):
-        if not item.strip():
-            continue
-        key, sep, val = item.strip().partition("=")
+    for item in _items(value):
+        key, sep, val = item.partition("=")
         key, val = key.strip(), val.strip()
-        if (
-            not sep
-            or not _TAG_KEY.match(key)
-            or not _TAG_VALUE.match(val)
-            or key.lower().startswith(("aws:", "ecr-bootstrap:"))
-        ):
+        reserved = key.lower().startswith(("aws:", "ecr-bootstrap:"))
+        if not sep or reserved or not _TAG_KEY.match(key) or not _TAG_VALUE.match(val):
             raise InputError(
-                "tags",
-                f"'{item.strip()}' is not a key=value resource tag.",
+                name,
+                f"'{item}' is not a key=value resource tag.",
                 fix="Use key=value pairs, newline or comma separated; keys may not start with aws: or "
                 "ecr-bootstrap:.",
             )
         out[key] = val
     if len(out) > MAX_RESOURCE_TAGS:
-        raise InputError("tags", f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
+        raise InputError(name, f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
     return tuple(out.items())
 
 
-def parse_environment(value: str) -> str:
-    if value and (
-        len(value) > 255
-        or any(c in value for c in "/\\:,'\"")
-        or not value.isprintable()
-        or value != value.strip()
-    ):
+def parse_environment(name: str, value: str) -> str:
+    if value and environment_problem(value):
         raise InputError(
-            "environment",
+            name,
             f"'{value}' is not a usable environment name.",
             fix="Use up to 255 printable characters without / \\ : , or quotes.",
         )
     return value
 
 
-def parse_subjects(value: str) -> tuple[str, ...]:
+def parse_subjects(name: str, value: str) -> tuple[str, ...]:
     """Subject patterns for the role's trust policy: kept as given (expanded later, per target)."""
     out: list[str] = []
-    for item in re.split(r"[,\n]", value):
-        entry = item.strip()
-        if not entry:
-            continue
-        kind, _, rest = entry.partition(":")
-        if kind in _SUBJECT_SHORT and rest:
-            entry = _SUBJECT_SHORT[kind] + rest
+    for item in _items(value):
+        kind, _, rest = item.partition(":")
+        entry = _SUBJECT_SHORT[kind] + rest if kind in _SUBJECT_SHORT and rest else item
         if not _SUBJECT.match(entry) or len(entry) > 256 or entry.strip("*?:") == "" or entry == "repo":
             raise InputError(
-                "oidc-subjects",
-                f"'{item.strip()}' is not a subject pattern.",
+                name,
+                f"'{item}' is not a subject pattern.",
                 fix="Use patterns such as branch:main, tag:v*, environment:prod, pull_request, or a full "
                 "subject repo:OWNER/REPO:ref:refs/heads/main.",
             )
@@ -267,13 +215,12 @@ def parse_subjects(value: str) -> tuple[str, ...]:
             owner_repo = entry[5:].split(":", 1)[0]
             if "*" in owner_repo or "?" in owner_repo or owner_repo.count("/") != 1:
                 raise InputError(
-                    "oidc-subjects",
+                    name,
                     f"'{entry}' does not name one repository.",
                     fix="Wildcards may follow the repository (repo:OWNER/REPO:*), never replace it.",
                 )
-        if entry not in out:
-            out.append(entry)
-    return tuple(out)
+        out.append(entry)
+    return tuple(dict.fromkeys(out))
 
 
 def parse_timeout(value: str) -> float:
@@ -314,29 +261,28 @@ def parse_api_url(value: str) -> str:
     return url
 
 
-def parse_kms_key(value: str) -> str:
+def parse_kms_key(name: str, value: str) -> str:
     """A full key or alias ARN: the action's own policy names the key (or the alias's account and region)
     in its KMS statement, so a bare id or alias (resolved only inside an account) or a wildcard is refused.
-    Returns the key's region."""
-    found = _KMS_ARN.match(value)
-    if found is None:
+    Empty: the AWS-managed key."""
+    if value and not _KMS_ARN.match(value):
         what = "contains a wildcard" if "*" in value or "?" in value else "is not a full KMS key or alias ARN"
         raise InputError(
-            "kms-key",
+            name,
             f"'{value}' {what}.",
             fix="Give the full ARN of the key, e.g. "
             "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab, or of its alias, "
             "e.g. arn:aws:kms:us-east-1:123456789012:alias/ecr (aws kms describe-key --key-id alias/ecr "
             "prints the key's ARN); leave it empty for the AWS-managed key.",
         )
-    return found.group("region")
+    return value
 
 
-def parse_boundary(value: str) -> str:
+def parse_boundary(name: str, value: str) -> str:
     if value and (len(value) > 2048 or not _POLICY_ARN.match(value)):
         what = "contains a wildcard" if "*" in value or "?" in value else "is not an IAM policy ARN"
         raise InputError(
-            "permissions-boundary",
+            name,
             f"'{value}' {what}.",
             fix="Give the ARN of one managed policy, e.g. arn:aws:iam::123456789012:policy/CiBoundary "
             "(or a path: arn:aws:iam::123456789012:policy/boundaries/CiBoundary); or leave it empty.",
@@ -344,7 +290,7 @@ def parse_boundary(value: str) -> str:
     return value
 
 
-def parse_actions_token(value: str) -> str:
+def parse_token(name: str, value: str) -> str:
     if any(c.isspace() for c in value):
-        raise InputError("actions-token", "the token contains white space.", fix="Check the secret.")
+        raise InputError(name, "the token contains white space.", fix="Check the secret.")
     return value
