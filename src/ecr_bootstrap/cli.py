@@ -12,31 +12,60 @@ from .errors import BootstrapError, Cancelled
 from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
+VERBS = ("apply", "plan", "permissions", "bootstrap-role")
+
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """The action (no verb: inputs from INPUT_* and `--name VALUE` flags), or a verb of `ecr-bootstrap`."""
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["permissions"]:
-        return print_permissions(argv[1:], env)
-    workflow = Workflow(env)
+    if argv[:1] and argv[0] in VERBS:
+        from .command import main as command
+
+        return command(argv, env)
+    return execute(None, env, argv=argv)
+
+
+def execute(
+    given: Mapping[str, str] | None,
+    env: Mapping[str, str],
+    *,
+    argv: Sequence[str] = (),
+    show_outputs: bool = True,
+    as_json: bool = False,
+) -> int:
+    """One run, from input values (`given`) or, for the action, from INPUT_* and `argv`. With `as_json` the
+    outputs are one JSON object on stdout and everything else goes to stderr."""
+    workflow = Workflow(env, out=sys.stderr if as_json else None)
     report = Report()
     cancellation = Cancellation()
     cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
-    failed = _run(argv, env, workflow, report)
+    failed = _run(given, argv, env, workflow, report)
     cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
-    workflow.set_outputs({k: v for k, v in outputs(report).items() if v})
+    shown = {k: v for k, v in outputs(report).items() if v}
+    if as_json:
+        print(json.dumps(shown, indent=2))
+    elif show_outputs:
+        workflow.set_outputs(shown)
     if report.changes or failed or report.dry_run:
         workflow.write_summary(summary(report, failed=failed), summary_text(report, failed=failed))
     return 1 if failed else 0
 
 
-def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report: Report) -> str:
+def _run(
+    given: Mapping[str, str] | None,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    workflow: Workflow,
+    report: Report,
+) -> str:
     """The run itself; what failed, as the message shown ("" when nothing did)."""
     failed = ""
     try:
-        from .inputs import from_argv
+        from .inputs import from_argv, from_values
 
-        settings = from_argv(argv, env)  # every input checked before any client exists
+        # every input checked before any client exists
+        settings = from_argv(argv, env) if given is None else from_values(given, env)
         workflow.mask(settings.github_token)  # before anything could print them
         workflow.mask(settings.actions_token)
         from .aws import AwsClients
@@ -65,24 +94,12 @@ def _run(argv: Sequence[str], env: Mapping[str, str], workflow: Workflow, report
 
 
 def console() -> None:
-    """`ecr-bootstrap`, the wheel's console script: the same as `python entrypoint.py`."""
-    sys.exit(main())
+    """`ecr-bootstrap` (the console script, `python -m ecr_bootstrap`): the verbs. With no verb it is the action,
+    reading INPUT_* as in a workflow; with nothing at all (a person, not a workflow) it shows its help."""
+    argv = sys.argv[1:]
+    if argv[:1] in (["-h"], ["--help"]) or not (argv or any(k.startswith("INPUT_") for k in os.environ)):
+        from .command import build_parser
 
-
-def print_permissions(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """`entrypoint.py permissions [--auth oidc ...]`: the policy the action's AWS identity needs for
-    these options (the same flags and INPUT_* variables as a run; no token needed)."""
-    from .inputs import from_argv
-    from .permissions import action_policy
-
-    # Only the options matter here: stand-ins for what a run would also need.
-    stand_ins = {"INPUT_GITHUB-TOKEN": "unused", "AWS_REGION": "us-east-1", "GITHUB_REPOSITORY": "owner/repo"}
-    region_given = any(a.startswith("--aws-region") for a in argv) or bool(env.get("INPUT_AWS-REGION"))
-    try:
-        settings = from_argv(argv, {**stand_ins, **{k: v for k, v in env.items() if k.startswith("INPUT_")}})
-        document = action_policy(settings, region=settings.aws_region if region_given else "*")
-    except BootstrapError as exc:
-        Workflow(env).error(exc.render(docs_url(env)), title=exc.title)
-        return 1
-    print(json.dumps(document, indent=2))
-    return 0
+        build_parser().print_help()
+        sys.exit(0 if argv else 2)
+    sys.exit(main(argv))

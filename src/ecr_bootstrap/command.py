@@ -1,0 +1,217 @@
+"""`ecr-bootstrap` for a person at a terminal: the verbs apply, plan, permissions and bootstrap-role; AWS from
+the standard chain (or --profile, --region), the GitHub token from GITHUB_TOKEN, GH_TOKEN or `gh auth token`,
+the target from the git remote `origin`. Outside GitHub Actions nothing printed is a workflow command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from . import action_yml
+from .cli import execute
+from .errors import BootstrapError
+from .workflow import Workflow, docs_url
+
+EXIT_CODES = """exit codes:
+  0  done (or, for plan, the plan was printed)
+  1  failed, or refused at the prompt: the message says what and how to fix it
+  2  the command line itself is wrong (an unknown verb or flag)"""
+_NOT_FLAGS = ("github-token", "actions-token")  # tokens come from the environment, never a flag
+_SHOWN_DEFAULTS = {
+    "repositories": "the GitHub repository of this folder's git remote origin",
+    "aws-region": "AWS_REGION, AWS_DEFAULT_REGION, or the profile's region",
+}
+# https://github.com/OWNER/REPO(.git), git@github.com:OWNER/REPO(.git), ssh://git@host:22/OWNER/REPO(.git)
+_REMOTE = re.compile(r"^(?:[a-z+]+://)?(?:[^@/]+@)?[^/:]+(?::\d+)?[:/]([^/]+)/([^/]+?)(?:\.git)?/?$")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecr-bootstrap",
+        description="Create or reuse an ECR repository, a least-privilege IAM policy and user (or an OIDC\n"
+        "role), and write what a workflow needs to push images as GitHub Actions secrets.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    about = {
+        "apply": "make the changes (shows the plan and asks first on a terminal)",
+        "plan": "print what apply would change; change nothing",
+        "permissions": "print the IAM policy the identity running apply needs for these options",
+        "bootstrap-role": "create the OIDC role a workflow assumes to run this action (see its --help)",
+    }
+    for verb, text in about.items():
+        sub = verbs.add_parser(
+            verb,
+            help=text,
+            description=text.capitalize() + ".",
+            epilog=EXIT_CODES,
+            usage="%(prog)s [options]",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if verb == "bootstrap-role":
+            continue  # its own parser reads the rest
+        _add_inputs(sub)
+        if verb != "permissions":
+            sub.add_argument(
+                "--profile", metavar="NAME", help="AWS named profile (default: the standard chain)"
+            )
+            sub.add_argument("-y", "--yes", action="store_true", help="do not ask before changing anything")
+            sub.add_argument(
+                "--output",
+                choices=("text", "json"),
+                default="text",
+                help="json: the outputs as one JSON object",
+            )
+    return parser
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """A flag per input of action.yml; an on/off input takes `--name`, `--no-name` or `--name=true|false`."""
+    for spec in action_yml.inputs().values():
+        if spec.name in _NOT_FLAGS:
+            continue
+        names = [f"--{spec.name}", "--region"] if spec.name == "aws-region" else [f"--{spec.name}"]
+        shown = _SHOWN_DEFAULTS.get(spec.name, spec.default)
+        text = spec.description.split(". ")[0].rstrip(".")
+        if spec.default in ("true", "false"):
+            parser.add_argument(
+                *names,
+                nargs="?",
+                const="true",
+                metavar="true|false",
+                help=f"{text} (default: {spec.default})",
+            )
+            parser.add_argument(
+                f"--no-{spec.name}",
+                dest=spec.name.replace("-", "_"),
+                action="store_const",
+                const="false",
+                help=argparse.SUPPRESS,
+            )
+        else:
+            parser.add_argument(
+                *names,
+                metavar=spec.name.upper().replace("-", "_"),
+                help=f"{text}" + (f" (default: {shown})" if shown else ""),
+            )
+
+
+def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    if argv[:1] == ["bootstrap-role"]:
+        from .bootstrap_role import main as bootstrap_role
+
+        return bootstrap_role(argv[1:], env)
+    args = build_parser().parse_args(list(argv))  # a usage error exits with 2
+    given = {n: v for n in action_yml.inputs() if (v := getattr(args, n.replace("-", "_"), None)) is not None}
+    if args.verb == "permissions":
+        return print_permissions(given, env)
+    if args.verb == "plan":
+        given["dry-run"] = "true"
+    if args.profile:
+        os.environ["AWS_PROFILE"] = args.profile  # read by the SDK's credential and config chain
+    given.update(_discovered(given, env))
+    as_json = args.output == "json"
+    if (
+        not args.yes
+        and given.get("dry-run", "false") != "true"
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
+        code = execute(given | {"dry-run": "true"}, env, show_outputs=False)
+        if code or not _confirm("Apply these changes?"):
+            print("Nothing was changed.", file=sys.stderr)
+            return 1
+    return execute(given, env, as_json=as_json)
+
+
+def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """What a person at a terminal need not type: the token, the target, the region of the profile."""
+    found = {}
+    token = github_token(env)
+    if token:
+        found["github-token"] = token
+    if "repositories" not in given and not env.get("GITHUB_REPOSITORY"):
+        origin = origin_repository()
+        if origin:
+            found["repositories"] = origin
+    if "aws-region" not in given and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        import botocore.session
+
+        region = botocore.session.get_session().get_config_variable("region")  # the profile's region
+        if region:
+            found["aws-region"] = str(region)
+    return found
+
+
+def github_token(env: Mapping[str, str]) -> str:
+    """GITHUB_TOKEN, GH_TOKEN, or gh's own (`gh auth token`) when gh is installed and logged in."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        if env.get(name, "").strip():
+            return env[name].strip()
+    gh = shutil.which("gh", path=env.get("PATH"))
+    if not gh:
+        return ""
+    try:
+        done = subprocess.run(  # noqa: S603 - gh as PATH finds it, as a shell would
+            [gh, "auth", "token"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and len(lines) == 1 else ""  # never echoed
+
+
+def origin_repository(folder: str = ".") -> str:
+    """OWNER/REPO of the git remote `origin` of `folder`, as gh finds it; "" when there is none."""
+    try:
+        done = subprocess.run(  # noqa: S603
+            ["git", "-C", folder, "remote", "get-url", "origin"],  # noqa: S607 - git as PATH finds it
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = _REMOTE.match(done.stdout.strip()) if done.returncode == 0 else None
+    return f"{match.group(1)}/{match.group(2)}" if match else ""
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
+    """`ecr-bootstrap permissions [--auth oidc ...]`: the policy the action's AWS identity needs for these
+    options (the same flags and INPUT_* variables as a run; no token needed)."""
+    from .inputs import from_values
+    from .permissions import action_policy
+
+    # Only the options matter here: stand-ins for what a run would also need.
+    raw = {k[len("INPUT_") :].lower(): v for k, v in env.items() if k.startswith("INPUT_")}
+    raw.update(given)
+    region_given = bool(raw.get("aws-region"))
+    stand_ins = {"github-token": "unused", "aws-region": raw.get("aws-region") or "us-east-1"}
+    try:
+        settings = from_values({**raw, **stand_ins}, {"GITHUB_REPOSITORY": "owner/repo"})
+        document = action_policy(settings, region=settings.aws_region if region_given else "*")
+    except BootstrapError as exc:
+        Workflow(env).error(exc.render(docs_url(env)), title=exc.title)
+        return 1
+    print(json.dumps(document, indent=2))
+    return 0
