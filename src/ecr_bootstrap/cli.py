@@ -94,7 +94,7 @@ def _run(
 
 
 def console() -> None:
-    """`ecr-bootstrap` (the console script, `python -m ecr_bootstrap`): the verbs. With no verb it is the action,
+    """`ecr-bootstrap` (the console script, `python -m ecr_bootstrap`): the verbs. With no verb, the action,
     reading INPUT_* as in a workflow; with nothing at all (a person, not a workflow) it shows its help."""
     argv = sys.argv[1:]
     if argv[:1] in (["-h"], ["--help"]) or not (argv or any(k.startswith("INPUT_") for k in os.environ)):
