@@ -453,7 +453,7 @@ def snippet(request: Request, role: str) -> str:
 
 def _yaml(value: str) -> str:
     """A YAML scalar that reads back as this string."""
-    plain = re.fullmatch(r"[A-Za-z][\w./@=+-]*", value)
+    plain = re.fullmatch(r"[A-Za-z][\w./@=+:-]*", value) and not value.endswith(":")
     if plain and value.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "y", "n"):
         return value
     return json.dumps(value)
