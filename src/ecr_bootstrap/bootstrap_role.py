@@ -313,7 +313,9 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
     for step in decided.steps:
         workflow.info("  " + step.line())
     if request.variable and github is None:
-        workflow.info(f"  (not read: variable {request.variable}; a real run needs GITHUB_TOKEN or GH_TOKEN)")
+        workflow.info(
+            f"  (variable {request.variable} not read: no GITHUB_TOKEN or GH_TOKEN; a real run needs one)"
+        )
     if request.dry_run:
         workflow.info("Dry run: nothing was changed.")
         _result(request, decided.role_arn, workflow, written=False)
@@ -448,6 +450,10 @@ def snippet(request: Request, role: str) -> str:
         "          github-token: ${{ secrets.SECRETS_WRITER_TOKEN }}   # may write the targets' secrets",
     ]
     lines += [f"          {name}: {_yaml(value)}" for name, value in request.options]
+    if not any(name == "repositories" for name, _ in request.options):
+        lines.append(
+            f"          # repositories: {request.repository}   # the targets (default: this repository)"
+        )
     return "\n".join(lines) + "\n"
 
 
