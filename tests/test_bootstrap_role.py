@@ -399,3 +399,19 @@ def test_the_trust_and_the_policy_pass_parliament(stack: Stack) -> None:
         "MALFORMED Statement contains neither Resource nor NotResource",
     }
     assert set(problems(trust, community=True)) <= expected
+
+
+def test_a_boundary_given_later_is_set_and_kept_when_not_given(stack: Stack) -> None:
+    boundary = "arn:aws:iam::aws:policy/PowerUserAccess"
+    assert run(stack, "--repository", REPO).returncode == 0
+    stack.aws.log.clear()
+    result = run(stack, "--repository", REPO, "--permissions-boundary", boundary)
+    assert result.returncode == 0, result.stderr
+    assert f"update  permissions boundary of {ROLE}: {boundary}" in result.stdout
+    assert role(stack)["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    assert inline_policy(stack) == expected_policy(**{"permissions-boundary": boundary})
+    assert sorted(mutations(stack)) == ["iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"]
+    again = run(stack, "--repository", REPO, "--permissions-boundary", boundary)
+    assert "Nothing to change" in again.stdout
+    without = run(stack, "--repository", REPO, "--dry-run")
+    assert f"keep    permissions boundary of {ROLE}: {boundary}" in without.stdout
