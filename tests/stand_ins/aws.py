@@ -12,6 +12,8 @@ Reference):
 - another clock: `skew` seconds added to every Date header and every IAM CreateDate;
 - short pages (`short_pages`): IAM "might return fewer than the MaxItems number of results" with
   IsTruncated set (IAM API Reference, "IsTruncated"); the named list operations answer one item a page;
+- AssumeRoleWithWebIdentity, which moto grants to any token: refused (AccessDenied, as STS answers) unless
+  the role's trust policy allows the token's claims (`web_identity_refusal`);
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -192,13 +194,78 @@ def _access_key(headers: Any) -> str:
     return m.group(1) if m else ""
 
 
+# STS operations that are sent unsigned (no credential scope names the service).
+UNSIGNED_STS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
+WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
+
+
 def operation_of(headers: Any, body: bytes) -> str:
     service = _service(headers)
     target = headers.get("X-Amz-Target", "")
     if target:
         return f"{service}:{target.rsplit('.', 1)[-1]}"
     action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+    if not service and action in UNSIGNED_STS:
+        service = "sts"
     return f"{service}:{action}"
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, unverified: the tests make the tokens themselves (unsigned or HS256, it does not
+    matter), and what is held to IAM's rules here is the trust policy, not the token's signature."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def string_like(pattern: str, value: str) -> bool:
+    """IAM's StringLike: case-sensitive, `*` any run of characters and `?` one character, nothing else
+    special (IAM User Guide, "IAM JSON policy elements: Condition operators", String condition operators)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.S) is not None
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def trust_allows(document: Any, provider: str, claims: dict[str, Any]) -> bool:
+    """Whether a role's trust policy lets a web identity token of `provider` with these claims assume the
+    role: an Allow statement whose Principal.Federated names the provider, whose Action covers
+    sts:AssumeRoleWithWebIdentity, and whose every condition holds (StringEquals and StringLike on the
+    provider's `aud` and `sub` keys; any other operator or key is not understood here, so it fails). No
+    Deny is written by this project, so an explicit Deny is not modelled."""
+    doc = json.loads(document) if isinstance(document, str) else document
+    host = provider.split("oidc-provider/", 1)[-1]
+    for statement in _listed(doc.get("Statement", [])):
+        federated = _listed((statement.get("Principal") or {}).get("Federated", []))
+        actions = _listed(statement.get("Action", []))
+        if statement.get("Effect") != "Allow" or provider not in federated:
+            continue
+        if not any(fnmatch.fnmatchcase(WEB_IDENTITY.lower(), a.lower()) for a in actions):
+            continue
+        if _conditions_hold(statement.get("Condition", {}), host, claims):
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict[str, Any], host: str, claims: dict[str, Any]) -> bool:
+    tests = {"StringEquals": lambda p, v: p == v, "StringLike": string_like}
+    for operator, keys in conditions.items():
+        if operator not in tests:
+            return False
+        for key, patterns in keys.items():
+            prefix, _, claim = key.rpartition(":")
+            if prefix != host or claim not in ("aud", "sub") or not isinstance(claims.get(claim), str):
+                return False
+            if not any(tests[operator](str(p), claims[claim]) for p in _listed(patterns)):
+                return False
+    return True
 
 
 @dataclass
@@ -315,7 +382,7 @@ class AwsProxy:
         if fault is not None:
             self._answer_fault(h, fault, operation)
             return
-        form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith("iam:") else {}
+        form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith(("iam:", "sts:")) else {}
         refusal = self._checked(operation, form, h.headers)
         if refusal is not None:
             code, status, message = refusal
@@ -464,6 +531,30 @@ class AwsProxy:
             return self._refusal(operation, form, headers)
         if operation == ECR_TOKEN:
             return self._ecr_token_refusal(_access_key(headers))
+        if operation == WEB_IDENTITY:
+            return self.web_identity_refusal(form)
+        return None
+
+    def web_identity_refusal(self, form: dict[str, list[str]]) -> tuple[str, int, str] | None:
+        """STS checks the role's trust policy against the token, which moto does not: the provider must
+        exist in the account, and its URL must be the token's issuer."""
+        role_arn = form.get("RoleArn", [""])[0]
+        claims = jwt_claims(form.get("WebIdentityToken", [""])[0])
+        denied = ("AccessDenied", 403, f"Not authorized to perform {WEB_IDENTITY}")
+        iam = self.admin("iam")
+        try:
+            role = iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            return denied
+        account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+        issuer = str(claims.get("iss", "")).removeprefix("https://")
+        provider = f"arn:aws:iam::{account}:oidc-provider/{issuer}"
+        try:
+            iam.get_open_id_connect_provider(OpenIDConnectProviderArn=provider)
+        except iam.exceptions.NoSuchEntityException:
+            return denied
+        if role["Arn"] != role_arn or not trust_allows(role["AssumeRolePolicyDocument"], provider, claims):
+            return denied
         return None
 
     def _ecr_token_refusal(self, key: str) -> tuple[str, int, str] | None:

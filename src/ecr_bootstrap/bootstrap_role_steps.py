@@ -1,0 +1,312 @@
+"""`bootstrap-role`'s work: look at the account (and the repository's variable), plan each change as a
+step (create, reuse, update, write), carry the plan out. The CLI and its output are bootstrap_role.py.
+The role's policy is inline (PutRolePolicy): it belongs to this role alone, has no versions to prune (a
+managed policy keeps at most 5), is read back whole by GetRolePolicy, and goes when the role goes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .aws import AwsClients, call, is_code, pages
+from .aws import oidc as aws_oidc
+from .aws.iam import aws_tags, decoded_document
+from .errors import AwsError, BootstrapError, GitHubError
+from .policy import Document, same_policy, to_json
+from .trust import AUDIENCE, PROVIDER_HOST, problems, provider_arn, trust_policy
+
+POLICY_NAME = "ecr-bootstrap-action"  # the role's inline policy: the action's own permissions
+PURPOSE = ("ecr-bootstrap:purpose", "bootstrap-role")  # marks a role this command made (and may change)
+REPOSITORY_TAG = "ecr-bootstrap:repository"
+DESCRIPTION = "Assumed by GitHub Actions of {} to run the ECR bootstrap action (ecr-bootstrap bootstrap-role)"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the command line asks for, before the account is known."""
+
+    repository: str
+    subject: str  # GitHub's OIDC subject pattern, e.g. repo:octo-org/app:ref:refs/heads/main
+    role_name: str
+    boundary: str  # "" when none is given (an existing boundary is then kept)
+    tags: tuple[tuple[str, str], ...]  # the user's tags, for what is created
+    variable: str  # the Actions variable to write the role ARN to; "" for none
+    policy: Callable[[str, str], Document]  # (partition, account) -> the action's own policy
+
+
+@dataclass(frozen=True)
+class FoundRole:
+    arn: str
+    trust: Document | str
+    boundary: str
+    tags: dict[str, str]
+    policy: Document | str | None  # our inline policy, None when missing
+    others: tuple[str, ...]  # other inline policies and attached managed policies: kept, reported
+
+
+@dataclass(frozen=True)
+class Found:
+    partition: str
+    account: str
+    provider: aws_oidc.Provider | None
+    role: FoundRole | None
+    variable: str | None  # the variable's current value; None when it does not exist (or is not read)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str  # create | reuse | update | write | keep | note
+    what: str
+    detail: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.action in ("create", "update", "write")
+
+    def line(self) -> str:
+        return f"{self.action:<7} {self.what}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class Plan:
+    wanted: Wanted
+    found: Found
+    trust: Document
+    policy: Document
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def provider(self) -> str:
+        return provider_arn(self.found.partition, self.found.account)
+
+    @property
+    def role_arn(self) -> str:
+        if self.found.role is not None:
+            return self.found.role.arn
+        return f"arn:{self.found.partition}:iam::{self.found.account}:role/{self.wanted.role_name}"
+
+    @property
+    def changes(self) -> bool:
+        return any(s.changes for s in self.steps)
+
+    def step(self, what: str) -> Step:
+        return next(s for s in self.steps if s.what.startswith(what))
+
+
+# -- look ---------------------------------------------------------------------------------------------
+
+
+def look(aws: AwsClients, wanted: Wanted, read_variable: Callable[[], str | None]) -> Found:
+    """Every read, before anything is changed (the variable first: a token that cannot read it stops the
+    command before AWS is touched)."""
+    from .aws.sts import caller_account
+
+    variable = read_variable()
+    account, partition = caller_account(aws)
+    provider = aws_oidc.find_provider(aws, provider_arn(partition, account))
+    return Found(partition, account, provider, _find_role(aws, wanted.role_name), variable)
+
+
+def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
+    try:
+        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam.get_role, RoleName=name)
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    data = reply["Role"]
+    inline = pages(
+        f"Listing the inline policies of IAM role '{name}'",
+        "iam:ListRolePolicies",
+        aws.iam.list_role_policies,
+        "PolicyNames",
+        RoleName=name,
+        MaxItems=1000,
+    )
+    attached = aws_oidc.attached_role_policies(aws, name)
+    return FoundRole(
+        arn=str(data["Arn"]),
+        trust=decoded_document(data.get("AssumeRolePolicyDocument", {})),
+        boundary=str(data.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")),
+        tags={str(t["Key"]): str(t["Value"]) for t in data.get("Tags", [])},
+        policy=_inline_policy(aws, name) if POLICY_NAME in inline else None,
+        others=tuple(sorted({f"inline policy {p}" for p in inline if p != POLICY_NAME} | attached)),
+    )
+
+
+def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
+    try:
+        reply = call(
+            f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
+            "iam:GetRolePolicy",
+            aws.iam.get_role_policy,
+            RoleName=name,
+            PolicyName=POLICY_NAME,
+        )
+    except AwsError as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+    return decoded_document(reply.get("PolicyDocument", {}))
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+
+
+def plan(wanted: Wanted, found: Found) -> Plan:
+    """Pure: each change as a step; raises BootstrapError for a role this command may not take over."""
+    provider = provider_arn(found.partition, found.account)
+    trust = trust_policy(provider, [wanted.subject])
+    trouble = problems(trust)
+    if trouble:
+        raise BootstrapError(
+            "The role's trust policy would be refused: " + "; ".join(trouble) + ".",
+            fix="Use a simpler --ref or --environment (letters, digits and _ . : / @ = + - only).",
+        )
+    decided = Plan(wanted, found, trust, wanted.policy(found.partition, found.account))
+    decided.steps.append(_provider_step(found.provider))
+    decided.steps += _role_steps(decided)
+    if wanted.variable:
+        decided.steps.append(_variable_step(decided))
+    return decided
+
+
+def _provider_step(provider: aws_oidc.Provider | None) -> Step:
+    what = f"OIDC provider {PROVIDER_HOST}"
+    if provider is None:
+        return Step("create", what, f"audience {AUDIENCE}")
+    if AUDIENCE not in provider.audiences:
+        return Step("update", what, f"add the audience {AUDIENCE}")
+    return Step("reuse", what)
+
+
+def _role_steps(decided: Plan) -> list[Step]:
+    wanted, role = decided.wanted, decided.found.role
+    what = f"IAM role {wanted.role_name}"
+    boundary = f"; permissions boundary {wanted.boundary}" if wanted.boundary else ""
+    if role is None:
+        return [
+            Step("create", what, f"trusts {wanted.subject}{boundary}"),
+            Step("create", f"inline policy {POLICY_NAME}", "the action's own policy for these options"),
+        ]
+    if role.tags.get(PURPOSE[0]) != PURPOSE[1]:
+        raise BootstrapError(
+            f"IAM role '{wanted.role_name}' exists and was not made by bootstrap-role (no tag "
+            f"{PURPOSE[0]}={PURPOSE[1]}); nothing was changed.",
+            fix=f"Pass --role-name with another name; or, to let this command replace its trust and its "
+            f"inline policy {POLICY_NAME}, tag it {PURPOSE[0]}={PURPOSE[1]}.",
+        )
+    steps = [_trust_step(what, role, decided.trust, wanted.subject)]
+    if wanted.boundary and role.boundary != wanted.boundary:
+        steps.append(Step("update", f"permissions boundary of {wanted.role_name}", wanted.boundary))
+    elif role.boundary and not wanted.boundary:
+        steps.append(Step("keep", f"permissions boundary of {wanted.role_name}", role.boundary))
+    steps.append(_policy_step(role, decided.policy))
+    steps += [
+        Step("note", f"{wanted.role_name} also has {o}", "kept; it adds to the role's rights")
+        for o in role.others
+    ]
+    return steps
+
+
+def _trust_step(what: str, role: FoundRole, trust: Document, subject: str) -> Step:
+    if same_policy(role.trust, trust):
+        return Step("reuse", what, f"trusts {subject}")
+    return Step("update", what, f"trust policy differs; will trust {subject}")
+
+
+def _policy_step(role: FoundRole, policy: Document) -> Step:
+    what = f"inline policy {POLICY_NAME}"
+    if role.policy is None:
+        return Step("create", what, "the action's own policy for these options")
+    if same_policy(role.policy, policy):
+        return Step("reuse", what)
+    return Step("update", what, "differs from the action's own policy for these options")
+
+
+def _variable_step(decided: Plan) -> Step:
+    wanted, current = decided.wanted, decided.found.variable
+    what = f"variable {wanted.variable} of {wanted.repository}"
+    if current == decided.role_arn:
+        return Step("reuse", what)
+    return Step("write", what, decided.role_arn + ("" if current is None else f" (was {current})"))
+
+
+# -- apply --------------------------------------------------------------------------------------------
+
+
+def apply(aws: AwsClients, decided: Plan, write_variable: Callable[[str], None]) -> str:
+    """Carries the plan out, in order; returns the role's ARN."""
+    wanted = decided.wanted
+    provider = decided.step("OIDC provider")
+    if provider.action == "create":
+        aws_oidc.create_provider(
+            aws, decided.provider, (*wanted.tags, ("ecr-bootstrap:created-by", PURPOSE[1]))
+        )
+    elif provider.action == "update":
+        aws_oidc.add_audience(aws, decided.provider)
+    role = decided.step("IAM role")
+    arn = decided.role_arn
+    if role.action == "create":
+        arn = _create_role(aws, wanted, decided.trust)
+    elif role.action == "update":
+        aws_oidc.update_trust(aws, wanted.role_name, decided.trust)
+    if any(s.action == "update" and s.what.startswith("permissions boundary") for s in decided.steps):
+        call(
+            f"Setting the permissions boundary of IAM role '{wanted.role_name}'",
+            "iam:PutRolePermissionsBoundary",
+            aws.iam.put_role_permissions_boundary,
+            RoleName=wanted.role_name,
+            PermissionsBoundary=wanted.boundary,
+        )
+    if decided.step("inline policy").changes:
+        call(
+            f"Writing the inline policy {POLICY_NAME} of IAM role '{wanted.role_name}'",
+            "iam:PutRolePolicy",
+            aws.iam.put_role_policy,
+            RoleName=wanted.role_name,
+            PolicyName=POLICY_NAME,
+            PolicyDocument=to_json(decided.policy),
+        )
+    if wanted.variable and decided.step("variable").changes:
+        write_variable(arn)
+    return arn
+
+
+def _create_role(aws: AwsClients, wanted: Wanted, trust: Document) -> str:
+    tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.tags)
+    extra: dict[str, Any] = {"PermissionsBoundary": wanted.boundary} if wanted.boundary else {}
+    reply = call(
+        f"Creating IAM role '{wanted.role_name}'",
+        "iam:CreateRole",
+        aws.iam.create_role,
+        RoleName=wanted.role_name,
+        AssumeRolePolicyDocument=to_json(trust),
+        Description=DESCRIPTION.format(wanted.repository),
+        MaxSessionDuration=3600,
+        Tags=aws_tags(tags),
+        **extra,
+    )
+    return str(reply["Role"]["Arn"])
+
+
+def variable_reader(github: Any, repository: str, name: str) -> Callable[[], str | None]:
+    """Reads the repository's Actions variable `name` (None when it does not exist)."""
+    from urllib.parse import quote
+
+    def read() -> str | None:
+        path = f"/repos/{repository}/actions/variables/{quote(name, safe='')}"
+        try:
+            github.repository_ids(repository)  # a repository the token cannot see would answer 404 below
+            data = github.get_or_none(path, f"Reading variable {name} of {repository}")
+        except GitHubError as exc:
+            raise GitHubError(
+                exc.message,
+                status=exc.status,
+                fix="Give GITHUB_TOKEN (or GH_TOKEN) a token that may read and write Actions variables of "
+                f"{repository} (fine-grained: 'Variables: Read and write'). Nothing was changed.",
+            ) from exc
+        return None if data is None else str(data.get("value", ""))
+
+    return read
