@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,13 +118,16 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def call(what: str, permission: str, fn: Callable[..., Any], *, none_on: str = "", **kwargs: Any) -> Any:
-    """Run one SDK call; None if AWS answers the error code `none_on` (the thing looked up is not there,
-    say). On failure raise AwsError saying what was being attempted and what to do."""
+def call(what: str, permission: str, client: Any, *, none_on: str = "", **kwargs: Any) -> Any:
+    """Run the operation `permission` names (iam:GetUser: client.get_user), so what is declared is what is
+    called; None if AWS answers the error code `none_on` (the thing looked up is not there, say). On
+    failure raise AwsError saying what was being attempted and what to do."""
+    from botocore import xform_name
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    operation = getattr(client, xform_name(permission.split(":", 1)[1]))
     try:
-        return fn(**kwargs)
+        return operation(**kwargs)
     except ClientError as exc:
         code = error_code(exc)
         if none_on and code == none_on:
@@ -144,13 +146,13 @@ def call(what: str, permission: str, fn: Callable[..., Any], *, none_on: str = "
         raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
 
 
-def pages(what: str, permission: str, fn: Callable[..., Any], key: str, **kwargs: Any) -> list[Any]:
+def pages(what: str, permission: str, client: Any, key: str, **kwargs: Any) -> list[Any]:
     """Every item of an IAM list: IAM may answer fewer than MaxItems with IsTruncated set, even when more
     are left (IAM API Reference, "IsTruncated"), so the list is read on from each answer's Marker."""
     items: list[Any] = []
     marker: dict[str, str] = {}
     while True:
-        reply = call(what, permission, fn, **kwargs, **marker)
+        reply = call(what, permission, client, **kwargs, **marker)
         items += reply.get(key, [])
         if not reply.get("IsTruncated") or not reply.get("Marker"):
             return items

@@ -66,7 +66,7 @@ def find_repository(aws: AwsClients, name: str) -> Repository | None:
     reply = call(
         f"Looking up ECR repository '{name}'",
         "ecr:DescribeRepositories",
-        aws.ecr.describe_repositories,
+        aws.ecr,
         none_on="RepositoryNotFoundException",
         repositoryNames=[name],
     )
@@ -81,7 +81,7 @@ def create_repository(aws: AwsClients, name: str, settings: EcrSettings, tags: T
         reply = call(
             f"Creating ECR repository '{name}'",
             "ecr:CreateRepository",
-            aws.ecr.create_repository,
+            aws.ecr,
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
             imageTagMutability=settings.tag_mutability,
@@ -120,7 +120,7 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting scan on push of ECR repository '{repository.name}'",
             "ecr:PutImageScanningConfiguration",
-            aws.ecr.put_image_scanning_configuration,
+            aws.ecr,
             repositoryName=repository.name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
         )
@@ -128,7 +128,7 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting tag mutability of ECR repository '{repository.name}'",
             "ecr:PutImageTagMutability",
-            aws.ecr.put_image_tag_mutability,
+            aws.ecr,
             repositoryName=repository.name,
             imageTagMutability=settings.tag_mutability,
         )
@@ -138,7 +138,7 @@ def lifecycle(aws: AwsClients, name: str) -> Document | None:
     reply = call(
         f"Reading the lifecycle policy of ECR repository '{name}'",
         "ecr:GetLifecyclePolicy",
-        aws.ecr.get_lifecycle_policy,
+        aws.ecr,
         none_on="LifecyclePolicyNotFoundException",
         repositoryName=name,
     )
@@ -149,7 +149,7 @@ def put_lifecycle(aws: AwsClients, name: str, document: Document) -> None:
     call(
         f"Writing the lifecycle policy of ECR repository '{name}'",
         "ecr:PutLifecyclePolicy",
-        aws.ecr.put_lifecycle_policy,
+        aws.ecr,
         repositoryName=name,
         lifecyclePolicyText=json.dumps(document),
     )

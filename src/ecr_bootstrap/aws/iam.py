@@ -65,11 +65,7 @@ def decoded_document(raw: Any) -> Document | str:
 
 def find_policy(aws: AwsClients, arn: str) -> Policy | None:
     meta = call(
-        f"Looking up IAM policy {arn}",
-        "iam:GetPolicy",
-        aws.iam.get_policy,
-        none_on="NoSuchEntity",
-        PolicyArn=arn,
+        f"Looking up IAM policy {arn}", "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", PolicyArn=arn
     )
     if meta is None:
         return None
@@ -77,7 +73,7 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
     reply = call(
         f"Reading the default version of IAM policy {arn}",
         "iam:GetPolicyVersion",
-        aws.iam.get_policy_version,
+        aws.iam,
         PolicyArn=arn,
         VersionId=version,
     )
@@ -90,7 +86,7 @@ def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | Non
     reply = call(
         f"Reading version {version} of IAM policy {arn}",
         "iam:GetPolicyVersion",
-        aws.iam.get_policy_version,
+        aws.iam,
         none_on="NoSuchEntity",
         PolicyArn=arn,
         VersionId=version,
@@ -107,7 +103,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
         reply = call(
             f"Creating IAM policy '{name}'",
             "iam:CreatePolicy",
-            aws.iam.create_policy,
+            aws.iam,
             PolicyName=name,
             PolicyDocument=to_json(document),
             Description=POLICY_DESCRIPTION,
@@ -132,11 +128,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
 def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | None, str]:
     """Make `document` the default version; returns (the version deleted to make room or None, the new)."""
     versions = pages(
-        f"Listing versions of IAM policy {arn}",
-        "iam:ListPolicyVersions",
-        aws.iam.list_policy_versions,
-        "Versions",
-        PolicyArn=arn,
+        f"Listing versions of IAM policy {arn}", "iam:ListPolicyVersions", aws.iam, "Versions", PolicyArn=arn
     )
     deleted = None
     if len(versions) >= MAX_POLICY_VERSIONS:
@@ -145,14 +137,14 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
         call(
             f"Deleting version {deleted} of IAM policy {arn} (5 versions is the most IAM keeps)",
             "iam:DeletePolicyVersion",
-            aws.iam.delete_policy_version,
+            aws.iam,
             PolicyArn=arn,
             VersionId=deleted,
         )
     reply = call(
         f"Creating a new default version of IAM policy {arn}",
         "iam:CreatePolicyVersion",
-        aws.iam.create_policy_version,
+        aws.iam,
         PolicyArn=arn,
         PolicyDocument=to_json(document),
         SetAsDefault=True,
@@ -162,11 +154,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
 
 def find_user(aws: AwsClients, name: str) -> User | None:
     reply = call(
-        f"Looking up IAM user '{name}'",
-        "iam:GetUser",
-        aws.iam.get_user,
-        none_on="NoSuchEntity",
-        UserName=name,
+        f"Looking up IAM user '{name}'", "iam:GetUser", aws.iam, none_on="NoSuchEntity", UserName=name
     )
     if reply is None:
         return None
@@ -198,7 +186,7 @@ def create_user(
         reply = call(
             f"Creating IAM user '{name}'",
             "iam:CreateUser",
-            aws.iam.create_user,
+            aws.iam,
             UserName=name,
             **if_set(Tags=all_tags, PermissionsBoundary=boundary),
         )
@@ -221,7 +209,7 @@ def attached_policies(aws: AwsClients, user: str) -> set[str]:
     attached = pages(
         f"Listing policies attached to IAM user '{user}'",
         "iam:ListAttachedUserPolicies",
-        aws.iam.list_attached_user_policies,
+        aws.iam,
         "AttachedPolicies",
         UserName=user,
         MaxItems=1000,
@@ -233,7 +221,7 @@ def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
     call(
         f"Attaching IAM policy {arn} to user '{user}'",
         "iam:AttachUserPolicy",
-        aws.iam.attach_user_policy,
+        aws.iam,
         UserName=user,
         PolicyArn=arn,
     )
@@ -243,7 +231,7 @@ def list_keys(aws: AwsClients, user: str) -> list[AccessKey]:
     keys = pages(
         f"Listing access keys of IAM user '{user}'",
         "iam:ListAccessKeys",
-        aws.iam.list_access_keys,
+        aws.iam,
         "AccessKeyMetadata",
         UserName=user,
     )
@@ -254,10 +242,7 @@ def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
     """Returns (id, secret, create date). The caller masks the secret before anything else."""
     try:
         reply = call(
-            f"Creating an access key for IAM user '{user}'",
-            "iam:CreateAccessKey",
-            aws.iam.create_access_key,
-            UserName=user,
+            f"Creating an access key for IAM user '{user}'", "iam:CreateAccessKey", aws.iam, UserName=user
         )["AccessKey"]
     except AwsError as exc:
         if is_code(exc, "LimitExceeded"):
@@ -278,7 +263,7 @@ def delete_key(aws: AwsClients, user: str, key_id: str) -> bool:
     reply = call(
         f"Deleting access key {key_id} of IAM user '{user}'",
         "iam:DeleteAccessKey",
-        aws.iam.delete_access_key,
+        aws.iam,
         none_on="NoSuchEntity",
         UserName=user,
         AccessKeyId=key_id,
@@ -290,7 +275,7 @@ def list_tags(aws: AwsClients, user: str) -> list[dict[str, str]]:
     return pages(
         f"Reading the tags of IAM user '{user}'",
         "iam:ListUserTags",
-        aws.iam.list_user_tags,
+        aws.iam,
         "Tags",
         UserName=user,
         MaxItems=1000,
@@ -302,7 +287,7 @@ def tag_user(aws: AwsClients, user: str, tags: list[dict[str, str]]) -> None:
         call(
             f"Recording key holders in the tags of IAM user '{user}'",
             "iam:TagUser",
-            aws.iam.tag_user,
+            aws.iam,
             UserName=user,
             Tags=tags,
         )
@@ -313,7 +298,7 @@ def untag_user(aws: AwsClients, user: str, keys: list[str]) -> None:
         call(
             f"Removing key records from the tags of IAM user '{user}'",
             "iam:UntagUser",
-            aws.iam.untag_user,
+            aws.iam,
             UserName=user,
             TagKeys=keys,
         )

@@ -46,7 +46,7 @@ def find_provider(aws: AwsClients, arn: str) -> Provider | None:
     reply = call(
         "Looking up GitHub's OIDC provider",
         "iam:GetOpenIDConnectProvider",
-        aws.iam.get_open_id_connect_provider,
+        aws.iam,
         none_on="NoSuchEntity",
         OpenIDConnectProviderArn=arn,
     )
@@ -57,7 +57,7 @@ def create_provider(aws: AwsClients, arn: str, tags: Tags) -> None:
     call(
         "Creating GitHub's OIDC provider",
         "iam:CreateOpenIDConnectProvider",
-        aws.iam.create_open_id_connect_provider,
+        aws.iam,
         none_on="EntityAlreadyExists",  # one per account: another run made it; reuse
         Url=PROVIDER_URL,
         ClientIDList=[AUDIENCE],
@@ -70,7 +70,7 @@ def add_audience(aws: AwsClients, arn: str) -> None:
     call(
         f"Adding the audience {AUDIENCE} to GitHub's OIDC provider",
         "iam:AddClientIDToOpenIDConnectProvider",
-        aws.iam.add_client_id_to_open_id_connect_provider,
+        aws.iam,
         OpenIDConnectProviderArn=arn,
         ClientID=AUDIENCE,
     )
@@ -78,11 +78,7 @@ def add_audience(aws: AwsClients, arn: str) -> None:
 
 def find_role(aws: AwsClients, name: str) -> Role | None:
     reply = call(
-        f"Looking up IAM role '{name}'",
-        "iam:GetRole",
-        aws.iam.get_role,
-        none_on="NoSuchEntity",
-        RoleName=name,
+        f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, none_on="NoSuchEntity", RoleName=name
     )
     if reply is None:
         return None
@@ -95,7 +91,7 @@ def create_role(aws: AwsClients, name: str, trust: Document, tags: Tags, boundar
         reply = call(
             f"Creating IAM role '{name}'",
             "iam:CreateRole",
-            aws.iam.create_role,
+            aws.iam,
             RoleName=name,
             AssumeRolePolicyDocument=to_json(trust),
             Description=ROLE_DESCRIPTION,
@@ -114,7 +110,7 @@ def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
     call(
         f"Updating the trust policy of IAM role '{name}'",
         "iam:UpdateAssumeRolePolicy",
-        aws.iam.update_assume_role_policy,
+        aws.iam,
         RoleName=name,
         PolicyDocument=to_json(trust),
     )
@@ -124,7 +120,7 @@ def attached_role_policies(aws: AwsClients, name: str) -> set[str]:
     attached = pages(
         f"Listing policies attached to IAM role '{name}'",
         "iam:ListAttachedRolePolicies",
-        aws.iam.list_attached_role_policies,
+        aws.iam,
         "AttachedPolicies",
         RoleName=name,
         MaxItems=1000,
@@ -136,7 +132,7 @@ def attach_role_policy(aws: AwsClients, name: str, arn: str) -> None:
     call(
         f"Attaching IAM policy {arn} to role '{name}'",
         "iam:AttachRolePolicy",
-        aws.iam.attach_role_policy,
+        aws.iam,
         RoleName=name,
         PolicyArn=arn,
     )
