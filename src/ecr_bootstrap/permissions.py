@@ -25,8 +25,6 @@ IMPLIED = frozenset(
         "iam:PutRolePermissionsBoundary",
     }
 )
-
-
 Conditioned = tuple[str, Document]  # (the Sid of the statement, its Condition)
 
 
@@ -60,12 +58,6 @@ def features(settings: Settings) -> set[str]:
     if settings.permissions_boundary:
         out.add("key-boundary" if key_mode else "oidc-boundary")
     return out
-
-
-def needed(settings: Settings) -> dict[str, str]:
-    """IAM action -> resource kind, for these settings."""
-    active = features(settings)
-    return {a: kind for a, (kind, wants) in declared().items() if active & set(wants.split())}
 
 
 def _kms(settings: Settings, partition: str, account: str, region: str) -> tuple[str, str]:
@@ -132,7 +124,8 @@ def action_policy(
     }
     resources = {kind: resource for kind, (_, resource) in kinds.items()} | {"kms": kms}
     conditioned = _conditioned(settings, resources, _via_ecr(partition, kms_region))
-    wanted = needed(settings)
+    active = features(settings)
+    wanted = {a: kind for a, (kind, wants) in declared().items() if active & set(wants.split())}
     statements = []
     for kind, (sid, resource) in kinds.items():
         actions = sorted(a for a, k in wanted.items() if k == kind and a not in conditioned)

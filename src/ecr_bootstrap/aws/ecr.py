@@ -175,6 +175,7 @@ def wait_until_authorized(aws: AwsClients, key_id: str, secret: str, timeout: fl
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = aws.client("ecr", aws_access_key_id=key_id, aws_secret_access_key=secret)
+    failed = f"Asking ECR for a registry token with the new access key {key_id} failed"
     deadline, delay, tries = time.monotonic() + timeout, 1.0, 0
     while True:
         tries += 1
@@ -182,16 +183,11 @@ def wait_until_authorized(aws: AwsClients, key_id: str, secret: str, timeout: fl
             client.get_authorization_token()
             return tries
         except BotoCoreError as exc:
-            raise AwsError(
-                f"Asking ECR for a registry token with the new access key {key_id} failed: {exc}"
-            ) from exc
+            raise AwsError(f"{failed}: {exc}") from exc
         except ClientError as exc:
             code = error_code(exc)
             if code not in KEY_NOT_YET | DENIED:
-                raise AwsError(
-                    f"Asking ECR for a registry token with the new access key {key_id} failed: {code}",
-                    code=code,
-                ) from exc
+                raise AwsError(f"{failed}: {code}", code=code) from exc
             if time.monotonic() + delay > deadline:
                 raise _not_authorized(key_id, code, timeout) from exc
             time.sleep(delay)

@@ -180,7 +180,7 @@ def create_user(
     aws: AwsClients, name: str, tags: Tags, record: list[dict[str, str]], boundary: str = ""
 ) -> User:
     """Create the user with its tags, the key record's first entries (the intent) and its permissions
-    boundary (if one is given) in one request."""
+    boundary in one request."""
     all_tags = aws_tags(tags) + record
     try:
         reply = call(
