@@ -34,30 +34,30 @@ def declared() -> dict[str, tuple[str, str]]:
 
 
 def features(settings: Settings) -> set[str]:
-    """Which groups of declared actions a run with these settings can use."""
-    out = {"read"}
-    key_mode = settings.auth == "access-key"
-    if key_mode or settings.retire_user_keys:
-        out.add("key-read")
-    if settings.auth == "oidc":
-        out.add("oidc-read")
-    if settings.ecr.keep_images or settings.ecr.expire_untagged_days:
-        out.add("lifecycle-read")
-    if settings.dry_run:
-        return out
-    out.add("write")
-    out.add("key-write" if key_mode else "oidc-write")
-    if settings.retire_user_keys:
-        out.add("retire")
-    if "lifecycle-read" in out:
-        out.add("lifecycle")
-    if settings.tags:
-        out |= {"tags", "tags-oidc"} if settings.auth == "oidc" else {"tags"}
-    if settings.ecr.encryption == "KMS":
-        out.add("kms")
-    if settings.permissions_boundary:
-        out.add("key-boundary" if key_mode else "oidc-boundary")
-    return out
+    """Which groups of declared actions a run with these settings can use (a dry run only reads)."""
+    key_mode, oidc = settings.auth == "access-key", settings.auth == "oidc"
+    lifecycle = bool(settings.ecr.keep_images or settings.ecr.expire_untagged_days)
+    boundary = bool(settings.permissions_boundary)
+    reads = {
+        "read": True,
+        "key-read": key_mode or settings.retire_user_keys,
+        "oidc-read": oidc,
+        "lifecycle-read": lifecycle,
+    }
+    writes = {
+        "write": True,
+        "key-write": key_mode,
+        "oidc-write": not key_mode,
+        "retire": settings.retire_user_keys,
+        "lifecycle": lifecycle,
+        "tags": bool(settings.tags),
+        "tags-oidc": bool(settings.tags) and oidc,
+        "kms": settings.ecr.encryption == "KMS",
+        "key-boundary": boundary and key_mode,
+        "oidc-boundary": boundary and not key_mode,
+    }
+    wanted = reads if settings.dry_run else reads | writes
+    return {feature for feature, on in wanted.items() if on}
 
 
 def _kms(settings: Settings, partition: str, account: str, region: str) -> tuple[str, str]:

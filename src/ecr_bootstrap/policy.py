@@ -75,34 +75,22 @@ def to_json(document: Document) -> str:
 def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Document | None:
     """ECR lifecycle rules from the two simple inputs; None when neither is set. The "any" rule must
     have the lowest priority (the highest number), so the untagged rule comes first."""
-    rules: list[dict[str, Any]] = []
+    wanted: list[tuple[str, Document, int]] = []  # (description, selection, its count)
     if untagged_days:
-        rules.append(
-            {
-                "rulePriority": len(rules) + 1,
-                "description": f"Expire untagged images after {untagged_days} days",
-                "selection": {
-                    "tagStatus": "untagged",
-                    "countType": "sinceImagePushed",
-                    "countUnit": "days",
-                    "countNumber": untagged_days,
-                },
-                "action": {"type": "expire"},
-            }
-        )
+        untagged = {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days"}
+        wanted.append((f"Expire untagged images after {untagged_days} days", untagged, untagged_days))
     if keep_images:
-        rules.append(
-            {
-                "rulePriority": len(rules) + 1,
-                "description": f"Keep only the last {keep_images} images",
-                "selection": {
-                    "tagStatus": "any",
-                    "countType": "imageCountMoreThan",
-                    "countNumber": keep_images,
-                },
-                "action": {"type": "expire"},
-            }
-        )
+        newest = {"tagStatus": "any", "countType": "imageCountMoreThan"}
+        wanted.append((f"Keep only the last {keep_images} images", newest, keep_images))
+    rules = [
+        {
+            "rulePriority": priority,
+            "description": description,
+            "selection": {**selection, "countNumber": count},
+            "action": {"type": "expire"},
+        }
+        for priority, (description, selection, count) in enumerate(wanted, 1)
+    ]
     return {"rules": rules} if rules else None
 
 
