@@ -164,7 +164,7 @@ def aws_tags(tags: Tags) -> list[dict[str, str]]:
 
 
 def if_set(**params: Any) -> dict[str, Any]:
-    """The optional parameters of a request that have a value (AWS refuses an empty Tags list)."""
+    """The optional parameters of a request that have a value; the others are left out of it."""
     return {name: value for name, value in params.items() if value}
 
 
