@@ -12,7 +12,6 @@ from ..inputs import EcrSettings
 from ..policy import Document
 from . import AwsClients, Tags, aws_tags, call, error_code, if_set, is_code
 
-# The IAM action each call needs, on what, and for which options (see permissions.py).
 PERMISSIONS = {
     "ecr:DescribeRepositories": ("repository", "read"),
     "ecr:CreateRepository": ("repository", "write"),

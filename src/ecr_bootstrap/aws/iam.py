@@ -11,7 +11,6 @@ from ..keys.record import AccessKey
 from ..policy import Document, to_json
 from . import AwsClients, Tags, aws_tags, call, if_set, is_code, pages
 
-# The IAM action each call below needs, and on what: the action's own policy is generated from this.
 PERMISSIONS = {
     "iam:GetPolicy": ("policy", "read"),
     "iam:GetPolicyVersion": ("policy", "read"),
