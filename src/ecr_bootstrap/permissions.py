@@ -1,12 +1,11 @@
 """The least-privilege policy the action's own AWS identity needs for the chosen options, generated from
-what each AWS module declares it calls (aws/*.PERMISSIONS), so the README's policy cannot drift from the
-code."""
+what each AWS module declares it calls (aws/*.PERMISSIONS), so the README's policy cannot drift."""
 
 from __future__ import annotations
 
 from .aws import ecr, iam, oidc, sts
 from .inputs import Settings
-from .policy import Document
+from .policy import Document, allow
 from .trust import provider_arn
 
 # Declared but never called by name: AWS checks them inside another call (tags given to a Create call, a
@@ -26,46 +25,39 @@ IMPLIED = frozenset(
         "iam:PutRolePermissionsBoundary",
     }
 )
-# CreateRole (aws/oidc.py) with a PermissionsBoundary: declared here, beside the user's one in aws/iam.py.
-BOUNDARY = {"iam:PutRolePermissionsBoundary": ("role", "oidc-boundary")}
+Conditioned = tuple[str, Document]  # (the Sid of the statement, its Condition)
 
 
 def declared() -> dict[str, tuple[str, str]]:
     """IAM action -> (the kind of resource it is used on, the features that need it)."""
-    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **BOUNDARY, **sts.PERMISSIONS}
+    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **sts.PERMISSIONS}
 
 
 def features(settings: Settings) -> set[str]:
-    """Which groups of declared actions a run with these settings can use."""
-    out = {"read"}
-    key_mode = settings.auth == "access-key"
-    if key_mode or settings.retire_user_keys:
-        out.add("key-read")
-    if settings.auth == "oidc":
-        out.add("oidc-read")
-    if settings.ecr.keep_images or settings.ecr.expire_untagged_days:
-        out.add("lifecycle-read")
-    if settings.dry_run:
-        return out
-    out.add("write")
-    out.add("key-write" if key_mode else "oidc-write")
-    if settings.retire_user_keys:
-        out.add("retire")
-    if "lifecycle-read" in out:
-        out.add("lifecycle")
-    if settings.tags:
-        out |= {"tags", "tags-oidc"} if settings.auth == "oidc" else {"tags"}
-    if settings.ecr.encryption == "KMS":
-        out.add("kms")
-    if settings.permissions_boundary:
-        out.add("key-boundary" if key_mode else "oidc-boundary")
-    return out
-
-
-def needed(settings: Settings) -> dict[str, str]:
-    """IAM action -> resource kind, for these settings."""
-    active = features(settings)
-    return {a: kind for a, (kind, wants) in declared().items() if active & set(wants.split())}
+    """Which groups of declared actions a run with these settings can use (a dry run only reads)."""
+    key_mode, oidc = settings.auth == "access-key", settings.auth == "oidc"
+    lifecycle = bool(settings.ecr.keep_images or settings.ecr.expire_untagged_days)
+    boundary = bool(settings.permissions_boundary)
+    reads = {
+        "read": True,
+        "key-read": key_mode or settings.retire_user_keys,
+        "oidc-read": oidc,
+        "lifecycle-read": lifecycle,
+    }
+    writes = {
+        "write": True,
+        "key-write": key_mode,
+        "oidc-write": not key_mode,
+        "retire": settings.retire_user_keys,
+        "lifecycle": lifecycle,
+        "tags": bool(settings.tags),
+        "tags-oidc": bool(settings.tags) and oidc,
+        "kms": settings.ecr.encryption == "KMS",
+        "key-boundary": boundary and key_mode,
+        "oidc-boundary": boundary and not key_mode,
+    }
+    wanted = reads if settings.dry_run else reads | writes
+    return {feature for feature, on in wanted.items() if on}
 
 
 def _kms(settings: Settings, partition: str, account: str, region: str) -> tuple[str, str]:
@@ -91,20 +83,13 @@ def _via_ecr(partition: str, region: str) -> Document:
     return {operator: {"kms:ViaService": f"ecr.{region}.{suffix}"}}
 
 
-def _conditioned(
-    settings: Settings, resources: dict[str, str], via: Document
-) -> dict[str, tuple[str, Document]]:
+def _conditioned(settings: Settings, resources: dict[str, str], via: Document) -> dict[str, Conditioned]:
     """IAM action -> (Sid, Condition) for the actions allowed only under a condition."""
     # Attaching is limited to our policy: otherwise this identity could attach AdministratorAccess.
-    out: dict[str, tuple[str, Document]] = {
-        "iam:AttachUserPolicy": (
-            "AttachOnlyTheEcrPolicyToUser",
-            {"ArnLike": {"iam:PolicyARN": resources["policy"]}},
-        ),
-        "iam:AttachRolePolicy": (
-            "AttachOnlyTheEcrPolicyToRole",
-            {"ArnLike": {"iam:PolicyARN": resources["policy"]}},
-        ),
+    ours = {"ArnLike": {"iam:PolicyARN": resources["policy"]}}
+    out: dict[str, Conditioned] = {
+        "iam:AttachUserPolicy": ("AttachOnlyTheEcrPolicyToUser", ours),
+        "iam:AttachRolePolicy": ("AttachOnlyTheEcrPolicyToRole", ours),
         "kms:DescribeKey": ("KmsForEcrEncryption", via),
         "kms:RetireGrant": ("KmsForEcrEncryption", via),
         # kms:GrantIsForAWSResource exists for CreateGrant, ListGrants and RevokeGrant only (KMS developer
@@ -127,43 +112,29 @@ def action_policy(
     settings: Settings, *, partition: str = "aws", account: str = "*", region: str = "*"
 ) -> Document:
     kms, kms_region = _kms(settings, partition, account, region)
-    resources = {
-        "repository": f"arn:{partition}:ecr:{region}:{account}:repository/{settings.ecr_repository}",
-        "policy": f"arn:{partition}:iam::{account}:policy/{settings.iam_policy}",
-        "user": f"arn:{partition}:iam::{account}:user/{settings.iam_user}",
-        "role": f"arn:{partition}:iam::{account}:role/{settings.iam_role}",
-        "provider": provider_arn(partition, account),
-        "kms": kms,
-        "*": "*",
+    repository = f"arn:{partition}:ecr:{region}:{account}:repository/{settings.ecr_repository}"
+    in_iam = f"arn:{partition}:iam::{account}"
+    kinds = {  # resource kind -> (the Sid of its statement, the resource)
+        "repository": ("EcrRepository", repository),
+        "policy": ("ManagedPolicy", f"{in_iam}:policy/{settings.iam_policy}"),
+        "user": ("CiUser", f"{in_iam}:user/{settings.iam_user}"),
+        "role": ("CiRole", f"{in_iam}:role/{settings.iam_role}"),
+        "provider": ("GitHubOidcProvider", provider_arn(partition, account)),
+        "*": ("WhoAmI", "*"),
     }
-    sids = {
-        "repository": "EcrRepository",
-        "policy": "ManagedPolicy",
-        "user": "CiUser",
-        "role": "CiRole",
-        "provider": "GitHubOidcProvider",
-        "*": "WhoAmI",
-    }
+    resources = {kind: resource for kind, (_, resource) in kinds.items()} | {"kms": kms}
     conditioned = _conditioned(settings, resources, _via_ecr(partition, kms_region))
-    wanted = needed(settings)
-    statements: list[dict[str, object]] = []
-    for kind, sid in sids.items():
+    active = features(settings)
+    wanted = {a: kind for a, (kind, wants) in declared().items() if active & set(wants.split())}
+    statements = []
+    for kind, (sid, resource) in kinds.items():
         actions = sorted(a for a, k in wanted.items() if k == kind and a not in conditioned)
         if actions:
-            statements.append({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources[kind]})
+            statements.append(allow(sid, actions, resource))
     grouped: dict[str, tuple[list[str], str, Document]] = {}
     for action, (sid, condition) in conditioned.items():
         if action in wanted:
             grouped.setdefault(sid, ([], resources[wanted[action]], condition))[0].append(action)
     for sid, (names, resource, condition) in grouped.items():
-        one_or_more: str | list[str] = names[0] if len(names) == 1 else sorted(names)
-        statements.append(
-            {
-                "Sid": sid,
-                "Effect": "Allow",
-                "Action": one_or_more,
-                "Resource": resource,
-                "Condition": condition,
-            }
-        )
+        statements.append(allow(sid, names[0] if len(names) == 1 else sorted(names), resource, condition))
     return {"Version": "2012-10-17", "Statement": statements}

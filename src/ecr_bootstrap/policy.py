@@ -20,6 +20,7 @@ REPOSITORY_ACTIONS: tuple[str, ...] = (
 TOKEN_ACTION = "ecr:GetAuthorizationToken"
 
 Document = dict[str, Any]
+_LISTS = ("Action", "NotAction", "Resource", "NotResource")  # compared as sets
 
 
 def ecr_access_policy(repository_arn: str) -> Document:
@@ -27,42 +28,38 @@ def ecr_access_policy(repository_arn: str) -> Document:
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "PushPullRepository",
-                "Effect": "Allow",
-                "Action": list(REPOSITORY_ACTIONS),
-                "Resource": repository_arn,
-            },
-            {
-                "Sid": "GetRegistryLoginToken",
-                "Effect": "Allow",
-                "Action": TOKEN_ACTION,
-                "Resource": "*",
-            },
+            allow("PushPullRepository", list(REPOSITORY_ACTIONS), repository_arn),
+            allow("GetRegistryLoginToken", TOKEN_ACTION, "*"),
         ],
     }
+
+
+def allow(sid: str, action: str | list[str], resource: str, condition: Document | None = None) -> Document:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource} | (
+        {"Condition": condition} if condition else {}
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _canonical_statement(statement: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        statement.get("Effect"),
-        tuple(sorted(_as_list(statement.get("Action", [])))),
-        tuple(sorted(_as_list(statement.get("NotAction", [])))),
-        tuple(sorted(_as_list(statement.get("Resource", [])))),
-        tuple(sorted(_as_list(statement.get("NotResource", [])))),
-        json.dumps(statement.get("Condition"), sort_keys=True),
-        json.dumps(statement.get("Principal"), sort_keys=True),
-    )
+def _loaded(document: Document | str | None) -> Any:
+    return json.loads(document) if isinstance(document, str) else document
 
 
 def canonical(document: Document | str) -> tuple[Any, ...]:
     """A form in which two documents that grant the same are equal (order and Sid ignored)."""
-    doc = json.loads(document) if isinstance(document, str) else document
-    statements = [_canonical_statement(s) for s in _as_list(doc.get("Statement", []))]
+    doc = _loaded(document)
+    statements = [
+        (
+            s.get("Effect"),
+            *(tuple(sorted(_as_list(s.get(key, [])))) for key in _LISTS),
+            json.dumps(s.get("Condition"), sort_keys=True),
+            json.dumps(s.get("Principal"), sort_keys=True),
+        )
+        for s in _as_list(doc.get("Statement", []))
+    ]
     return (doc.get("Version"), tuple(sorted(statements, key=repr)))
 
 
@@ -78,42 +75,27 @@ def to_json(document: Document) -> str:
 def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Document | None:
     """ECR lifecycle rules from the two simple inputs; None when neither is set. The "any" rule must
     have the lowest priority (the highest number), so the untagged rule comes first."""
-    rules: list[dict[str, Any]] = []
+    wanted: list[tuple[str, Document, int]] = []  # (description, selection, its count)
     if untagged_days:
-        rules.append(
-            {
-                "rulePriority": len(rules) + 1,
-                "description": f"Expire untagged images after {untagged_days} days",
-                "selection": {
-                    "tagStatus": "untagged",
-                    "countType": "sinceImagePushed",
-                    "countUnit": "days",
-                    "countNumber": untagged_days,
-                },
-                "action": {"type": "expire"},
-            }
-        )
+        untagged = {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days"}
+        wanted.append((f"Expire untagged images after {untagged_days} days", untagged, untagged_days))
     if keep_images:
-        rules.append(
-            {
-                "rulePriority": len(rules) + 1,
-                "description": f"Keep only the last {keep_images} images",
-                "selection": {
-                    "tagStatus": "any",
-                    "countType": "imageCountMoreThan",
-                    "countNumber": keep_images,
-                },
-                "action": {"type": "expire"},
-            }
-        )
+        newest = {"tagStatus": "any", "countType": "imageCountMoreThan"}
+        wanted.append((f"Keep only the last {keep_images} images", newest, keep_images))
+    rules = [
+        {
+            "rulePriority": priority,
+            "description": description,
+            "selection": {**selection, "countNumber": count},
+            "action": {"type": "expire"},
+        }
+        for priority, (description, selection, count) in enumerate(wanted, 1)
+    ]
     return {"rules": rules} if rules else None
 
 
 def same_json(a: Document | str | None, b: Document | str | None) -> bool:
-    def load(x: Document | str | None) -> Any:
-        return json.loads(x) if isinstance(x, str) else x
-
-    return bool(load(a) == load(b))
+    return bool(_loaded(a) == _loaded(b))
 
 
 def difference(current: Document | str, wanted: Document) -> str:

@@ -55,8 +55,8 @@ def subjects(patterns: Sequence[str], repositories: Sequence[str], ids: Ids) -> 
     return list(dict.fromkeys(out))
 
 
-def trust_policy(provider: str, allowed: Sequence[str]) -> Document:
-    return {
+def checked_trust_policy(provider: str, allowed: Sequence[str]) -> Document:
+    document = {
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -71,6 +71,14 @@ def trust_policy(provider: str, allowed: Sequence[str]) -> Document:
             }
         ],
     }
+    found = problems(document)
+    if found:
+        raise InputError(
+            "oidc-subjects",
+            "the role's trust policy would be refused: " + "; ".join(found) + ".",
+            fix="Use fewer subject patterns or fewer repositories per role (another iam-role for the rest).",
+        )
+    return document
 
 
 def problems(document: Document) -> list[str]:
@@ -108,15 +116,3 @@ def problems(document: Document) -> list[str]:
     if size > MAX_TRUST_CHARS:
         found.append(f"it is {size} characters; IAM's default limit is {MAX_TRUST_CHARS}")
     return found
-
-
-def checked_trust_policy(provider: str, allowed: Sequence[str]) -> Document:
-    document = trust_policy(provider, allowed)
-    found = problems(document)
-    if found:
-        raise InputError(
-            "oidc-subjects",
-            "the role's trust policy would be refused: " + "; ".join(found) + ".",
-            fix="Use fewer subject patterns or fewer repositories per role (another iam-role for the rest).",
-        )
-    return document

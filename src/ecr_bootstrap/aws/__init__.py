@@ -1,19 +1,17 @@
-"""AWS access: clients built once per run, and one wrapper that turns SDK errors into AwsError.
-
-Each module under aws/ lists the IAM actions its calls need in PERMISSIONS (cloud-custodian style), so the
-policy the action itself needs is generated from the code (see permissions.py).
-"""
+"""AWS access: clients built once per run, and one wrapper that turns SDK errors into AwsError. Each
+module under aws/ lists the IAM actions its calls need in PERMISSIONS, from which permissions.py generates
+the action's own policy."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import AwsError
 
+Tags = tuple[tuple[str, str], ...]  # (key, value) pairs, as the tags input gives them
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 NO_CREDENTIALS_FIX = (
     "Give this step AWS credentials: run aws-actions/configure-aws-credentials before it (OIDC role "
@@ -33,9 +31,8 @@ def sdk_config(connect_timeout: float = 5, read_timeout: float = 20, attempts: i
 
 
 class AwsClients:
-    """One botocore session per run; each service's client is made when first used (a rerun never
-    needs STS), and boto3 is not imported at all: the action needs only clients, and boto3's import
-    (s3transfer among it) costs a tenth of a second of every run's start-up."""
+    """One botocore session per run; each client is made when first used (a rerun never needs STS). No
+    boto3: its import (s3transfer among it) costs a tenth of a second of every run's start-up."""
 
     def __init__(self, region: str, session: Any = None, config: Any = None) -> None:
         self.region = region
@@ -78,19 +75,18 @@ class AwsClients:
 
     def client(self, service: str, **credentials: str) -> Any:
         with self._lock:
+            if service in self._clients and not credentials:
+                return self._clients[service]
+            client = self._botocore().create_client(
+                service, region_name=self.region, config=self._config or sdk_config(), **credentials
+            )
             if credentials:  # a client for other credentials (the new key): not cached
-                return self._botocore().create_client(
-                    service, region_name=self.region, config=self._config or sdk_config(), **credentials
-                )
-            if service not in self._clients:
-                client = self._botocore().create_client(
-                    service, region_name=self.region, config=self._config or sdk_config()
-                )
-                client.meta.events.register("before-send", self._on_send)
-                if service == "iam":
-                    client.meta.events.register("after-call.iam", self._on_reply)
-                self._clients[service] = client
-            return self._clients[service]
+                return client
+            client.meta.events.register("before-send", self._on_send)
+            if service == "iam":
+                client.meta.events.register("after-call.iam", self._on_reply)
+            self._clients[service] = client
+            return client
 
     def _on_send(self, **_: Any) -> None:
         self.sending.set()  # returns None: botocore sends the request itself
@@ -122,14 +118,20 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def call(what: str, permission: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run one SDK call; on failure raise AwsError saying what was being attempted and what to do."""
+def call(what: str, permission: str, client: Any, *, none_on: str = "", **kwargs: Any) -> Any:
+    """Run the operation `permission` names (iam:GetUser: client.get_user), so what is declared is what is
+    called; None if AWS answers the error code `none_on` (the thing looked up is not there, say). On
+    failure raise AwsError saying what was being attempted and what to do."""
+    from botocore import xform_name
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    operation = getattr(client, xform_name(permission.split(":", 1)[1]))
     try:
-        return fn(**kwargs)
+        return operation(**kwargs)
     except ClientError as exc:
         code = error_code(exc)
+        if none_on and code == none_on:
+            return None
         message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
         fix = ""
         if code in ACCESS_DENIED:
@@ -144,17 +146,26 @@ def call(what: str, permission: str, fn: Callable[..., Any], **kwargs: Any) -> A
         raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
 
 
-def pages(what: str, permission: str, fn: Callable[..., Any], key: str, **kwargs: Any) -> list[Any]:
+def pages(what: str, permission: str, client: Any, key: str, **kwargs: Any) -> list[Any]:
     """Every item of an IAM list: IAM may answer fewer than MaxItems with IsTruncated set, even when more
     are left (IAM API Reference, "IsTruncated"), so the list is read on from each answer's Marker."""
     items: list[Any] = []
     marker: dict[str, str] = {}
     while True:
-        reply = call(what, permission, fn, **kwargs, **marker)
+        reply = call(what, permission, client, **kwargs, **marker)
         items += reply.get(key, [])
         if not reply.get("IsTruncated") or not reply.get("Marker"):
             return items
         marker = {"Marker": str(reply["Marker"])}
+
+
+def aws_tags(tags: Tags) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags]
+
+
+def if_set(**params: Any) -> dict[str, Any]:
+    """The optional parameters of a request that have a value; the others are left out of it."""
+    return {name: value for name, value in params.items() if value}
 
 
 def is_code(exc: BaseException, *codes: str) -> bool:

@@ -10,9 +10,8 @@ from typing import Any
 from ..errors import AwsError
 from ..inputs import EcrSettings
 from ..policy import Document
-from . import AwsClients, call, error_code, is_code
+from . import AwsClients, Tags, aws_tags, call, error_code, if_set, is_code
 
-# The IAM action each call needs, on what, and for which options (see permissions.py).
 PERMISSIONS = {
     "ecr:DescribeRepositories": ("repository", "read"),
     "ecr:CreateRepository": ("repository", "write"),
@@ -63,36 +62,30 @@ def _from_api(data: dict[str, Any]) -> Repository:
 
 
 def find_repository(aws: AwsClients, name: str) -> Repository | None:
-    try:
-        reply = call(
-            f"Looking up ECR repository '{name}'",
-            "ecr:DescribeRepositories",
-            aws.ecr.describe_repositories,
-            repositoryNames=[name],
-        )
-    except AwsError as exc:
-        if is_code(exc, "RepositoryNotFoundException"):
-            return None
-        raise
-    return _from_api(reply["repositories"][0])
+    reply = call(
+        f"Looking up ECR repository '{name}'",
+        "ecr:DescribeRepositories",
+        aws.ecr,
+        none_on="RepositoryNotFoundException",
+        repositoryNames=[name],
+    )
+    return None if reply is None else _from_api(reply["repositories"][0])
 
 
-def create_repository(
-    aws: AwsClients, name: str, settings: EcrSettings, tags: tuple[tuple[str, str], ...] = ()
-) -> Repository:
+def create_repository(aws: AwsClients, name: str, settings: EcrSettings, tags: Tags = ()) -> Repository:
     encryption: dict[str, str] = {"encryptionType": "AES256"}
     if settings.encryption == "KMS":
-        encryption = {"encryptionType": "KMS", **({"kmsKey": settings.kms_key} if settings.kms_key else {})}
+        encryption = {"encryptionType": "KMS", **if_set(kmsKey=settings.kms_key)}
     try:
         reply = call(
             f"Creating ECR repository '{name}'",
             "ecr:CreateRepository",
-            aws.ecr.create_repository,
+            aws.ecr,
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
             imageTagMutability=settings.tag_mutability,
             encryptionConfiguration=encryption,
-            **({"tags": [{"Key": k, "Value": v} for k, v in tags]} if tags else {}),
+            **if_set(tags=aws_tags(tags)),
         )
     except AwsError as exc:
         # Another run created it between our look-up and now: that one is ours to reuse.
@@ -126,7 +119,7 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting scan on push of ECR repository '{repository.name}'",
             "ecr:PutImageScanningConfiguration",
-            aws.ecr.put_image_scanning_configuration,
+            aws.ecr,
             repositoryName=repository.name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
         )
@@ -134,33 +127,28 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting tag mutability of ECR repository '{repository.name}'",
             "ecr:PutImageTagMutability",
-            aws.ecr.put_image_tag_mutability,
+            aws.ecr,
             repositoryName=repository.name,
             imageTagMutability=settings.tag_mutability,
         )
 
 
 def lifecycle(aws: AwsClients, name: str) -> Document | None:
-    try:
-        reply = call(
-            f"Reading the lifecycle policy of ECR repository '{name}'",
-            "ecr:GetLifecyclePolicy",
-            aws.ecr.get_lifecycle_policy,
-            repositoryName=name,
-        )
-    except AwsError as exc:
-        if is_code(exc, "LifecyclePolicyNotFoundException"):
-            return None
-        raise
-    return json.loads(reply["lifecyclePolicyText"])  # type: ignore[no-any-return]
+    reply = call(
+        f"Reading the lifecycle policy of ECR repository '{name}'",
+        "ecr:GetLifecyclePolicy",
+        aws.ecr,
+        none_on="LifecyclePolicyNotFoundException",
+        repositoryName=name,
+    )
+    return None if reply is None else json.loads(reply["lifecyclePolicyText"])
 
 
 def put_lifecycle(aws: AwsClients, name: str, document: Document) -> None:
-    """Write the lifecycle policy (the plan decided it differs)."""
     call(
         f"Writing the lifecycle policy of ECR repository '{name}'",
         "ecr:PutLifecyclePolicy",
-        aws.ecr.put_lifecycle_policy,
+        aws.ecr,
         repositoryName=name,
         lifecyclePolicyText=json.dumps(document),
     )
@@ -179,35 +167,29 @@ DENIED = {"AccessDeniedException", "AccessDenied"}
 
 
 def wait_until_authorized(aws: AwsClients, key_id: str, secret: str, timeout: float) -> int:
-    """Ask ECR for a registry token (GetAuthorizationToken, what `docker login` to ECR does first) signed
-    with the new key, until ECR answers; returns the number of tries. It proves that the key authenticates
-    and that the policy attached to its user is in effect (no permissions boundary, SCP or missing
-    attachment denies it) before any target leaves its working key for this one. The action's own
-    identity needs no permission for it: the new key makes the call."""
+    """Ask ECR for a registry token (what `docker login` does first) with the new key until ECR answers;
+    returns the number of tries. It proves, before any target leaves its working key for this one, that
+    the key authenticates and that its user's policy is in effect (no boundary, SCP or missing attachment
+    denies it). The new key makes the call: the action's own identity needs no permission for it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = aws.client("ecr", aws_access_key_id=key_id, aws_secret_access_key=secret)
-    clock, sleep = time.monotonic, time.sleep
-    deadline, delay, tries = clock() + timeout, 1.0, 0
+    failed = f"Asking ECR for a registry token with the new access key {key_id} failed"
+    deadline, delay, tries = time.monotonic() + timeout, 1.0, 0
     while True:
         tries += 1
         try:
             client.get_authorization_token()
             return tries
         except BotoCoreError as exc:
-            raise AwsError(
-                f"Asking ECR for a registry token with the new access key {key_id} failed: {exc}"
-            ) from exc
+            raise AwsError(f"{failed}: {exc}") from exc
         except ClientError as exc:
             code = error_code(exc)
             if code not in KEY_NOT_YET | DENIED:
-                raise AwsError(
-                    f"Asking ECR for a registry token with the new access key {key_id} failed: {code}",
-                    code=code,
-                ) from exc
-            if clock() + delay > deadline:
+                raise AwsError(f"{failed}: {code}", code=code) from exc
+            if time.monotonic() + delay > deadline:
                 raise _not_authorized(key_id, code, timeout) from exc
-            sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 
 
@@ -232,10 +214,9 @@ def _not_authorized(key_id: str, code: str, timeout: float) -> AwsError:
 
 def describe(e: EcrSettings) -> str:
     """The repository's settings, as the plan shows them."""
-    detail = (
-        f"private, scan on push {'on' if e.scan_on_push else 'off'}, tags {e.tag_mutability}, {e.encryption}"
-    )
-    return detail + (f" ({e.kms_key})" if e.kms_key else "")
+    scan = "on" if e.scan_on_push else "off"
+    kms = f" ({e.kms_key})" if e.kms_key else ""
+    return f"private, scan on push {scan}, tags {e.tag_mutability}, {e.encryption}{kms}"
 
 
 def describe_lifecycle(e: EcrSettings) -> str:

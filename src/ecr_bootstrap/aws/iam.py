@@ -9,9 +9,8 @@ from urllib.parse import unquote
 from ..errors import AwsError
 from ..keys.record import AccessKey
 from ..policy import Document, to_json
-from . import AwsClients, call, is_code, pages
+from . import AwsClients, Tags, aws_tags, call, if_set, is_code, pages
 
-# The IAM action each call below needs, and on what: the action's own policy is generated from this.
 PERMISSIONS = {
     "iam:GetPolicy": ("policy", "read"),
     "iam:GetPolicyVersion": ("policy", "read"),
@@ -64,17 +63,16 @@ def decoded_document(raw: Any) -> Document | str:
 
 
 def find_policy(aws: AwsClients, arn: str) -> Policy | None:
-    try:
-        meta = call(f"Looking up IAM policy {arn}", "iam:GetPolicy", aws.iam.get_policy, PolicyArn=arn)
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
+    meta = call(
+        f"Looking up IAM policy {arn}", "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", PolicyArn=arn
+    )
+    if meta is None:
+        return None
     version = meta["Policy"]["DefaultVersionId"]
     reply = call(
         f"Reading the default version of IAM policy {arn}",
         "iam:GetPolicyVersion",
-        aws.iam.get_policy_version,
+        aws.iam,
         PolicyArn=arn,
         VersionId=version,
     )
@@ -84,42 +82,31 @@ def find_policy(aws: AwsClients, arn: str) -> Policy | None:
 def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | None:
     """The policy, read through the version the record remembers: one request instead of two when that
     version is still the default (None when it is not, or is gone)."""
-    try:
-        reply = call(
-            f"Reading version {version} of IAM policy {arn}",
-            "iam:GetPolicyVersion",
-            aws.iam.get_policy_version,
-            PolicyArn=arn,
-            VersionId=version,
-        )
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
-    data = reply["PolicyVersion"]
-    if not data.get("IsDefaultVersion"):
+    reply = call(
+        f"Reading version {version} of IAM policy {arn}",
+        "iam:GetPolicyVersion",
+        aws.iam,
+        none_on="NoSuchEntity",
+        PolicyArn=arn,
+        VersionId=version,
+    )
+    if reply is None or not reply["PolicyVersion"].get("IsDefaultVersion"):
         return None
-    return Policy(arn, version, decoded_document(data["Document"]))
+    return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
 
 
-def aws_tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags]
-
-
-def create_policy(
-    aws: AwsClients, name: str, arn: str, document: Document, tags: tuple[tuple[str, str], ...] = ()
-) -> Policy:
+def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags: Tags = ()) -> Policy:
     """Create the policy (created=True); if it exists already (made by another run since we looked, or
     not looked up at all: a new repository's policy is created first), return that one to reuse."""
     try:
         reply = call(
             f"Creating IAM policy '{name}'",
             "iam:CreatePolicy",
-            aws.iam.create_policy,
+            aws.iam,
             PolicyName=name,
             PolicyDocument=to_json(document),
             Description=POLICY_DESCRIPTION,
-            **({"Tags": aws_tags(tags)} if tags else {}),
+            **if_set(Tags=aws_tags(tags)),
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
@@ -138,14 +125,9 @@ def create_policy(
 
 
 def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | None, str]:
-    """Make `document` the default version; returns (the version deleted to make room, if any, the new
-    default version)."""
+    """Make `document` the default version; returns (the version deleted to make room or None, the new)."""
     versions = pages(
-        f"Listing versions of IAM policy {arn}",
-        "iam:ListPolicyVersions",
-        aws.iam.list_policy_versions,
-        "Versions",
-        PolicyArn=arn,
+        f"Listing versions of IAM policy {arn}", "iam:ListPolicyVersions", aws.iam, "Versions", PolicyArn=arn
     )
     deleted = None
     if len(versions) >= MAX_POLICY_VERSIONS:
@@ -154,14 +136,14 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
         call(
             f"Deleting version {deleted} of IAM policy {arn} (5 versions is the most IAM keeps)",
             "iam:DeletePolicyVersion",
-            aws.iam.delete_policy_version,
+            aws.iam,
             PolicyArn=arn,
             VersionId=deleted,
         )
     reply = call(
         f"Creating a new default version of IAM policy {arn}",
         "iam:CreatePolicyVersion",
-        aws.iam.create_policy_version,
+        aws.iam,
         PolicyArn=arn,
         PolicyDocument=to_json(document),
         SetAsDefault=True,
@@ -170,24 +152,14 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
 
 
 def find_user(aws: AwsClients, name: str) -> User | None:
-    try:
-        reply = call(f"Looking up IAM user '{name}'", "iam:GetUser", aws.iam.get_user, UserName=name)
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
-    data = reply["User"]
-    return User(
-        name=data["UserName"],
-        arn=data["Arn"],
-        tags=list(data.get("Tags", [])),
-        boundary=boundary_of(data),
+    reply = call(
+        f"Looking up IAM user '{name}'", "iam:GetUser", aws.iam, none_on="NoSuchEntity", UserName=name
     )
-
-
-def boundary_of(data: dict[str, Any]) -> str:
-    """The permissions boundary's policy ARN in a GetUser or GetRole answer ("" without one)."""
-    return str((data.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") or "")
+    if reply is None:
+        return None
+    data = reply["User"]
+    boundary = str((data.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") or "")
+    return User(data["UserName"], data["Arn"], list(data.get("Tags", [])), boundary)
 
 
 def boundary_warning(kind: str, name: str, current: str, wanted: str) -> str:
@@ -204,23 +176,18 @@ def boundary_warning(kind: str, name: str, current: str, wanted: str) -> str:
 
 
 def create_user(
-    aws: AwsClients,
-    name: str,
-    tags: tuple[tuple[str, str], ...] = (),
-    record: list[dict[str, str]] | None = None,
-    boundary: str = "",
+    aws: AwsClients, name: str, tags: Tags, record: list[dict[str, str]], boundary: str = ""
 ) -> User:
     """Create the user with its tags, the key record's first entries (the intent) and its permissions
-    boundary (if one is given) in one request."""
-    all_tags = aws_tags(tags) + list(record or [])
+    boundary in one request."""
+    all_tags = aws_tags(tags) + record
     try:
         reply = call(
             f"Creating IAM user '{name}'",
             "iam:CreateUser",
-            aws.iam.create_user,
+            aws.iam,
             UserName=name,
-            **({"Tags": all_tags} if all_tags else {}),
-            **({"PermissionsBoundary": boundary} if boundary else {}),
+            **if_set(Tags=all_tags, PermissionsBoundary=boundary),
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
@@ -241,7 +208,7 @@ def attached_policies(aws: AwsClients, user: str) -> set[str]:
     attached = pages(
         f"Listing policies attached to IAM user '{user}'",
         "iam:ListAttachedUserPolicies",
-        aws.iam.list_attached_user_policies,
+        aws.iam,
         "AttachedPolicies",
         UserName=user,
         MaxItems=1000,
@@ -253,7 +220,7 @@ def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
     call(
         f"Attaching IAM policy {arn} to user '{user}'",
         "iam:AttachUserPolicy",
-        aws.iam.attach_user_policy,
+        aws.iam,
         UserName=user,
         PolicyArn=arn,
     )
@@ -263,7 +230,7 @@ def list_keys(aws: AwsClients, user: str) -> list[AccessKey]:
     keys = pages(
         f"Listing access keys of IAM user '{user}'",
         "iam:ListAccessKeys",
-        aws.iam.list_access_keys,
+        aws.iam,
         "AccessKeyMetadata",
         UserName=user,
     )
@@ -274,10 +241,7 @@ def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
     """Returns (id, secret, create date). The caller masks the secret before anything else."""
     try:
         reply = call(
-            f"Creating an access key for IAM user '{user}'",
-            "iam:CreateAccessKey",
-            aws.iam.create_access_key,
-            UserName=user,
+            f"Creating an access key for IAM user '{user}'", "iam:CreateAccessKey", aws.iam, UserName=user
         )["AccessKey"]
     except AwsError as exc:
         if is_code(exc, "LimitExceeded"):
@@ -295,26 +259,22 @@ def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
 
 def delete_key(aws: AwsClients, user: str, key_id: str) -> bool:
     """False when the key was already gone (which is what was wanted, but tells that a read was stale)."""
-    try:
-        call(
-            f"Deleting access key {key_id} of IAM user '{user}'",
-            "iam:DeleteAccessKey",
-            aws.iam.delete_access_key,
-            UserName=user,
-            AccessKeyId=key_id,
-        )
-    except AwsError as exc:
-        if not is_code(exc, "NoSuchEntity"):
-            raise
-        return False
-    return True
+    reply = call(
+        f"Deleting access key {key_id} of IAM user '{user}'",
+        "iam:DeleteAccessKey",
+        aws.iam,
+        none_on="NoSuchEntity",
+        UserName=user,
+        AccessKeyId=key_id,
+    )
+    return reply is not None  # botocore answers a dict (ResponseMetadata at least) to every success
 
 
 def list_tags(aws: AwsClients, user: str) -> list[dict[str, str]]:
     return pages(
         f"Reading the tags of IAM user '{user}'",
         "iam:ListUserTags",
-        aws.iam.list_user_tags,
+        aws.iam,
         "Tags",
         UserName=user,
         MaxItems=1000,
@@ -326,7 +286,7 @@ def tag_user(aws: AwsClients, user: str, tags: list[dict[str, str]]) -> None:
         call(
             f"Recording key holders in the tags of IAM user '{user}'",
             "iam:TagUser",
-            aws.iam.tag_user,
+            aws.iam,
             UserName=user,
             Tags=tags,
         )
@@ -337,7 +297,7 @@ def untag_user(aws: AwsClients, user: str, keys: list[str]) -> None:
         call(
             f"Removing key records from the tags of IAM user '{user}'",
             "iam:UntagUser",
-            aws.iam.untag_user,
+            aws.iam,
             UserName=user,
             TagKeys=keys,
         )

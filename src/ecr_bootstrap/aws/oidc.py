@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from ..errors import AwsError
 from ..policy import Document, to_json
 from ..trust import AUDIENCE, PROVIDER_URL
-from . import AwsClients, call, is_code, pages
-from .iam import aws_tags, decoded_document
+from . import AwsClients, Tags, aws_tags, call, if_set, is_code, pages
+from .iam import decoded_document
 
 PERMISSIONS = {
     "iam:GetOpenIDConnectProvider": ("provider", "oidc-read"),
@@ -21,6 +21,8 @@ PERMISSIONS = {
     "iam:UpdateAssumeRolePolicy": ("role", "oidc-write"),
     "iam:ListAttachedRolePolicies": ("role", "oidc-read"),
     "iam:AttachRolePolicy": ("role", "oidc-write"),
+    # Not called by us: checked by IAM on CreateRole with a PermissionsBoundary (as on CreateUser, iam.py).
+    "iam:PutRolePermissionsBoundary": ("role", "oidc-boundary"),
 }
 ROLE_DESCRIPTION = (
     "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)"
@@ -41,71 +43,60 @@ class Role:
 
 
 def find_provider(aws: AwsClients, arn: str) -> Provider | None:
-    try:
-        reply = call(
-            "Looking up GitHub's OIDC provider",
-            "iam:GetOpenIDConnectProvider",
-            aws.iam.get_open_id_connect_provider,
-            OpenIDConnectProviderArn=arn,
-        )
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
-    return Provider(arn, tuple(reply.get("ClientIDList", [])))
+    reply = call(
+        "Looking up GitHub's OIDC provider",
+        "iam:GetOpenIDConnectProvider",
+        aws.iam,
+        none_on="NoSuchEntity",
+        OpenIDConnectProviderArn=arn,
+    )
+    return None if reply is None else Provider(arn, tuple(reply.get("ClientIDList", [])))
 
 
-def create_provider(aws: AwsClients, arn: str, tags: tuple[tuple[str, str], ...]) -> None:
-    try:
-        call(
-            "Creating GitHub's OIDC provider",
-            "iam:CreateOpenIDConnectProvider",
-            aws.iam.create_open_id_connect_provider,
-            Url=PROVIDER_URL,
-            ClientIDList=[AUDIENCE],
-            # IAM no longer checks thumbprints for this provider; the API still takes the parameter.
-            **({"Tags": aws_tags(tags)} if tags else {}),
-        )
-    except AwsError as exc:
-        if not is_code(exc, "EntityAlreadyExists"):  # one per account: another run made it; reuse
-            raise
+def create_provider(aws: AwsClients, arn: str, tags: Tags) -> None:
+    call(
+        "Creating GitHub's OIDC provider",
+        "iam:CreateOpenIDConnectProvider",
+        aws.iam,
+        none_on="EntityAlreadyExists",  # one per account: another run made it; reuse
+        Url=PROVIDER_URL,
+        ClientIDList=[AUDIENCE],
+        # IAM no longer checks thumbprints for this provider; the API still takes the parameter.
+        **if_set(Tags=aws_tags(tags)),
+    )
 
 
 def add_audience(aws: AwsClients, arn: str) -> None:
     call(
         f"Adding the audience {AUDIENCE} to GitHub's OIDC provider",
         "iam:AddClientIDToOpenIDConnectProvider",
-        aws.iam.add_client_id_to_open_id_connect_provider,
+        aws.iam,
         OpenIDConnectProviderArn=arn,
         ClientID=AUDIENCE,
     )
 
 
 def find_role(aws: AwsClients, name: str) -> Role | None:
-    try:
-        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam.get_role, RoleName=name)
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
+    reply = call(
+        f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, none_on="NoSuchEntity", RoleName=name
+    )
+    if reply is None:
+        return None
     data = reply["Role"]
     return Role(data["RoleName"], data["Arn"], decoded_document(data.get("AssumeRolePolicyDocument", {})))
 
 
-def create_role(
-    aws: AwsClients, name: str, trust: Document, tags: tuple[tuple[str, str], ...], boundary: str = ""
-) -> Role:
+def create_role(aws: AwsClients, name: str, trust: Document, tags: Tags, boundary: str = "") -> Role:
     try:
         reply = call(
             f"Creating IAM role '{name}'",
             "iam:CreateRole",
-            aws.iam.create_role,
+            aws.iam,
             RoleName=name,
             AssumeRolePolicyDocument=to_json(trust),
             Description=ROLE_DESCRIPTION,
             MaxSessionDuration=3600,
-            **({"Tags": aws_tags(tags)} if tags else {}),
-            **({"PermissionsBoundary": boundary} if boundary else {}),
+            **if_set(Tags=aws_tags(tags), PermissionsBoundary=boundary),
         )
     except AwsError as exc:
         found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") else None
@@ -119,7 +110,7 @@ def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
     call(
         f"Updating the trust policy of IAM role '{name}'",
         "iam:UpdateAssumeRolePolicy",
-        aws.iam.update_assume_role_policy,
+        aws.iam,
         RoleName=name,
         PolicyDocument=to_json(trust),
     )
@@ -129,7 +120,7 @@ def attached_role_policies(aws: AwsClients, name: str) -> set[str]:
     attached = pages(
         f"Listing policies attached to IAM role '{name}'",
         "iam:ListAttachedRolePolicies",
-        aws.iam.list_attached_role_policies,
+        aws.iam,
         "AttachedPolicies",
         RoleName=name,
         MaxItems=1000,
@@ -141,7 +132,7 @@ def attach_role_policy(aws: AwsClients, name: str, arn: str) -> None:
     call(
         f"Attaching IAM policy {arn} to role '{name}'",
         "iam:AttachRolePolicy",
-        aws.iam.attach_role_policy,
+        aws.iam,
         RoleName=name,
         PolicyArn=arn,
     )

@@ -10,5 +10,5 @@ PERMISSIONS = {"sts:GetCallerIdentity": ("*", "read")}
 
 def caller_account(aws: AwsClients) -> tuple[str, str]:
     """(account, partition) of the credentials this step runs with."""
-    reply = call("Asking STS who this step runs as", "sts:GetCallerIdentity", aws.sts.get_caller_identity)
+    reply = call("Asking STS who this step runs as", "sts:GetCallerIdentity", aws.sts)
     return str(reply["Account"]), str(reply["Arn"]).split(":")[1]
