@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ecr_bootstrap import cli, command
+from ecr_bootstrap import cli, command, discover
 from tests.stand_ins.checks import REPO, assert_target_works, held_pair, setup
 from tests.stand_ins.harness import ROOT, Stack
 
@@ -102,24 +102,22 @@ def test_help_reads_as_a_command_line() -> None:
     ],
 )
 def test_the_target_is_the_git_remote_origin(tmp_path: Path, remote: str, expected: str) -> None:
-    assert command.origin_repository(str(clone_folder(tmp_path, remote))) == expected
-    assert command.origin_repository(str(tmp_path)) == ""  # no repository here at all
+    assert discover.origin_repository(str(clone_folder(tmp_path, remote))) == expected
+    assert discover.origin_repository(str(tmp_path)) == ""  # no repository here at all
 
 
 def test_the_token_comes_from_the_environment_then_gh(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "gh").write_text(
-        '#!/bin/sh\n[ "$1 $2" = "auth token" ] && echo gho_gh && exit 0\nexit 1\n'
-    )
+    (bin_dir / "gh").write_text('#!/bin/sh\n[ "$1 $2" = "auth token" ] && echo gho_gh && exit 0\nexit 1\n')
     (bin_dir / "gh").chmod(0o755)
     path = f"{bin_dir}:/usr/bin:/bin"
-    assert command.github_token({"PATH": path, "GITHUB_TOKEN": "ghp_a", "GH_TOKEN": "ghp_b"}) == "ghp_a"
-    assert command.github_token({"PATH": path, "GH_TOKEN": "ghp_b"}) == "ghp_b"
-    assert command.github_token({"PATH": path}) == "gho_gh"
+    assert discover.github_token({"PATH": path, "GITHUB_TOKEN": "ghp_a", "GH_TOKEN": "ghp_b"}) == "ghp_a"
+    assert discover.github_token({"PATH": path, "GH_TOKEN": "ghp_b"}) == "ghp_b"
+    assert discover.github_token({"PATH": path}) == "gho_gh"
     (bin_dir / "gh").write_text("#!/bin/sh\necho 'not logged in' >&2\nexit 1\n")  # gh not logged in
-    assert command.github_token({"PATH": path}) == ""
-    assert command.github_token({"PATH": str(tmp_path / "nothing")}) == ""
+    assert discover.github_token({"PATH": path}) == ""
+    assert discover.github_token({"PATH": str(tmp_path / "nothing")}) == ""
 
 
 def test_apply_from_a_clone_with_gh_logged_in(stack: Stack, tmp_path: Path) -> None:

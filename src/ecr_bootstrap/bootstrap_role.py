@@ -225,10 +225,11 @@ def _region(given: str | None, env: Mapping[str, str], profile: str | None) -> s
 
 def _profile_region(profile: str) -> str:
     import botocore.exceptions
-    import botocore.session
+
+    from .discover import profile_region
 
     try:
-        return str(botocore.session.Session(profile=profile).get_config_variable("region") or "")
+        return profile_region(profile)
     except botocore.exceptions.BotoCoreError as exc:  # ProfileNotFound and friends: say which profile
         raise Usage(f"--profile: {exc}", fix=PROFILE_FIX) from exc
 
@@ -355,16 +356,17 @@ def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Any
     """The GitHub client for --write-variable; None when not asked for (or, in a dry run, no token)."""
     if not request.variable:
         return None
-    token = env.get("GITHUB_TOKEN", "") or env.get("GH_TOKEN", "")
+    from .discover import github_token
+
+    token = github_token(env)
     if not token:
         if request.dry_run:
             return None
         raise BootstrapError(
-            "--write-variable needs a GitHub token, and neither GITHUB_TOKEN nor GH_TOKEN is set; nothing "
-            "was changed.",
-            fix=f"Set GH_TOKEN to a token that may write Actions variables of {request.repository} (for "
-            "example GH_TOKEN=$(gh auth token)), or leave out --write-variable and set the variable "
-            "yourself.",
+            "--write-variable needs a GitHub token: GITHUB_TOKEN and GH_TOKEN are not set, and `gh auth "
+            "token` gave none; nothing was changed.",
+            fix=f"Run `gh auth login`, or set GH_TOKEN to a token that may write Actions variables of "
+            f"{request.repository}; or leave out --write-variable and set the variable yourself.",
         )
     workflow.mask(token)
     from .github import GitHub

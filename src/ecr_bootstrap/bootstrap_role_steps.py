@@ -110,7 +110,7 @@ def look(aws: AwsClients, wanted: Wanted, read_variable: Callable[[], str | None
 
 def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
     try:
-        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam.get_role, RoleName=name)
+        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, RoleName=name)
     except AwsError as exc:
         if is_code(exc, "NoSuchEntity"):
             return None
@@ -119,7 +119,7 @@ def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
     inline = pages(
         f"Listing the inline policies of IAM role '{name}'",
         "iam:ListRolePolicies",
-        aws.iam.list_role_policies,
+        aws.iam,
         "PolicyNames",
         RoleName=name,
         MaxItems=1000,
@@ -140,7 +140,7 @@ def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
         reply = call(
             f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
             "iam:GetRolePolicy",
-            aws.iam.get_role_policy,
+            aws.iam,
             RoleName=name,
             PolicyName=POLICY_NAME,
         )
@@ -256,7 +256,7 @@ def apply(aws: AwsClients, decided: Plan, write_variable: Callable[[str], None])
         call(
             f"Setting the permissions boundary of IAM role '{wanted.role_name}'",
             "iam:PutRolePermissionsBoundary",
-            aws.iam.put_role_permissions_boundary,
+            aws.iam,
             RoleName=wanted.role_name,
             PermissionsBoundary=wanted.boundary,
         )
@@ -264,7 +264,7 @@ def apply(aws: AwsClients, decided: Plan, write_variable: Callable[[str], None])
         call(
             f"Writing the inline policy {POLICY_NAME} of IAM role '{wanted.role_name}'",
             "iam:PutRolePolicy",
-            aws.iam.put_role_policy,
+            aws.iam,
             RoleName=wanted.role_name,
             PolicyName=POLICY_NAME,
             PolicyDocument=to_json(decided.policy),
@@ -280,7 +280,7 @@ def _create_role(aws: AwsClients, wanted: Wanted, trust: Document) -> str:
     reply = call(
         f"Creating IAM role '{wanted.role_name}'",
         "iam:CreateRole",
-        aws.iam.create_role,
+        aws.iam,
         RoleName=wanted.role_name,
         AssumeRolePolicyDocument=to_json(trust),
         Description=DESCRIPTION.format(wanted.repository),

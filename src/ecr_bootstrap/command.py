@@ -7,13 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
-from . import action_yml
+from . import action_yml, discover
 from .cli import execute
 from .errors import BootstrapError
 from .workflow import Workflow, docs_url
@@ -27,8 +24,6 @@ _SHOWN_DEFAULTS = {
     "repositories": "the GitHub repository of this folder's git remote origin",
     "aws-region": "AWS_REGION, AWS_DEFAULT_REGION, or the profile's region",
 }
-# https://github.com/OWNER/REPO(.git), git@github.com:OWNER/REPO(.git), ssh://git@host:22/OWNER/REPO(.git)
-_REMOTE = re.compile(r"^(?:[a-z+]+://)?(?:[^@/]+@)?[^/:]+(?::\d+)?[:/]([^/]+)/([^/]+?)(?:\.git)?/?$")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,58 +129,18 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """What a person at a terminal need not type: the token, the target, the region of the profile."""
     found = {}
-    token = github_token(env)
+    token = discover.github_token(env)
     if token:
         found["github-token"] = token
     if "repositories" not in given and not env.get("GITHUB_REPOSITORY"):
-        origin = origin_repository()
+        origin = discover.origin_repository()
         if origin:
             found["repositories"] = origin
     if "aws-region" not in given and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
-        import botocore.session
-
-        region = botocore.session.get_session().get_config_variable("region")  # the profile's region
+        region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))
         if region:
-            found["aws-region"] = str(region)
+            found["aws-region"] = region
     return found
-
-
-def github_token(env: Mapping[str, str]) -> str:
-    """GITHUB_TOKEN, GH_TOKEN, or gh's own (`gh auth token`) when gh is installed and logged in."""
-    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-        if env.get(name, "").strip():
-            return env[name].strip()
-    gh = shutil.which("gh", path=env.get("PATH"))
-    if not gh:
-        return ""
-    try:
-        done = subprocess.run(  # noqa: S603 - gh as PATH finds it, as a shell would
-            [gh, "auth", "token"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    lines = done.stdout.strip().splitlines()
-    return lines[0].strip() if done.returncode == 0 and len(lines) == 1 else ""  # never echoed
-
-
-def origin_repository(folder: str = ".") -> str:
-    """OWNER/REPO of the git remote `origin` of `folder`, as gh finds it; "" when there is none."""
-    try:
-        done = subprocess.run(  # noqa: S603
-            ["git", "-C", folder, "remote", "get-url", "origin"],  # noqa: S607 - git as PATH finds it
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    match = _REMOTE.match(done.stdout.strip()) if done.returncode == 0 else None
-    return f"{match.group(1)}/{match.group(2)}" if match else ""
 
 
 def _confirm(question: str) -> bool:

@@ -1,0 +1,59 @@
+"""What a person at a terminal need not type: the GitHub token (as gh keeps it), the GitHub repository of the
+current folder (as gh finds it), the AWS region of a profile."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+
+# https://github.com/OWNER/REPO(.git), git@github.com:OWNER/REPO(.git), ssh://git@host:22/OWNER/REPO(.git)
+_REMOTE = re.compile(r"^(?:[a-z+]+://)?(?:[^@/]+@)?[^/:]+(?::\d+)?[:/]([^/]+)/([^/]+?)(?:\.git)?/?$")
+
+
+def github_token(env: Mapping[str, str]) -> str:
+    """GITHUB_TOKEN, GH_TOKEN, or gh's own (`gh auth token`) when gh is installed and logged in."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        if env.get(name, "").strip():
+            return env[name].strip()
+    gh = shutil.which("gh", path=env.get("PATH"))
+    if not gh:
+        return ""
+    try:
+        done = subprocess.run(  # noqa: S603 - gh as PATH finds it, as a shell would
+            [gh, "auth", "token"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and len(lines) == 1 else ""  # never echoed
+
+
+def origin_repository(folder: str = ".") -> str:
+    """OWNER/REPO of the git remote `origin` of `folder`, as gh finds it; "" when there is none."""
+    try:
+        done = subprocess.run(  # noqa: S603
+            ["git", "-C", folder, "remote", "get-url", "origin"],  # noqa: S607 - git as PATH finds it
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = _REMOTE.match(done.stdout.strip()) if done.returncode == 0 else None
+    return f"{match.group(1)}/{match.group(2)}" if match else ""
+
+
+def profile_region(profile: str) -> str:
+    """The region of the named AWS profile (or, with "", of the default chain's); "" when none is set.
+    botocore's errors (an unknown profile) reach the caller."""
+    import botocore.session
+
+    session = botocore.session.Session(profile=profile or None)
+    return str(session.get_config_variable("region") or "")
