@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .aws import AwsClients, call, is_code, pages
+from .aws import AwsClients, aws_tags, call, is_code, pages
 from .aws import oidc as aws_oidc
-from .aws.iam import aws_tags, decoded_document
+from .aws.iam import decoded_document
 from .errors import AwsError, BootstrapError, GitHubError
 from .policy import Document, same_policy, to_json
 from .trust import AUDIENCE, PROVIDER_HOST, problems, provider_arn, trust_policy
