@@ -133,10 +133,7 @@ def _plain(markdown: str) -> str:
     lines = []
     for line in markdown.split("\n"):
         alert = re.fullmatch(r">\s*\[!(\w+)\]\s*", line)
-        if alert:
-            lines.append(alert.group(1).capitalize() + ":")
-        else:
-            lines.append(re.sub(r"^>\s?", "", line))
+        lines.append(alert.group(1).capitalize() + ":" if alert else re.sub(r"^>\s?", "", line))
     return "\n".join(lines)
 
 
@@ -145,6 +142,4 @@ def docs_url(env: Mapping[str, str]) -> str:
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     repo = env.get("GITHUB_ACTION_REPOSITORY", "")
     ref = env.get("GITHUB_ACTION_REF", "") or "main"
-    if repo:
-        return f"{server}/{repo}/blob/{ref}/README.md"
-    return "README.md"
+    return f"{server}/{repo}/blob/{ref}/README.md" if repo else "README.md"

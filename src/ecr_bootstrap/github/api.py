@@ -61,7 +61,7 @@ class GitHub(Http):
         """Whether GitHub says that attempt of that workflow run has completed (needs actions: read)."""
         path = f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}"
         what = f"Reading run {run_id} attempt {attempt} of {repository}"
-        data = self.request("GET", path, what, params={"exclude_pull_requests": "true"}).data
+        data = self.request("GET", f"{path}?exclude_pull_requests=true", what).data
         return str((data or {}).get("status", "")) == "completed"
 
     def environment_exists(self, place: Place) -> bool:
@@ -111,12 +111,8 @@ class GitHub(Http):
             if landed:
                 return
             outcome = "it was not written" if landed is False else "whether it was written is unknown"
-            raise GitHubError(
-                f"{exc.message}; read back: {outcome}",
-                status=exc.status,
-                ambiguous=landed is None,
-                fix=exc.fix,
-            ) from exc
+            text = f"{exc.message}; read back: {outcome}"
+            raise GitHubError(text, status=exc.status, ambiguous=landed is None, fix=exc.fix) from exc
 
     def landed(
         self,

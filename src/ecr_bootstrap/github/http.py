@@ -42,21 +42,15 @@ class Answer:
     data: Any
     date: float | None  # GitHub's Date header, epoch seconds
 
-    @property
-    def message(self) -> str:
-        return str(self.data.get("message", "")) if isinstance(self.data, dict) else str(self.data or "")
-
 
 def epoch(text: str) -> float | None:
     """A time GitHub stores (ISO 8601) or its Date header (RFC 9110) in epoch seconds; None if unreadable."""
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError):
-        return None
+    for parse in (datetime.fromisoformat, parsedate_to_datetime):
+        try:
+            return parse(text).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return None
 
 
 def uncertain(exc: GitHubError) -> bool:
@@ -142,7 +136,6 @@ class Http:
         path: str,
         what: str,
         body: Any = None,
-        params: dict[str, Any] | None = None,
         deadline: WriteDeadline | None = None,
     ) -> Answer:
         """A 2xx answer, after the retries the policy allows; else GitHubError saying `what` failed
@@ -154,7 +147,7 @@ class Http:
             attempt += 1
             asked: float | None
             try:
-                answer = self._follow(verb, path, body, params, what, deadline)
+                answer = self._follow(verb, path, body, what, deadline)
             except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
                 raise GitHubError(
                     f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
@@ -174,15 +167,7 @@ class Http:
                 error, asked = self._refusal(answer, what, ambiguous)
             time.sleep(self._retry.wait(error, asked, attempt, time.monotonic() - started, deadline))
 
-    def _follow(
-        self,
-        verb: str,
-        path: str,
-        body: Any,
-        params: dict[str, Any] | None,
-        what: str,
-        deadline: WriteDeadline | None,
-    ) -> Answer:
+    def _follow(self, verb: str, path: str, body: Any, what: str, deadline: WriteDeadline | None) -> Answer:
         """Send, following redirects GitHub documents: 307/308 with the same method and body, and any
         redirect of a read. A redirect not followed is returned as the answer (and never counts as done)."""
         m = MOVED.match(path)
@@ -197,22 +182,20 @@ class Http:
                         f"{what}: GitHub's rate limits would hold it past this run's lease", status=429
                     )
                 time.sleep(pause)
-            answer = self._send(verb, path, body, params)
+            answer = self._send(verb, path, body)
             if answer.status not in REDIRECTS:
                 return answer
             target = self._api_path(answer.headers.get("location", ""))
             if target is None or (verb not in READS and answer.status in (301, 302)):
                 return answer
             self._remember_move(path, target)
-            path, params = target, None
+            path = target
         return answer
 
-    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
+    def _send(self, verb: str, path: str, body: Any) -> Answer:
         """One HTTP request; raises requests' errors."""
         try:
-            status, headers, text = self._requester.requestJson(
-                verb, path, parameters=params, headers=dict(HEADERS), input=body
-            )
+            status, headers, text = self._requester.requestJson(verb, path, headers=dict(HEADERS), input=body)
         finally:
             self._pacer.spend(verb, time.monotonic())
         headers = {k.lower(): str(v) for k, v in headers.items()}
@@ -253,7 +236,8 @@ class Http:
     def _refusal(self, answer: Answer, what: str, ambiguous: bool) -> tuple[GitHubError, float | None]:
         """The error for an answer that is not a success, and the wait it asks for before a retry (None:
         do not retry; negative: the usual backoff)."""
-        status, message = answer.status, answer.message
+        status, data = answer.status, answer.data
+        message = str(data.get("message", "")) if isinstance(data, dict) else str(data or "")
         if status in REDIRECTS:
             location = answer.headers.get("location", "")
             text = f"{what}: GitHub answered {status} (moved{' to ' + location if location else ''}), a "
@@ -273,7 +257,7 @@ class Http:
     def pages(self, path: str, what: str, key: str) -> list[Any]:
         """Every item of a paginated list: its first page, then each `Link: rel="next"` as given. An error
         on a later page is an error of the whole list (never a shorter list)."""
-        answer, seen = self.request("GET", path, what, params={"per_page": PER_PAGE}), set()
+        answer, seen = self.request("GET", f"{path}?per_page={PER_PAGE}", what), set()
         items = list((answer.data or {}).get(key, []))
         total = (answer.data or {}).get("total_count")
         while m := LINK_NEXT.search(answer.headers.get("link", "")):
