@@ -38,15 +38,7 @@ class Place:
         return f"/repos/{self.name}/environments/{quote(self.environment, safe='')}"
 
     @property
-    def secrets_path(self) -> str:
-        return f"{self._actions_path}/secrets"
-
-    @property
-    def variables_path(self) -> str:
-        return f"{self._actions_path}/variables"
-
-    @property
-    def _actions_path(self) -> str:
+    def actions_path(self) -> str:  # + /secrets or /variables
         if self.kind == "env":
             return self.environment_path
         return f"/orgs/{self.name}/actions" if self.kind == "org" else f"/repos/{self.name}/actions"

@@ -41,13 +41,13 @@ class GitHub(Http):
         """(key id, base64 key), read once per run and place: it also proves the token may use that place's
         secrets API."""
         what = f"Reading the Actions secrets public key of {place.label}"
-        data = self._read_once(f"{place.secrets_path}/public-key", what, place)
+        data = self._read_once(f"{place.actions_path}/secrets/public-key", what, place)
         return str(data["key_id"]), str(data["key"])
 
     def repository_ids(self, repository: str) -> tuple[int, int]:
         """(owner id, repository id): for immutable OIDC subjects and selected organization secrets."""
         path = f"/repos/{repository}"
-        first = path not in self._once
+        first = path not in self._once  # warned about on the first read only
         data = self._read_once(path, f"Reading repository {repository}", Place("repo", repository))
         full_name = str(data.get("full_name", repository))
         if first and full_name.lower() != repository.lower():
@@ -168,7 +168,8 @@ class GitHub(Http):
     def put_variable(self, place: Place, name: str, value: str) -> None:
         """Update the variable; create it when it does not exist (one request when it does). A write whose
         outcome is open is settled by reading the variable back (its value is readable, unlike a secret's)."""
-        path = f"{place.variables_path}/{quote(name, safe='')}"
+        variables = f"{place.actions_path}/variables"
+        path = f"{variables}/{quote(name, safe='')}"
         what = f"variable {name} of {place.label}"
         body: dict[str, Any] = {"name": name, "value": value}
         if place.kind == "org":
@@ -179,7 +180,7 @@ class GitHub(Http):
             except GitHubError as exc:
                 if exc.status != 404:
                     raise
-                self.request("POST", place.variables_path, f"Creating {what}", body)
+                self.request("POST", variables, f"Creating {what}", body)
         except GitHubError as exc:
             if not uncertain(exc):
                 raise
@@ -219,7 +220,7 @@ class GitHub(Http):
 
 
 def _secret_path(place: Place, name: str) -> str:
-    return f"{place.secrets_path}/{quote(name, safe='')}"
+    return f"{place.actions_path}/secrets/{quote(name, safe='')}"
 
 
 def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
