@@ -64,9 +64,13 @@ def place_problem(place: Place) -> str:
         return "not an owner/name repository"
     if place.kind == "repo":
         return "" if not place.environment else "a repository entry with an environment"
-    env = place.environment  # GitHub's rules for its name, as values.parse_environment holds the input to
-    bad = not env or len(env) > 255 or any(c in env for c in "/\\:,'\"") or not env.isprintable()
-    return "not a usable environment name" if bad or env != env.strip() else ""
+    return environment_problem(place.environment)
+
+
+def environment_problem(name: str) -> str:
+    """GitHub's rules for an environment's name (values.parse_environment holds the input to them too)."""
+    bad = not name or len(name) > 255 or any(c in name for c in "/\\:,'\"") or not name.isprintable()
+    return "not a usable environment name" if bad or name != name.strip() else ""
 
 
 def from_scope(scope: str) -> Place:
