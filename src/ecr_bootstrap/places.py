@@ -31,30 +31,14 @@ class Place:
     def label(self) -> str:
         if self.kind == "env":
             return f"{self.name} (environment {self.environment})"
-        if self.kind == "org":
-            return f"organization {self.name}"
-        return self.name
-
-    @property
-    def repository(self) -> str:
-        """The repository whose token access is checked (for an organization, its name)."""
-        return self.name
+        return f"organization {self.name}" if self.kind == "org" else self.name
 
     @property
     def environment_path(self) -> str:
         return f"/repos/{self.name}/environments/{quote(self.environment, safe='')}"
 
     @property
-    def secrets_path(self) -> str:
-        return f"{self._actions_path}/secrets"
-
-    @property
-    def variables_path(self) -> str:
-        return f"{self._actions_path}/variables"
-
-    @property
-    def _actions_path(self) -> str:
-        """Where this place's Actions secrets and variables live."""
+    def actions_path(self) -> str:  # + /secrets or /variables
         if self.kind == "env":
             return self.environment_path
         return f"/orgs/{self.name}/actions" if self.kind == "org" else f"/repos/{self.name}/actions"
@@ -70,13 +54,6 @@ def valid_repository(entry: str) -> bool:
     return bool(sep) and valid_owner(owner) and bool(_REPO.match(name)) and name not in (".", "..")
 
 
-def environment_problem(value: str) -> str:
-    """Why GitHub would refuse this environment name ("" when it is usable)."""
-    if not value or len(value) > 255 or any(c in value for c in "/\\:,'\"") or not value.isprintable():
-        return "not a usable environment name"
-    return "" if value == value.strip() else "not a usable environment name"
-
-
 def place_problem(place: Place) -> str:
     """Why a place read back from the key record is not one the inputs could have named ("" if it is)."""
     if place.kind == "org":
@@ -85,9 +62,15 @@ def place_problem(place: Place) -> str:
         return f"unknown kind {place.kind!r}"
     if not valid_repository(place.name):
         return "not an owner/name repository"
-    if place.kind == "env":
-        return environment_problem(place.environment)
-    return "" if not place.environment else "a repository entry with an environment"
+    if place.kind == "repo":
+        return "" if not place.environment else "a repository entry with an environment"
+    return environment_problem(place.environment)
+
+
+def environment_problem(name: str) -> str:
+    """GitHub's rules for an environment's name (values.parse_environment holds the input to them too)."""
+    bad = not name or len(name) > 255 or any(c in name for c in "/\\:,'\"") or not name.isprintable()
+    return "not a usable environment name" if bad or name != name.strip() else ""
 
 
 def from_scope(scope: str) -> Place:

@@ -1,8 +1,6 @@
-"""Runner I/O only: workflow commands on stdout, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY.
-
-Every line goes out through `Workflow._line`, which escapes the text it is given, so that nothing decoded
-from IAM tags or GitHub answers can end a line early or start a workflow command of its own. Outside GitHub
-Actions (GITHUB_ACTIONS is not `true`) no workflow command is printed at all: plain lines instead."""
+"""Runner I/O only: workflow commands on stdout, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY. Every line goes out
+escaped through `Workflow._line`, so nothing decoded from IAM tags or GitHub answers can end a line early or
+start a workflow command. Outside GitHub Actions (GITHUB_ACTIONS is not `true`): plain lines, no commands."""
 
 from __future__ import annotations
 
@@ -29,10 +27,6 @@ def _escape_data(text: str) -> str:
     return _BREAKS.sub(lambda m: _OTHER_BREAKS[m.group(0)], text)
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def _defuse(text: str) -> str:
     """Escaped text that the runner shows as it is and never takes for a command, wherever it stands."""
     text = _escape_data(text).replace(_LEGACY, "%23%23[")
@@ -40,11 +34,10 @@ def _defuse(text: str) -> str:
 
 
 class Workflow:
-    """Writes what the runner reads. `out` is stdout in production, `err` stderr; tests pass their own."""
+    """Writes what the runner reads: to stdout and stderr, or the streams tests pass."""
 
     def __init__(self, env: Mapping[str, str], out: TextIO | None = None, err: TextIO | None = None) -> None:
-        self._out = out or sys.stdout
-        self._err = err or sys.stderr
+        self._out, self._err = out or sys.stdout, err or sys.stderr
         self.actions = env.get("GITHUB_ACTIONS", "") == "true"
         self._output_path = env.get("GITHUB_OUTPUT", "")
         self._summary_path = env.get("GITHUB_STEP_SUMMARY", "")
@@ -58,15 +51,13 @@ class Workflow:
         return text
 
     def _line(self, text: str, *, command: str = "", stream: TextIO | None = None, raw: bool = False) -> None:
-        """The one way out. `command` is a workflow command the action wrote itself (`::error title=..::`,
-        already escaped); `text` is any text at all: redacted (unless `raw`, for the mask itself) and escaped,
-        so the line printed is one line and starts no command but `command`. Flushed at once, so a mask
-        always reaches the runner before anything that could contain the value."""
+        """The one way out. `command`: a workflow command the action wrote itself, already escaped; `text`:
+        any text, redacted (unless `raw`, for the mask itself) and escaped, so the line starts no command but
+        `command`. Flushed at once, so a mask reaches the runner before anything that could hold the value."""
         text = text if raw else self.redact(text)
-        # After a command the runner parses the data as data: nothing in it can start another command.
-        body = _escape_data(text) if command else _defuse(text)
         out = stream or self._out
-        out.write(command + body + "\n")
+        # After a command the runner parses the data as data: nothing in it can start another command.
+        out.write(command + (_escape_data(text) if command else _defuse(text)) + "\n")
         out.flush()
 
     def mask(self, value: str) -> None:
@@ -81,14 +72,13 @@ class Workflow:
         self._line(text)
 
     def _annotate(self, kind: str, message: str, title: str) -> None:
-        if not self.actions:
-            if kind == "notice":
-                self._line(message)
-            else:
-                self._line(f"{kind}: {message}", stream=self._err)
-            return
-        props = f" title={_escape_property(self.redact(title))}" if title else ""
-        self._line(message, command=f"::{kind}{props}::")
+        if self.actions:
+            title = _escape_data(self.redact(title)).replace(":", "%3A").replace(",", "%2C")
+            self._line(message, command=f"::{kind}{' title=' + title if title else ''}::")
+        elif kind == "notice":
+            self._line(message)
+        else:
+            self._line(f"{kind}: {message}", stream=self._err)
 
     def error(self, message: str, title: str = "") -> None:
         self._annotate("error", message, title)
@@ -129,9 +119,7 @@ class Workflow:
         """The step summary: `markdown` into GITHUB_STEP_SUMMARY; without that file, printed: inside Actions
         the Markdown, outside it `text` (the same summary as plain text) if given."""
         if not self._summary_path:
-            shown = markdown
-            if not self.actions:
-                shown = text or _plain(markdown)
+            shown = markdown if self.actions else text or _plain(markdown)
             for line in shown.rstrip("\n").split("\n"):
                 self._line(line)
             return
@@ -145,10 +133,7 @@ def _plain(markdown: str) -> str:
     lines = []
     for line in markdown.split("\n"):
         alert = re.fullmatch(r">\s*\[!(\w+)\]\s*", line)
-        if alert:
-            lines.append(alert.group(1).capitalize() + ":")
-        else:
-            lines.append(re.sub(r"^>\s?", "", line))
+        lines.append(alert.group(1).capitalize() + ":" if alert else re.sub(r"^>\s?", "", line))
     return "\n".join(lines)
 
 
@@ -157,6 +142,4 @@ def docs_url(env: Mapping[str, str]) -> str:
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     repo = env.get("GITHUB_ACTION_REPOSITORY", "")
     ref = env.get("GITHUB_ACTION_REF", "") or "main"
-    if repo:
-        return f"{server}/{repo}/blob/{ref}/README.md"
-    return "README.md"
+    return f"{server}/{repo}/blob/{ref}/README.md" if repo else "README.md"

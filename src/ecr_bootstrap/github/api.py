@@ -1,12 +1,9 @@
 """The GitHub REST endpoints the action calls: Actions secrets and variables (of a repository, an
-environment or an organization), environments, repositories and workflow runs. Public keys and repository
-ids are read once per run."""
+environment or an organization), environments, repositories and workflow runs."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,76 +12,56 @@ from ..deadline import WriteDeadline
 from ..errors import GitHubError
 from ..places import Place
 from ..values import GITHUB_TOKEN_HELP
-from .http import Http, landed_at, uncertain, updated_at
-from .limits import Pacer, RetryPolicy
+from .http import Http, epoch, uncertain
 
-INTEGRATION_403 = "Resource not accessible by integration"
-
-
-@dataclass(frozen=True)
-class PublicKey:
-    key_id: str
-    key: str  # base64 libsodium public key
+# GitHub's Date header and the updated_at it stores come from different servers' clocks.
+CLOCK_MARGIN = 2.0
 
 
 def seal(public_key: str, value: str) -> str:
     """libsodium sealed box over the repository's public key, base64 as the API wants it."""
-    from nacl.public import PublicKey as NaclKey
-    from nacl.public import SealedBox
+    from nacl.public import PublicKey, SealedBox
 
-    box = SealedBox(NaclKey(base64.b64decode(public_key)))
+    box = SealedBox(PublicKey(base64.b64decode(public_key)))
     return base64.b64encode(box.encrypt(value.encode("utf-8"))).decode("ascii")
 
 
 class GitHub(Http):
     """The REST calls the action makes, against GITHUB_API_URL."""
 
-    def __init__(
-        self,
-        token: str,
-        api_url: str,
-        *,
-        timeout: float = 15.0,
-        retry: RetryPolicy | None = None,
-        pacer: Pacer | None = None,
-        warn: Callable[[str], None] = lambda _text: None,
-    ) -> None:
-        super().__init__(token, api_url, timeout=timeout, retry=retry, pacer=pacer, warn=warn)
-        self._keys: dict[str, PublicKey] = {}
-        self._ids: dict[str, tuple[int, int]] = {}
-
-    def public_key(self, place: Place) -> PublicKey:
-        """Read once per run and place: it also proves the token may use that place's secrets API."""
-        if place.secrets_path not in self._keys:
-            what = f"Reading the Actions secrets public key of {place.label}"
+    def _read_once(self, path: str, what: str, place: Place) -> Any:
+        if path not in self._once:
             try:
-                data = self.request("GET", f"{place.secrets_path}/public-key", what).data
+                self._once[path] = self.request("GET", path, what).data
             except GitHubError as exc:
                 raise _explain_access(place, exc) from exc
-            self._keys[place.secrets_path] = PublicKey(str(data["key_id"]), str(data["key"]))
-        return self._keys[place.secrets_path]
+        return self._once[path]
+
+    def public_key(self, place: Place) -> tuple[str, str]:
+        """(key id, base64 key), read once per run and place: it also proves the token may use that place's
+        secrets API."""
+        what = f"Reading the Actions secrets public key of {place.label}"
+        data = self._read_once(f"{place.actions_path}/secrets/public-key", what, place)
+        return str(data["key_id"]), str(data["key"])
 
     def repository_ids(self, repository: str) -> tuple[int, int]:
         """(owner id, repository id): for immutable OIDC subjects and selected organization secrets."""
-        if repository not in self._ids:
-            try:
-                data = self.request("GET", f"/repos/{repository}", f"Reading repository {repository}").data
-            except GitHubError as exc:
-                raise _explain_access(Place("repo", repository), exc) from exc
-            self._ids[repository] = (int(data["owner"]["id"]), int(data["id"]))
-            full_name = str(data.get("full_name", repository))
-            if full_name.lower() != repository.lower():
-                self._warn(
-                    f"GitHub redirects {repository} to {full_name}: it was renamed or transferred. Its id "
-                    f"stays {data['id']}; update the repositories input to {full_name}."
-                )
-        return self._ids[repository]
+        path = f"/repos/{repository}"
+        first = path not in self._once  # warned about on the first read only
+        data = self._read_once(path, f"Reading repository {repository}", Place("repo", repository))
+        full_name = str(data.get("full_name", repository))
+        if first and full_name.lower() != repository.lower():
+            self._warn(
+                f"GitHub redirects {repository} to {full_name}: it was renamed or transferred. Its id "
+                f"stays {data['id']}; update the repositories input to {full_name}."
+            )
+        return int(data["owner"]["id"]), int(data["id"])
 
     def run_completed(self, repository: str, run_id: str, attempt: int) -> bool:
         """Whether GitHub says that attempt of that workflow run has completed (needs actions: read)."""
         path = f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}"
         what = f"Reading run {run_id} attempt {attempt} of {repository}"
-        data = self.request("GET", path, what, params={"exclude_pull_requests": "true"}).data
+        data = self.request("GET", f"{path}?exclude_pull_requests=true", what).data
         return str((data or {}).get("status", "")) == "completed"
 
     def environment_exists(self, place: Place) -> bool:
@@ -116,13 +93,11 @@ class GitHub(Http):
         self, place: Place, name: str, value: str, *, after: str = "", deadline: WriteDeadline | None = None
     ) -> None:
         """Seal and write one secret. A write whose outcome is open (no answer, a server error) is settled
-        by reading the secret back; only then does it count as written or not. `after`: a secret of the same
-        place this run wrote (and GitHub confirmed) just before, to compare with. Raises GitHubError with
-        the original status; `ambiguous` only when even the read-back cannot tell."""
-        key = self.public_key(place)
-        path = _secret_path(place, name)
-        what = f"secret {name} of {place.label}"
-        body: dict[str, Any] = {"encrypted_value": seal(key.key, value), "key_id": key.key_id}
+        by reading the secret back (see `landed`); only then does it count as written or not. Raises
+        GitHubError with the original status; `ambiguous` only when even the read-back cannot tell."""
+        key_id, key = self.public_key(place)
+        path, what = _secret_path(place, name), f"secret {name} of {place.label}"
+        body: dict[str, Any] = {"encrypted_value": seal(key, value), "key_id": key_id}
         if place.kind == "org":
             current = self.get_or_none(path, f"Reading {what}", deadline) if not place.visibility else None
             body.update(self._org_fields(place, path, str((current or {}).get("visibility", "")), what))
@@ -136,12 +111,8 @@ class GitHub(Http):
             if landed:
                 return
             outcome = "it was not written" if landed is False else "whether it was written is unknown"
-            raise GitHubError(
-                f"{exc.message}; read back: {outcome}",
-                status=exc.status,
-                ambiguous=landed is None,
-                fix=exc.fix,
-            ) from exc
+            text = f"{exc.message}; read back: {outcome}"
+            raise GitHubError(text, status=exc.status, ambiguous=landed is None, fix=exc.fix) from exc
 
     def landed(
         self,
@@ -152,15 +123,38 @@ class GitHub(Http):
         since: float | None = None,
         deadline: WriteDeadline | None = None,
     ) -> bool | None:
-        """Whether a write of secret `name` whose answer never came landed (None: cannot tell): compared
-        with `after` when given, else with `since` (see http.landed_at)."""
-        return landed_at(
-            self, _secret_path(place, name), after and _secret_path(place, after), since, deadline
-        )
+        """Did a write of secret `name` whose answer never came land? None: cannot tell. Timestamps have
+        whole seconds. With `after` (a secret of the same place this run wrote, and GitHub confirmed, just
+        before), both come from GitHub's storage clock and compare exactly: later than `after` is written,
+        earlier is not, the same second cannot tell. Without it, `since` is GitHub's Date (its web servers'
+        clock) before the write, so only a gap of CLOCK_MARGIN either way tells."""
+        try:
+            mine = self._updated_at(place, name, deadline)
+            if mine is None:
+                return False
+            if after:
+                before = self._updated_at(place, after, deadline)
+                return None if before is None or int(mine) == int(before) else mine > before
+        except GitHubError:
+            return None
+        if since is None or abs(mine - since) < CLOCK_MARGIN:
+            return None
+        return mine > since
+
+    def _updated_at(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> float | None:
+        """When GitHub last wrote the secret (epoch seconds); None when it does not exist. One with no
+        readable time raises: the caller cannot tell, rather than "not written"."""
+        what = f"Reading secret {name} of {place.label}"
+        data = self.get_or_none(_secret_path(place, name), what, deadline)
+        if data is None:
+            return None
+        at = epoch(str(data.get("updated_at", "")))
+        if at is None:
+            raise GitHubError(f"{what}: no readable updated_at")
+        return at
 
     def secret_updated_at(self, place: Place, name: str) -> datetime | None:
-        """None when the secret does not exist."""
-        at = updated_at(self, _secret_path(place, name), f"Reading secret {name} of {place.label}")
+        at = self._updated_at(place, name)
         return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def delete_secret(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> None:
@@ -174,7 +168,8 @@ class GitHub(Http):
     def put_variable(self, place: Place, name: str, value: str) -> None:
         """Update the variable; create it when it does not exist (one request when it does). A write whose
         outcome is open is settled by reading the variable back (its value is readable, unlike a secret's)."""
-        path = f"{place.variables_path}/{quote(name, safe='')}"
+        variables = f"{place.actions_path}/variables"
+        path = f"{variables}/{quote(name, safe='')}"
         what = f"variable {name} of {place.label}"
         body: dict[str, Any] = {"name": name, "value": value}
         if place.kind == "org":
@@ -185,7 +180,7 @@ class GitHub(Http):
             except GitHubError as exc:
                 if exc.status != 404:
                     raise
-                self.request("POST", place.variables_path, f"Creating {what}", body)
+                self.request("POST", variables, f"Creating {what}", body)
         except GitHubError as exc:
             if not uncertain(exc):
                 raise
@@ -206,51 +201,43 @@ class GitHub(Http):
     def _org_fields(self, place: Place, path: str, existing_visibility: str, what: str) -> dict[str, Any]:
         """visibility and, for selected, the union of the repositories already selected and ours."""
         visibility = place.visibility or existing_visibility or "private"
-        fields: dict[str, Any] = {"visibility": visibility}
-        if visibility == "selected":
-            ids = set(self._selected(path, what))
-            ids |= {self.repository_ids(r)[1] for r in place.selected}
-            fields["selected_repository_ids"] = sorted(ids)
-        return fields
-
-    def _selected(self, path: str, what: str) -> list[int]:
-        """The repositories an organization secret or variable is selected for, every page of them."""
-        reading = f"Reading the repositories selected for {what}"
+        if visibility != "selected":
+            return {"visibility": visibility}
         try:
+            reading = f"Reading the repositories selected for {what}"
             found = self.pages(f"{path}/repositories", reading, "repositories")
         except GitHubError as exc:
-            if exc.status == 404:  # it does not exist yet
-                return []
+            if exc.status not in (404, 409):  # 404: it does not exist yet, so nothing is selected
+                raise
             if exc.status == 409:  # documented: its visibility is not `selected`, so nothing is selected
                 self._warn(
                     f"{what} had visibility all or private; visibility: selected now limits it to the "
                     "repositories this run names."
                 )
-                return []
-            raise
-        return [int(r["id"]) for r in found]
+            found = []
+        ids = {int(r["id"]) for r in found} | {self.repository_ids(r)[1] for r in place.selected}
+        return {"visibility": visibility, "selected_repository_ids": sorted(ids)}
 
 
 def _secret_path(place: Place, name: str) -> str:
-    return f"{place.secrets_path}/{quote(name, safe='')}"
+    return f"{place.actions_path}/secrets/{quote(name, safe='')}"
 
 
 def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
     text = str(exc)
-    repository = place.label
     if exc.status == 401:
         problem = "GitHub refused the token (bad credentials: wrong, expired or revoked)."
-    elif exc.status == 403 and INTEGRATION_403.lower() in text.lower():
+    elif exc.status == 403 and "resource not accessible by integration" in text.lower():
         problem = (
-            f"the token cannot use the Actions secrets API of {repository} (it lacks the secrets "
+            f"the token cannot use the Actions secrets API of {place.label} (it lacks the secrets "
             "permission). The workflow's own GITHUB_TOKEN always answers this way: it can never write "
             "secrets."
         )
     elif exc.status == 403:
-        problem = f"the token lacks the 'Secrets: Read and write' permission on {repository}."
+        problem = f"the token lacks the 'Secrets: Read and write' permission on {place.label}."
     elif exc.status == 404:
         problem = (
-            f"{repository} was not found, or the token cannot see it (a fine-grained token must list it; "
+            f"{place.label} was not found, or the token cannot see it (a fine-grained token must list it; "
             "a classic token needs the 'repo' scope)."
         )
     else:
@@ -260,7 +247,7 @@ def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
             " Organization secrets need a token with 'Organization secrets: Read and write' (admin:org)."
         )
     return GitHubError(
-        f"Checking access to {repository}: {problem} ({text})",
+        f"Checking access to {place.label}: {problem} ({text})",
         status=exc.status,
         fix=f"Pass github-token with {GITHUB_TOKEN_HELP}. Nothing was changed.",
         anchor="token",

@@ -1,11 +1,6 @@
-"""The GitHub client's HTTP layer: every request made the same way, whatever the endpoint.
-
-PyGithub carries the requests (auth, base URL, GitHub Enterprise Server paths); the rest is ours: one
-RetryPolicy for 5xx and rate-limit answers (Retry-After honoured, a fault that persists fails in bounded
-time), pacing under GitHub's secondary rate limits, remembered redirects of renamed repositories,
-pagination, and reading back a write whose answer never came. Writes are made one at a time, as GitHub
-asks; nothing sleeps otherwise.
-"""
+"""The GitHub client's HTTP layer, whatever the endpoint. PyGithub carries the requests (auth, base URL,
+GitHub Enterprise Server paths); ours are the retries, pacing, remembered redirects and pagination. Writes
+go one at a time, as GitHub asks; nothing sleeps otherwise."""
 
 from __future__ import annotations
 
@@ -35,8 +30,6 @@ HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_
 REDIRECTS = (301, 302, 307, 308)
 MAX_REDIRECTS = 5
 PER_PAGE = 100  # the most GitHub serves in one page
-# GitHub's Date header and the updated_at it stores come from different servers' clocks.
-CLOCK_MARGIN = 2.0
 MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
 MOVED_TO = re.compile(r"^/repositories/\d+(?=/|$)")
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -49,22 +42,15 @@ class Answer:
     data: Any
     date: float | None  # GitHub's Date header, epoch seconds
 
-    @property
-    def message(self) -> str:
-        return str(self.data.get("message", "")) if isinstance(self.data, dict) else str(self.data or "")
-
 
 def epoch(text: str) -> float | None:
-    """One of GitHub's times in epoch seconds: a timestamp it stores (ISO 8601, UTC, "Z") or its Date
-    header (RFC 9110). None when absent or unreadable."""
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError):
-        return None
+    """A time GitHub stores (ISO 8601) or its Date header (RFC 9110) in epoch seconds; None if unreadable."""
+    for parse in (datetime.fromisoformat, parsedate_to_datetime):
+        try:
+            return parse(text).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return None
 
 
 def uncertain(exc: GitHubError) -> bool:
@@ -82,7 +68,6 @@ class Http:
         api_url: str,
         *,
         timeout: float = 15.0,
-        retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         warn: Callable[[str], None] = lambda _text: None,
     ) -> None:
@@ -91,14 +76,11 @@ class Http:
         self._origin = (parts.scheme, parts.netloc.lower())
         self._prefix = parts.path.rstrip("/")  # /api/v3 on GitHub Enterprise Server
         self._requester_made: Any = None
-        self._retry = retry or RetryPolicy()
-        self._pacer = pacer or Pacer()
-        self._sleep = time.sleep
-        self._clock = time.monotonic
-        self._warn = warn
+        self._retry, self._pacer, self._warn = RetryPolicy(), pacer or Pacer(), warn
         self._moves: dict[str, str] = {}  # /repos/old/name (lower-case) -> /repositories/{id}
         self._github_time: tuple[float, float] | None = None  # (GitHub's Date, our clock then)
         self._limited = 0  # secondary-limit refusals without Retry-After in a row
+        self._once: dict[str, Any] = {}  # path -> what the endpoints read once per run
 
     @property
     def _requester(self) -> Any:
@@ -122,7 +104,7 @@ class Http:
 
     def bounded(self, seconds: float) -> Self:
         """The same client for a rollback: one try per request of at most `seconds`, no pacing waits. What
-        it has learnt (remembered moves, GitHub's clock, what the endpoints cache) stays shared."""
+        it has learnt (remembered moves, GitHub's clock, what the endpoints read) stays shared."""
         bounded = copy.copy(self)
         bounded._timeout, bounded._requester_made = max(1, round(seconds)), None
         bounded._retry, bounded._pacer, bounded._limited = RetryPolicy(attempts=1), Pacer(), 0
@@ -130,7 +112,7 @@ class Http:
 
     def with_token(self, token: str) -> Self:
         """The same API with another token (the optional actions-token)."""
-        return type(self)(token, self._api_url, timeout=self._timeout, retry=self._retry, warn=self._warn)
+        return type(self)(token, self._api_url, timeout=self._timeout, warn=self._warn)
 
     def reference(self) -> tuple[int, float] | None:
         """(GitHub's Date of the last answer, whole seconds; our monotonic clock when it arrived): every
@@ -146,7 +128,7 @@ class Http:
         if self._github_time is None:
             return None
         date, then = self._github_time
-        return date + max(0.0, self._clock() - then)
+        return date + max(0.0, time.monotonic() - then)
 
     def request(
         self,
@@ -154,19 +136,18 @@ class Http:
         path: str,
         what: str,
         body: Any = None,
-        params: dict[str, Any] | None = None,
         deadline: WriteDeadline | None = None,
     ) -> Answer:
         """A 2xx answer, after the retries the policy allows; else GitHubError saying `what` failed
         (`ambiguous` once any attempt went unanswered)."""
         import requests
 
-        started, ambiguous, attempt = self._clock(), False, 0
+        started, ambiguous, attempt = time.monotonic(), False, 0
         while True:
             attempt += 1
             asked: float | None
             try:
-                answer = self._follow(verb, path, body, params, what, deadline)
+                answer = self._follow(verb, path, body, what, deadline)
             except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
                 raise GitHubError(
                     f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
@@ -184,56 +165,43 @@ class Http:
                     self._limited = 0
                     return answer
                 error, asked = self._refusal(answer, what, ambiguous)
-            self._sleep(self._retry.wait(error, asked, attempt, self._clock() - started, deadline))
+            time.sleep(self._retry.wait(error, asked, attempt, time.monotonic() - started, deadline))
 
-    def _follow(
-        self,
-        verb: str,
-        path: str,
-        body: Any,
-        params: dict[str, Any] | None,
-        what: str,
-        deadline: WriteDeadline | None,
-    ) -> Answer:
+    def _follow(self, verb: str, path: str, body: Any, what: str, deadline: WriteDeadline | None) -> Answer:
         """Send, following redirects GitHub documents: 307/308 with the same method and body, and any
         redirect of a read. A redirect not followed is returned as the answer (and never counts as done)."""
-        path = self._moved(path)
+        m = MOVED.match(path)
+        if m and m.group(0).lower() in self._moves:
+            path = self._moves[m.group(0).lower()] + path[m.end() :]
         for _hop in range(MAX_REDIRECTS + 1):
-            self._pace(verb, what, deadline)  # each hop counts
-            answer = self._send(verb, path, body, params)
+            pause = self._pacer.delay(verb, time.monotonic())  # each hop counts
+            if pause > 0:
+                if deadline is not None and pause > deadline.left():
+                    # Not sent: nothing to read back (a 429-like refusal, not an open outcome).
+                    raise LeaseExpired(
+                        f"{what}: GitHub's rate limits would hold it past this run's lease", status=429
+                    )
+                time.sleep(pause)
+            answer = self._send(verb, path, body)
             if answer.status not in REDIRECTS:
                 return answer
             target = self._api_path(answer.headers.get("location", ""))
             if target is None or (verb not in READS and answer.status in (301, 302)):
                 return answer
             self._remember_move(path, target)
-            path, params = target, None
+            path = target
         return answer
 
-    def _pace(self, verb: str, what: str, deadline: WriteDeadline | None) -> None:
-        """Wait as the Pacer says, never past the write deadline."""
-        pause = self._pacer.delay(verb, self._clock())
-        if pause > 0:
-            if deadline is not None and pause > deadline.left():
-                # Not sent: nothing to read back (a 429-like refusal, not an open outcome).
-                raise LeaseExpired(
-                    f"{what}: GitHub's rate limits would hold it past this run's lease", status=429
-                )
-            self._sleep(pause)
-
-    def _send(self, verb: str, path: str, body: Any, params: dict[str, Any] | None) -> Answer:
-        """One HTTP request (PyGithub follows a 301 itself, with the same method and body, on the same host
-        only). Raises requests' errors."""
+    def _send(self, verb: str, path: str, body: Any) -> Answer:
+        """One HTTP request; raises requests' errors."""
         try:
-            status, headers, text = self._requester.requestJson(
-                verb, path, parameters=params, headers=dict(HEADERS), input=body
-            )
+            status, headers, text = self._requester.requestJson(verb, path, headers=dict(HEADERS), input=body)
         finally:
-            self._pacer.spend(verb, self._clock())
+            self._pacer.spend(verb, time.monotonic())
         headers = {k.lower(): str(v) for k, v in headers.items()}
         date = epoch(headers.get("date", ""))
         if date is not None:
-            self._github_time = (date, self._clock())
+            self._github_time = (date, time.monotonic())
         try:
             data = json.loads(text) if text else None
         except ValueError:
@@ -249,12 +217,6 @@ class Http:
         if not parts.path.startswith(self._prefix + "/"):
             return None
         return parts.path[len(self._prefix) :] + (f"?{parts.query}" if parts.query else "")
-
-    def _moved(self, path: str) -> str:
-        m = MOVED.match(path)
-        if m and m.group(0).lower() in self._moves:
-            return self._moves[m.group(0).lower()] + path[m.end() :]
-        return path
 
     def _remember_move(self, path: str, target: str) -> None:
         """A repository's old name redirected to its id: later requests go there at once, and the user is
@@ -274,7 +236,8 @@ class Http:
     def _refusal(self, answer: Answer, what: str, ambiguous: bool) -> tuple[GitHubError, float | None]:
         """The error for an answer that is not a success, and the wait it asks for before a retry (None:
         do not retry; negative: the usual backoff)."""
-        status, message = answer.status, answer.message
+        status, data = answer.status, answer.data
+        message = str(data.get("message", "")) if isinstance(data, dict) else str(data or "")
         if status in REDIRECTS:
             location = answer.headers.get("location", "")
             text = f"{what}: GitHub answered {status} (moved{' to ' + location if location else ''}), a "
@@ -294,7 +257,7 @@ class Http:
     def pages(self, path: str, what: str, key: str) -> list[Any]:
         """Every item of a paginated list: its first page, then each `Link: rel="next"` as given. An error
         on a later page is an error of the whole list (never a shorter list)."""
-        answer, seen = self.request("GET", path, what, params={"per_page": PER_PAGE}), set()
+        answer, seen = self.request("GET", f"{path}?per_page={PER_PAGE}", what), set()
         items = list((answer.data or {}).get(key, []))
         total = (answer.data or {}).get("total_count")
         while m := LINK_NEXT.search(answer.headers.get("link", "")):
@@ -323,37 +286,3 @@ class Http:
             if exc.status == 404:
                 return None
             raise
-
-
-def updated_at(client: Http, path: str, what: str, deadline: WriteDeadline | None = None) -> float | None:
-    """When GitHub last wrote what is at `path` (epoch seconds); None when nothing is there. Something
-    there with no readable time raises: the caller cannot tell, rather than "not written"."""
-    data = client.get_or_none(path, what, deadline)
-    if data is None:
-        return None
-    at = epoch(str(data.get("updated_at", "")))
-    if at is None:
-        raise GitHubError(f"{what}: no readable updated_at")
-    return at
-
-
-def landed_at(
-    client: Http, path: str, after: str, since: float | None, deadline: WriteDeadline | None = None
-) -> bool | None:
-    """Did a write to `path` whose answer never came land? None: cannot tell. Timestamps have whole
-    seconds. With `after` (the path of what this run wrote, and GitHub confirmed, just before), both
-    come from GitHub's storage clock and compare exactly: later than `after` is written, earlier is not,
-    the same second cannot tell. Without it, `since` is GitHub's Date (its web servers' clock) before
-    the write, so only a gap of CLOCK_MARGIN either way tells."""
-    try:
-        mine = updated_at(client, path, f"Reading {path} back", deadline)
-        if mine is None:
-            return False
-        if after:
-            before = updated_at(client, after, f"Reading {after} back", deadline)
-            return None if before is None or int(mine) == int(before) else mine > before
-    except GitHubError:
-        return None
-    if since is None or abs(mine - since) < CLOCK_MARGIN:
-        return None
-    return mine > since

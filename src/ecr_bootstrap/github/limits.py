@@ -1,9 +1,6 @@
-"""GitHub's rate limits and retries: when a request may go, and how long to wait before trying again.
-
-REST docs, "Rate limits for the REST API": the primary limit (x-ratelimit-remaining and -reset), secondary
-limits (a 403 or 429 whose message says so; Retry-After when given, else at least a minute), and the points
-a minute each verb costs.
-"""
+"""GitHub's rate limits and retries. REST docs, "Rate limits for the REST API": the primary limit
+(x-ratelimit-remaining and -reset), secondary limits (a 403 or 429 whose message says so; Retry-After when
+given, else at least a minute), and the points a minute each verb costs."""
 
 from __future__ import annotations
 
@@ -13,10 +10,7 @@ from dataclasses import dataclass, field
 from ..deadline import WriteDeadline
 from ..errors import GitHubError, LeaseExpired
 
-SECONDARY_LIMIT = "secondary rate limit"
 READS = ("GET", "HEAD")
-
-
 # "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
 # between each request" (REST rate limits). "A large number" here: more than 20 in one run (a run for 6
 # targets makes 18); from the 21st write on, writes are a second apart. 20 is the largest burst that keeps
@@ -27,8 +21,6 @@ CONTENT_LIMIT = 80
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Whether and when to try a request again (as urllib3's Retry decides it for a session)."""
-
     attempts: int = 5
     backoff: float = 0.5  # first wait for a 5xx or a dropped connection; doubles each time
     max_wait: float = 240.0  # longest single wait (Retry-After included) before giving up
@@ -64,28 +56,20 @@ class RetryPolicy:
 class Pacer:
     """Stays under GitHub's secondary rate limits for REST instead of colliding with them: 900 points per
     minute (a GET costs 1, any other request 5), 80 content-creating requests per minute, and "at least one
-    second between" writes once they are many (WRITE_BURST). Before a request that would go over, it waits
-    until enough of this run's earlier requests have left the window. Requests are counted when the answer
-    arrives, which is after GitHub counted them, so the client never believes a slot free before GitHub
-    does. A smaller `window` scales all of it (tests, and GitHub Enterprise Server's own limits)."""
+    second between" writes past WRITE_BURST. Requests are counted when the answer arrives, after GitHub
+    counted them, so the client never believes a slot free before GitHub does. A smaller `window` scales
+    all of it (tests, and GitHub Enterprise Server's own limits)."""
 
     points: int = 900
     window: float = 60.0
     spent: list[tuple[float, int]] = field(default_factory=list)
     writes: list[float] = field(default_factory=list)
 
-    @staticmethod
-    def cost(verb: str) -> int:
-        return 1 if verb in READS else 5
-
-    @property
-    def spacing(self) -> float:
-        return self.window / 60.0
-
     def delay(self, verb: str, now: float) -> float:
+        """How long to wait until enough of this run's earlier requests have left the window."""
         self.spent = [(t, c) for t, c in self.spent if now - t < self.window]
         wait = 0.0
-        over = sum(c for _, c in self.spent) + self.cost(verb) - self.points
+        over = sum(c for _, c in self.spent) + _cost(verb) - self.points
         for t, c in self.spent:
             if over <= 0:
                 break
@@ -94,16 +78,20 @@ class Pacer:
                 wait = t + self.window - now
         if verb not in READS:
             if len(self.writes) >= WRITE_BURST:
-                wait = max(wait, self.writes[-1] + self.spacing - now)
+                wait = max(wait, self.writes[-1] + self.window / 60.0 - now)
             recent = [t for t in self.writes if now - t < self.window]
             if len(recent) >= CONTENT_LIMIT:
                 wait = max(wait, recent[-CONTENT_LIMIT] + self.window - now)
         return max(wait, 0.0)
 
     def spend(self, verb: str, now: float) -> None:
-        self.spent.append((now, self.cost(verb)))
+        self.spent.append((now, _cost(verb)))
         if verb not in READS:
             self.writes.append(now)
+
+
+def _cost(verb: str) -> int:
+    return 1 if verb in READS else 5
 
 
 def rate_limit_wait(
@@ -111,22 +99,18 @@ def rate_limit_wait(
 ) -> float | None:
     """Seconds to wait before retrying a rate-limited answer, or None when it is not one. As GitHub's docs
     ask: Retry-After when sent; else, with x-ratelimit-remaining at 0, until x-ratelimit-reset; else at
-    least a minute (`window`), doubling each time it repeats (`repeats` earlier refusals in a row). `now`
-    is GitHub's time (the answer's Date), so that the reset is not compared with another clock."""
+    least a minute (`window`), doubling with each of `repeats` earlier refusals in a row. `now` is GitHub's
+    time (the answer's Date), so that the reset is not compared with another clock."""
     if status not in (403, 429):
         return None
     headers = {k.lower(): v for k, v in headers.items()}
-    retry_after = headers.get("retry-after", "")
-    if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            return window
-    if headers.get("x-ratelimit-remaining") == "0":
-        try:
+    try:
+        if headers.get("retry-after"):
+            return max(0.0, float(headers["retry-after"]))
+        if headers.get("x-ratelimit-remaining") == "0":
             return max(0.0, float(headers.get("x-ratelimit-reset", "")) - now) + 1.0
-        except ValueError:
-            return window
-    if SECONDARY_LIMIT in message.lower() or status == 429:
+    except ValueError:
+        return window
+    if "secondary rate limit" in message.lower() or status == 429:
         return window * 2.0**repeats
     return None
