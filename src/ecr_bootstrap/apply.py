@@ -18,21 +18,26 @@ from .keys.rotate import Rotation
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look_at_user_again
 from .places import Place
-from .plan import (
-    Keep,
-    Oidc,
-    Plan,
-    Rotate,
-    Step,
-    policy_step,
-    settings_places,
-    variable_names,
-)
+from .plan import Oidc, Plan, Rotate, Step, policy_step, settings_places, variable_names
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Report, TargetResult, age, key_table, old_keys
 from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow
+
+# The workflow lines that use the role: shown in the summary.
+ROLE_SNIPPET = """\
+permissions:
+  id-token: write   # lets the job ask GitHub for an OIDC token
+  contents: read
+steps:
+  - uses: aws-actions/configure-aws-credentials@v6
+    with:
+      role-to-assume: ${{{{ secrets.{role} }}}}
+      aws-region: {region}
+  - uses: aws-actions/amazon-ecr-login@v2
+  - run: docker build -t "{image}" . && docker push "{image}"
+"""
 
 
 @dataclass(frozen=True)
@@ -60,29 +65,27 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
         arn, version = ensure_policy(decided.policy, picture, repository.arn, ctx)
         ctx.report.policy_arn = arn
         ctx.workflow.info(f"Policy: {arn}")
-    role_arn = ""
+    delivery, role_arn = Delivery(repository.uri, arn, version), ""
     if decided.oidc is not None:
-        role_arn = deliver_role(
-            decided.oidc, decided.targets, picture, Delivery(repository.uri, arn, version), ctx
-        )
+        role_arn = deliver_role(decided.oidc, decided.targets, picture, delivery, ctx)
         if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
     elif decided.keep is not None:
-        keep_key(decided.keep, decided.targets, picture, ctx, arn)
+        keep_key(decided, picture, ctx, arn)
     elif decided.rotate is not None:
-        rotate_keys(decided.rotate, picture, ctx, Delivery(repository.uri, arn, version))
-    warn_old_keys(ctx)
+        rotate_keys(decided.rotate, picture, ctx, delivery)
+    for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
+        ctx.workflow.warning(text, title="Old access key")
     if ctx.settings.write_variables and decided.keep is None:  # a kept key: nothing is written
         write_variables(ctx, decided.targets, repository.uri, role_arn)
 
 
-def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Context, policy: str) -> None:
-    """rotate-after, inside the duration: no key is made and no target written. Only a missing policy
-    attachment is repaired."""
-    user = picture.user
-    if user is None:  # pragma: no cover - a kept key has a user
+def keep_key(decided: Plan, picture: Picture, ctx: Context, policy: str) -> None:
+    """rotate-after, inside the duration: only a missing policy attachment is repaired."""
+    user, keep, report = picture.user, decided.keep, ctx.report
+    if user is None or keep is None:  # pragma: no cover - a kept key has a user
         raise RotationError("the user to keep a key of does not exist")
-    report, key = ctx.report, keep.key
+    key = keep.key
     with ctx.workflow.group("IAM user"):
         report.user_arn = user.arn
         report.changes.append(keep.user.done())
@@ -91,9 +94,7 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
         report.changes.append(keep.attachment.done())
     report.changes.append(keep.step.done())
     report.access_key_id, report.key_created = key.key_id, iso(key.created)
-    report.targets = [
-        TargetResult(p.label, "unchanged", f"holds the current key {key.key_id}") for p in targets
-    ]
+    report.targets = [TargetResult(s.name, "unchanged", s.detail) for s in decided.secrets]
     report.keys = key_table(picture.keys, picture.record, ctx.aws.iam_now())
     ctx.workflow.notice(
         f"Access key {key.key_id} is {age(key.created, ctx.aws.iam_now())} old and every target holds it: "
@@ -101,12 +102,6 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
         f"{readable(keep.next_rotation, seconds=False)} (rotate-after).",
         title="Key kept",
     )
-
-
-def warn_old_keys(ctx: Context) -> None:
-    if ctx.report.keys:
-        for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
-            ctx.workflow.warning(text, title="Old access key")
 
 
 def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repository:
@@ -253,25 +248,9 @@ def deliver_role(
                 TargetResult(place.label, "written", f"{names.role_arn}, {names.repository_uri}")
             )
             ctx.workflow.info(f"{place.label}: written")
-    report.snippet = role_snippet(settings, names.role_arn, names.repository_uri)
+    image = f"${{{{ secrets.{names.repository_uri} }}}}:${{{{ github.sha }}}}"
+    report.snippet = ROLE_SNIPPET.format(role=names.role_arn, region=settings.aws_region, image=image)
     return role.arn
-
-
-def role_snippet(settings: Settings, role_secret: str, uri_secret: str) -> str:
-    """The workflow lines that use the role: shown in the summary."""
-    return (
-        "permissions:\n"
-        "  id-token: write   # lets the job ask GitHub for an OIDC token\n"
-        "  contents: read\n"
-        "steps:\n"
-        "  - uses: aws-actions/configure-aws-credentials@v6\n"
-        "    with:\n"
-        f"      role-to-assume: ${{{{ secrets.{role_secret} }}}}\n"
-        f"      aws-region: {settings.aws_region}\n"
-        "  - uses: aws-actions/amazon-ecr-login@v2\n"
-        f'  - run: docker build -t "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}" . && '
-        f'docker push "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}"\n'
-    )
 
 
 def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:

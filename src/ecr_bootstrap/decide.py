@@ -1,5 +1,4 @@
-"""The plan, decided: a lease that looks held is checked once more (GitHub says whether its run completed, or
-IAM is read again after its read lag) before the run is refused. Notes are said here."""
+"""The plan, decided: a lease that looks held is checked once more before the run is refused."""
 
 from __future__ import annotations
 
@@ -11,11 +10,7 @@ from .github import GitHub
 from .inputs import Settings
 from .keys.record import Lease
 from .look import IAM_READ_LAG, Picture, look_at_user_again, look_up_holders
-from .plan import (
-    Plan,
-    plan,
-    settings_places,
-)
+from .plan import Plan, plan, settings_places
 from .report import Note
 from .times import readable
 from .workflow import Workflow
@@ -82,20 +77,17 @@ def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease:
 def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
     until = readable(held.until) if held.until else "its lease ends"
     run = held.lease.run if held.lease else None
+    serialise = "Serialise runs for one IAM user with a workflow concurrency group keyed on the user."
     if run is not None and run.run_id:
         who = run.describe()
         fix = (
             f"Wait until {until} and rerun; or, if that run is over, re-run it ({run.link}: a later attempt "
             "takes over at once) or cancel it; or give this action an actions-token with actions: read "
-            "so it can see that the run has completed. Serialise runs for one IAM user with a workflow "
-            "concurrency group keyed on the user."
+            f"so it can see that the run has completed. {serialise}"
         )
     else:
         who = "another run (one that did not record its name: outside GitHub Actions, or an older version)"
-        fix = (
-            f"Wait until {until} and rerun, once that run has finished. Serialise runs for one IAM user "
-            "with a workflow concurrency group keyed on the user."
-        )
+        fix = f"Wait until {until} and rerun, once that run has finished. {serialise}"
     return RotationError(
         f"{who} holds the lease on IAM user {settings.iam_user} until {until}: it may still be writing a "
         "new key, and two runs must not write one user's keys at once. Nothing was changed.",

@@ -19,7 +19,7 @@ from .keys.record import AccessKey, Record
 from .keys.rules import read_record
 from .places import Place
 from .policy import Document
-from .trust import provider_arn
+from .trust import Ids, provider_arn
 from .workflow import Workflow
 
 # IAM reads may lag its writes by seconds (IAM User Guide, "Troubleshoot IAM": changes are not always
@@ -52,12 +52,8 @@ class Picture:
     role: oidc.Role | None = None
     role_attached: frozenset[str] = frozenset()
     missing_environments: tuple[Place, ...] = ()
-    ids: Mapping[str, tuple[int, int] | None] = field(default_factory=_frozen)
+    ids: Ids = field(default_factory=_frozen)
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
-
-
-def uses_user(settings: Settings) -> bool:
-    return settings.auth == "access-key" or settings.retire_user_keys
 
 
 def _account(aws: AwsClients, settings: Settings, looking: Any, user: iam.User | None) -> tuple[Any, ...]:
@@ -78,9 +74,10 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
     """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
     policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
     without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
+    uses_user = settings.auth == "access-key" or settings.retire_user_keys
     with workers(3) as pool:
         looking = pool.submit(ecr.find_repository, aws, settings.ecr_repository)
-        user = iam.find_user(aws, settings.iam_user) if uses_user(settings) else None
+        user = iam.find_user(aws, settings.iam_user) if uses_user else None
         attached = keys = None
         if user is not None:
             if settings.auth == "access-key":
@@ -94,6 +91,7 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
         if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
             lifecycle = ecr.lifecycle(aws, repository.name)
         key_list = keys.result() if keys else []
+        scopes = [p.scope for p in targets]
         picture = Picture(
             repository,
             account,
@@ -104,9 +102,7 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             user=user,
             attached=frozenset(attached.result() if attached else ()),
             keys=tuple(key_list),
-            record=read_record(tags, key_list, [p.scope for p in targets], settings.run.server)
-            if uses_user(settings)
-            else Record(),
+            record=read_record(tags, key_list, scopes, settings.run.server) if uses_user else Record(),
         )
     return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
 
@@ -135,9 +131,9 @@ def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Pict
 
 def look_up_github(
     github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow
-) -> tuple[tuple[Place, ...], dict[str, tuple[int, int] | None]]:
-    """Prove the token may write every place (reading its public key) and learn repository ids.
-    Returns the environments that do not exist yet, and the ids."""
+) -> tuple[tuple[Place, ...], Ids]:
+    """Prove the token may write every place (reading its public key) and learn the repository ids (OIDC
+    subjects, selected org visibility). Returns the environments that do not exist yet, and the ids."""
     missing = []
     for place in targets:
         try:
@@ -147,16 +143,10 @@ def look_up_github(
             if place.kind != "env" or exc.status != 404 or github.environment_exists(place):
                 raise
             missing.append(place)
-    return tuple(missing), _repository_ids(github, settings, workflow)
-
-
-def _repository_ids(
-    github: GitHub, settings: Settings, workflow: Workflow
-) -> dict[str, tuple[int, int] | None]:
     ids: dict[str, tuple[int, int] | None] = {}
     selected = bool(settings.organization and settings.visibility == "selected")
     if settings.auth != "oidc" and not selected:
-        return ids
+        return tuple(missing), ids
     for repository in settings.repositories:
         try:
             ids[repository] = github.repository_ids(repository)
@@ -170,18 +160,17 @@ def _repository_ids(
                 "repo:OWNER/REPO subject form only.",
                 title="Immutable OIDC subject skipped",
             )
-    return ids
+    return tuple(missing), ids
 
 
 def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
     """What the plan needs from GitHub about the record: for each of this run's targets whose entry names
     several keys (a run that stopped while writing), GitHub's timestamps of its two secrets. Places known
     only from the record are never asked about: the record is not where places come from."""
-    record = picture.record
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
     for place in targets:
-        if len(record.holders.get(place.scope, ())) < 2:
+        if len(picture.record.holders.get(place.scope, ())) < 2:
             continue
         try:
             stamps[place.scope] = (

@@ -64,16 +64,12 @@ class Report:
         self.changes.append(Change(resource, name, action, detail))
 
 
+OUTPUTS = ("repository_uri", "registry", "policy_arn", "user_arn", "access_key_id", "key_created", "role_arn")
+
+
 def outputs(report: Report) -> dict[str, str]:
-    return {
-        "repository-uri": report.repository_uri,
-        "registry": report.registry,
-        "policy-arn": report.policy_arn,
-        "user-arn": report.user_arn,
-        "access-key-id": report.access_key_id,
-        "key-created": report.key_created,
-        "role-arn": report.role_arn,
-    }
+    """The step outputs: the Report's fields of the same names, with dashes."""
+    return {name.replace("_", "-"): getattr(report, name) for name in OUTPUTS}
 
 
 # -- the summary -------------------------------------------------------------------------------------------
@@ -116,9 +112,7 @@ def _md_code(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Code:
-    """A cell part shown as code."""
-
+class Code:  # a cell part shown as code
     value: str
 
 
@@ -170,7 +164,7 @@ def _blocks(report: Report, failed: str) -> list[Block]:
         )
         blocks.append(Table(("Resource", "Name", "Result", "Detail"), rows))
     if report.targets:
-        rows = tuple(map(_target_row, report.targets))
+        rows = tuple((Code(t.repository), t.state, t.detail) for t in report.targets)
         blocks.append(Table(("Target repository", "Secrets", "Detail"), rows))
     if report.keys:
         rows = tuple(map(_key_row, report.keys))
@@ -178,10 +172,6 @@ def _blocks(report: Report, failed: str) -> list[Block]:
     if report.snippet:
         blocks.append(Snippet("Use the role in a target's workflow:", "yaml", report.snippet.rstrip("\n")))
     return blocks
-
-
-def _target_row(t: TargetResult) -> tuple[Cell, ...]:
-    return (Code(t.repository), t.state, t.detail)
 
 
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
