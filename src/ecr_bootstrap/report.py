@@ -36,9 +36,7 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
-class KeyInfo:
-    """One of the user's access keys after the run: when it was made, its age, who holds it."""
-
+class KeyInfo:  # one of the user's access keys after the run
     key_id: str
     created: datetime
     age: str
