@@ -19,9 +19,8 @@ from .workflow import Workflow
 def decide(
     settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, picture: Picture
 ) -> tuple[Plan, Picture]:
-    """The plan. A lease that looks held is checked once more: with GitHub (an actions-token shows whether
-    the holding run has completed), else by reading IAM again after its read lag; only then is the run
-    refused. Returns the picture the plan was made from."""
+    """The plan, and the picture it was made from. A lease that looks held is checked with GitHub (an
+    actions-token shows whether its run has completed), else by reading IAM again after its read lag."""
     over: frozenset[str] = frozenset()
     for attempt in range(2):
         try:

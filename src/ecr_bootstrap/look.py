@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -56,18 +57,19 @@ class Picture:
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
 
 
-def _account(aws: AwsClients, settings: Settings, looking: Any, user: iam.User | None) -> tuple[Any, ...]:
-    """(repository, account, partition): from the user's ARN, else the repository's, else STS (or
-    nothing, on a fresh access-key setup that learns it from the repository it creates)."""
+def _account(
+    aws: AwsClients, settings: Settings, looking: Future[ecr.Repository | None], user: iam.User | None
+) -> tuple[str, str]:
+    """(account, partition): from the user's ARN, else the repository's, else STS (or none, on a fresh
+    access-key setup that learns them from the repository it creates)."""
     if user is not None:
-        return None, user.arn.split(":")[4], user.arn.split(":")[1]
+        return user.arn.split(":")[4], user.arn.split(":")[1]
     repository = looking.result()
     if repository:
-        return repository, repository.account, repository.partition
+        return repository.account, repository.partition
     if settings.auth == "access-key" and not settings.dry_run:
-        return None, "", ""
-    account, partition = sts.caller_account(aws)
-    return None, account, partition
+        return "", ""
+    return sts.caller_account(aws)
 
 
 def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
@@ -83,10 +85,10 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             if settings.auth == "access-key":
                 attached = pool.submit(iam.attached_policies, aws, user.name)
             keys = pool.submit(iam.list_keys, aws, user.name)
-        repository, account, partition = _account(aws, settings, looking, user)
+        account, partition = _account(aws, settings, looking, user)
         tags = user.tags if user else []
         policy = _find_policy(aws, settings, partition, account, parse(tags)) if account else None
-        repository = repository or looking.result()
+        repository = looking.result()
         lifecycle = None
         if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
             lifecycle = ecr.lifecycle(aws, repository.name)
@@ -164,9 +166,8 @@ def look_up_github(
 
 
 def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
-    """What the plan needs from GitHub about the record: for each of this run's targets whose entry names
-    several keys (a run that stopped while writing), GitHub's timestamps of its two secrets. Places known
-    only from the record are never asked about: the record is not where places come from."""
+    """GitHub's timestamps of the two secrets of each target whose entry names several keys (a run stopped
+    while writing). Places known only from the record are never asked about: places come from the inputs."""
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
     for place in targets:

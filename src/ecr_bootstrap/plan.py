@@ -314,9 +314,8 @@ def settled_record(settings: Settings, picture: Picture, now: datetime, over: fr
     """The record as this run decides by: runs GitHub says are over, a new user's own tags counted, and the
     entries crashed runs left unsettled told from GitHub's timestamps. Raises LeaseHeld first."""
     extra = 0 if picture.user else len(settings.tags)  # a user this run creates: its tags share the limit
-    record = replace(
-        picture.record, over=picture.record.over | over, other_tags=picture.record.other_tags + extra
-    )
+    seen = picture.record
+    record = replace(seen, over=seen.over | over, other_tags=seen.other_tags + extra)
     lease = key_rules.held_lease(record, now, settings.run)
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)

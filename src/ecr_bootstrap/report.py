@@ -173,9 +173,7 @@ def _blocks(report: Report, failed: str) -> list[Block]:
 
 
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
-    held: list[Part] = []
-    for holder in k.holders:
-        held += [", ", Code(holder)] if held else [Code(holder)]
+    held: list[Part] = [part for holder in k.holders for part in (", ", Code(holder))][1:]  # comma-separated
     created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (Code(k.key_id), created, k.age, tuple(held) or "no target")
 
@@ -264,12 +262,10 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
 def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
     """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
     keys at least every 90 days (Security Hub control IAM.3)."""
-    out = []
-    for k in keys:
-        if k.holders and now - k.created >= KEY_AGE_WARNING:
-            out.append(
-                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
-                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
-                "rotate-after, or with a shorter one."
-            )
-    return out
+    return [
+        f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends rotating "
+        "access keys at least every 90 days (Security Hub IAM.3). Rerun without rotate-after, or with a "
+        "shorter one."
+        for k in keys
+        if k.holders and now - k.created >= KEY_AGE_WARNING
+    ]
