@@ -154,19 +154,15 @@ def _blocks(report: Report, failed: str) -> list[Block]:
         ("Access key id", report.access_key_id),
         ("Role ARN", report.role_arn),
     )
-    if any(value for _, value in facts):
-        blocks.append(Table(("", ""), tuple((label, Code(value)) for label, value in facts if value)))
-    if report.changes:
-        rows: tuple[tuple[Cell, ...], ...] = tuple(
-            (c.resource, Code(c.name), c.action, c.detail) for c in report.changes
-        )
-        blocks.append(Table(("Resource", "Name", "Result", "Detail"), rows))
-    if report.targets:
-        rows = tuple((Code(t.repository), t.state, t.detail) for t in report.targets)
-        blocks.append(Table(("Target repository", "Secrets", "Detail"), rows))
-    if report.keys:
-        rows = tuple(map(_key_row, report.keys))
-        blocks.append(Table(("Access key", "Created", "Age", "Held by"), rows))
+    changes = tuple((c.resource, Code(c.name), c.action, c.detail) for c in report.changes)
+    targets = tuple((Code(t.repository), t.state, t.detail) for t in report.targets)
+    tables: list[tuple[tuple[str, ...], tuple[tuple[Cell, ...], ...]]] = [
+        (("", ""), tuple((label, Code(value)) for label, value in facts if value)),
+        (("Resource", "Name", "Result", "Detail"), changes),
+        (("Target repository", "Secrets", "Detail"), targets),
+        (("Access key", "Created", "Age", "Held by"), tuple(map(_key_row, report.keys))),
+    ]
+    blocks += [Table(header, rows) for header, rows in tables if rows]
     if report.snippet:
         blocks.append(Snippet("Use the role in a target's workflow:", "yaml", report.snippet.rstrip("\n")))
     return blocks
