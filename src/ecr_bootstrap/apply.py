@@ -1,6 +1,5 @@
-"""Apply: carry a Plan out. Provision what it says (environments, the ECR repository, the policy), then
-deliver: the key rotation (auth: access-key) or the role ARN (auth: oidc). Nothing here decides again what
-the plan decided; a key rotation refused for a lagged read is planned once more (decide)."""
+"""Apply: carry a Plan out, deciding nothing again: provision, then deliver the key rotation (access-key) or
+the role ARN (oidc). A key rotation refused for a lagged read is planned once more (decide)."""
 
 from __future__ import annotations
 
@@ -42,8 +41,6 @@ steps:
 
 @dataclass(frozen=True)
 class Context:
-    """What apply works with: the inputs, the two services, and where it reports."""
-
     settings: Settings
     aws: AwsClients
     github: GitHub
@@ -144,10 +141,8 @@ def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Contex
             return arn, existing.default_version
         # Found by CreatePolicy (not looked up, or made by a run racing this one): planned now, the same way.
         step = policy_step(settings, replace(picture, policy=existing))
-    if step.action != "update":
-        report.changes.append(
-            replace(step, action="reuse").done(f"default version {existing.default_version}")
-        )
+    if step.action != "update":  # reuse: a policy that exists is never planned "create"
+        report.changes.append(step.done())
         return existing.arn, existing.default_version
     deleted, version = iam.update_policy(aws, existing.arn, document)
     detail = f"default version {existing.default_version} differed; new default version made"
