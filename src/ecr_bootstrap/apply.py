@@ -1,6 +1,5 @@
-"""Apply: carry a Plan out. Provision what it says (environments, the ECR repository, the policy), then
-deliver: the key rotation (auth: access-key) or the role ARN (auth: oidc). Nothing here decides again what
-the plan decided; a key rotation refused for a lagged read is planned once more (decide)."""
+"""Apply: carry a Plan out, deciding nothing again: provision, then deliver the key rotation (access-key) or
+the role ARN (oidc). A key rotation refused for a lagged read is planned once more (decide)."""
 
 from __future__ import annotations
 
@@ -18,27 +17,30 @@ from .keys.rotate import Rotation
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look_at_user_again
 from .places import Place
-from .plan import (
-    Keep,
-    Oidc,
-    Plan,
-    Rotate,
-    Step,
-    policy_step,
-    settings_places,
-    variable_names,
-)
+from .plan import Oidc, Plan, Rotate, Step, policy_step, settings_places, variable_names
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Report, TargetResult, age, key_table, old_keys
 from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow
 
+# The workflow lines that use the role: shown in the summary.
+ROLE_SNIPPET = """\
+permissions:
+  id-token: write   # lets the job ask GitHub for an OIDC token
+  contents: read
+steps:
+  - uses: aws-actions/configure-aws-credentials@v6
+    with:
+      role-to-assume: ${{{{ secrets.{role} }}}}
+      aws-region: {region}
+  - uses: aws-actions/amazon-ecr-login@v2
+  - run: docker build -t "{image}" . && docker push "{image}"
+"""
+
 
 @dataclass(frozen=True)
 class Context:
-    """What apply works with: the inputs, the two services, and where it reports."""
-
     settings: Settings
     aws: AwsClients
     github: GitHub
@@ -60,29 +62,27 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
         arn, version = ensure_policy(decided.policy, picture, repository.arn, ctx)
         ctx.report.policy_arn = arn
         ctx.workflow.info(f"Policy: {arn}")
-    role_arn = ""
+    delivery, role_arn = Delivery(repository.uri, arn, version), ""
     if decided.oidc is not None:
-        role_arn = deliver_role(
-            decided.oidc, decided.targets, picture, Delivery(repository.uri, arn, version), ctx
-        )
+        role_arn = deliver_role(decided.oidc, decided.targets, picture, delivery, ctx)
         if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
     elif decided.keep is not None:
-        keep_key(decided.keep, decided.targets, picture, ctx, arn)
+        keep_key(decided, picture, ctx, arn)
     elif decided.rotate is not None:
-        rotate_keys(decided.rotate, picture, ctx, Delivery(repository.uri, arn, version))
-    warn_old_keys(ctx)
+        rotate_keys(decided.rotate, picture, ctx, delivery)
+    for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
+        ctx.workflow.warning(text, title="Old access key")
     if ctx.settings.write_variables and decided.keep is None:  # a kept key: nothing is written
         write_variables(ctx, decided.targets, repository.uri, role_arn)
 
 
-def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Context, policy: str) -> None:
-    """rotate-after, inside the duration: no key is made and no target written. Only a missing policy
-    attachment is repaired."""
-    user = picture.user
-    if user is None:  # pragma: no cover - a kept key has a user
+def keep_key(decided: Plan, picture: Picture, ctx: Context, policy: str) -> None:
+    """rotate-after, inside the duration: only a missing policy attachment is repaired."""
+    user, keep, report = picture.user, decided.keep, ctx.report
+    if user is None or keep is None:  # pragma: no cover - a kept key has a user
         raise RotationError("the user to keep a key of does not exist")
-    report, key = ctx.report, keep.key
+    key = keep.key
     with ctx.workflow.group("IAM user"):
         report.user_arn = user.arn
         report.changes.append(keep.user.done())
@@ -91,9 +91,7 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
         report.changes.append(keep.attachment.done())
     report.changes.append(keep.step.done())
     report.access_key_id, report.key_created = key.key_id, iso(key.created)
-    report.targets = [
-        TargetResult(p.label, "unchanged", f"holds the current key {key.key_id}") for p in targets
-    ]
+    report.targets = [TargetResult(s.name, "unchanged", s.detail) for s in decided.secrets]
     report.keys = key_table(picture.keys, picture.record, ctx.aws.iam_now())
     ctx.workflow.notice(
         f"Access key {key.key_id} is {age(key.created, ctx.aws.iam_now())} old and every target holds it: "
@@ -101,12 +99,6 @@ def keep_key(keep: Keep, targets: tuple[Place, ...], picture: Picture, ctx: Cont
         f"{readable(keep.next_rotation, seconds=False)} (rotate-after).",
         title="Key kept",
     )
-
-
-def warn_old_keys(ctx: Context) -> None:
-    if ctx.report.keys:
-        for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
-            ctx.workflow.warning(text, title="Old access key")
 
 
 def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repository:
@@ -149,10 +141,8 @@ def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Contex
             return arn, existing.default_version
         # Found by CreatePolicy (not looked up, or made by a run racing this one): planned now, the same way.
         step = policy_step(settings, replace(picture, policy=existing))
-    if step.action != "update":
-        report.changes.append(
-            replace(step, action="reuse").done(f"default version {existing.default_version}")
-        )
+    if step.action != "update":  # reuse: a policy that exists is never planned "create"
+        report.changes.append(step.done())
         return existing.arn, existing.default_version
     deleted, version = iam.update_policy(aws, existing.arn, document)
     detail = f"default version {existing.default_version} differed; new default version made"
@@ -253,25 +243,9 @@ def deliver_role(
                 TargetResult(place.label, "written", f"{names.role_arn}, {names.repository_uri}")
             )
             ctx.workflow.info(f"{place.label}: written")
-    report.snippet = role_snippet(settings, names.role_arn, names.repository_uri)
+    image = f"${{{{ secrets.{names.repository_uri} }}}}:${{{{ github.sha }}}}"
+    report.snippet = ROLE_SNIPPET.format(role=names.role_arn, region=settings.aws_region, image=image)
     return role.arn
-
-
-def role_snippet(settings: Settings, role_secret: str, uri_secret: str) -> str:
-    """The workflow lines that use the role: shown in the summary."""
-    return (
-        "permissions:\n"
-        "  id-token: write   # lets the job ask GitHub for an OIDC token\n"
-        "  contents: read\n"
-        "steps:\n"
-        "  - uses: aws-actions/configure-aws-credentials@v6\n"
-        "    with:\n"
-        f"      role-to-assume: ${{{{ secrets.{role_secret} }}}}\n"
-        f"      aws-region: {settings.aws_region}\n"
-        "  - uses: aws-actions/amazon-ecr-login@v2\n"
-        f'  - run: docker build -t "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}" . && '
-        f'docker push "${{{{ secrets.{uri_secret} }}}}:${{{{ github.sha }}}}"\n'
-    )
 
 
 def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:

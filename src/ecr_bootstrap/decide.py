@@ -1,5 +1,4 @@
-"""The plan, decided: a lease that looks held is checked once more (GitHub says whether its run completed, or
-IAM is read again after its read lag) before the run is refused. Notes are said here."""
+"""The plan, decided: a lease that looks held is checked once more before the run is refused."""
 
 from __future__ import annotations
 
@@ -11,11 +10,7 @@ from .github import GitHub
 from .inputs import Settings
 from .keys.record import Lease
 from .look import IAM_READ_LAG, Picture, look_at_user_again, look_up_holders
-from .plan import (
-    Plan,
-    plan,
-    settings_places,
-)
+from .plan import Plan, plan, settings_places
 from .report import Note
 from .times import readable
 from .workflow import Workflow
@@ -24,9 +19,8 @@ from .workflow import Workflow
 def decide(
     settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, picture: Picture
 ) -> tuple[Plan, Picture]:
-    """The plan. A lease that looks held is checked once more: with GitHub (an actions-token shows whether
-    the holding run has completed), else by reading IAM again after its read lag; only then is the run
-    refused. Returns the picture the plan was made from."""
+    """The plan, and the picture it was made from. A lease that looks held is checked with GitHub (an
+    actions-token shows whether its run has completed), else by reading IAM again after its read lag."""
     over: frozenset[str] = frozenset()
     for attempt in range(2):
         try:
@@ -82,20 +76,17 @@ def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease:
 def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
     until = readable(held.until) if held.until else "its lease ends"
     run = held.lease.run if held.lease else None
+    serialise = "Serialise runs for one IAM user with a workflow concurrency group keyed on the user."
     if run is not None and run.run_id:
         who = run.describe()
         fix = (
             f"Wait until {until} and rerun; or, if that run is over, re-run it ({run.link}: a later attempt "
             "takes over at once) or cancel it; or give this action an actions-token with actions: read "
-            "so it can see that the run has completed. Serialise runs for one IAM user with a workflow "
-            "concurrency group keyed on the user."
+            f"so it can see that the run has completed. {serialise}"
         )
     else:
         who = "another run (one that did not record its name: outside GitHub Actions, or an older version)"
-        fix = (
-            f"Wait until {until} and rerun, once that run has finished. Serialise runs for one IAM user "
-            "with a workflow concurrency group keyed on the user."
-        )
+        fix = f"Wait until {until} and rerun, once that run has finished. {serialise}"
     return RotationError(
         f"{who} holds the lease on IAM user {settings.iam_user} until {until}: it may still be writing a "
         "new key, and two runs must not write one user's keys at once. Nothing was changed.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +20,7 @@ from .keys.record import AccessKey, Record
 from .keys.rules import read_record
 from .places import Place
 from .policy import Document
-from .trust import provider_arn
+from .trust import Ids, provider_arn
 from .workflow import Workflow
 
 # IAM reads may lag its writes by seconds (IAM User Guide, "Troubleshoot IAM": changes are not always
@@ -52,48 +53,47 @@ class Picture:
     role: oidc.Role | None = None
     role_attached: frozenset[str] = frozenset()
     missing_environments: tuple[Place, ...] = ()
-    ids: Mapping[str, tuple[int, int] | None] = field(default_factory=_frozen)
+    ids: Ids = field(default_factory=_frozen)
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
 
 
-def uses_user(settings: Settings) -> bool:
-    return settings.auth == "access-key" or settings.retire_user_keys
-
-
-def _account(aws: AwsClients, settings: Settings, looking: Any, user: iam.User | None) -> tuple[Any, ...]:
-    """(repository, account, partition): from the user's ARN, else the repository's, else STS (or
-    nothing, on a fresh access-key setup that learns it from the repository it creates)."""
+def _account(
+    aws: AwsClients, settings: Settings, looking: Future[ecr.Repository | None], user: iam.User | None
+) -> tuple[str, str]:
+    """(account, partition): from the user's ARN, else the repository's, else STS (or none, on a fresh
+    access-key setup that learns them from the repository it creates)."""
     if user is not None:
-        return None, user.arn.split(":")[4], user.arn.split(":")[1]
+        return user.arn.split(":")[4], user.arn.split(":")[1]
     repository = looking.result()
     if repository:
-        return repository, repository.account, repository.partition
+        return repository.account, repository.partition
     if settings.auth == "access-key" and not settings.dry_run:
-        return None, "", ""
-    account, partition = sts.caller_account(aws)
-    return None, account, partition
+        return "", ""
+    return sts.caller_account(aws)
 
 
 def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
     """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
     policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
     without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
+    uses_user = settings.auth == "access-key" or settings.retire_user_keys
     with workers(3) as pool:
         looking = pool.submit(ecr.find_repository, aws, settings.ecr_repository)
-        user = iam.find_user(aws, settings.iam_user) if uses_user(settings) else None
+        user = iam.find_user(aws, settings.iam_user) if uses_user else None
         attached = keys = None
         if user is not None:
             if settings.auth == "access-key":
                 attached = pool.submit(iam.attached_policies, aws, user.name)
             keys = pool.submit(iam.list_keys, aws, user.name)
-        repository, account, partition = _account(aws, settings, looking, user)
+        account, partition = _account(aws, settings, looking, user)
         tags = user.tags if user else []
         policy = _find_policy(aws, settings, partition, account, parse(tags)) if account else None
-        repository = repository or looking.result()
+        repository = looking.result()
         lifecycle = None
         if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
             lifecycle = ecr.lifecycle(aws, repository.name)
         key_list = keys.result() if keys else []
+        scopes = [p.scope for p in targets]
         picture = Picture(
             repository,
             account,
@@ -104,9 +104,7 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             user=user,
             attached=frozenset(attached.result() if attached else ()),
             keys=tuple(key_list),
-            record=read_record(tags, key_list, [p.scope for p in targets], settings.run.server)
-            if uses_user(settings)
-            else Record(),
+            record=read_record(tags, key_list, scopes, settings.run.server) if uses_user else Record(),
         )
     return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
 
@@ -135,9 +133,9 @@ def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Pict
 
 def look_up_github(
     github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow
-) -> tuple[tuple[Place, ...], dict[str, tuple[int, int] | None]]:
-    """Prove the token may write every place (reading its public key) and learn repository ids.
-    Returns the environments that do not exist yet, and the ids."""
+) -> tuple[tuple[Place, ...], Ids]:
+    """Prove the token may write every place (reading its public key) and learn the repository ids (OIDC
+    subjects, selected org visibility). Returns the environments that do not exist yet, and the ids."""
     missing = []
     for place in targets:
         try:
@@ -147,16 +145,10 @@ def look_up_github(
             if place.kind != "env" or exc.status != 404 or github.environment_exists(place):
                 raise
             missing.append(place)
-    return tuple(missing), _repository_ids(github, settings, workflow)
-
-
-def _repository_ids(
-    github: GitHub, settings: Settings, workflow: Workflow
-) -> dict[str, tuple[int, int] | None]:
     ids: dict[str, tuple[int, int] | None] = {}
     selected = bool(settings.organization and settings.visibility == "selected")
     if settings.auth != "oidc" and not selected:
-        return ids
+        return tuple(missing), ids
     for repository in settings.repositories:
         try:
             ids[repository] = github.repository_ids(repository)
@@ -170,18 +162,16 @@ def _repository_ids(
                 "repo:OWNER/REPO subject form only.",
                 title="Immutable OIDC subject skipped",
             )
-    return ids
+    return tuple(missing), ids
 
 
 def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
-    """What the plan needs from GitHub about the record: for each of this run's targets whose entry names
-    several keys (a run that stopped while writing), GitHub's timestamps of its two secrets. Places known
-    only from the record are never asked about: the record is not where places come from."""
-    record = picture.record
+    """GitHub's timestamps of the two secrets of each target whose entry names several keys (a run stopped
+    while writing). Places known only from the record are never asked about: places come from the inputs."""
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
     for place in targets:
-        if len(record.holders.get(place.scope, ())) < 2:
+        if len(picture.record.holders.get(place.scope, ())) < 2:
             continue
         try:
             stamps[place.scope] = (

@@ -1,8 +1,5 @@
-"""Plan: every decision of a run, made once, from the inputs and the Picture `look` took. Pure: no I/O.
-
-`apply` carries a Plan out and `dry-run` prints the same Plan, so no decision is made in two places. Each
-resource gets a Step: create, reuse, update, write, delete or keep, with its reason or difference.
-"""
+"""Plan: every decision of a run, made once and purely from the inputs and the Picture `look` took. `apply`
+carries it out and dry-run prints it, so no decision is made twice. Each resource gets a Step."""
 
 from __future__ import annotations
 
@@ -13,25 +10,16 @@ from datetime import datetime, timedelta
 from .aws import ecr, iam
 from .errors import KeyPlanError, LeaseHeld, NoSafeKey
 from .inputs import Settings
+from .keys import rules as key_rules
 from .keys.record import AccessKey, Record
-from .keys.rules import (
-    KeyPlan,
-    Retiring,
-    fates,
-    held_lease,
-    key_to_keep,
-    other_holders,
-    plan_keys,
-    record_notes,
-)
-from .keys.rules import retiring as rules_for
+from .keys.rules import KeyPlan, Retiring
 from .keys.settle import Outcome, settle_record
 from .look import Picture
 from .places import Place, places
 from .policy import Document, difference, ecr_access_policy, lifecycle_policy, same_json, same_policy
 from .report import Change, Note, age
 from .times import readable
-from .trust import PROVIDER_HOST, checked_trust_policy, provider_arn, subjects
+from .trust import AUDIENCE, PROVIDER_HOST, checked_trust_policy, provider_arn, subjects
 
 NEW_KEY = "(new key)"
 PAST = dict(
@@ -71,8 +59,6 @@ class Target:
 
 @dataclass(frozen=True)
 class Rotate:
-    """The access-key part of a plan."""
-
     user: Step
     attachment: Step
     keys: KeyPlan
@@ -86,8 +72,8 @@ class Rotate:
 
 @dataclass(frozen=True)
 class Keep:
-    """rotate-after: the user's current key is young enough and every target holds it: no key is made
-    and nothing is written (the user's policy attachment is still repaired if it is missing)."""
+    """rotate-after: the current key is young enough and every target holds it: no key is made and nothing
+    is written (a missing policy attachment is still repaired)."""
 
     user: Step
     attachment: Step
@@ -98,8 +84,6 @@ class Keep:
 
 @dataclass(frozen=True)
 class Oidc:
-    """The role part of a plan."""
-
     trust: Document
     provider: Step
     role: Step
@@ -137,38 +121,15 @@ class Plan:
         return out + list(self.secrets)
 
 
-def reclaim_step(key: AccessKey, keys: KeyPlan, record: Record) -> Step:
-    """The key deleted before the new one is made (IAM allows two): an orphan, or (break before make) a key
-    only this run's targets hold, which then hold no working key until they are written, first."""
-    key_id = key.key_id
-    if not keys.breaks:
-        return Step("Access key", key_id, "delete", "orphan that no target holds")
-    labels = ", ".join(record.place_of(s).label for s in keys.breaks)
-    return Step(
-        "Access key",
-        key_id,
-        "delete",
-        f"first, to make room: held only by this run's targets ({labels}), which cannot push from then "
-        "until they are written with the new key, first",
-    )
-
-
-# -- the plan --------------------------------------------------------------------------------------------
-
-
 def plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str] = frozenset()) -> Plan:
     """Decide everything. `now` is IAM's time as this run estimates it; `over`: tokens of runs GitHub
     says have completed (their leases are over). Raises LeaseHeld while another run may be writing, and
     RotationError when no key can be made safely."""
-    targets = tuple(settings_places(settings))
-    repository, lifecycle = ecr_steps(settings, picture)
-    policy = policy_step(settings, picture)
     base = Plan(
-        targets,
+        tuple(settings_places(settings)),
         tuple(Step("GitHub environment", p.label, "create") for p in picture.missing_environments),
-        repository,
-        lifecycle,
-        policy,
+        *ecr_steps(settings, picture),
+        policy_step(settings, picture),
     )
     if settings.auth == "oidc":
         return oidc_plan(settings, picture, now, base)
@@ -179,6 +140,12 @@ def settings_places(settings: Settings) -> list[Place]:
     return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
 
 
+def policy_arn(settings: Settings, picture: Picture) -> str:
+    if picture.policy is not None:
+        return picture.policy.arn
+    return iam.policy_arn(picture.partition, picture.account, settings.iam_policy) if picture.account else ""
+
+
 def repository_arn(settings: Settings, picture: Picture) -> str:
     """The ECR repository's ARN: as AWS gave it, or as it will be ("" when the account is not known)."""
     if picture.repository is not None:
@@ -187,12 +154,6 @@ def repository_arn(settings: Settings, picture: Picture) -> str:
         return ""
     region, account, name = settings.aws_region, picture.account, settings.ecr_repository
     return f"arn:{picture.partition}:ecr:{region}:{account}:repository/{name}"
-
-
-def policy_arn(settings: Settings, picture: Picture) -> str:
-    if picture.policy is not None:
-        return picture.policy.arn
-    return iam.policy_arn(picture.partition, picture.account, settings.iam_policy) if picture.account else ""
 
 
 def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
@@ -206,12 +167,9 @@ def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
     wanted = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
     if wanted is None:
         return step, None
-    same = repo is not None and same_json(picture.lifecycle, wanted)
+    action = "reuse" if repo is not None and same_json(picture.lifecycle, wanted) else "update"
     return step, Step(
-        "ECR lifecycle policy",
-        settings.ecr_repository,
-        "reuse" if same else "update",
-        ecr.describe_lifecycle(settings.ecr),
+        "ECR lifecycle policy", settings.ecr_repository, action, ecr.describe_lifecycle(settings.ecr)
     )
 
 
@@ -233,37 +191,37 @@ def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: 
 
 
 def secret_steps(settings: Settings, targets: Iterable[Place], names: list[str]) -> tuple[Step, ...]:
-    variables = ""
+    detail = ", ".join(names)
     if settings.write_variables:
-        variables = "; variables " + ", ".join(variable_names(settings))
-    return tuple(Step("GitHub secrets", p.label, "write", ", ".join(names) + variables) for p in targets)
+        detail += "; variables " + ", ".join(variable_names(settings))
+    return tuple(Step("GitHub secrets", p.label, "write", detail) for p in targets)
 
 
-# -- OIDC ------------------------------------------------------------------------------------------------
+def variable_names(settings: Settings) -> list[str]:
+    names = [settings.secret_names.repository_uri, "AWS_REGION"]
+    if settings.auth == "oidc":
+        names.append(settings.secret_names.role_arn)
+    return names
 
 
 def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -> Plan:
     allowed = subjects(settings.oidc_subjects, settings.repositories, dict(picture.ids))
     trust = checked_trust_policy(provider_arn(picture.partition, picture.account), allowed)
-    provider = Step("OIDC provider", PROVIDER_HOST, "create", "audience sts.amazonaws.com")
-    if picture.provider is not None:
-        has = "sts.amazonaws.com" in picture.provider.audiences
-        provider = Step(
-            "OIDC provider",
-            PROVIDER_HOST,
-            "reuse" if has else "update",
-            "" if has else "audience sts.amazonaws.com added",
-        )
-    who = ", ".join(trust_subjects(trust))
+    if picture.provider is None:
+        provider = Step("OIDC provider", PROVIDER_HOST, "create", f"audience {AUDIENCE}")
+    elif AUDIENCE in picture.provider.audiences:
+        provider = Step("OIDC provider", PROVIDER_HOST, "reuse")
+    else:
+        provider = Step("OIDC provider", PROVIDER_HOST, "update", f"audience {AUDIENCE} added")
+    who = ", ".join(allowed)  # the trust policy's subjects
     if picture.role is None:
         role = Step("IAM role", settings.iam_role, "create", "trusts " + who)
     elif not same_policy(picture.role.trust, trust):
         role = Step("IAM role", settings.iam_role, "update", "trust policy differs; trusts " + who)
     else:
         role = Step("IAM role", settings.iam_role, "reuse")
-    attachment = attachment_step(
-        settings, picture.role_attached, policy_arn(settings, picture), f"role {settings.iam_role}"
-    )
+    arn = policy_arn(settings, picture)
+    attachment = attachment_step(settings, picture.role_attached, arn, f"role {settings.iam_role}")
     names = settings.secret_names
     return replace(
         base,
@@ -284,17 +242,10 @@ def retire_plan(settings: Settings, picture: Picture, now: datetime) -> tuple[St
     return key_fates(ids, record, now, "replaced by the role", retiring(settings, picture.record))
 
 
-def trust_subjects(trust: Document) -> list[str]:
-    return list(trust["Statement"][0]["Condition"]["StringLike"][f"{PROVIDER_HOST}:sub"])
-
-
-# -- keys ------------------------------------------------------------------------------------------------
-
-
 def retiring(settings: Settings, *seen: Record) -> Retiring:
     """This run's retirement rules (keys.rules.retiring) for its inputs' places."""
     scopes = [p.scope for p in settings_places(settings)]
-    return rules_for(settings.retire_unmanaged_keys, settings.run, scopes, *seen)
+    return key_rules.retiring(settings.retire_unmanaged_keys, settings.run, scopes, *seen)
 
 
 def key_fates(
@@ -303,69 +254,69 @@ def key_fates(
     """keys.rules.fates as steps: delete, or keep with the reason."""
     return tuple(
         Step("Access key", f.key_id, "delete" if f.delete else "keep", f.reason)
-        for f in fates(ids, record, now, why, rules)
+        for f in key_rules.fates(ids, record, now, why, rules)
     )
 
 
 def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[str], base: Plan) -> Plan:
     settled = settled_record(settings, picture, now, over)
     record = settled.record
-    notes = record_notes(record, now) + list(settled.notes) + boundary_notes(settings, picture)
+    notes = key_rules.record_notes(record, now) + list(settled.notes) + boundary_notes(settings, picture)
     repaired = set(settled.rewrite | record.rewrite)  # pairs that may be mismatched: written anew
-    targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     rules = retiring(settings, picture.record, record)
-    current = None
     if not repaired and not settled.unknown and picture.user is not None:
         scopes = [p.scope for p in base.targets]
-        current = key_to_keep(picture.keys, record, scopes, now, settings.rotate_after, rules)
-    if current is not None:
-        return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
+        current = key_rules.key_to_keep(picture.keys, record, scopes, now, settings.rotate_after, rules)
+        if current is not None:
+            return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
     try:
         keys = _plan_keys(settings, picture, record, now, settled.unknown)
     except NoSafeKey as refused:
         refused.notes = tuple(notes)
         raise
-    more = other_holders(record, keys, repaired - {t.scope for t in targets})
-    targets.sort(key=lambda t: keys.reclaim is None or keys.reclaim.key_id not in t.previous)  # broken first
+    targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
+    more = key_rules.other_holders(record, keys, repaired - {t.scope for t in targets})
+    reclaimed = keys.reclaim.key_id if keys.reclaim else None
+    targets.sort(key=lambda t: reclaimed not in t.previous)  # those holding the reclaimed key first
     written = record.with_holders({t.scope: (NEW_KEY,) for t in targets})
-    planned = key_fates(
-        [k.key_id for k in picture.keys if keys.reclaim is None or k.key_id != keys.reclaim.key_id],
-        written,
-        now,
-        "replaced; no target holds it",
-        rules,
-    )
-    names = settings.secret_names
-    user = Step("IAM user", settings.iam_user, "reuse" if picture.user else "create")
-    attached = picture.attached if picture.user else frozenset()
+    older = [k.key_id for k in picture.keys if k.key_id != reclaimed]
     rotate = Rotate(
-        user=user if picture.user else replace(user, detail="no console password"),
-        attachment=attachment_step(settings, attached, policy_arn(settings, picture), settings.iam_user),
+        *user_steps(settings, picture),
         keys=keys,
         keys_before=picture.keys,
         targets=tuple(targets),
         record=record,
-        reclaim=reclaim_step(keys.reclaim, keys, record) if keys.reclaim else None,
-        fates=planned,
+        reclaim=reclaim_step(keys, record),
+        fates=key_fates(older, written, now, "replaced; no target holds it", rules),
         rules=rules,
     )
-    written_names = [names.repository_uri, names.key_id, names.secret_key]
-    return replace(
-        base,
-        rotate=rotate,
-        secrets=secret_steps(settings, base.targets, written_names),
-        notes=tuple(notes + more),
-    )
+    names = settings.secret_names
+    secrets = secret_steps(settings, base.targets, [names.repository_uri, names.key_id, names.secret_key])
+    return replace(base, rotate=rotate, secrets=secrets, notes=tuple(notes + more))
+
+
+def reclaim_step(keys: KeyPlan, record: Record) -> Step | None:
+    """The key deleted before the new one is made (IAM allows two): an orphan, or (break before make) a key
+    only this run's targets hold, which then hold no working key until they are written, first."""
+    if keys.reclaim is None:
+        return None
+    detail = "orphan that no target holds"
+    if keys.breaks:
+        labels = ", ".join(record.place_of(s).label for s in keys.breaks)
+        detail = (
+            f"first, to make room: held only by this run's targets ({labels}), which cannot push from then "
+            "until they are written with the new key, first"
+        )
+    return Step("Access key", keys.reclaim.key_id, "delete", detail)
 
 
 def settled_record(settings: Settings, picture: Picture, now: datetime, over: frozenset[str]) -> Outcome:
     """The record as this run decides by: runs GitHub says are over, a new user's own tags counted, and the
     entries crashed runs left unsettled told from GitHub's timestamps. Raises LeaseHeld first."""
     extra = 0 if picture.user else len(settings.tags)  # a user this run creates: its tags share the limit
-    record = replace(
-        picture.record, over=picture.record.over | over, other_tags=picture.record.other_tags + extra
-    )
-    lease = held_lease(record, now, settings.run)
+    seen = picture.record
+    record = replace(seen, over=seen.over | over, other_tags=seen.other_tags + extra)
+    lease = key_rules.held_lease(record, now, settings.run)
     if lease is not None:  # settle nothing while a run may still be writing
         raise LeaseHeld(lease, lease.until)
     return settle_record(record, picture.stamps, [k.key_id for k in picture.keys], now, settings.run)
@@ -374,19 +325,20 @@ def settled_record(settings: Settings, picture: Picture, now: datetime, over: fr
 def keep_plan(settings: Settings, picture: Picture, key: AccessKey, now: datetime, base: Plan) -> Plan:
     nxt = key.created + timedelta(seconds=settings.rotate_after)
     detail = f"{age(key.created, now)} old; rotates after {readable(nxt, seconds=False)} (rotate-after)"
-    keep = Keep(
-        user=Step("IAM user", settings.iam_user, "reuse"),
-        attachment=attachment_step(
-            settings, picture.attached, policy_arn(settings, picture), settings.iam_user
-        ),
-        key=key,
-        next_rotation=nxt,
-        step=Step("Access key", key.key_id, "keep", detail),
-    )
+    keep = Keep(*user_steps(settings, picture), key, nxt, Step("Access key", key.key_id, "keep", detail))
     held = f"holds the current key {key.key_id}"
     return replace(
         base, keep=keep, secrets=tuple(Step("GitHub secrets", p.label, "keep", held) for p in base.targets)
     )
+
+
+def user_steps(settings: Settings, picture: Picture) -> tuple[Step, Step]:
+    """The IAM user and its policy attachment (a user this run creates has none yet)."""
+    user = Step("IAM user", settings.iam_user, "reuse")
+    if picture.user is None:
+        user = Step("IAM user", settings.iam_user, "create", "no console password")
+    attached = picture.attached if picture.user else frozenset()
+    return user, attachment_step(settings, attached, policy_arn(settings, picture), settings.iam_user)
 
 
 def _plan_keys(
@@ -394,22 +346,21 @@ def _plan_keys(
 ) -> KeyPlan:
     try:
         rules = retiring(settings, picture.record)
-        return plan_keys(list(picture.keys), record, settings_places(settings), now, rules)
+        return key_rules.plan_keys(list(picture.keys), record, settings_places(settings), now, rules)
     except LeaseHeld:
         raise
     except KeyPlanError as exc:
-        who = settings.iam_user
+        refused = f"No new access key can be created safely for {settings.iam_user}: {exc}."
         if unknown:
             raise NoSafeKey(
-                f"No new access key can be created safely for {who}: {exc}. GitHub's timestamps cannot "
-                f"tell which of its keys {', '.join(sorted(unknown))} hold(s) (an earlier run stopped while "
-                "writing them, within a second of its reference time), so both keys are kept. Nothing was "
-                "changed.",
+                f"{refused} GitHub's timestamps cannot tell which of its keys {', '.join(sorted(unknown))} "
+                "hold(s) (an earlier run stopped while writing them, within a second of its reference time), "
+                "so both keys are kept. Nothing was changed.",
                 fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last used' "
                 "shows unused since the interrupted run, and rerun.",
             ) from exc
         raise NoSafeKey(
-            f"No new access key can be created safely for {who}: {exc}. Nothing was changed.",
+            f"{refused} Nothing was changed.",
             fix="Name every repository that shares this IAM user in one run's repositories (that run "
             "rotates them together), or give each independently run repository its own iam-user (as "
             "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
@@ -422,10 +373,3 @@ def boundary_notes(settings: Settings, picture: Picture) -> list[Note]:
     user = picture.user
     kept = user and iam.boundary_warning("user", user.name, user.boundary, settings.permissions_boundary)
     return [Note(kept, "Permissions boundary kept")] if kept else []
-
-
-def variable_names(settings: Settings) -> list[str]:
-    names = [settings.secret_names.repository_uri, "AWS_REGION"]
-    if settings.auth == "oidc":
-        names.append(settings.secret_names.role_arn)
-    return names

@@ -36,9 +36,7 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
-class KeyInfo:
-    """One of the user's access keys after the run: when it was made, its age, who holds it."""
-
+class KeyInfo:  # one of the user's access keys after the run
     key_id: str
     created: datetime
     age: str
@@ -64,16 +62,12 @@ class Report:
         self.changes.append(Change(resource, name, action, detail))
 
 
+OUTPUTS = ("repository_uri", "registry", "policy_arn", "user_arn", "access_key_id", "key_created", "role_arn")
+
+
 def outputs(report: Report) -> dict[str, str]:
-    return {
-        "repository-uri": report.repository_uri,
-        "registry": report.registry,
-        "policy-arn": report.policy_arn,
-        "user-arn": report.user_arn,
-        "access-key-id": report.access_key_id,
-        "key-created": report.key_created,
-        "role-arn": report.role_arn,
-    }
+    """The step outputs: the Report's fields of the same names, with dashes."""
+    return {name.replace("_", "-"): getattr(report, name) for name in OUTPUTS}
 
 
 # -- the summary -------------------------------------------------------------------------------------------
@@ -116,9 +110,7 @@ def _md_code(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Code:
-    """A cell part shown as code."""
-
+class Code:  # a cell part shown as code
     value: str
 
 
@@ -162,32 +154,22 @@ def _blocks(report: Report, failed: str) -> list[Block]:
         ("Access key id", report.access_key_id),
         ("Role ARN", report.role_arn),
     )
-    if any(value for _, value in facts):
-        blocks.append(Table(("", ""), tuple((label, Code(value)) for label, value in facts if value)))
-    if report.changes:
-        rows: tuple[tuple[Cell, ...], ...] = tuple(
-            (c.resource, Code(c.name), c.action, c.detail) for c in report.changes
-        )
-        blocks.append(Table(("Resource", "Name", "Result", "Detail"), rows))
-    if report.targets:
-        rows = tuple(map(_target_row, report.targets))
-        blocks.append(Table(("Target repository", "Secrets", "Detail"), rows))
-    if report.keys:
-        rows = tuple(map(_key_row, report.keys))
-        blocks.append(Table(("Access key", "Created", "Age", "Held by"), rows))
+    changes = tuple((c.resource, Code(c.name), c.action, c.detail) for c in report.changes)
+    targets = tuple((Code(t.repository), t.state, t.detail) for t in report.targets)
+    tables: list[tuple[tuple[str, ...], tuple[tuple[Cell, ...], ...]]] = [
+        (("", ""), tuple((label, Code(value)) for label, value in facts if value)),
+        (("Resource", "Name", "Result", "Detail"), changes),
+        (("Target repository", "Secrets", "Detail"), targets),
+        (("Access key", "Created", "Age", "Held by"), tuple(map(_key_row, report.keys))),
+    ]
+    blocks += [Table(header, rows) for header, rows in tables if rows]
     if report.snippet:
         blocks.append(Snippet("Use the role in a target's workflow:", "yaml", report.snippet.rstrip("\n")))
     return blocks
 
 
-def _target_row(t: TargetResult) -> tuple[Cell, ...]:
-    return (Code(t.repository), t.state, t.detail)
-
-
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
-    held: list[Part] = []
-    for holder in k.holders:
-        held += [", ", Code(holder)] if held else [Code(holder)]
+    held: list[Part] = [part for holder in k.holders for part in (", ", Code(holder))][1:]  # comma-separated
     created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (Code(k.key_id), created, k.age, tuple(held) or "no target")
 
@@ -276,12 +258,10 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
 def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
     """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
     keys at least every 90 days (Security Hub control IAM.3)."""
-    out = []
-    for k in keys:
-        if k.holders and now - k.created >= KEY_AGE_WARNING:
-            out.append(
-                f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends "
-                "rotating access keys at least every 90 days (Security Hub IAM.3). Rerun without "
-                "rotate-after, or with a shorter one."
-            )
-    return out
+    return [
+        f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends rotating "
+        "access keys at least every 90 days (Security Hub IAM.3). Rerun without rotate-after, or with a "
+        "shorter one."
+        for k in keys
+        if k.holders and now - k.created >= KEY_AGE_WARNING
+    ]
