@@ -226,3 +226,11 @@ def test_permissions_takes_real_flags() -> None:
         check=False,
     )
     assert bad.returncode == 1 and bad.stderr.startswith("error: Input 'auth':") and not bad.stdout
+
+
+def test_an_unknown_profile_is_refused_before_any_request(stack: Stack, tmp_path: Path) -> None:
+    env = terminal_env(stack, tmp_path, setup(stack))
+    env["AWS_CONFIG_FILE"] = str(tmp_path / "config")  # no such profile in it
+    result = ecr_bootstrap(env, tmp_path, "apply", "--profile", "nosuch", "--repositories", REPO, "--yes")
+    assert result.returncode == 2 and result.stderr.startswith("error: --profile:"), result.stderr
+    assert "Traceback" not in result.stderr and not stack.aws.log

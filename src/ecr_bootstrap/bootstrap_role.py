@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prints for them). Prints a plan, then the role ARN and the workflow that uses it. Running it "
         "again changes nothing; a trust or policy that drifted is put back.",
         epilog="AWS credentials come from the standard chain (environment, --profile, SSO, instance "
-        "role). --write-variable reads the GitHub token from GITHUB_TOKEN or GH_TOKEN (never a flag). "
+        "role). --write-variable takes the GitHub token from GITHUB_TOKEN, GH_TOKEN or `gh auth token`. "
         f"Exit codes: 0 done, 1 failed or declined, 2 usage error. More: {DOCS}.",
     )
     who = parser.add_argument_group("who may assume the role")
@@ -123,7 +123,7 @@ def _session_flags(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--write-variable",
         action="store_true",
-        help="write the role ARN as an Actions variable of the repository (token: GITHUB_TOKEN or GH_TOKEN)",
+        help="write the role ARN as an Actions variable of the repository",
     )
     run.add_argument(
         "--variable-name",
@@ -207,31 +207,25 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Request:
 
 
 def _region(given: str | None, env: Mapping[str, str], profile: str | None) -> str:
+    import botocore.exceptions
+
+    from .discover import profile_region
     from .values import parse_region
 
-    region = given or env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "")
-    if not region and profile:
-        region = _profile_region(profile)
+    try:  # the profile's region; an unknown profile is refused here, before any request
+        own = profile_region(profile or "")
+    except botocore.exceptions.BotoCoreError as exc:
+        raise Usage(f"--profile: {exc}", fix=PROFILE_FIX) from exc
+    region = given or env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or own
     if not region:
         raise Usage(
-            "no AWS region: --region not given, and neither AWS_REGION nor AWS_DEFAULT_REGION is set.",
+            "no AWS region: no --region, AWS_REGION, AWS_DEFAULT_REGION, or region of the AWS profile.",
             fix="Pass --region with the region the action will run in, e.g. --region us-east-1.",
         )
     try:
         return parse_region(region, {})
     except InputError as exc:
         raise Usage(f"--region: '{region}' is not an AWS region code.", fix="For example us-east-1.") from exc
-
-
-def _profile_region(profile: str) -> str:
-    import botocore.exceptions
-
-    from .discover import profile_region
-
-    try:
-        return profile_region(profile)
-    except botocore.exceptions.BotoCoreError as exc:  # ProfileNotFound and friends: say which profile
-        raise Usage(f"--profile: {exc}", fix=PROFILE_FIX) from exc
 
 
 def _options(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
@@ -269,9 +263,6 @@ def _check_names(role_name: str, variable: str) -> None:
         raise Usage(
             f"--variable-name: '{variable}' is not a variable name GitHub allows.", fix="E.g. AWS_ROLE_ARN."
         )
-
-
-# -- the run ------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
@@ -314,9 +305,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
     for step in decided.steps:
         workflow.info("  " + step.line())
     if request.variable and github is None:
-        workflow.info(
-            f"  (variable {request.variable} not read: no GITHUB_TOKEN or GH_TOKEN; a real run needs one)"
-        )
+        workflow.info(f"  (variable {request.variable} not read: no GitHub token; a real run needs one)")
     if request.dry_run:
         workflow.info("Dry run: nothing was changed.")
         _result(request, decided.role_arn, workflow, written=False)
@@ -327,8 +316,12 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
         workflow.error("Not confirmed; nothing was changed. Fix: answer y, or pass --yes.")
         return 1
     else:
-        put = (lambda _arn: None) if github is None else _variable_writer(github, request)
-        steps.apply(aws, decided, put)
+        from .places import Place
+
+        repository = Place("repo", request.repository)
+        steps.apply(
+            aws, decided, lambda arn: github and github.put_variable(repository, request.variable, arn)
+        )
         workflow.info("Done.")
     _result(request, decided.role_arn, workflow, written=bool(request.variable))
     return 0
@@ -380,27 +373,15 @@ def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Any
     )
 
 
-def _variable_writer(github: Any, request: Request) -> Any:
-    from .places import Place
-
-    return lambda arn: github.put_variable(Place("repo", request.repository), request.variable, arn)
-
-
 def _aws(request: Request) -> Any:
-    """Clients on the standard credential chain, or the named profile's."""
+    """Clients on the standard credential chain, or the named profile's (its name checked in parse)."""
+    import botocore.session
+
     from .aws import AwsClients
 
     if not request.profile:
         return AwsClients.create(request.region)
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        session = botocore.session.Session(profile=request.profile)
-        session.get_scoped_config()  # an unknown profile fails here, before any request
-    except botocore.exceptions.BotoCoreError as exc:
-        raise Usage(f"--profile: {exc}", fix=PROFILE_FIX) from exc
-    return AwsClients(request.region, session)
+    return AwsClients(request.region, botocore.session.Session(profile=request.profile))
 
 
 def _confirmed(request: Request, stdin: TextIO) -> bool:

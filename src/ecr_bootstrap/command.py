@@ -111,7 +111,15 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         given["dry-run"] = "true"
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile  # read by the SDK's credential and config chain
-    given.update(_discovered(given, env))
+    import botocore.exceptions
+
+    try:
+        given.update(_discovered(given, env))
+    except botocore.exceptions.BotoCoreError as exc:  # an unknown profile: before any request
+        Workflow(env).error(
+            f"--profile: {exc}. Fix: name a profile of your AWS config (aws configure list-profiles)."
+        )
+        return 2
     as_json = args.output == "json"
     if (
         not args.yes
@@ -136,10 +144,9 @@ def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, s
         origin = discover.origin_repository()
         if origin:
             found["repositories"] = origin
-    if "aws-region" not in given and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
-        region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))
-        if region:
-            found["aws-region"] = region
+    region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))  # checks the profile too
+    if region and "aws-region" not in given and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        found["aws-region"] = region
     return found
 
 
