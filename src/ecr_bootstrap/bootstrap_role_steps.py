@@ -19,6 +19,24 @@ from .trust import AUDIENCE, PROVIDER_HOST, problems, provider_arn, trust_policy
 POLICY_NAME = "ecr-bootstrap-action"  # the role's inline policy: the action's own permissions
 PURPOSE = ("ecr-bootstrap:purpose", "bootstrap-role")  # marks a role this command made (and may change)
 REPOSITORY_TAG = "ecr-bootstrap:repository"
+# What the identity running bootstrap-role needs (an administrator's, not the action's: tests/test_permissions
+# holds every call site of this module to it); docs/bootstrap-role.md lists it.
+NEEDED = (
+    "sts:GetCallerIdentity",
+    "iam:GetOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+)
 DESCRIPTION = "Assumed by GitHub Actions of {} to run the ECR bootstrap action (ecr-bootstrap bootstrap-role)"
 
 
