@@ -265,11 +265,13 @@ def test_write_variable_writes_the_role_arn_once(stack: Stack) -> None:
     assert stack.github.box(REPO).variables["AWS_ROLE_ARN"].value == ROLE_ARN
     assert "role-to-assume: ${{ vars.AWS_ROLE_ARN }}" in result.stdout
     assert f"write   variable AWS_ROLE_ARN of {REPO}" in result.stdout
+    assert f"Variable AWS_ROLE_ARN of {REPO}: written" in result.stdout
     stack.github.reset_log()
     again = run(stack, "--repository", REPO, "--write-variable", env={"GITHUB_TOKEN": gh})
     assert again.returncode == 0, again.stderr
     assert [r.method for r in stack.github.log if r.method != "GET"] == []
     assert f"reuse   variable AWS_ROLE_ARN of {REPO}" in again.stdout
+    assert f"Variable AWS_ROLE_ARN of {REPO}: already set" in again.stdout
 
 
 def test_write_variable_without_a_token_stops_before_any_change(stack: Stack) -> None:

@@ -308,7 +308,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
         workflow.info(f"  (variable {request.variable} not read: no GitHub token; a real run needs one)")
     if request.dry_run:
         workflow.info("Dry run: nothing was changed.")
-        _result(request, decided.role_arn, workflow, written=False)
+        _result(request, decided.role_arn, workflow, state="would be written")
         return 0
     if not decided.changes:
         workflow.info("Nothing to change: the provider, the role and its policy are as wanted.")
@@ -323,7 +323,8 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
             aws, decided, lambda arn: github and github.put_variable(repository, request.variable, arn)
         )
         workflow.info("Done.")
-    _result(request, decided.role_arn, workflow, written=bool(request.variable))
+    wrote = any(step.action == "write" for step in decided.steps)
+    _result(request, decided.role_arn, workflow, state="written" if wrote else "already set")
     return 0
 
 
@@ -393,10 +394,9 @@ def _confirmed(request: Request, stdin: TextIO) -> bool:
     return stdin.readline().strip().lower() in ("y", "yes")
 
 
-def _result(request: Request, arn: str, workflow: Workflow, *, written: bool) -> None:
+def _result(request: Request, arn: str, workflow: Workflow, *, state: str) -> None:
     workflow.info(f"Role ARN: {arn}")
     if request.variable:
-        state = "written" if written else "would be written"
         workflow.info(f"Variable {request.variable} of {request.repository}: {state}")
     role = f"${{{{ vars.{request.variable} }}}}" if request.variable else arn
     workflow.info(f"A workflow for {request.repository} that runs the action with this role:")
