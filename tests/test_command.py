@@ -234,3 +234,11 @@ def test_an_unknown_profile_is_refused_before_any_request(stack: Stack, tmp_path
     result = ecr_bootstrap(env, tmp_path, "apply", "--profile", "nosuch", "--repositories", REPO, "--yes")
     assert result.returncode == 2 and result.stderr.startswith("error: --profile:"), result.stderr
     assert "Traceback" not in result.stderr and not stack.aws.log
+
+
+def test_no_target_and_no_clone_says_how_to_name_one(stack: Stack, tmp_path: Path) -> None:
+    env = terminal_env(stack, tmp_path, setup(stack))
+    result = ecr_bootstrap(env, tmp_path, "plan")  # tmp_path: not a git repository
+    assert result.returncode == 1 and not stack.aws.log and not stack.github.log
+    assert result.stderr.startswith("error: --repositories: no target given"), result.stderr
+    assert "--repositories OWNER/NAME" in result.stderr and "${{" not in result.stderr

@@ -120,6 +120,12 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
             f"--profile: {exc}. Fix: name a profile of your AWS config (aws configure list-profiles)."
         )
         return 2
+    if not (given.get("repositories") or env.get("GITHUB_REPOSITORY")):
+        Workflow(env).error(
+            "--repositories: no target given, and this folder is not a clone with a GitHub remote 'origin'. "
+            "Fix: pass --repositories OWNER/NAME, or run the command in a clone of that repository."
+        )
+        return 1
     as_json = args.output == "json"
     if (
         not args.yes
