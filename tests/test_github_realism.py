@@ -156,3 +156,17 @@ def test_environment_refused_names_the_environments_permission(stack: Stack) -> 
     error = result.errors()[0]
     assert "Secrets: Read and write" in error and "Environments: Read and write" in error, error
     assert stack.boto("iam").list_users()["Users"] == []  # checked before anything in AWS changed
+
+
+# -- 4. an organization secret's selection moves its updated_at --------------------------------------------
+
+
+def test_stand_in_selection_put_moves_the_secrets_updated_at(bare: GitHubStandIn) -> None:
+    bare.add_token()
+    repo = bare.add_repo(f"{ORG}/app")
+    org = bare.add_org(ORG)
+    org.secrets["S"] = Secret(bare.seal_in(org, "x"), org.key_id, "2026-01-01T00:00:00Z", "selected")
+    path = f"/orgs/{ORG}/actions/secrets/S"
+    before = bare.now()
+    assert call(bare, "PUT", f"{path}/repositories", {"selected_repository_ids": [repo.id]})[0] == 204
+    assert before <= call(bare, "GET", path)[1]["updated_at"] <= bare.now()  # ISO, whole seconds, UTC

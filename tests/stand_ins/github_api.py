@@ -611,6 +611,8 @@ class GitHubStandIn:
             return 409, {"message": "Visibility of the variable is not set to selected"}, {}
         if method == "PUT":
             item.selected = sorted(set(data["selected_repository_ids"]))
+            if not variables:  # as github.com does: a secret's updated_at moves when its selection changes
+                item.updated_at = self.now()
             return 204, None, {}
         repos = [self._repository(self.repo_by_id(i)) for i in item.selected if self._has_repo(i)]
         link = f"/organizations/{box.id}/actions/{m.group('what')}/{m.group('name')}/repositories"
