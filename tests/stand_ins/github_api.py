@@ -54,6 +54,12 @@ RUN_ATTEMPT = re.compile(r"^/repos/([^/]+/[^/]+)/actions/runs/([0-9]+)/attempts/
 OLD_NAME = re.compile(r"^/repos/(?P<name>[^/]+/[^/]+)(?P<rest>/.*)?$")
 BY_ID = re.compile(r"^/(?P<kind>repositories|organizations)/(?P<id>\d+)(?P<rest>/.*)?$")
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+# The older wording of a secondary limit, which GitHub Enterprise Server still answers: "abuse rate limits"
+# until 2021 (REST v3 docs, developer.github.com/v3/#abuse-rate-limits; quoted in hub4j/github-api#289).
+ABUSE = "You have triggered an abuse detection mechanism. Please wait a few minutes before you try again."
+# "Limits for secrets" (GitHub Docs, Secrets reference): up to 1,000 organization secrets, 100 repository
+# secrets and 100 environment secrets. The REST answer to one more is not documented: a 422 naming the limit.
+SECRET_LIMITS = {"organization": 1000, "repository": 100, "environment": 100}
 PRIMARY = "API rate limit exceeded for user ID 1."
 DOCS = "https://docs.github.com/rest"
 API_VERSIONS = ("2022-11-28", "2026-03-10")  # the versions GitHub serves; anything else is a 400
@@ -161,6 +167,7 @@ class SecondaryLimit:
     content_hourly: int = 500
     status: int = 403  # GitHub answers 403 or 429
     retry_after: bool = True  # GitHub "may" send Retry-After; without it the client must back off
+    message: str = SECONDARY  # ABUSE: GitHub Enterprise Server's older wording
     spent: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     created: dict[str, list[float]] = field(default_factory=dict)
     refusals: int = 0
@@ -395,7 +402,7 @@ class GitHubStandIn:
             return None
         assert self.limit is not None
         headers = {"Retry-After": str(max(1, round(wait + 0.499)))} if self.limit.retry_after else {}
-        return self.limit.status, {"message": SECONDARY, "documentation_url": DOCS}, headers
+        return self.limit.status, {"message": self.limit.message, "documentation_url": DOCS}, headers
 
     def _rate_headers(self) -> dict[str, str]:
         p = self.primary
@@ -604,6 +611,8 @@ class GitHubStandIn:
             return 409, {"message": "Visibility of the variable is not set to selected"}, {}
         if method == "PUT":
             item.selected = sorted(set(data["selected_repository_ids"]))
+            if not variables:  # as github.com does: a secret's updated_at moves when its selection changes
+                item.updated_at = self.now()
             return 204, None, {}
         repos = [self._repository(self.repo_by_id(i)) for i in item.selected if self._has_repo(i)]
         link = f"/organizations/{box.id}/actions/{m.group('what')}/{m.group('name')}/repositories"
@@ -815,6 +824,9 @@ class GitHubStandIn:
             if any(not self._has_repo(i) for i in selected):
                 return 422, {"message": "unknown repository id"}
         old = box.secrets.get(name)
+        kind = "organization" if org else "repository" if isinstance(box, Repo) else "environment"
+        if old is None and len(box.secrets) >= SECRET_LIMITS[kind]:
+            return 422, {"message": f"Secret limit reached: at most {SECRET_LIMITS[kind]} secrets per {kind}"}
         now = self.now()
         box.secrets[name] = Secret(sealed, key_id, now, visibility, selected, old.created_at if old else now)
         return (201, {}) if old is None else (204, None)

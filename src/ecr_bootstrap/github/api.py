@@ -105,6 +105,8 @@ class GitHub(Http):
         try:
             self.request("PUT", path, f"Writing {what}", body, deadline=deadline)
         except GitHubError as exc:
+            if exc.status == 422:
+                raise _refused(place, exc) from exc
             if not uncertain(exc):
                 raise
             landed = self.landed(place, name, after, since=since, deadline=deadline)
@@ -223,6 +225,20 @@ def _secret_path(place: Place, name: str) -> str:
     return f"{place.actions_path}/secrets/{quote(name, safe='')}"
 
 
+def _refused(place: Place, exc: GitHubError) -> GitHubError:
+    """GitHub refused a secret (422): a full place is the refusal a rerun does not cure. "Limits for secrets"
+    (GitHub Docs): 100 secrets in a repository or an environment, 1,000 in an organization."""
+    org = place.kind == "org"
+    limit = "1,000 secrets in an organization" if org else "100 secrets in a repository or an environment"
+    return GitHubError(
+        exc.message,
+        status=exc.status,
+        fix=f"GitHub allows at most {limit}: if {place.label} is full, delete the secrets it no longer uses "
+        "(Settings > Secrets and variables > Actions), then rerun.",
+        anchor="github",
+    )
+
+
 def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
     text = str(exc)
     if exc.status == 401:
@@ -235,6 +251,8 @@ def _explain_access(place: Place, exc: GitHubError) -> GitHubError:
         )
     elif exc.status == 403:
         problem = f"the token lacks the 'Secrets: Read and write' permission on {place.label}."
+        if place.kind == "env":
+            problem += " A fine-grained token also needs 'Environments: Read and write' for its secrets."
     elif exc.status == 404:
         problem = (
             f"{place.label} was not found, or the token cannot see it (a fine-grained token must list it; "

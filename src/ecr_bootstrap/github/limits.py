@@ -1,6 +1,8 @@
 """GitHub's rate limits and retries. REST docs, "Rate limits for the REST API": the primary limit
 (x-ratelimit-remaining and -reset), secondary limits (a 403 or 429 whose message says so; Retry-After when
-given, else at least a minute), and the points a minute each verb costs."""
+given, else at least a minute), and the points a minute each verb costs. GitHub Enterprise Server may still
+word a secondary limit as before 2021: "You have triggered an abuse detection mechanism" (the REST v3 docs'
+"abuse rate limits")."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..deadline import WriteDeadline
 from ..errors import GitHubError, LeaseExpired
 
 READS = ("GET", "HEAD")
+SECONDARY_WORDS = ("secondary rate limit", "abuse detection mechanism")
 # "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
 # between each request" (REST rate limits). "A large number" here: more than 20 in one run (a run for 6
 # targets makes 18); from the 21st write on, writes are a second apart. 20 is the largest burst that keeps
@@ -111,6 +114,6 @@ def rate_limit_wait(
             return max(0.0, float(headers.get("x-ratelimit-reset", "")) - now) + 1.0
     except ValueError:
         return window
-    if "secondary rate limit" in message.lower() or status == 429:
+    if any(words in message.lower() for words in SECONDARY_WORDS) or status == 429:
         return window * 2.0**repeats
     return None
