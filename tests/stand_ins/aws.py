@@ -14,6 +14,12 @@ Reference):
   IsTruncated set (IAM API Reference, "IsTruncated"); the named list operations answer one item a page;
 - AssumeRoleWithWebIdentity, which moto grants to any token: refused (AccessDenied, as STS answers) unless
   the role's trust policy allows the token's claims (`web_identity_refusal`);
+- ConcurrentModification (`concurrent_modification`): IAM's TagUser and UntagUser may answer HTTP 409
+  "multiple requests to change this object were submitted simultaneously" (IAM API Reference, TagUser and
+  UntagUser, "Errors"), which botocore's standard retry mode does not retry;
+- what was just created not yet seen (`not_yet_seen`): right after CreateUser, IAM may answer NoSuchEntity
+  to AttachUserPolicy or CreateAccessKey naming it, and right after CreatePolicy to AttachUserPolicy (IAM
+  User Guide, "Troubleshoot IAM", changes that I make are not always immediately visible);
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -168,6 +174,8 @@ class AwsFault:
     except_key: str = ""  # leave requests signed with this access key alone
     after: int = 0  # let this many matching requests through first
     contains: str = ""  # only requests whose body contains this (URL-encoded form) text
+    armed_by: str = ""  # only once a request of this operation has succeeded (e.g. "iam:CreateUser")
+    message: str = "injected fault"
     hits: int = 0
     # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
     held: threading.Event = field(default_factory=threading.Event)
@@ -299,6 +307,23 @@ class AwsProxy:
         self.faults.append(fault)
         return fault
 
+    def concurrent_modification(self, operation: str, **kwargs: Any) -> AwsFault:
+        """IAM's answer when another request changes the same user at that moment (HTTP 409)."""
+        message = (
+            "The request was rejected because multiple requests to change this object were submitted "
+            "simultaneously. Wait a few minutes and submit your request again."
+        )
+        return self.fail(operation, code="ConcurrentModification", status=409, message=message, **kwargs)
+
+    def not_yet_seen(self, created: str, operation: str, times: int = 1) -> AwsFault:
+        """Right after `created` succeeds (iam:CreateUser, iam:CreatePolicy), `operation` answers
+        NoSuchEntity (HTTP 404) `times` times, as IAM does until the new entity is visible to it."""
+        what = "policy" if created == "iam:CreatePolicy" else "user"
+        message = f"The {what} this request names cannot be found."
+        return self.fail(
+            operation, code="NoSuchEntity", status=404, times=times, armed_by=created, message=message
+        )
+
     def advance(self, seconds: float) -> None:
         """Time passes at once for AWS: Date headers from now on, and the CreateDate of anything created
         from now on, are `seconds` later; lagging reads count it as time gone by."""
@@ -360,6 +385,10 @@ class AwsProxy:
                 if fault.except_key and fault.except_key == key:
                     continue
                 if fault.contains and fault.contains.encode() not in body:
+                    continue
+                if fault.armed_by and not any(
+                    c.operation == fault.armed_by and c.status < 300 for c in self.log
+                ):
                     continue
                 if fault.operation == operation and fault.times != 0:
                     if fault.after > 0:
@@ -651,12 +680,12 @@ class AwsProxy:
             h.connection.close()
             return
         if h.headers.get("X-Amz-Target"):
-            data = json.dumps({"__type": fault.code, "message": "injected fault"}).encode()
+            data = json.dumps({"__type": fault.code, "message": fault.message}).encode()
             ctype = "application/x-amz-json-1.1"
         else:
             data = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code>"
-                f"<Message>injected fault</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                f"<Message>{fault.message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
             ).encode()
             ctype = "text/xml"
         h.send_response(fault.status)
