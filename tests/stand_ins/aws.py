@@ -20,6 +20,10 @@ Reference):
 - what was just created not yet seen (`not_yet_seen`): right after CreateUser, IAM may answer NoSuchEntity
   to AttachUserPolicy or CreateAccessKey naming it, and right after CreatePolicy to AttachUserPolicy (IAM
   User Guide, "Troubleshoot IAM", changes that I make are not always immediately visible);
+- a user's tag keys are case-blind (IAM User Guide, "Tagging IAM resources", Case sensitivity: a user cannot
+  have separate Department and department keys; tagging department replaces Department): TagUser replaces
+  a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
+  removes neither);
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -443,6 +447,8 @@ class AwsProxy:
             before = self._view(user, h.headers, 0.0)
             with self._lock:
                 self.views.setdefault(user, [before])
+        if operation == "iam:UntagUser" and user:
+            body = self._stored_spelling(form, h.headers)
         page = 0
         if operation in self.short_pages:
             page = int(form.get("Marker", ["page-0"])[0].removeprefix("page-"))
@@ -454,6 +460,8 @@ class AwsProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
+        if operation == "iam:TagUser" and reply.status < 300:
+            self._drop_case_twins(user, form_tags(form), h.headers)
         if user and reply.status < 300:
             if keeping and operation in USER_WRITES:
                 after = self._view(user, h.headers, self._lag_clock())
@@ -482,7 +490,7 @@ class AwsProxy:
             current = re.findall(
                 r"<Key>(.*?)</Key>", self._call("ListUserTags", form["UserName"][0], headers)
             )
-            merged = set(current) | {k for k, _ in tags}
+            merged = {k.lower() for k in current} | {k.lower() for k, _ in tags}
             if len(merged) > MAX_TAGS:
                 return (
                     "LimitExceeded",
@@ -493,10 +501,32 @@ class AwsProxy:
             return "LimitExceeded", 409, f"The number of tags has reached the maximum limit of {MAX_TAGS}."
         return None
 
-    def _call(self, action: str, user: str, headers: Any) -> str:
+    def _stored_spelling(self, form: dict[str, list[str]], headers: Any) -> bytes:
+        """An UntagUser form whose keys are spelled as the user's tags spell them (IAM matches any case)."""
+        user = form["UserName"][0]
+        stored = re.findall(r"<Key>(.*?)</Key>", self._call("ListUserTags", user, headers))
+        spelling = {k.lower(): k for k in stored}
+        fields = {k: v[0] for k, v in form.items()}
+        for name, value in fields.items():
+            if name.startswith("TagKeys.member."):
+                fields[name] = spelling.get(value.lower(), value)
+        return urlencode(fields).encode()
+
+    def _drop_case_twins(self, user: str, tags: list[tuple[str, str]], headers: Any) -> None:
+        """After TagUser: a key that differs only by case from one just written is gone (replaced)."""
+        written = {k for k, _ in tags}
+        stored = re.findall(r"<Key>(.*?)</Key>", self._call("ListUserTags", user, headers))
+        twins = [k for k in stored if k not in written and k.lower() in {w.lower() for w in written}]
+        extra = {f"TagKeys.member.{n}": k for n, k in enumerate(twins, 1)}
+        if twins:
+            self._call("UntagUser", user, headers, **extra)
+
+    def _call(self, action: str, user: str, headers: Any, **extra: str) -> str:
         """Ask moto directly (no lag, not logged)."""
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        body = urlencode({"Action": action, "UserName": user, "Version": "2010-05-08", "MaxItems": "1000"})
+        body = urlencode(
+            {"Action": action, "UserName": user, "Version": "2010-05-08", "MaxItems": "1000", **extra}
+        )
         conn.request(
             "POST",
             "/",
