@@ -14,6 +14,16 @@ Reference):
   IsTruncated set (IAM API Reference, "IsTruncated"); the named list operations answer one item a page;
 - AssumeRoleWithWebIdentity, which moto grants to any token: refused (AccessDenied, as STS answers) unless
   the role's trust policy allows the token's claims (`web_identity_refusal`);
+- ConcurrentModification (`concurrent_modification`): IAM's TagUser and UntagUser may answer HTTP 409
+  "multiple requests to change this object were submitted simultaneously" (IAM API Reference, TagUser and
+  UntagUser, "Errors"), which botocore's standard retry mode does not retry;
+- what was just created not yet seen (`not_yet_seen`): right after CreateUser, IAM may answer NoSuchEntity
+  to AttachUserPolicy or CreateAccessKey naming it, and right after CreatePolicy to AttachUserPolicy (IAM
+  User Guide, "Troubleshoot IAM", changes that I make are not always immediately visible);
+- a user's tag keys are case-blind (IAM User Guide, "Tagging IAM resources", Case sensitivity: a user cannot
+  have separate Department and department keys; tagging department replaces Department): TagUser replaces
+  a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
+  removes neither);
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -168,6 +178,8 @@ class AwsFault:
     except_key: str = ""  # leave requests signed with this access key alone
     after: int = 0  # let this many matching requests through first
     contains: str = ""  # only requests whose body contains this (URL-encoded form) text
+    armed_by: str = ""  # only once a request of this operation has succeeded (e.g. "iam:CreateUser")
+    message: str = "injected fault"
     hits: int = 0
     # status -1: hold the request until `release` is set (a test kills the client meanwhile), then drop it
     held: threading.Event = field(default_factory=threading.Event)
@@ -299,6 +311,23 @@ class AwsProxy:
         self.faults.append(fault)
         return fault
 
+    def concurrent_modification(self, operation: str, **kwargs: Any) -> AwsFault:
+        """IAM's answer when another request changes the same user at that moment (HTTP 409)."""
+        message = (
+            "The request was rejected because multiple requests to change this object were submitted "
+            "simultaneously. Wait a few minutes and submit your request again."
+        )
+        return self.fail(operation, code="ConcurrentModification", status=409, message=message, **kwargs)
+
+    def not_yet_seen(self, created: str, operation: str, times: int = 1) -> AwsFault:
+        """Right after `created` succeeds (iam:CreateUser, iam:CreatePolicy), `operation` answers
+        NoSuchEntity (HTTP 404) `times` times, as IAM does until the new entity is visible to it."""
+        what = "policy" if created == "iam:CreatePolicy" else "user"
+        message = f"The {what} this request names cannot be found."
+        return self.fail(
+            operation, code="NoSuchEntity", status=404, times=times, armed_by=created, message=message
+        )
+
     def advance(self, seconds: float) -> None:
         """Time passes at once for AWS: Date headers from now on, and the CreateDate of anything created
         from now on, are `seconds` later; lagging reads count it as time gone by."""
@@ -361,6 +390,10 @@ class AwsProxy:
                     continue
                 if fault.contains and fault.contains.encode() not in body:
                     continue
+                if fault.armed_by and not any(
+                    c.operation == fault.armed_by and c.status < 300 for c in self.log
+                ):
+                    continue
                 if fault.operation == operation and fault.times != 0:
                     if fault.after > 0:
                         fault.after -= 1
@@ -414,6 +447,8 @@ class AwsProxy:
             before = self._view(user, h.headers, 0.0)
             with self._lock:
                 self.views.setdefault(user, [before])
+        if operation == "iam:UntagUser" and user:
+            body = self._stored_spelling(form, h.headers)
         page = 0
         if operation in self.short_pages:
             page = int(form.get("Marker", ["page-0"])[0].removeprefix("page-"))
@@ -425,6 +460,8 @@ class AwsProxy:
         reply = conn.getresponse()
         data = reply.read()
         conn.close()
+        if operation == "iam:TagUser" and reply.status < 300:
+            self._drop_case_twins(user, form_tags(form), h.headers)
         if user and reply.status < 300:
             if keeping and operation in USER_WRITES:
                 after = self._view(user, h.headers, self._lag_clock())
@@ -453,7 +490,7 @@ class AwsProxy:
             current = re.findall(
                 r"<Key>(.*?)</Key>", self._call("ListUserTags", form["UserName"][0], headers)
             )
-            merged = set(current) | {k for k, _ in tags}
+            merged = {k.lower() for k in current} | {k.lower() for k, _ in tags}
             if len(merged) > MAX_TAGS:
                 return (
                     "LimitExceeded",
@@ -464,10 +501,32 @@ class AwsProxy:
             return "LimitExceeded", 409, f"The number of tags has reached the maximum limit of {MAX_TAGS}."
         return None
 
-    def _call(self, action: str, user: str, headers: Any) -> str:
+    def _stored_spelling(self, form: dict[str, list[str]], headers: Any) -> bytes:
+        """An UntagUser form whose keys are spelled as the user's tags spell them (IAM matches any case)."""
+        user = form["UserName"][0]
+        stored = re.findall(r"<Key>(.*?)</Key>", self._call("ListUserTags", user, headers))
+        spelling = {k.lower(): k for k in stored}
+        fields = {k: v[0] for k, v in form.items()}
+        for name, value in fields.items():
+            if name.startswith("TagKeys.member."):
+                fields[name] = spelling.get(value.lower(), value)
+        return urlencode(fields).encode()
+
+    def _drop_case_twins(self, user: str, tags: list[tuple[str, str]], headers: Any) -> None:
+        """After TagUser: a key that differs only by case from one just written is gone (replaced)."""
+        written = {k for k, _ in tags}
+        stored = re.findall(r"<Key>(.*?)</Key>", self._call("ListUserTags", user, headers))
+        twins = [k for k in stored if k not in written and k.lower() in {w.lower() for w in written}]
+        extra = {f"TagKeys.member.{n}": k for n, k in enumerate(twins, 1)}
+        if twins:
+            self._call("UntagUser", user, headers, **extra)
+
+    def _call(self, action: str, user: str, headers: Any, **extra: str) -> str:
         """Ask moto directly (no lag, not logged)."""
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        body = urlencode({"Action": action, "UserName": user, "Version": "2010-05-08", "MaxItems": "1000"})
+        body = urlencode(
+            {"Action": action, "UserName": user, "Version": "2010-05-08", "MaxItems": "1000", **extra}
+        )
         conn.request(
             "POST",
             "/",
@@ -651,12 +710,12 @@ class AwsProxy:
             h.connection.close()
             return
         if h.headers.get("X-Amz-Target"):
-            data = json.dumps({"__type": fault.code, "message": "injected fault"}).encode()
+            data = json.dumps({"__type": fault.code, "message": fault.message}).encode()
             ctype = "application/x-amz-json-1.1"
         else:
             data = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{fault.code}</Code>"
-                f"<Message>injected fault</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+                f"<Message>{fault.message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
             ).encode()
             ctype = "text/xml"
         h.send_response(fault.status)

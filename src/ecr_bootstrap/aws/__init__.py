@@ -4,6 +4,7 @@ the action's own policy."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from datetime import UTC, datetime
@@ -13,6 +14,14 @@ from ..errors import AwsError
 
 Tags = tuple[tuple[str, str], ...]  # (key, value) pairs, as the tags input gives them
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+# IAM's HTTP 409 when another request changes the same entity at that moment (IAM API Reference, e.g.
+# TagUser and UntagUser, "Errors"); botocore's standard retry mode does not retry it: call() does, a few
+# times after short jittered waits.
+CONCURRENT = "ConcurrentModification"
+CONCURRENT_TRIES = 4
+# What this run created moments ago may not be visible to IAM yet (IAM User Guide, "Troubleshoot IAM":
+# changes are not always immediately visible): NoSuchEntity about it is retried, with longer waits.
+UNSEEN_TRIES = 5
 NO_CREDENTIALS_FIX = (
     "Give this step AWS credentials: run aws-actions/configure-aws-credentials before it (OIDC role "
     "recommended), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment."
@@ -40,6 +49,7 @@ class AwsClients:
         self._config = config
         # IAM's Date header: (its epoch seconds, our wall clock then). The key record's times are IAM's.
         self.iam_date: tuple[float, float] | None = None
+        self.created: set[str] = set()  # names and ARNs of what this run created (iam.py adds them)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()  # the look-ups run in threads; botocore's client creation is not safe
         # Set when the first request is about to go out: work that would compete for the interpreter
@@ -53,7 +63,7 @@ class AwsClients:
     def bounded(self, seconds: float) -> AwsClients:
         """Clients for a rollback: one try per request, each at most `seconds` to connect and to read."""
         clients = AwsClients(self.region, self._botocore(), sdk_config(seconds, seconds, attempts=1))
-        clients.iam_date = self.iam_date
+        clients.iam_date, clients.created = self.iam_date, self.created
         return clients
 
     def iam_now(self) -> datetime:
@@ -118,16 +128,19 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def call(what: str, permission: str, client: Any, *, none_on: str = "", **kwargs: Any) -> Any:
+def call(
+    what: str, permission: str, client: Any, *, none_on: str = "", unseen: bool = False, **kwargs: Any
+) -> Any:
     """Run the operation `permission` names (iam:GetUser: client.get_user), so what is declared is what is
-    called; None if AWS answers the error code `none_on` (the thing looked up is not there, say). On
-    failure raise AwsError saying what was being attempted and what to do."""
+    called; None if AWS answers the error code `none_on` (the thing looked up is not there, say). IAM's
+    ConcurrentModification is tried again a few times; with `unseen` (it names what this run has just
+    created), so is NoSuchEntity. On failure raise AwsError saying what was being attempted and what to do."""
     from botocore import xform_name
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     operation = getattr(client, xform_name(permission.split(":", 1)[1]))
     try:
-        return operation(**kwargs)
+        return _tried(operation, permission, unseen, kwargs)
     except ClientError as exc:
         code = error_code(exc)
         if none_on and code == none_on:
@@ -139,6 +152,8 @@ def call(what: str, permission: str, client: Any, *, none_on: str = "", **kwargs
                 f"Allow {permission} to the AWS identity this step runs as (the README's "
                 "'AWS permissions' section has the whole least-privilege policy)."
             )
+        elif code == CONCURRENT or (unseen and code == "NoSuchEntity"):
+            fix = f"IAM answered {code} {_tries(code, unseen)} times; rerun the workflow in a few minutes."
         raise AwsError(f"{what} failed: {code}: {message}", code=code, fix=fix) from exc
     except NoCredentialsError as exc:
         raise AwsError(f"{what} failed: no AWS credentials found.", fix=NO_CREDENTIALS_FIX) from exc
@@ -146,11 +161,37 @@ def call(what: str, permission: str, client: Any, *, none_on: str = "", **kwargs
         raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
 
 
+def _tries(code: str, unseen: bool) -> int:
+    if code == CONCURRENT:
+        return CONCURRENT_TRIES
+    return UNSEEN_TRIES if unseen and code == "NoSuchEntity" else 1
+
+
+def _tried(operation: Any, permission: str, unseen: bool, kwargs: dict[str, Any]) -> Any:
+    """The operation, tried again after a jittered, doubling wait while IAM answers ConcurrentModification
+    (0.1 s first) or, for `unseen`, NoSuchEntity (0.5 s first), up to their number of tries."""
+    from botocore.exceptions import ClientError
+
+    tried = {CONCURRENT: 0, "NoSuchEntity": 0}
+    while True:
+        try:
+            return operation(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if not permission.startswith("iam:") or code not in tried:
+                raise
+            tried[code] += 1
+            if tried[code] >= _tries(code, unseen):
+                raise
+            base = 0.1 if code == CONCURRENT else 0.5
+            time.sleep(base * 2 ** (tried[code] - 1) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+
+
 def pages(what: str, permission: str, client: Any, key: str, **kwargs: Any) -> list[Any]:
     """Every item of an IAM list: IAM may answer fewer than MaxItems with IsTruncated set, even when more
     are left (IAM API Reference, "IsTruncated"), so the list is read on from each answer's Marker."""
     items: list[Any] = []
-    marker: dict[str, str] = {}
+    marker: dict[str, Any] = {}
     while True:
         reply = call(what, permission, client, **kwargs, **marker)
         items += reply.get(key, [])

@@ -121,6 +121,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
         raise
     if reply["Policy"]["Arn"] != arn:
         raise AwsError(f"IAM created policy {reply['Policy']['Arn']}, not {arn} as expected.")
+    aws.created.add(arn)
     return Policy(arn, str(reply["Policy"].get("DefaultVersionId") or "v1"), document, created=True)
 
 
@@ -201,6 +202,7 @@ def create_user(
                 anchor="keys",
             ) from exc
         raise
+    aws.created.add(name)
     return User(name=name, arn=reply["User"]["Arn"], tags=all_tags, boundary=boundary)
 
 
@@ -221,6 +223,7 @@ def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
         f"Attaching IAM policy {arn} to user '{user}'",
         "iam:AttachUserPolicy",
         aws.iam,
+        unseen=bool({user, arn} & aws.created),  # made moments ago: IAM may not show it yet
         UserName=user,
         PolicyArn=arn,
     )
@@ -241,7 +244,11 @@ def create_key(aws: AwsClients, user: str) -> tuple[str, str, Any]:
     """Returns (id, secret, create date). The caller masks the secret before anything else."""
     try:
         reply = call(
-            f"Creating an access key for IAM user '{user}'", "iam:CreateAccessKey", aws.iam, UserName=user
+            f"Creating an access key for IAM user '{user}'",
+            "iam:CreateAccessKey",
+            aws.iam,
+            unseen=user in aws.created,
+            UserName=user,
         )["AccessKey"]
     except AwsError as exc:
         if is_code(exc, "LimitExceeded"):

@@ -1,0 +1,164 @@
+"""IAM as it answers where moto is kinder (issue 22): ConcurrentModification (HTTP 409) on the commit's tag
+requests, and NoSuchEntity for what this run created moments before. Faults are arranged in the stand-in
+(`times=`), never by timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecr_bootstrap.aws import AwsClients, iam
+from tests.stand_ins.checks import (
+    FAST,
+    LEASE,
+    POLICY,
+    REPO,
+    USER,
+    assert_invariant,
+    assert_safe_after_failure,
+    assert_target_works,
+    pending_lease_left,
+    setup,
+    user_keys,
+    working_targets,
+)
+from tests.stand_ins.harness import Stack
+
+COMMIT = "active"  # only the commit's TagUser writes an "active" key marker
+
+
+def rerun_inputs(stack: Stack) -> tuple[dict[str, str], str]:
+    """One successful run made; the next run rotates the key (a lease TagUser, then the commit's)."""
+    inputs = {"github-token": setup(stack), **FAST}
+    assert stack.run(inputs).returncode == 0
+    stack.advance(1.1)
+    return inputs, assert_target_works(stack, REPO)
+
+
+def count(stack: Stack, operation: str) -> int:
+    return stack.aws.operations().count(operation)
+
+
+def test_one_concurrent_modification_on_the_commit_is_retried(stack: Stack) -> None:
+    inputs, old = rerun_inputs(stack)
+    fault = stack.aws.concurrent_modification("iam:TagUser", contains=COMMIT)
+    stack.aws.log.clear()
+    result = stack.run(inputs)
+    assert result.returncode == 0, result.stdout
+    assert fault.hits == 1 and count(stack, "iam:TagUser") == 3  # the lease, the commit twice
+    new = assert_target_works(stack, REPO)
+    assert new != old and not pending_lease_left(stack)
+    assert_invariant(stack, (REPO,))
+
+
+def test_persistent_concurrent_modification_fails_cleanly(stack: Stack) -> None:
+    inputs, _old = rerun_inputs(stack)
+    fault = stack.aws.concurrent_modification("iam:TagUser", contains=COMMIT, times=-1)
+    result = stack.run(inputs)
+    assert result.returncode == 1, result.stdout
+    assert 1 < fault.hits <= 5  # a few tries, bounded
+    assert "ConcurrentModification" in result.errors()[0]
+    assert working_targets(stack) == {REPO}
+    assert_safe_after_failure(stack, result, {})
+    stack.aws.faults.clear()
+    stack.advance(LEASE + 5)
+    assert stack.run(inputs).returncode == 0
+    assert_invariant(stack, (REPO,))
+
+
+def test_one_concurrent_modification_on_untag_user_is_retried(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """UntagUser goes through the same wrapper as TagUser (the commit's second request)."""
+    for name, value in stack.env(tmp_path).items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    stack.boto("iam").create_user(UserName=USER, Tags=[{"Key": "ecr-bootstrap:x", "Value": "1"}])
+    fault = stack.aws.concurrent_modification("iam:UntagUser")
+    iam.untag_user(AwsClients("us-east-1"), USER, ["ecr-bootstrap:x"])
+    assert fault.hits == 1 and count(stack, "iam:UntagUser") == 2
+    assert stack.boto("iam").list_user_tags(UserName=USER)["Tags"] == []
+
+
+@pytest.mark.parametrize("refused", ["iam:AttachUserPolicy", "iam:CreateAccessKey"])
+def test_a_new_user_not_yet_seen_is_waited_for(stack: Stack, refused: str) -> None:
+    fault = stack.aws.not_yet_seen("iam:CreateUser", refused, times=2)
+    result = stack.run({"github-token": setup(stack), **FAST})
+    assert result.returncode == 0, result.stdout
+    assert fault.hits == 2 and count(stack, refused) == 3
+    assert_invariant(stack, (REPO,))
+
+
+def test_a_new_policy_not_yet_seen_is_waited_for(stack: Stack) -> None:
+    """The user exists (an earlier run); the policy was deleted, so this run creates and attaches it."""
+    inputs, _old = rerun_inputs(stack)
+    client = stack.boto("iam")
+    arn = f"arn:aws:iam::123456789012:policy/{POLICY}"
+    client.detach_user_policy(UserName=USER, PolicyArn=arn)
+    client.delete_policy(PolicyArn=arn)
+    fault = stack.aws.not_yet_seen("iam:CreatePolicy", "iam:AttachUserPolicy", times=2)
+    result = stack.run(inputs)
+    assert result.returncode == 0, result.stdout
+    assert fault.hits == 2
+    assert_invariant(stack, (REPO,))
+
+
+def test_a_user_not_seen_for_long_fails_clearly(stack: Stack) -> None:
+    fault = stack.aws.not_yet_seen("iam:CreateUser", "iam:CreateAccessKey", times=-1)
+    result = stack.run({"github-token": setup(stack), **FAST})
+    assert result.returncode == 1, result.stdout
+    assert 1 < fault.hits <= 6
+    assert "NoSuchEntity" in result.errors()[0] and "rerun" in result.stdout.lower()
+    assert user_keys(stack) == []
+
+
+def test_no_such_entity_is_not_retried_for_what_this_run_did_not_create(stack: Stack) -> None:
+    """A user deleted by someone else (here: IAM says so on a rerun) fails at once, as before."""
+    inputs, old = rerun_inputs(stack)
+    fault = stack.aws.fail("iam:CreateAccessKey", code="NoSuchEntity", status=404)
+    stack.aws.log.clear()
+    result = stack.run(inputs)
+    assert result.returncode == 1 and "NoSuchEntity" in result.errors()[0], result.stdout
+    assert fault.hits == 1 and count(stack, "iam:CreateAccessKey") == 1
+    assert working_targets(stack) == {REPO} and user_keys(stack) == [old]
+
+
+def via_proxy(stack: Stack) -> Any:
+    """An IAM client through the stand-in's proxy (stack.boto talks to moto itself)."""
+    import botocore.session
+
+    return botocore.session.get_session().create_client(
+        "iam",
+        region_name="us-east-1",
+        endpoint_url=stack.aws.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_tag_keys_are_case_blind(stack: Stack) -> None:
+    client = via_proxy(stack)
+    client.create_user(UserName=USER, Tags=[{"Key": "Department", "Value": "finance"}])
+    client.tag_user(UserName=USER, Tags=[{"Key": "department", "Value": "hr"}])
+    assert client.list_user_tags(UserName=USER)["Tags"] == [{"Key": "department", "Value": "hr"}]
+    client.untag_user(UserName=USER, TagKeys=["DEPARTMENT"])
+    assert client.list_user_tags(UserName=USER)["Tags"] == []
+
+
+def test_a_record_key_in_another_case_is_replaced_by_the_record(stack: Stack) -> None:
+    """Someone re-typed a record entry's key in capitals (IAM replaced the entry with it): the next run
+    still works and writes the record in its own spelling, once (IAM drops the capitalised twin). The key
+    that entry named is not known as held any more, so it is kept rather than retired (the safe side)."""
+    inputs, _old = rerun_inputs(stack)
+    client = via_proxy(stack)
+    holder = next(t for t in client.list_user_tags(UserName=USER)["Tags"] if ":holder:" in t["Key"])
+    client.tag_user(UserName=USER, Tags=[{"Key": holder["Key"].upper(), "Value": holder["Value"]}])
+    result = stack.run(inputs)
+    assert result.returncode == 0, result.stdout
+    keys = [t["Key"] for t in client.list_user_tags(UserName=USER)["Tags"]]
+    assert len({k.lower() for k in keys}) == len(keys)
+    assert [k for k in keys if k.lower().startswith("ecr-bootstrap:") and not k.startswith("ecr-")] == []
+    new = assert_target_works(stack, REPO)
+    assert new in user_keys(stack) and len(user_keys(stack)) <= 2 and not pending_lease_left(stack)
