@@ -24,6 +24,9 @@ Reference):
   have separate Department and department keys; tagging department replaces Department): TagUser replaces
   a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
   removes neither);
+- ECR (ECR API Reference, EncryptionConfiguration, kmsKey; ECR User Guide, "Lifecycle policy properties",
+  rulePriority): a KMS alias ARN given to CreateRepository is answered as the key's ARN (moto answers the
+  alias), and a lifecycle policy whose "any" rule has not the highest rulePriority is refused (moto takes it);
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -113,6 +116,46 @@ def allows(documents: list[Any], action: str) -> bool:
             if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions) and "*" in resources:
                 verdicts.add(statement.get("Effect"))
     return "Deny" not in verdicts and "Allow" in verdicts
+
+
+# -- ECR -------------------------------------------------------------------------------------------------
+# ECR API Reference, EncryptionConfiguration: kmsKey "can be the key ARN or an alias"; ECR stores and answers
+# the key the alias names then (its ARN), as CreateRepository's and DescribeRepositories' answers show.
+ECR_KEY_ANSWERS = {"ecr:CreateRepository", "ecr:DescribeRepositories"}
+ALIAS_ARN = re.compile(r"arn:[\w-]+:kms:[\w-]+:\d{12}:alias/[\w/-]+")
+
+
+def key_arns(data: bytes, resolve: Any) -> bytes:
+    """An ECR answer whose alias ARNs in kmsKey are the ARNs of their keys (`resolve`: alias -> key ARN,
+    or "" when KMS does not know it: then the answer keeps what moto gave)."""
+    text = data.decode()
+    for alias in set(ALIAS_ARN.findall(text)):
+        key = resolve(alias)
+        if key:
+            text = text.replace(json.dumps(alias), json.dumps(key))
+    return text.encode()
+
+
+def lifecycle_refusal(operation: str, body: bytes) -> tuple[str, int, str] | None:
+    """ECR User Guide, "Lifecycle policy properties", rulePriority: "A rule with a tagStatus value of any
+    must have the highest value for rulePriority and be evaluated last." ECR refuses a PutLifecyclePolicy
+    that breaks it (InvalidParameterException); moto stores it."""
+    if operation != "ecr:PutLifecyclePolicy":
+        return None
+    try:
+        rules = json.loads(json.loads(body)["lifecyclePolicyText"]).get("rules", [])
+        priorities = [(int(r["rulePriority"]), r["selection"]["tagStatus"]) for r in rules]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # moto's own answer to a malformed document
+    highest = max((p for p, _ in priorities), default=0)
+    if any(status == "any" and p != highest for p, status in priorities):
+        return (
+            "InvalidParameterException",
+            400,
+            "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy "
+            "validation failure: a rule with tagStatus any must have the highest value for rulePriority'",
+        )
+    return None
 
 
 def keep_user_boundaries() -> None:
@@ -416,7 +459,7 @@ class AwsProxy:
             self._answer_fault(h, fault, operation)
             return
         form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith(("iam:", "sts:")) else {}
-        refusal = self._checked(operation, form, h.headers)
+        refusal = self._checked(operation, form, h.headers) or lifecycle_refusal(operation, body)
         if refusal is not None:
             code, status, message = refusal
             with self._lock:
@@ -475,6 +518,8 @@ class AwsProxy:
             data = self._iam_times(data)
         if operation in self.short_pages and reply.status < 300:
             data = one_page(data, page)
+        if operation in ECR_KEY_ANSWERS and reply.status < 300:
+            data = key_arns(data, self.kms_key_arn)
         return reply.status, reply.getheaders(), data
 
     def _refusal(
@@ -665,6 +710,14 @@ class AwsProxy:
         iam = self.admin("iam")
         version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
         return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+
+    def kms_key_arn(self, alias: str) -> str:
+        """The ARN of the key an alias ARN names, as moto's KMS (the tests' region) knows it; "" if not."""
+        kms = self.admin("kms")
+        try:
+            return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+        except kms.exceptions.NotFoundException:
+            return ""
 
     def admin(self, service: str) -> Any:
         """A client on moto itself with the tests' administrator credentials (not logged, never lagged)."""
