@@ -119,8 +119,9 @@ def allows(documents: list[Any], action: str) -> bool:
 
 
 # -- ECR -------------------------------------------------------------------------------------------------
-# ECR API Reference, EncryptionConfiguration: kmsKey "can be the key ARN or an alias"; ECR stores and answers
-# the key the alias names then (its ARN), as CreateRepository's and DescribeRepositories' answers show.
+# ECR API Reference, EncryptionConfiguration, kmsKey: "The alias, key ID, or full ARN of the KMS key can be
+# specified. The key must exist in the same Region as the repository." ECR keeps the key an alias names at
+# creation: CreateRepository and DescribeRepositories answer that key's ARN (as seen on AWS, issue 22).
 ECR_KEY_ANSWERS = {"ecr:CreateRepository", "ecr:DescribeRepositories"}
 ALIAS_ARN = re.compile(r"arn:[\w-]+:kms:[\w-]+:\d{12}:alias/[\w/-]+")
 

@@ -104,14 +104,24 @@ def differences(repository: Repository, settings: EcrSettings) -> tuple[list[str
         fixable.append(f"scan on push {repository.scan_on_push} -> {settings.scan_on_push}")
     if repository.tag_mutability != settings.tag_mutability:
         fixable.append(f"tag mutability {repository.tag_mutability} -> {settings.tag_mutability}")
-    if repository.encryption != settings.encryption or (
-        settings.kms_key and settings.kms_key not in repository.kms_key
-    ):
+    if repository.encryption != settings.encryption or not same_kms_key(settings.kms_key, repository.kms_key):
         fixed.append(
             f"encryption is {repository.encryption}{' ' + repository.kms_key if repository.kms_key else ''}, "
             f"not {settings.encryption}{' ' + settings.kms_key if settings.kms_key else ''}"
         )
     return fixable, fixed
+
+
+def same_kms_key(given: str, kept: str) -> bool:
+    """Whether the repository's key (`kept`, as ECR answers it) is the kms-key input (`given`). Pure. ECR
+    keeps the key an alias names at creation and answers that key's ARN, so an alias matches any key of
+    its partition, region and account: which key the alias named then cannot be read back (the alias may
+    have moved since), and the action's KMS permissions hold only for ECR's own requests. Empty (the
+    AWS-managed key): any key."""
+    if not given or given == kept:
+        return True
+    prefix, _, resource = given.rpartition(":")
+    return resource.startswith("alias/") and kept.startswith(prefix + ":key/")
 
 
 def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) -> None:
