@@ -12,7 +12,6 @@ from botocore.exceptions import ClientError
 from tests.stand_ins.checks import FAST, REPO, USER, assert_target_works, held_pair, setup
 from tests.stand_ins.harness import REGION, Stack
 
-
 TOKEN_POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}
 )

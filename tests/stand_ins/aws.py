@@ -24,6 +24,9 @@ Reference):
   have separate Department and department keys; tagging department replaces Department): TagUser replaces
   a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
   removes neither);
+- signatures (sigv4.py): a request signed with a key issued through the proxy (CreateAccessKey's answer,
+  recorded as it passes) is held to that key's secret, and refused with a session token, which a long-term
+  key never carries (moto checks neither); the tests' own `testing` credentials are not checked;
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -44,6 +47,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+
+from . import sigv4
 
 IAM_TAGGING = {
     "iam:TagUser",
@@ -296,6 +301,7 @@ class AwsProxy:
     record_views: bool = False  # keep every user's views even without lag (for pin())
     # pin(): reads of a user's tags and keys answer as of this lag-clock time until the next write to it
     pinned: float | None = None
+    issued: dict[str, str] = field(default_factory=dict)  # access key id -> secret, from CreateAccessKey
     _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -416,7 +422,7 @@ class AwsProxy:
             self._answer_fault(h, fault, operation)
             return
         form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith(("iam:", "sts:")) else {}
-        refusal = self._checked(operation, form, h.headers)
+        refusal = self._signature_refusal(h, body) or self._checked(operation, form, h.headers)
         if refusal is not None:
             code, status, message = refusal
             with self._lock:
@@ -471,11 +477,34 @@ class AwsProxy:
                 self.pinned = None
             elif (self.lag or self.pinned is not None) and operation in LAGGING_READS and user in self.views:
                 data = self._lagged(operation, user, data)
+        if operation == "iam:CreateAccessKey" and reply.status < 300:
+            self._issued(data)
         if operation.startswith("iam:"):
             data = self._iam_times(data)
         if operation in self.short_pages and reply.status < 300:
             data = one_page(data, page)
         return reply.status, reply.getheaders(), data
+
+    def _issued(self, data: bytes) -> None:
+        key = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", data)
+        secret = re.search(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>", data)
+        if key and secret:
+            with self._lock:
+                self.issued[key.group(1).decode()] = secret.group(1).decode()
+
+    def _signature_refusal(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[str, int, str] | None:
+        """AWS authenticates before anything else: a key it issued must sign with its own secret, and a
+        long-term key carries no session token."""
+        with self._lock:
+            secret = self.issued.get(_access_key(h.headers))
+        if secret is None:
+            return None
+        json_protocol = bool(h.headers.get("X-Amz-Target"))
+        if h.headers.get("X-Amz-Security-Token"):
+            return sigv4.refusal(json_protocol, mismatch=False)
+        if not sigv4.signature_matches(h.command, h.path, h.headers, body, secret):
+            return sigv4.refusal(json_protocol, mismatch=True)
+        return None
 
     def _refusal(
         self, operation: str, form: dict[str, list[str]], headers: Any
