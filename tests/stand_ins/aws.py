@@ -24,9 +24,15 @@ Reference):
   have separate Department and department keys; tagging department replaces Department): TagUser replaces
   a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
   removes neither);
+<<<<<<< HEAD
 - ECR (ECR API Reference, EncryptionConfiguration, kmsKey; ECR User Guide, "Lifecycle policy properties",
   rulePriority): a KMS alias ARN given to CreateRepository is answered as the key's ARN (moto answers the
   alias), and a lifecycle policy whose "any" rule has not the highest rulePriority is refused (moto takes it);
+=======
+- signatures (sigv4.py): a request signed with a key issued through the proxy (CreateAccessKey's answer,
+  recorded as it passes) is held to that key's secret, and refused with a session token, which a long-term
+  key never carries (moto checks neither); the tests' own `testing` credentials are not checked;
+>>>>>>> i22-sig
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
@@ -47,6 +53,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+
+from . import sigv4
 
 IAM_TAGGING = {
     "iam:TagUser",
@@ -340,6 +348,7 @@ class AwsProxy:
     record_views: bool = False  # keep every user's views even without lag (for pin())
     # pin(): reads of a user's tags and keys answer as of this lag-clock time until the next write to it
     pinned: float | None = None
+    issued: dict[str, str] = field(default_factory=dict)  # access key id -> secret, from CreateAccessKey
     _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -460,7 +469,11 @@ class AwsProxy:
             self._answer_fault(h, fault, operation)
             return
         form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith(("iam:", "sts:")) else {}
-        refusal = self._checked(operation, form, h.headers) or lifecycle_refusal(operation, body)
+        refusal = (
+            self._signature_refusal(h, body)  # AWS authenticates before anything else
+            or self._checked(operation, form, h.headers)
+            or lifecycle_refusal(operation, body)
+        )
         if refusal is not None:
             code, status, message = refusal
             with self._lock:
@@ -515,6 +528,8 @@ class AwsProxy:
                 self.pinned = None
             elif (self.lag or self.pinned is not None) and operation in LAGGING_READS and user in self.views:
                 data = self._lagged(operation, user, data)
+        if operation == "iam:CreateAccessKey" and reply.status < 300:
+            self._issued(data)
         if operation.startswith("iam:"):
             data = self._iam_times(data)
         if operation in self.short_pages and reply.status < 300:
@@ -522,6 +537,27 @@ class AwsProxy:
         if operation in ECR_KEY_ANSWERS and reply.status < 300:
             data = key_arns(data, self.kms_key_arn)
         return reply.status, reply.getheaders(), data
+
+    def _issued(self, data: bytes) -> None:
+        key = re.search(rb"<AccessKeyId>([^<]+)</AccessKeyId>", data)
+        secret = re.search(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>", data)
+        if key and secret:
+            with self._lock:
+                self.issued[key.group(1).decode()] = secret.group(1).decode()
+
+    def _signature_refusal(self, h: BaseHTTPRequestHandler, body: bytes) -> tuple[str, int, str] | None:
+        """AWS authenticates before anything else: a key it issued must sign with its own secret, and a
+        long-term key carries no session token."""
+        with self._lock:
+            secret = self.issued.get(_access_key(h.headers))
+        if secret is None:
+            return None
+        json_protocol = bool(h.headers.get("X-Amz-Target"))
+        if h.headers.get("X-Amz-Security-Token"):
+            return sigv4.refusal(json_protocol, mismatch=False)
+        if not sigv4.signature_matches(h.command, h.path, h.headers, body, secret):
+            return sigv4.refusal(json_protocol, mismatch=True)
+        return None
 
     def _refusal(
         self, operation: str, form: dict[str, list[str]], headers: Any
