@@ -24,15 +24,12 @@ Reference):
   have separate Department and department keys; tagging department replaces Department): TagUser replaces
   a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
   removes neither);
-<<<<<<< HEAD
 - ECR (ECR API Reference, EncryptionConfiguration, kmsKey; ECR User Guide, "Lifecycle policy properties",
   rulePriority): a KMS alias ARN given to CreateRepository is answered as the key's ARN (moto answers the
   alias), and a lifecycle policy whose "any" rule has not the highest rulePriority is refused (moto takes it);
-=======
 - signatures (sigv4.py): a request signed with a key issued through the proxy (CreateAccessKey's answer,
   recorded as it passes) is held to that key's secret, and refused with a session token, which a long-term
   key never carries (moto checks neither); the tests' own `testing` credentials are not checked;
->>>>>>> i22-sig
 - time that passes at once (`advance`): later Date headers, and the CreateDate of what is created from then
   on, are that much later; IAM's read lag is measured on the same clock, so a test that needs "the lease
   is over" or "IAM has caught up" arranges it instead of sleeping.
