@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ecr_bootstrap import cli, command, discover
-from tests.stand_ins.checks import REPO, assert_target_works, held_pair, setup
+from tests.stand_ins.checks import MUTATING_AWS, REPO, assert_target_works, held_pair, setup
 from tests.stand_ins.harness import ROOT, Stack
 
 
@@ -242,3 +242,18 @@ def test_no_target_and_no_clone_says_how_to_name_one(stack: Stack, tmp_path: Pat
     assert result.returncode == 1 and not stack.aws.log and not stack.github.log
     assert result.stderr.startswith("error: --repositories: no target given"), result.stderr
     assert "--repositories OWNER/NAME" in result.stderr and "${{" not in result.stderr
+
+
+def test_verbs_read_input_variables_as_the_action_does(stack: Stack) -> None:
+    """In a workflow step (`run: ecr-bootstrap plan`), INPUT_* count as for the action; flags win."""
+    token = setup(stack)
+    command = [sys.executable, "-m", "ecr_bootstrap", "plan", "--ecr-repository", "from-flag"]
+    result = stack.run(
+        {"github-token": token, "ecr-repository": "from-input"},
+        command=command,
+        env={"PYTHONPATH": str(ROOT / "src")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| ECR repository | `from-flag` | would create" in result.summary
+    assert not stack.github.secret_names(REPO)
+    assert not [op for op in stack.aws.operations() if op.split(":")[1].startswith(MUTATING_AWS)]

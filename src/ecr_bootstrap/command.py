@@ -104,7 +104,11 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
         return bootstrap_role(argv[1:], env)
     args = build_parser().parse_args(list(argv))  # a usage error exits with 2
-    given = {n: v for n in action_yml.inputs() if (v := getattr(args, n.replace("-", "_"), None)) is not None}
+    declared = action_yml.inputs()
+    # As the action reads them: INPUT_* variables, then the flags over them.
+    given = {k[len("INPUT_") :].lower(): v for k, v in env.items() if k.startswith("INPUT_")}
+    given = {n: v for n, v in given.items() if n in declared}
+    given |= {n: v for n in declared if (v := getattr(args, n.replace("-", "_"), None)) is not None}
     if args.verb == "permissions":
         return print_permissions(given, env)
     if args.verb == "plan":
@@ -143,15 +147,19 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """What a person at a terminal need not type: the token, the target, the region of the profile."""
     found = {}
-    token = discover.github_token(env)
+    token = given.get("github-token") or discover.github_token(env)
     if token:
         found["github-token"] = token
-    if "repositories" not in given and not env.get("GITHUB_REPOSITORY"):
+    if not given.get("repositories") and not env.get("GITHUB_REPOSITORY"):
         origin = discover.origin_repository()
         if origin:
             found["repositories"] = origin
     region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))  # checks the profile too
-    if region and "aws-region" not in given and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+    if (
+        region
+        and not given.get("aws-region")
+        and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+    ):
         found["aws-region"] = region
     return found
 
@@ -170,9 +178,7 @@ def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
     from .inputs import from_values
     from .permissions import action_policy
 
-    # Only the options matter here: stand-ins for what a run would also need.
-    raw = {k[len("INPUT_") :].lower(): v for k, v in env.items() if k.startswith("INPUT_")}
-    raw.update(given)
+    raw = dict(given)  # only the options matter here: stand-ins for what a run would also need
     region_given = bool(raw.get("aws-region"))
     stand_ins = {"github-token": "unused", "aws-region": raw.get("aws-region") or "us-east-1"}
     try:
