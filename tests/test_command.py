@@ -64,24 +64,18 @@ def assert_plain(text: str, *secrets: str) -> None:
         assert secret not in text
 
 
+def help_of(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "ecr_bootstrap", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+
+
 def test_help_reads_as_a_command_line() -> None:
-    shown = subprocess.run(
-        [sys.executable, "-m", "ecr_bootstrap", "--help"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = help_of("--help")
     assert shown.startswith("usage: ecr-bootstrap ")
     for verb in cli.VERBS:
         assert verb in shown
-    apply_help = subprocess.run(
-        [sys.executable, "-m", "ecr_bootstrap", "apply", "--help"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    apply_help = help_of("apply", "--help")
     assert apply_help.startswith("usage: ecr-bootstrap apply [options]")
     assert "--dry-run [true|false]" in apply_help and "--yes" in apply_help and "--profile" in apply_help
     assert "git remote origin" in apply_help and "${{" not in apply_help

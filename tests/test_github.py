@@ -29,7 +29,7 @@ from tests.stand_ins.checks import (
     setup,
     user_keys,
 )
-from tests.stand_ins.github_api import GitHubStandIn, SecondaryLimit, Secret, Variable
+from tests.stand_ins.github_api import ABUSE, SECONDARY, GitHubStandIn, SecondaryLimit, Secret, Variable
 from tests.stand_ins.harness import Stack
 
 ORG = "octo-org"
@@ -412,12 +412,15 @@ def test_organization_variable_that_is_not_selected_is_written(stack: Stack, vis
 # -- limits -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [403, 429])
-def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(stack: Stack, status: int) -> None:
-    """GitHub's scale shrunk to a 2 s "minute": refused with 403 or 429 and no Retry-After, the client waits
-    at least the window before trying again."""
+@pytest.mark.parametrize(("status", "message"), [(403, SECONDARY), (429, SECONDARY), (403, ABUSE)])
+def test_secondary_limit_without_retry_after_backs_off_at_least_a_window(
+    stack: Stack, status: int, message: str
+) -> None:
+    """GitHub's scale shrunk to a 2 s "minute": refused with 403 or 429 and no Retry-After (in github.com's
+    wording, or GitHub Enterprise Server's older "abuse detection" one), the client waits at least the window
+    before trying again."""
     token = setup(stack)
-    limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False)
+    limit = SecondaryLimit(points=60, window=2.0, status=status, retry_after=False, message=message)
     stack.github.limit = limit
 
     def spend() -> None:  # right before the first write, however long the run took to get there

@@ -5,7 +5,6 @@ secrets need from a fine-grained token."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 
 from ecr_bootstrap.github import rate_limit_wait
 from tests.stand_ins import openapi
-from tests.stand_ins.checks import REPO, assert_target_works, setup, user_keys
+from tests.stand_ins.checks import REPO, setup, user_keys
 from tests.stand_ins.github_api import ABUSE, GitHubStandIn, SecondaryLimit, Secret
 from tests.stand_ins.harness import Stack
 
@@ -76,29 +75,6 @@ def test_stand_in_can_answer_with_the_abuse_detection_message(bare: GitHubStandI
     answers = [call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S{i}", put) for i in range(2)]
     assert [status for status, _ in answers] == [201, 403]
     assert "abuse detection mechanism" in answers[1][1]["message"]
-
-
-def test_abuse_detection_without_retry_after_is_waited_out(stack: Stack) -> None:
-    """GitHub Enterprise Server's wording, 403 and no Retry-After, on a 2 s "minute": the client backs off at
-    least the window and the run succeeds."""
-    token = setup(stack)
-    limit = SecondaryLimit(points=60, window=2.0, retry_after=False, message=ABUSE)
-    stack.github.limit = limit
-
-    def spend() -> None:  # right before the first write, however long the run took to get there
-        limit.spent["token " + token] = [(time.monotonic(), 59)]
-
-    stack.github.on_first_write = spend
-    result = stack.run({"github-token": token}, env={"ECR_BOOTSTRAP_GITHUB_POINTS": "60/2"})
-    assert result.returncode == 0, result.stdout
-    assert_target_works(stack, REPO)
-    log = stack.github.log
-    first = next(i for i, r in enumerate(log) if r.status == 403)
-    retry = next(r for r in log[first + 1 :] if r.method == log[first].method and r.path == log[first].path)
-    assert retry.start - log[first].at >= 2.0
-
-
-# -- 2. how many secrets a place may hold ---------------------------------------------------------------
 
 
 def fill(stand_in: GitHubStandIn, count: int, **where: str) -> None:

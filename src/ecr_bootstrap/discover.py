@@ -20,34 +20,23 @@ def github_token(env: Mapping[str, str]) -> str:
     gh = shutil.which("gh", path=env.get("PATH"))
     if not gh:
         return ""
-    try:
-        done = subprocess.run(  # noqa: S603 - gh as PATH finds it, as a shell would
-            [gh, "auth", "token"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    lines = done.stdout.strip().splitlines()
-    return lines[0].strip() if done.returncode == 0 and len(lines) == 1 else ""  # never echoed
+    lines = _ask([gh, "auth", "token"]).splitlines()
+    return lines[0].strip() if len(lines) == 1 else ""  # never echoed
 
 
 def origin_repository(folder: str = ".") -> str:
     """OWNER/REPO of the git remote `origin` of `folder`, as gh finds it; "" when there is none."""
+    match = _REMOTE.match(_ask(["git", "-C", folder, "remote", "get-url", "origin"]))
+    return f"{match.group(1)}/{match.group(2)}" if match else ""
+
+
+def _ask(command: list[str]) -> str:
+    """What a program (gh, git, as PATH finds it) prints, stripped; "" when it fails or cannot run."""
     try:
-        done = subprocess.run(  # noqa: S603
-            ["git", "-C", folder, "remote", "get-url", "origin"],  # noqa: S607 - git as PATH finds it
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)  # noqa: S603
     except (OSError, subprocess.SubprocessError):
         return ""
-    match = _REMOTE.match(done.stdout.strip()) if done.returncode == 0 else None
-    return f"{match.group(1)}/{match.group(2)}" if match else ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def profile_region(profile: str) -> str:
