@@ -465,15 +465,51 @@ def test_key_propagation_delay_is_waited_out(stack: Stack) -> None:
     assert result.returncode == 0, result.stdout
     assert "after 3 tries" in result.stdout
     assert assert_target_works(stack, REPO) != old_key
+    assert "proven with ECR" in result.summary
 
 
-def test_a_new_users_first_key_is_written_without_a_proof_round_trip(stack: Stack) -> None:
-    """Nothing older is at stake on a first run: no proof round trip; the written key still works."""
+def test_a_new_users_first_key_is_proven_beside_the_github_writes(stack: Stack) -> None:
+    """Issue 22: a first key is proven with ECR too, but beside the GitHub writes, not before them. The
+    proof's first request is held until GitHub receives the run's first write, then dropped (botocore
+    retries it): that write cannot have waited for the proof. The summary says the key was proven."""
     token = setup(stack)
+    held = stack.aws.fail("ecr:GetAuthorizationToken", status=-1, except_key="testing")
+    stack.github.on_first_write = held.release.set
     stack.aws.log.clear()
-    assert stack.run({"github-token": token}).returncode == 0
-    assert "ecr:GetAuthorizationToken" not in stack.aws.operations()
-    assert assert_target_works(stack, REPO)
+    result = stack.run({"github-token": token})
+    assert result.returncode == 0, result.stdout
+    key = assert_target_works(stack, REPO)
+    proofs = [c for c in stack.aws.log if c.operation == "ecr:GetAuthorizationToken"]
+    assert [(c.access_key, c.status) for c in proofs] == [(key, -1), (key, 200)]
+    first_put = min(r.start for r in stack.github.log if r.method == "PUT")
+    assert first_put < proofs[-1].start  # the proof was answered only after a target write had started
+    assert "ECR gave the new key a registry token" in result.stdout
+    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key "))
+    assert "proven with ECR" in row and "not proven" not in row, row
+
+
+def test_a_first_key_that_ecr_denies_fails_the_run_but_stays_written(stack: Stack) -> None:
+    """A first key ECR keeps denying (a boundary or SCP): the run fails with the fix, but nothing is rolled
+    back - the target held no pair before, and the key may work once the denial is lifted. A rerun then
+    rotates as usual."""
+    token = setup(stack)
+    stack.aws.fail(
+        "ecr:GetAuthorizationToken", code="AccessDeniedException", status=400, times=-1, except_key="testing"
+    )
+    result = stack.run({"github-token": token, "key-wait-seconds": "2"})
+    assert result.returncode == 1, result.stdout
+    error = result.errors()[0]
+    assert "cannot reach ECR" in error and "permissions boundary" in error, error
+    assert "Rolled back" not in error, error
+    key = assert_target_works(stack, REPO)
+    assert user_keys(stack) == [key]
+    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key "))
+    assert f"`{key}`" in row and "not proven" in row and "proven with ECR" not in row, row
+    stack.aws.faults.clear()
+    stack.advance(1.1)
+    rerun = stack.run({"github-token": token})
+    assert rerun.returncode == 0, rerun.stdout
+    assert user_keys(stack) == [assert_target_works(stack, REPO)] != [key]
 
 
 def test_aws_access_denied_names_the_permission(stack: Stack) -> None:
@@ -569,7 +605,7 @@ def test_request_counts(stack: Stack) -> None:
     """Issue 5's round-trip budget: a fresh run with one target makes at most 12 requests in all, and each
     further target costs one public-key read and three writes, nothing more. A rerun makes at most 14
     (issue 11: the key record, version 2, writes the lease and the targets' entries in one request, and
-    the commit marks the lease done in its own)."""
+    the commit marks the lease done in its own). Issue 22: the fresh run's key is proven too (13)."""
     others = [f"octo-org/svc-{i}" for i in range(3)]
     token = setup(stack, REPO, *others)
 
@@ -581,7 +617,9 @@ def test_request_counts(stack: Stack) -> None:
         return len(stack.aws.operations()), len(stack.github.log)
 
     aws, gh = counted({})
-    assert (aws, gh) == (8, 4) and aws + gh <= 12
+    assert (aws, gh) == (9, 4) and aws + gh <= 13
+    proofs = [c.access_key for c in stack.aws.log if c.operation == "ecr:GetAuthorizationToken"]
+    assert proofs == [assert_target_works(stack, REPO)]
     aws, gh = counted({})
     assert aws + gh <= 14 and gh == 4, stack.aws.operations()
     stack.advance(1.1)
