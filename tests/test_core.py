@@ -484,7 +484,7 @@ def test_a_new_users_first_key_is_proven_beside_the_github_writes(stack: Stack) 
     first_put = min(r.start for r in stack.github.log if r.method == "PUT")
     assert first_put < proofs[-1].start  # the proof was answered only after a target write had started
     assert "ECR gave the new key a registry token" in result.stdout
-    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key "))
+    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key | "))
     assert "proven with ECR" in row and "not proven" not in row, row
 
 
@@ -503,7 +503,7 @@ def test_a_first_key_that_ecr_denies_fails_the_run_but_stays_written(stack: Stac
     assert "Rolled back" not in error, error
     key = assert_target_works(stack, REPO)
     assert user_keys(stack) == [key]
-    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key "))
+    row = next(line for line in result.summary.splitlines() if line.startswith("| Access key | "))
     assert f"`{key}`" in row and "not proven" in row and "proven with ECR" not in row, row
     stack.aws.faults.clear()
     stack.advance(1.1)

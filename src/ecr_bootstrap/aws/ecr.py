@@ -176,14 +176,19 @@ KEY_NOT_YET = {
 DENIED = {"AccessDeniedException", "AccessDenied"}
 
 
-def wait_until_authorized(aws: AwsClients, key_id: str, secret: str, timeout: float) -> int:
-    """Ask ECR for a registry token (what `docker login` does first) with the new key until ECR answers;
-    returns the number of tries. It proves, before any target leaves its working key for this one, that
-    the key authenticates and that its user's policy is in effect (no boundary, SCP or missing attachment
-    denies it). The new key makes the call: the action's own identity needs no permission for it."""
+def key_client(aws: AwsClients, key_id: str, secret: str) -> Any:
+    """An ECR client signing with the new key, for wait_until_authorized. Made in the thread that owns
+    `aws`: a botocore client is safe to share across threads once made, its session is not."""
+    return aws.client("ecr", aws_access_key_id=key_id, aws_secret_access_key=secret)
+
+
+def wait_until_authorized(client: Any, key_id: str, timeout: float) -> int:
+    """Ask ECR for a registry token (what `docker login` does first) with the new key (`key_client`) until
+    ECR answers; returns the number of tries. It proves that the key authenticates and that its user's
+    policy is in effect (no boundary, SCP or missing attachment denies it). The new key makes the call:
+    the action's own identity needs no permission for it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = aws.client("ecr", aws_access_key_id=key_id, aws_secret_access_key=secret)
     failed = f"Asking ECR for a registry token with the new access key {key_id} failed"
     deadline, delay, tries = time.monotonic() + timeout, 1.0, 0
     while True:

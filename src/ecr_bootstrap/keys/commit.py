@@ -57,6 +57,7 @@ class RotationState:
     lease: LeaseRecord | None = None  # from just before the user or the key is made
     stage: Stage = Stage.START
     log: Log = field(default_factory=Log)
+    proof: str = ""  # the new key's ECR proof, for the summary: "proven with ECR", "not proven: ..."
 
     def __post_init__(self) -> None:
         self.keys = list(self.rotate.keys_before)
@@ -124,6 +125,7 @@ class RotationState:
             return
         every = all(o.state == "written" for o in outcomes.values())
         detail = "written to every target" if every else "held by some targets"
+        detail += f"; {self.proof}" if self.proof else ""
         self.report.add("Access key", key.key_id, "created", detail)
 
     def _entries(self, outcomes: dict[str, Outcome]) -> tuple[Tags, list[str]]:

@@ -18,6 +18,7 @@ from . import pairs
 from .commit import RotationState
 from .journal import KeyCreated, Stage, outcome
 from .lease_record import LeaseRecord, next_entries
+from .proof import Proof
 from .record import AccessKey, adopted_tags
 from .retire import fates_now, retire, retire_hidden
 from .rollback import broken, failure_error, rollback
@@ -67,15 +68,17 @@ class Rotation(RotationState):
             ]
             iam.tag_user(self.aws, self.user_name, tags)
         key = self._create_key()
-        self._check_creation(key, had_keys)
         # A rotation proves the new key before any target leaves its working key for it; a first key
-        # replaces nothing, and its targets held no pair to lose.
+        # replaces nothing (its targets held no pair to lose), so its proof runs beside the writes.
+        proof = None if had_keys else Proof(self.aws, key, self.settings.key_wait_seconds)
+        self._check_creation(key, had_keys)
         if had_keys:
             self._prove(key)
         self._write_uri()
         if self.lease is not None and any(t.previous for t in self.rotate.targets):
             self.lease.wait_past_reference()
         failure = self._write_targets()
+        unproven = self._first_proof(proof) if proof else None
         self.stage = Stage.COMMIT
         try:
             self.commit()
@@ -86,6 +89,8 @@ class Rotation(RotationState):
         self.stage = Stage.DONE
         if failure is not None:
             raise failure_error(self, failure)
+        if unproven is not None:
+            raise unproven
 
     def _reclaim(self) -> None:
         reclaim = self.rotate.keys.reclaim
@@ -149,12 +154,30 @@ class Rotation(RotationState):
             raise rollback(self, raced, what)
 
     def _prove(self, key: KeyCreated) -> None:
+        client = ecr.key_client(self.aws, key.key_id, key.secret)
         try:
-            tries = ecr.wait_until_authorized(
-                self.aws, key.key_id, key.secret, self.settings.key_wait_seconds
-            )
+            tries = ecr.wait_until_authorized(client, key.key_id, self.settings.key_wait_seconds)
         except AwsError as exc:
             raise rollback(self, exc, "Proving the new key can reach ECR") from exc
+        self._proven(tries)
+
+    def _first_proof(self, proof: Proof) -> AwsError | None:
+        """A first key's proof, joined before the commit. If ECR never gave the key a token, nothing is rolled
+        back: the targets held no pair before, the key is the only one and may work once the denial is
+        lifted (or a moment later); it is committed as held, and the run fails with the proof's error."""
+        try:
+            self._proven(proof.result())
+        except AwsError as exc:
+            self.proof = f"not proven: ECR gave it no registry token ({exc.code or 'failed'})"
+            exc.message += (
+                " Nothing was rolled back: the key was written and kept (no target held a key before), "
+                "and it may work once this is fixed, or a moment later."
+            )
+            return exc
+        return None
+
+    def _proven(self, tries: int) -> None:
+        self.proof = "proven with ECR"
         self.workflow.info(
             f"ECR gave the new key a registry token (after {tries} tr{'y' if tries == 1 else 'ies'})."
         )
