@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -509,6 +510,35 @@ def test_a_first_key_that_ecr_denies_fails_the_run_but_stays_written(stack: Stac
     stack.advance(1.1)
     rerun = stack.run({"github-token": token})
     assert rerun.returncode == 0, rerun.stdout
+    assert user_keys(stack) == [assert_target_works(stack, REPO)] != [key]
+
+
+def test_a_cancel_while_a_first_keys_proof_runs_abandons_the_proof(stack: Stack) -> None:
+    """Cancelled once the targets are written while the first key's proof is still out (its request held):
+    the run does not wait for the proof's thread; the rollback path of the writes applies as before (the
+    target keeps the new pair, the record says so) within the runner's deadline, and a rerun goes ahead."""
+    token = setup(stack)
+    held = stack.aws.fail("ecr:GetAuthorizationToken", status=-1, except_key="testing")
+    running = stack.start({"github-token": token})
+    assert held.held.wait(60)
+    secret = f"/repos/{REPO}/actions/secrets/AWS_SECRET_ACCESS_KEY"
+    waited = 0.0
+    while waited < 60 and not any(r.method == "PUT" and r.path == secret for r in stack.github.log):
+        time.sleep(0.05)  # waits for the last write to be answered; the proof stays held meanwhile
+        waited += 0.05
+    start = time.monotonic()
+    running.signal(signal.SIGINT)
+    result = running.wait(30)
+    elapsed = time.monotonic() - start
+    held.release.set()
+    stack.aws.faults.clear()
+    assert elapsed <= 7.5, f"the rollback took {elapsed:.1f} s"  # the runner's SIGTERM deadline
+    assert result.returncode == 1 and "title=ECR bootstrap cancelled" in result.errors()[0], result.stdout
+    assert "Traceback" not in result.stderr
+    key = assert_target_works(stack, REPO)
+    assert user_keys(stack) == [key]
+    again = stack.run({"github-token": token})
+    assert again.returncode == 0, again.stdout
     assert user_keys(stack) == [assert_target_works(stack, REPO)] != [key]
 
 
