@@ -90,9 +90,9 @@ def hold(stack: Stack, step: Step) -> AwsFault | Fault:
 
 
 CRASH_CASES = [(False, "plain"), (True, "plain"), (True, "lag-github-behind"), (True, "github-ahead")]
-# Requests of a clean run: 9 AWS (the last the first key's proof) + 4 GitHub fresh, 10 + 4 on a rerun. The matrices have one test per
-# request (so pytest-xdist spreads them over its workers); test_every_request_is_in_the_matrices fails when
-# a run makes a request that these counts leave out.
+# Requests of a clean run: 9 AWS (one is the first key's proof) + 4 GitHub fresh, 10 + 4 on a rerun. The
+# matrices have one test per request (so pytest-xdist spreads them over its workers);
+# test_every_request_is_in_the_matrices fails when a run makes a request that these counts leave out.
 STEPS = {False: 13, True: 14}
 _recorded: dict[tuple[bool, str], list[Step]] = {}
 
