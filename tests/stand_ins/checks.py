@@ -54,6 +54,7 @@ def live_secret(key_id: str, user: str = USER) -> str | None:
 
 
 def pair_works(stack: Stack, key_id: str, secret: str, user: str = USER) -> bool:
+    stack.aws.propagated()  # the final state is asked about, not how soon it was visible
     if live_secret(key_id, user) != secret:
         return False
     arn = stack.boto("sts", aws_access_key_id=key_id, aws_secret_access_key=secret).get_caller_identity()[
