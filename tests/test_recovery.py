@@ -18,6 +18,7 @@ from tests.stand_ins.checks import (
     FAST,
     LEASE,
     OTHER,
+    PROPAGATION,
     REPO,
     USER,
     apply_condition,
@@ -56,9 +57,11 @@ def prepare(
     apply_condition(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
-    inputs = {"github-token": token, **FAST}
+    inputs = {"github-token": token, **WAITING}
     if rerun:
+        propagation, stack.aws.propagation = stack.aws.propagation, 0.0  # the earlier run is not the case
         assert stack.run(inputs).returncode == 0
+        stack.aws.propagation = propagation
         if stack.aws.lag:
             stack.advance(stack.aws.lag + 0.5)
         elif spaced:
@@ -67,7 +70,9 @@ def prepare(
 
 
 def recorded_steps(stack: Stack, rerun: bool, condition: str = "plain") -> list[Step]:
-    """The requests of one clean run (fresh, or a rerun), in the order each service received them."""
+    """The requests of one clean run (fresh, or a rerun), in the order each service received them: those
+    AWS served (operations() leaves out the refusals while something propagated, whose number depends on
+    timing), so that a fault "at the N-th request" is at the N-th one served."""
     _token, inputs = prepare(stack, rerun, condition=condition)
     stack.aws.log.clear()
     stack.github.reset_log()
@@ -89,6 +94,8 @@ def hold(stack: Stack, step: Step) -> AwsFault | Fault:
     return stack.github.fail(method, f"^{path}$", status=-1, after=step.occurrence)
 
 
+# FAST, with a key wait that the proof of a key PROPAGATION seconds new fits in (its tries: 0, 1, 2.5 s).
+WAITING = {**FAST, "key-wait-seconds": str(PROPAGATION + 3)}
 CRASH_CASES = [(False, "plain"), (True, "plain"), (True, "lag-github-behind"), (True, "github-ahead")]
 # Requests of a clean run: 9 AWS (one is the first key's proof) + 4 GitHub fresh, 10 + 4 on a rerun. The
 # matrices have one test per request (so pytest-xdist spreads them over its workers);
@@ -135,6 +142,9 @@ def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: st
     stack.aws.faults.clear()
     stack.github.faults.clear()
     assert_safe_after_failure(stack, killed, {})
+    # The repair comes once IAM shows what the killed run made (a rerun seconds after a crash can meet
+    # NoSuchEntity for the user or policy the killed run made moments before: a case of its own).
+    stack.aws.propagated()
     if pending_lease_left(stack):
         stack.advance(LEASE + 5)
     repair = stack.run(inputs)
@@ -177,7 +187,7 @@ def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: st
     apply_condition(stack, condition)
     stack.github.add_repo(REPO)
     token = stack.github.add_token()
-    inputs = {"github-token": token, **FAST}
+    inputs = {"github-token": token, **WAITING}
     assert stack.run(inputs).returncode == 0
     runs = [stack.start(inputs), stack.start(inputs)]
     results = [r.wait() for r in runs]
@@ -198,10 +208,12 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condi
     stack.github.add_repo(OTHER)
     token = stack.github.add_token()
     if shared:
-        assert stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"}).returncode == 0
+        assert (
+            stack.run({"github-token": token, **WAITING, "repositories": f"{REPO},{OTHER}"}).returncode == 0
+        )
     runs = [
-        stack.start({"github-token": token, **FAST}, repository=REPO),
-        stack.start({"github-token": token, **FAST}, repository=OTHER),
+        stack.start({"github-token": token, **WAITING}, repository=REPO),
+        stack.start({"github-token": token, **WAITING}, repository=OTHER),
     ]
     results = [r.wait() for r in runs]
     assert any(r.returncode == 0 for r in results), [r.stdout for r in results]
@@ -212,15 +224,15 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condi
     for repo in (REPO, OTHER):
         if stack.aws.lag:
             stack.advance(stack.aws.lag + 0.5)
-        result = stack.run({"github-token": token, **FAST}, repository=repo)
+        result = stack.run({"github-token": token, **WAITING}, repository=repo)
         if result.returncode and stack.aws.lag and "the 2 access keys IAM allows" in result.errors()[0]:
             untangle_by_hand(stack, result)
             stack.advance(stack.aws.lag + 0.5)  # until IAM's reads show the deletion
-            result = stack.run({"github-token": token, **FAST}, repository=repo)
+            result = stack.run({"github-token": token, **WAITING}, repository=repo)
         assert result.returncode == 0, result.stdout
     if stack.aws.lag:
         stack.advance(stack.aws.lag + 0.5)
-        both = stack.run({"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"})
+        both = stack.run({"github-token": token, **WAITING, "repositories": f"{REPO},{OTHER}"})
         assert both.returncode == 0, both.stdout
     assert_invariant(stack, (REPO, OTHER))
 
@@ -258,7 +270,20 @@ AWS_FAULTS = [
     ("Throttling", 400, "Throttling", False),
     ("InternalFailure", 500, "InternalFailure", False),
     ("dropped", 0, "", False),
+    ("ConcurrentModification", 409, "ConcurrentModification", False),  # at CONCURRENT steps only
+    ("short-pages", 200, "", False),  # at IAM_LISTS steps only: not a failure, every page must be read
 ]
+# IAM lists ConcurrentModification among the errors of these (IAM API Reference, "Errors" of CreateUser,
+# CreatePolicy, TagUser, UntagUser); it is not injected where IAM does not document it.
+CONCURRENT = {"iam:CreateUser", "iam:CreatePolicy", "iam:TagUser", "iam:UntagUser"}
+# The lists the action reads, which "might return fewer than the MaxItems number of results" with
+# IsTruncated set (IAM API Reference, "IsTruncated").
+IAM_LISTS = {
+    "iam:ListUserTags",
+    "iam:ListAccessKeys",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListPolicyVersions",
+}
 GITHUB_FAULTS = [
     ("500", 500, "Server Error", False),
     ("reset", 0, "", False),
@@ -274,9 +299,22 @@ GITHUB_FAULTS = [
 SLOW_CLIENT = {"ECR_BOOTSTRAP_GITHUB_TIMEOUT": "2"}
 
 
+def applies(step: Step, kind: tuple[str, int, str, bool]) -> bool:
+    """Whether the fault kind can happen at this request (the two IAM-only kinds at some requests only)."""
+    if kind[0] == "ConcurrentModification":
+        return step.name in CONCURRENT
+    return kind[0] != "short-pages" or step.name in IAM_LISTS
+
+
 def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
     _name, status, text, persistent = kind
     times = -1 if persistent else 1
+    if _name == "ConcurrentModification":
+        stack.aws.concurrent_modification(step.name, after=step.occurrence)
+        return
+    if _name == "short-pages":
+        stack.aws.short_pages.add(step.name)
+        return
     if step.service == "aws":
         stack.aws.fail(step.name, code=text, status=status, times=times, after=step.occurrence)
         return
@@ -310,7 +348,7 @@ def test_fault_matrix(stack: Stack, rerun: bool, condition: str, index: int, hal
     persistent faults fail the run cleanly, transient ones are recovered from; either way no target loses
     its working pair, and the next run repairs."""
     step = steps_of(stack, rerun, condition)[index]
-    kinds = (AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS)[half::2]
+    kinds = [k for k in (AWS_FAULTS if step.service == "aws" else GITHUB_FAULTS)[half::2] if applies(step, k)]
     if CONDITIONS[condition][0]:
         kinds = [k for k in kinds if k[0] in LAGGED_KINDS]
     assert kinds
@@ -341,6 +379,7 @@ def fault_case(
     assert_no_leak(result, token, *result.masked)
     stack.aws.faults.clear()
     stack.github.faults.clear()
+    stack.aws.propagated()  # the repair comes once IAM shows what the failed run made
     if result.returncode and pending_lease_left(stack):
         stack.advance(LEASE + 5)
     repair = stack.run(inputs)

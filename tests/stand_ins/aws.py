@@ -20,6 +20,8 @@ Reference):
 - what was just created not yet seen (`not_yet_seen`): right after CreateUser, IAM may answer NoSuchEntity
   to AttachUserPolicy or CreateAccessKey naming it, and right after CreatePolicy to AttachUserPolicy (IAM
   User Guide, "Troubleshoot IAM", changes that I make are not always immediately visible);
+- propagation (`propagation`, propagation.py): a new user, policy, attachment or access key is visible to
+  other requests, and a key usable, only that many seconds after it was made; `propagated()` ends it;
 - a user's tag keys are case-blind (IAM User Guide, "Tagging IAM resources", Case sensitivity: a user cannot
   have separate Department and department keys; tagging department replaces Department): TagUser replaces
   a key that differs only by case, UntagUser removes the key whatever its case (moto keeps both, and
@@ -52,6 +54,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from . import sigv4
+from .propagation import Pending
 
 IAM_TAGGING = {
     "iam:TagUser",
@@ -242,6 +245,7 @@ class AwsCall:
     access_key: str = ""
     start: float = 0.0  # monotonic: request received
     end: float = 0.0  # monotonic: answer ready
+    propagating: bool = False  # refused because what it names was not yet visible (not served)
 
 
 def _service(headers: Any) -> str:
@@ -346,6 +350,10 @@ class AwsProxy:
     # pin(): reads of a user's tags and keys answer as of this lag-clock time until the next write to it
     pinned: float | None = None
     issued: dict[str, str] = field(default_factory=dict)  # access key id -> secret, from CreateAccessKey
+    # Seconds (lag clock) before a new user, policy, attachment or key is visible (propagation.py); a
+    # refusal while it is not is decided before any injected fault and counts toward no fault's after/times.
+    propagation: float = 0.0
+    pending: Pending = field(default_factory=Pending)
     _admin: dict[str, Any] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -402,7 +410,13 @@ class AwsProxy:
         self.pinned = at
 
     def operations(self) -> list[str]:
-        return [c.operation for c in self.log]
+        """The operations AWS served, in order (refusals while something propagated left out)."""
+        return [c.operation for c in self.log if not c.propagating]
+
+    def propagated(self) -> None:
+        """Everything made so far is visible from now on (a check of the final state, not of timing)."""
+        with self._lock:
+            self.pending.clear()
 
     def start(self) -> AwsProxy:
         proxy = self
@@ -461,6 +475,8 @@ class AwsProxy:
         operation = operation_of(h.headers, body)
         if self.latency:
             time.sleep(self.latency)
+        if self._propagating(h, operation, body):
+            return
         fault = self._fault_for(operation, _access_key(h.headers), body)
         if fault is not None:
             self._answer_fault(h, fault, operation)
@@ -481,6 +497,9 @@ class AwsProxy:
                 self._answer_error(h, code, status, message)
             return
         status, reply_headers, data = self._upstream(h, operation, form, body)
+        if self.propagation and status < 300:
+            with self._lock:
+                self.pending.made(operation, form, data, self._lag_clock() + self.propagation)
         with self._lock:
             self.log.append(AwsCall(operation, status, _access_key(h.headers), start, time.monotonic()))
         h.send_response(status)
@@ -490,6 +509,22 @@ class AwsProxy:
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
+    def _propagating(self, h: BaseHTTPRequestHandler, operation: str, body: bytes) -> bool:
+        """Whether the request was refused (and answered) because what it needs is not yet visible."""
+        if not self.propagation:
+            return False
+        form = parse_qs(body.decode("utf-8", "replace")) if operation.startswith(("iam:", "sts:")) else {}
+        key, json_protocol = _access_key(h.headers), bool(h.headers.get("X-Amz-Target"))
+        with self._lock:
+            refusal = self.pending.refusal(operation, form, key, json_protocol, self._lag_clock())
+        if refusal is None:
+            return False
+        with self._lock:
+            self.log.append(AwsCall(operation, refusal[1], key, propagating=True))
+        answer = self._answer_json_error if json_protocol else self._answer_error
+        answer(h, *refusal)
+        return True
 
     def _upstream(
         self, h: BaseHTTPRequestHandler, operation: str, form: dict[str, list[str]], body: bytes

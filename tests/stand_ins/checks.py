@@ -54,6 +54,7 @@ def live_secret(key_id: str, user: str = USER) -> str | None:
 
 
 def pair_works(stack: Stack, key_id: str, secret: str, user: str = USER) -> bool:
+    stack.aws.propagated()  # the final state is asked about, not how soon it was visible
     if live_secret(key_id, user) != secret:
         return False
     arn = stack.boto("sts", aws_access_key_id=key_id, aws_secret_access_key=secret).get_caller_identity()[
@@ -156,8 +157,15 @@ OTHER = "octo-org/web"
 CONDITIONS = {"plain": (0.0, 0.0), "lag-github-behind": (5.0, -3.0), "github-ahead": (0.0, 3.0)}
 
 
+# IAM's propagation in the matrices (stand_ins/propagation.py): what a run creates is visible to IAM, and a
+# new key or attachment in effect for ECR, 2 s later ("a few seconds"; up to about 15 on AWS, issue 22), so
+# every case meets the action's waits for it. A run's key wait must reach past the proof's third try (2.5 s).
+PROPAGATION = 2.0
+
+
 def apply_condition(stack: Stack, condition: str) -> None:
     stack.aws.lag, stack.github.skew = CONDITIONS[condition]
+    stack.aws.propagation = PROPAGATION
 
 
 def final_check(stack: Stack, inputs: dict[str, str], targets: tuple[str, ...] = (REPO,)) -> None:

@@ -105,6 +105,8 @@ class Stack:
         self.aws.faults.clear()
         self.aws.views.clear()
         self.aws.lag = self.aws.skew = 0.0
+        self.aws.propagation = 0.0
+        self.aws.pending.clear()
         self.aws.offsets.clear()
         self.aws.short_pages.clear()
         old = self.github

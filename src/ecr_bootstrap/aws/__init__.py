@@ -4,6 +4,7 @@ the action's own policy."""
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -20,8 +21,10 @@ ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation
 CONCURRENT = "ConcurrentModification"
 CONCURRENT_TRIES = 4
 # What this run created moments ago may not be visible to IAM yet (IAM User Guide, "Troubleshoot IAM":
-# changes are not always immediately visible): NoSuchEntity about it is retried, with longer waits.
-UNSEEN_TRIES = 5
+# changes are not always immediately visible; commonly a few seconds, up to about 15): NoSuchEntity about it
+# is retried for up to UNSEEN_SECONDS, the waits doubling from 0.5 s to at most UNSEEN_LONGEST.
+UNSEEN_SECONDS = 30.0
+UNSEEN_LONGEST = 4.0
 NO_CREDENTIALS_FIX = (
     "Give this step AWS credentials: run aws-actions/configure-aws-credentials before it (OIDC role "
     "recommended), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment."
@@ -152,8 +155,8 @@ def call(
                 f"Allow {permission} to the AWS identity this step runs as (the README's "
                 "'AWS permissions' section has the whole least-privilege policy)."
             )
-        elif code == CONCURRENT or (unseen and code == "NoSuchEntity"):
-            fix = f"IAM answered {code} {_tries(code, unseen)} times; rerun the workflow in a few minutes."
+        elif _rule(code, unseen, permission):
+            fix = f"IAM answered {code} {_bound(code)}; rerun the workflow in a few minutes."
         raise AwsError(f"{what} failed: {code}: {message}", code=code, fix=fix) from exc
     except NoCredentialsError as exc:
         raise AwsError(f"{what} failed: no AWS credentials found.", fix=NO_CREDENTIALS_FIX) from exc
@@ -161,30 +164,42 @@ def call(
         raise AwsError(f"{what} failed: {exc}", fix="Check the network and AWS_ENDPOINT_URL.") from exc
 
 
-def _tries(code: str, unseen: bool) -> int:
+def _rule(code: str, unseen: bool, permission: str) -> tuple[float, float, float, float] | None:
+    """How an IAM error is tried again: (first wait, longest wait, tries, seconds), or None: it is not."""
+    if not permission.startswith("iam:"):
+        return None
     if code == CONCURRENT:
-        return CONCURRENT_TRIES
-    return UNSEEN_TRIES if unseen and code == "NoSuchEntity" else 1
+        return 0.1, 0.4, CONCURRENT_TRIES, math.inf
+    if unseen and code == "NoSuchEntity":
+        return 0.5, UNSEEN_LONGEST, math.inf, UNSEEN_SECONDS
+    return None
+
+
+def _bound(code: str) -> str:
+    return f"{CONCURRENT_TRIES} times" if code == CONCURRENT else f"for {UNSEEN_SECONDS:g} s"
 
 
 def _tried(operation: Any, permission: str, unseen: bool, kwargs: dict[str, Any]) -> Any:
-    """The operation, tried again after a jittered, doubling wait while IAM answers ConcurrentModification
-    (0.1 s first) or, for `unseen`, NoSuchEntity (0.5 s first), up to their number of tries."""
+    """The operation, tried again after a jittered, doubling wait while IAM answers an error _rule retries,
+    as long as the next try stays within the rule's tries and seconds."""
     from botocore.exceptions import ClientError
 
+    started = time.monotonic()
     tried = {CONCURRENT: 0, "NoSuchEntity": 0}
     while True:
         try:
             return operation(**kwargs)
         except ClientError as exc:
             code = error_code(exc)
-            if not permission.startswith("iam:") or code not in tried:
+            rule = _rule(code, unseen, permission)
+            if rule is None:
                 raise
+            first, longest, tries, seconds = rule
             tried[code] += 1
-            if tried[code] >= _tries(code, unseen):
+            wait = min(first * 2 ** (tried[code] - 1), longest) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+            if tried[code] >= tries or time.monotonic() - started + wait > seconds:
                 raise
-            base = 0.1 if code == CONCURRENT else 0.5
-            time.sleep(base * 2 ** (tried[code] - 1) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            time.sleep(wait)
 
 
 def pages(what: str, permission: str, client: Any, key: str, **kwargs: Any) -> list[Any]:
