@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from ..errors import AwsError
 from ..keys.record import AccessKey
 from ..policy import Document, to_json
-from . import AwsClients, Tags, aws_tags, call, if_set, is_code, pages
+from . import UNSEEN_SECONDS, AwsClients, Tags, aws_tags, call, if_set, is_code, pages
 
 PERMISSIONS = {
     "iam:GetPolicy": ("policy", "read"),
@@ -62,10 +62,10 @@ def decoded_document(raw: Any) -> Document | str:
     return unquote(raw) if isinstance(raw, str) else raw
 
 
-def find_policy(aws: AwsClients, arn: str) -> Policy | None:
-    meta = call(
-        f"Looking up IAM policy {arn}", "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", PolicyArn=arn
-    )
+def find_policy(aws: AwsClients, arn: str, *, unseen: bool = False) -> Policy | None:
+    """`unseen`: IAM said it exists, so NoSuchEntity means "not visible yet" and is waited out."""
+    what = f"Looking up IAM policy {arn}"
+    meta = call(what, "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", unseen=unseen, PolicyArn=arn)
     if meta is None:
         return None
     version = meta["Policy"]["DefaultVersionId"]
@@ -110,11 +110,13 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
         )
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
-            existing = find_policy(aws, arn)
+            # Made moments ago (by a run that was stopped, say), it may not be visible yet: waited for.
+            existing = find_policy(aws, arn, unseen=True)
             if existing is not None:
                 return existing
             raise AwsError(
-                f"IAM policy '{name}' already exists, but not as {arn} (a policy path other than '/'?).",
+                f"IAM policy '{name}' already exists, but not as {arn} (a policy path other than '/'?), "
+                f"or IAM still did not show it after {UNSEEN_SECONDS:g} s.",
                 code=exc.code,
                 fix="Choose another iam-policy name, or delete the other policy.",
             ) from exc
