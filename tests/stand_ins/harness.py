@@ -3,11 +3,14 @@ variables filled from action.yml's defaults, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY 
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import functools
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,36 @@ def action_defaults(repository: str) -> dict[str, str]:
         default = str(meta.get("default", ""))
         out[name] = default.replace("${{ github.repository }}", repository)
     return out
+
+
+# What a snapshot holds: moto's services the action uses, and the stand-ins' state (not their faults, logs
+# or servers).
+MOTO_SERVICES = ("iam", "ecr", "sts", "kms")
+PROXY_STATE = ("issued", "views", "offsets", "lag", "skew")
+GITHUB_STATE = ("repos", "orgs", "owner_ids", "tokens", "runs", "skew", "date_offset")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    moto: dict[str, dict[str, Any]]
+    aws: dict[str, Any]
+    github: dict[str, Any]
+
+
+def _backend(service: str) -> Any:
+    from moto.backends import get_backend
+
+    return get_backend(service)  # type: ignore[call-overload]
+
+
+def _fresh(lock: Any) -> tuple[Any, tuple[()]]:
+    return (threading.RLock if "RLock" in type(lock).__name__ else threading.Lock), ()
+
+
+def _copyable_locks() -> None:
+    """moto's backends hold locks; a copy gets fresh ones (no thread holds them between runs)."""
+    for lock_type in (type(threading.Lock()), type(threading.RLock())):
+        copyreg.pickle(lock_type, _fresh)
 
 
 @dataclass
@@ -112,6 +145,28 @@ class Stack:
         old = self.github
         self.github = GitHubStandIn().start()
         old.stop()
+
+    def snapshot(self) -> Snapshot:
+        """Everything a run left in the stand-ins (moto's accounts, the proxy's memory of issued keys and
+        of IAM's lagging views, GitHub's repositories and tokens), so that many tests can start from the
+        state one run made without making it again: what they check is the next run, not this one."""
+        _copyable_locks()
+        github = {name: copy.deepcopy(getattr(self.github, name)) for name in GITHUB_STATE}
+        aws = {name: copy.deepcopy(getattr(self.aws, name)) for name in PROXY_STATE}
+        return Snapshot({n: copy.deepcopy(dict(_backend(n))) for n in MOTO_SERVICES}, aws, github)
+
+    def restore(self, snap: Snapshot) -> None:
+        """The state of `snap`, as if the run that made it had just ended (times in it are as old as they
+        are: a lease it recorded may be long over, which is what the tests wait for anyway)."""
+        self.reset()
+        for name, state in snap.moto.items():
+            backend = _backend(name)
+            backend.clear()
+            backend.update(copy.deepcopy(state))
+        for name, value in snap.aws.items():
+            setattr(self.aws, name, copy.deepcopy(value))
+        for name, value in snap.github.items():
+            setattr(self.github, name, copy.deepcopy(value))
 
     def advance(self, seconds: float) -> None:
         """Time passes at once for AWS and GitHub alike (leases end, IAM's reads catch up, timestamps
