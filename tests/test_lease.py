@@ -72,7 +72,9 @@ def assert_cancelled(result: RunResult, elapsed: float) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cancel_between_the_id_and_the_secret_restores_the_old_pair(stack: Stack, sig: int) -> None:
+def test_cancel_while_the_secret_is_on_its_way_keeps_both_keys(stack: Stack, sig: int) -> None:
+    """The secret write may still land after the rollback (GitHub processes a request for up to 10 s):
+    the old id is not put back over it; the target is unknown, both keys kept, and the rerun repairs it."""
     token = setup(stack)
     inputs = {"github-token": token}
     assert stack.run(inputs).returncode == 0
@@ -84,9 +86,8 @@ def test_cancel_between_the_id_and_the_secret_restores_the_old_pair(stack: Stack
     hung.release.set()
     stack.github.faults.clear()
     assert_cancelled(result, elapsed)
-    assert assert_target_works(stack, REPO) == old  # the old id is back beside the old secret
-    assert user_keys(stack) == [old]  # the new key, held by nobody, was deleted
-    assert f"| `{REPO}` | restored |" in result.summary
+    assert old in user_keys(stack) and len(user_keys(stack)) == 2  # either may be the secret's
+    assert f"| `{REPO}` | unknown |" in result.summary
     again = stack.run(inputs)  # at once: the lease was released
     assert again.returncode == 0, again.stdout
     assert_invariant(stack, (REPO,))

@@ -435,3 +435,33 @@ def test_the_inputs_table_is_made_from_action_yml_between_its_markers() -> None:
     for broken in (readme.replace("<!-- inputs:end -->", ""), readme.replace("start", "end"), readme * 2):
         with pytest.raises(ValueError, match="inputs:start"):
             inputs_table.with_table(broken, made)
+
+
+def test_a_stamp_after_the_writing_runs_lease_settles_nothing() -> None:
+    """Issue 22, item 7: an organization secret's updated_at moves when an admin changes its selected
+    repositories. A stamp later than the run could write (its lease, counted from its reference second,
+    plus GITHUB_CLOCK_MARGIN) is someone else's: like a tie, it cannot tell which key the target holds."""
+    from ecr_bootstrap.keys.record import Lease, RunId, holder_tags, lease_tags
+    from ecr_bootstrap.keys.rules import adopt
+    from ecr_bootstrap.keys.settle import GITHUB_CLOCK_MARGIN, Settled, settle, settle_record
+
+    a, b, ref = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB", 1_790_000_000
+    last = ref + 900 + GITHUB_CLOCK_MARGIN
+    assert settle((a, b), ref, ref + 3, ref + 3, last) == Settled((b,))  # within the lease: the run's
+    assert settle((a, b), ref, ref + 3, last, last) == Settled((b,))
+    assert settle((a, b), ref, ref + 3, last + 1, last) is None  # the secret moved after the lease
+    assert settle((a, b), ref, last + 1, ref - 1, last) is None  # the id moved after the lease
+    assert settle((a, b), ref, ref - 5, ref - 5, last) == Settled((a,))  # never reached
+
+    since = datetime.fromtimestamp(ref - 10, UTC)
+    run = RunId("9001", 1, "deploy", "octo-org/app", "https://github.com")
+    lease = Lease("made", since, since + timedelta(seconds=900), (a,), b, run, ref)
+    tags = lease_tags(lease) + holder_tags(from_scope(repo_scope("octo-org/app")), (a, b))
+    keys = [AccessKey(a, since - timedelta(days=9)), AccessKey(b, since)]
+    record = adopt(parse(tags), keys)
+    now = since + timedelta(days=1)
+    scope = repo_scope("octo-org/app")
+    after = settle_record(record, {scope: (ref + 5, ref + 900 + 20)}, [a, b], now, None)
+    assert after.record.holders[scope] == (a, b) and scope in after.rewrite and after.unknown
+    within = settle_record(record, {scope: (ref + 5, ref + 6)}, [a, b], now, None)
+    assert within.record.holders[scope] == (b,) and not within.unknown

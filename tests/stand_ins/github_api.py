@@ -137,6 +137,10 @@ class Fault:
     apply_first: bool = False  # do the real work, then answer with the fault (a lost reply)
     after: int = 0  # let this many matching requests through first
     slow: float = 0.0  # > 0: serve the request for real, but answer this many seconds late
+    # > 0 (with status 0): drop the connection unanswered and apply the request this many seconds later,
+    # from a timer of the stand-in's: a write GitHub is still processing after the client saw it fail
+    # (GitHub ends a request only after 10 s: "Troubleshooting the REST API", Timeouts).
+    late: float = 0.0
     echo: bool = False  # put the decrypted value of a PUT in the error message (a careless server)
     echoed: list[str] = field(default_factory=list)
     hits: int = 0
@@ -232,6 +236,7 @@ class GitHubStandIn:
         # The same, when the first request that is not a GET arrives (before it is counted): a test
         # arranges "another client spent the budget" right where it must bite, however slow the run.
         self.on_first_write: Callable[[], None] | None = None
+        self.late: list[threading.Timer] = []  # writes still to land (Fault.late)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -283,6 +288,11 @@ class GitHubStandIn:
         fault = Fault(method, path, **kwargs)
         self.faults.append(fault)
         return fault
+
+    def landed_late(self) -> None:
+        """Returns once every late write (Fault.late) has been applied: what a test checks comes after."""
+        for later in list(self.late):
+            later.join()
 
     def reset_log(self) -> None:
         self.log.clear()
@@ -368,6 +378,13 @@ class GitHubStandIn:
             time.sleep(fault.slow)  # past the client's timeout: it cannot know whether this landed
             with contextlib.suppress(OSError):  # the client gave up and closed the connection
                 self._send(h, status, payload, headers)
+            return
+        if fault is not None and fault.late > 0:
+            self._answer_fault(h, x, start, fault)
+            later = threading.Timer(fault.late, self._route, (h, x))
+            later.daemon = True
+            self.late.append(later)
+            later.start()
             return
         if fault is not None and fault.echo:
             fault.echoed.append(self._unseal(path, body))

@@ -4,6 +4,7 @@ environment or an organization), environments, repositories and workflow runs.""
 from __future__ import annotations
 
 import base64
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,12 @@ from .http import Http, epoch, uncertain
 
 # GitHub's Date header and the updated_at it stores come from different servers' clocks.
 CLOCK_MARGIN = 2.0
+# A write whose answer was lost may still be applied after it was read back as absent. GitHub ends a request
+# it has processed for 10 s ("If GitHub takes more than 10 seconds to process an API request, GitHub will
+# terminate the request", Troubleshooting the REST API, Timeouts); with a margin, "not written" is believed
+# only this long after the last attempt failed (docs/rotation.md, "A write that lands late").
+LATE_WINDOW = 12.0
+LATE_POLL = 2.0  # how often a lost write is read back within that window: "written" is believed at once
 
 
 def seal(public_key: str, value: str) -> str:
@@ -109,7 +116,7 @@ class GitHub(Http):
                 raise _refused(place, exc) from exc
             if not uncertain(exc):
                 raise
-            landed = self.landed(place, name, after, since=since, deadline=deadline)
+            landed = self._settle_lost(place, name, after, since, deadline)
             if landed:
                 return
             outcome = "it was not written" if landed is False else "whether it was written is unknown"
@@ -142,6 +149,22 @@ class GitHub(Http):
         if since is None or abs(mine - since) < CLOCK_MARGIN:
             return None
         return mine > since
+
+    def _settle_lost(
+        self, place: Place, name: str, after: str, since: float | None, deadline: WriteDeadline | None
+    ) -> bool | None:
+        """`landed`, read again until the lost write is seen or LATE_WINDOW has passed since its last
+        attempt failed (GitHub may still apply it); "not written" before that is unknown (None), as it is
+        when the write deadline ends first."""
+        trusted = time.monotonic() + LATE_WINDOW
+        while True:
+            landed = self.landed(place, name, after, since=since, deadline=deadline)
+            wait = min(LATE_POLL, trusted - time.monotonic())
+            if landed is not False or wait <= 0:
+                return landed
+            if deadline is not None and deadline.left() < trusted - time.monotonic():
+                return None
+            time.sleep(wait)
 
     def _updated_at(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> float | None:
         """When GitHub last wrote the secret (epoch seconds); None when it does not exist. One with no

@@ -44,6 +44,7 @@ class Pair(enum.Enum):
 
     ID_SENT = "id sent"  # a write of the id (the new one, or the previous one put back) is on its way
     ID_WRITTEN = "id written"  # the target's id is the new key's
+    ID_UNCERTAIN = "id uncertain"  # lost, and even reading it back could not tell: it may still land
     ID_REFUSED = "id refused"  # refused (or read back as not written): the target did not change
     SECRET_SENT = "secret sent"  # the new secret is on its way: open until a later step settles it
     SECRET_WRITTEN = "secret written"  # the target holds the new pair
@@ -107,6 +108,9 @@ def outcome(log: Log, t: Target, names: SecretNames) -> Outcome:
             return Outcome("unchanged", "not reached", t.previous)
         case Pair.ID_REFUSED:
             return Outcome("unchanged", f"{names.key_id} not written; previous pair kept", t.previous)
+        case Pair.ID_UNCERTAIN:
+            detail = f"{names.key_id} may or may not have been written (and may still be)"
+            return Outcome("unknown", detail, (*t.previous, new), True)
         case Pair.SECRET_WRITTEN:
             return Outcome("written", "", (new,))
         case Pair.SECRET_UNCERTAIN:

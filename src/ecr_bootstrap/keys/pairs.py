@@ -1,6 +1,7 @@
 """A rotation's writes of each target's key pair, whose outcomes go to the log (journal.py). The id goes
 before the secret because an id can be restored (IAM lists it) and a secret cannot: if the secret write
-fails, writing the old id back leaves the old pair whole."""
+fails, writing the old id back leaves the old pair whole. A write whose outcome stays unknown may still land
+(github/api.py, LATE_WINDOW): no other value is written to that secret, so both keys stay possible."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def write(rot: RotationState, t: Target, lease: WriteDeadline | None) -> GitHubE
     try:
         rot.github.put_secret(t.place, names.key_id, key.key_id, after=names.repository_uri, deadline=lease)
     except GitHubError as exc:
-        if exc.ambiguous:
-            restore_id(rot, t, lease)
+        if exc.ambiguous:  # it may still land: the old id is not put back over it
+            _note(rot, t, Pair.ID_UNCERTAIN)
         else:  # refused, or read back as not written: nothing changed
             _note(rot, t, Pair.ID_REFUSED)
         return exc
@@ -63,15 +64,14 @@ def restore_id(rot: RotationState, t: Target, lease: WriteDeadline | None) -> No
 
 
 def settle(rot: RotationState, t: Target, read_back: bool) -> None:
-    """After a cancellation: an id on its way is put back; a secret on its way is read back first
-    (`read_back`: time allows it); unread, the target stays unknown."""
+    """After a cancellation: a target whose id was written (and no secret sent) gets its old id back. A
+    write on its way when it came may land later (github/api.py, LATE_WINDOW), longer than the rollback
+    may take: a secret read back as written (`read_back`: time allows it) is written; otherwise the
+    target stays unknown, both keys kept, nothing put back over it."""
     last, names = rot.log.last(t.scope), rot.settings.secret_names
     step = last.step if last else None
     if step is Pair.SECRET_SENT and read_back:
-        landed = rot.github.landed(t.place, names.secret_key, names.key_id)
-        if landed:
+        if rot.github.landed(t.place, names.secret_key, names.key_id):
             _note(rot, t, Pair.SECRET_WRITTEN)
-        elif landed is False:
-            restore_id(rot, t, None)
-    elif step in (Pair.ID_SENT, Pair.ID_WRITTEN):
+    elif step is Pair.ID_WRITTEN:
         restore_id(rot, t, None)

@@ -33,19 +33,28 @@ class Settled:
     rewrite: bool = False  # its id may point at a key whose secret it does not hold: write it anew
 
 
-def _side(stamp: int, ref: int) -> str:
+def _side(stamp: int, ref: int, last: int | None) -> str:
     if stamp <= ref:
         return "before"
+    if last is not None and stamp > last:  # after that run could write: someone else's change
+        return "tie"
     if stamp >= ref + GAP:
         return "after"
     return "tie"
 
 
 def settle(
-    ids: tuple[str, ...], ref: int | None, id_updated: int | None, secret_updated: int | None
+    ids: tuple[str, ...],
+    ref: int | None,
+    id_updated: int | None,
+    secret_updated: int | None,
+    last: int | None = None,
 ) -> Settled | None:
     """Which of `ids` a target holds, from GitHub's updated_at of its two secrets (epoch seconds) and the
     newest key's run's `ref`; None when it cannot be told (a tie): keep every key and write the target anew.
+    `last`: the latest second that run could have written (its lease's end and GITHUB_CLOCK_MARGIN); a
+    later stamp is another writer's, such as an admin changing an organization secret's selected
+    repositories (which moves its updated_at), and cannot tell either.
     That run wrote the id, then the secret, and restored the id only when the secret did not land:
     - the id written before it: the run never reached the target; it holds the older key(s);
     - the secret written since: it holds the newest key;
@@ -54,7 +63,7 @@ def settle(
     """
     if ref is None or id_updated is None or secret_updated is None or len(ids) < 2:
         return None
-    id_side, secret_side = _side(id_updated, ref), _side(secret_updated, ref)
+    id_side, secret_side = _side(id_updated, ref, last), _side(secret_updated, ref, last)
     if secret_side == "after":
         return Settled((ids[-1],))
     if "tie" in (id_side, secret_side):
@@ -90,7 +99,8 @@ def settle_record(
             text = f"Could not tell which key {place.label} holds ({seen}); both are kept."
             notes.append(Note(text, "Key holder not read"))
             continue
-        held = settle(ids, _reference(record, scope, ids), *seen)
+        ref = _reference(record, scope, ids)
+        held = settle(ids, ref, *seen, _last_write(record, ids[-1], ref))
         if held is not None and held.held != (ids[-1],) and not set(held.held) & set(existing):
             held = _older_gone(held, ids, existing)
         if held is None:
@@ -118,6 +128,17 @@ def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
         # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
         ref = int(marker.since.timestamp()) - 3
     return ref
+
+
+def _last_write(record: Record, key_id: str, ref: int | None) -> int | None:
+    """The latest GitHub second the run that made `key_id` could have written a target: it writes only
+    within its lease (deadline.py), which began before its reference second. The lease is on IAM's clock,
+    so only its length is used, counted from the reference (GitHub's clock)."""
+    lease, marker = record.made_by.get(key_id), record.markers.get(key_id)
+    span = lease if lease and lease.since and lease.until else marker
+    if ref is None or span is None or span.since is None or span.until is None:
+        return None
+    return ref + int((span.until - span.since).total_seconds()) + GITHUB_CLOCK_MARGIN
 
 
 def _older_gone(held: Settled, ids: tuple[str, ...], existing: list[str]) -> Settled | None:
