@@ -71,4 +71,5 @@ def test_sigterm_to_the_container_rolls_back(stack: Stack) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "title=ECR bootstrap cancelled" in result.errors()[0]
     assert elapsed <= 7.5, f"{elapsed:.1f} s: the runner would have sent SIGTERM's successor by now"
-    assert assert_target_works(stack, REPO) == old
+    # The secret on its way may still land, so it is sent again rather than undone: a working new pair.
+    assert assert_target_works(stack, REPO) != old

@@ -72,23 +72,46 @@ def assert_cancelled(result: RunResult, elapsed: float) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cancel_while_the_secret_is_on_its_way_keeps_both_keys(stack: Stack, sig: int) -> None:
-    """The secret write may still land after the rollback (GitHub processes a request for up to 10 s):
-    the old id is not put back over it; the target is unknown, both keys kept, and the rerun repairs it."""
+def test_cancel_while_the_secret_is_on_its_way_sends_it_again(stack: Stack, sig: int) -> None:
+    """The secret write may still land after the rollback (GitHub processes a request for up to 10 s), so
+    the old id is not put back over it: the same secret is sent once more, and whichever of the two lands,
+    the target holds the new pair. The older key is kept for the next run to retire."""
     token = setup(stack)
     inputs = {"github-token": token}
     assert stack.run(inputs).returncode == 0
     old = assert_target_works(stack, REPO)
-    hung = stack.github.fail("PUT", SECRET_PUT, status=-1)  # accepted, never answered
+    hung = stack.github.fail("PUT", SECRET_PUT, status=-1)  # accepted, never answered (nor applied)
     running = stack.start(inputs)
     assert hung.held.wait(60)
     result, elapsed = cancel(running, sig)
     hung.release.set()
     stack.github.faults.clear()
     assert_cancelled(result, elapsed)
+    assert assert_target_works(stack, REPO) != old
+    assert old in user_keys(stack) and len(user_keys(stack)) == 2
+    assert f"| `{REPO}` | written |" in result.summary
+    again = stack.run(inputs)  # at once: the lease was released
+    assert again.returncode == 0, again.stdout
+    assert_invariant(stack, (REPO,))
+
+
+def test_cancel_while_the_secret_and_its_second_sending_are_unanswered_keeps_both_keys(stack: Stack) -> None:
+    """Neither sending answered: either may still land, so nothing is put back over them; the target is
+    unknown, both keys are kept, and the next run writes it anew."""
+    token = setup(stack)
+    inputs = {"github-token": token}
+    assert stack.run(inputs).returncode == 0
+    old = assert_target_works(stack, REPO)
+    hung = stack.github.fail("PUT", SECRET_PUT, status=-1, times=2)
+    running = stack.start(inputs)
+    assert hung.held.wait(60)
+    result, elapsed = cancel(running, signal.SIGTERM)
+    hung.release.set()
+    stack.github.faults.clear()
+    assert_cancelled(result, elapsed)
     assert old in user_keys(stack) and len(user_keys(stack)) == 2  # either may be the secret's
     assert f"| `{REPO}` | unknown |" in result.summary
-    again = stack.run(inputs)  # at once: the lease was released
+    again = stack.run(inputs)
     assert again.returncode == 0, again.stdout
     assert_invariant(stack, (REPO,))
 

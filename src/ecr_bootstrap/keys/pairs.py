@@ -65,13 +65,20 @@ def restore_id(rot: RotationState, t: Target, lease: WriteDeadline | None) -> No
 
 def settle(rot: RotationState, t: Target, read_back: bool) -> None:
     """After a cancellation: a target whose id was written (and no secret sent) gets its old id back. A
-    write on its way when it came may land later (github/api.py, LATE_WINDOW), longer than the rollback
-    may take: a secret read back as written (`read_back`: time allows it) is written; otherwise the
-    target stays unknown, both keys kept, nothing put back over it."""
+    secret on its way when it came may land later (github/api.py, LATE_WINDOW), longer than the rollback
+    may take, so no other value is put over it: the same secret is sent once more (`read_back`: time allows
+    it), and whichever of the two lands, the target holds the new pair. If that fails too, the target stays
+    unknown, both keys kept, for the next run to settle. None of these waits out a lost answer."""
     last, names = rot.log.last(t.scope), rot.settings.secret_names
     step = last.step if last else None
+    brief = WriteDeadline.lasting(1.0)  # the rollback's budget, not the late-write window
     if step is Pair.SECRET_SENT and read_back:
-        if rot.github.landed(t.place, names.secret_key, names.key_id):
-            _note(rot, t, Pair.SECRET_WRITTEN)
+        try:
+            rot.github.put_secret(
+                t.place, names.secret_key, rot.key.secret, after=names.key_id, deadline=brief
+            )
+        except GitHubError:
+            return
+        _note(rot, t, Pair.SECRET_WRITTEN)
     elif step is Pair.ID_WRITTEN:
-        restore_id(rot, t, None)
+        restore_id(rot, t, brief)
