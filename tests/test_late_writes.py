@@ -88,3 +88,20 @@ def test_an_admins_later_selection_change_is_no_write_of_that_run(stack: Stack) 
     key_id = stack.github.decrypt_in(org, "AWS_ACCESS_KEY_ID")
     assert pair_works(stack, key_id, stack.github.decrypt_in(org, "AWS_SECRET_ACCESS_KEY"))
     assert "cannot tell" in result.stdout
+
+
+def test_a_lost_attempt_that_a_retry_wrote_is_waited_out_before_the_id_is_put_back(stack: Stack) -> None:
+    """The id's first attempt loses its answer and a retry writes it; then the secret is refused. The old
+    id goes back only once the lost attempt can no longer land (GitHub's window); here it lands 5 s after it
+    was sent, so an id put back at once would be overwritten by the new one beside the old secret."""
+    token = setup(stack)
+    assert stack.run({"github-token": token}).returncode == 0
+    old = assert_target_works(stack, REPO)
+    stack.advance(1.1)
+    stack.github.fail("PUT", ID_PUT, status=0, times=1, late=5.0, late_after_read=False)
+    stack.github.fail("PUT", SECRET_PUT, status=403, times=-1, message="Resource not accessible")
+    result = stack.run({"github-token": token})
+    stack.github.landed_late()
+    assert result.returncode == 1
+    assert assert_target_works(stack, REPO) == old
+    assert user_keys(stack) == [old]

@@ -138,9 +138,12 @@ class Fault:
     after: int = 0  # let this many matching requests through first
     slow: float = 0.0  # > 0: serve the request for real, but answer this many seconds late
     # > 0 (with status 0): drop the connection unanswered and apply the request this many seconds later,
-    # from a timer of the stand-in's: a write GitHub is still processing after the client saw it fail
-    # (GitHub ends a request only after 10 s: "Troubleshooting the REST API", Timeouts).
+    # from a timer of the stand-in's, and never before a read of that path was answered since (so the
+    # client's first read-back sees nothing, however slow the machine): a write GitHub is still processing
+    # after the client saw it fail (GitHub ends a request only after 10 s: "Troubleshooting the REST API",
+    # Timeouts).
     late: float = 0.0
+    late_after_read: bool = True  # False: on the timer alone
     echo: bool = False  # put the decrypted value of a PUT in the error message (a careless server)
     echoed: list[str] = field(default_factory=list)
     hits: int = 0
@@ -237,6 +240,7 @@ class GitHubStandIn:
         # arranges "another client spent the budget" right where it must bite, however slow the run.
         self.on_first_write: Callable[[], None] | None = None
         self.late: list[threading.Timer] = []  # writes still to land (Fault.late)
+        self.awaited_reads: list[tuple[str, threading.Event]] = []  # (path, set once a read of it answered)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -288,6 +292,19 @@ class GitHubStandIn:
         fault = Fault(method, path, **kwargs)
         self.faults.append(fault)
         return fault
+
+    def _read_of(self, path: str) -> threading.Event:
+        """Set once a read of `path` has been answered from now on."""
+        event = threading.Event()
+        with self._lock:
+            self.awaited_reads.append((path, event))
+        return event
+
+    def _reads_answered(self, path: str) -> None:
+        with self._lock:
+            for awaited, event in self.awaited_reads:
+                if awaited == path:
+                    event.set()
 
     def landed_late(self) -> None:
         """Returns once every late write (Fault.late) has been applied: what a test checks comes after."""
@@ -381,7 +398,10 @@ class GitHubStandIn:
             return
         if fault is not None and fault.late > 0:
             self._answer_fault(h, x, start, fault)
-            later = threading.Timer(fault.late, self._route, (h, x))
+            read = self._read_of(path)
+            if not fault.late_after_read:
+                read.set()
+            later = threading.Timer(fault.late, lambda: (read.wait(60), self._route(h, x)))
             later.daemon = True
             self.late.append(later)
             later.start()
@@ -397,6 +417,8 @@ class GitHubStandIn:
             self._answer_fault(h, x, start, fault)
             return
         self._finish(h, x, start, status, payload, headers)
+        if h.command == "GET":
+            self._reads_answered(path)  # its answer is sent: a late write may land now
 
     def _limited(self, h: BaseHTTPRequestHandler) -> tuple[int, Any, dict[str, str]] | None:
         """The primary and secondary rate limits, checked before anything else."""

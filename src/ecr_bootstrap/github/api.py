@@ -150,6 +150,19 @@ class GitHub(Http):
             return None
         return mine > since
 
+    def wait_out_open_write(self, place: Place, name: str, deadline: WriteDeadline | None) -> bool:
+        """Before a different value is written to secret `name`: an attempt of this run's that went
+        unanswered (even one a retry then wrote) may land for LATE_WINDOW after it; wait that out if the
+        deadline allows. False: it does not, and the other value must not be written."""
+        lost = self.open_writes.get(_secret_path(place, name))
+        left = 0.0 if lost is None else lost + LATE_WINDOW - time.monotonic()
+        if left <= 0:
+            return True
+        if deadline is not None and deadline.left() < left:
+            return False
+        time.sleep(left)
+        return True
+
     def _settle_lost(
         self, place: Place, name: str, after: str, since: float | None, deadline: WriteDeadline | None
     ) -> bool | None:

@@ -81,6 +81,7 @@ class Http:
         self._github_time: tuple[float, float] | None = None  # (GitHub's Date, our clock then)
         self._limited = 0  # secondary-limit refusals without Retry-After in a row
         self._once: dict[str, Any] = {}  # path -> what the endpoints read once per run
+        self.open_writes: dict[str, float] = {}  # path -> when a write to it last went unsettled
 
     @property
     def _requester(self) -> Any:
@@ -148,6 +149,9 @@ class Http:
             asked: float | None
             try:
                 answer = self._follow(verb, path, body, what, deadline)
+            except LeaseExpired as exc:  # not sent; an earlier attempt of it may still land
+                exc.ambiguous = ambiguous
+                raise
             except RuntimeError as exc:  # PyGithub's refusal to follow a 301 to another host or scheme
                 raise GitHubError(
                     f"{what}: GitHub redirected elsewhere ({exc}); not followed, so the request was not made",
@@ -165,6 +169,8 @@ class Http:
                     self._limited = 0
                     return answer
                 error, asked = self._refusal(answer, what, ambiguous)
+            if verb not in READS and uncertain(error):
+                self.open_writes[path] = time.monotonic()  # this attempt may still land (api.LATE_WINDOW)
             time.sleep(self._retry.wait(error, asked, attempt, time.monotonic() - started, deadline))
 
     def _follow(self, verb: str, path: str, body: Any, what: str, deadline: WriteDeadline | None) -> Answer:

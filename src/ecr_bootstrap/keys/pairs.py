@@ -49,6 +49,9 @@ def restore_id(rot: RotationState, t: Target, lease: WriteDeadline | None) -> No
     name = rot.settings.secret_names.key_id
     alive = {k.key_id for k in rot.keys}  # an id is only ever put back to one of the user's older keys
     live = [k for k in t.previous if k in alive]
+    if not rot.github.wait_out_open_write(t.place, name, lease):  # the new id could land over the old
+        _note(rot, t, Pair.RESTORE_FAILED, f"a write of its {name} may still land")
+        return
     _note(rot, t, Pair.ID_SENT)
     try:
         if len(live) == 1:
