@@ -9,6 +9,7 @@ from typing import Any
 
 from ..aws import AwsClients, ecr
 from ..cancel import SIGNALS
+from ..errors import AwsError
 from .journal import KeyCreated
 
 
@@ -38,10 +39,13 @@ class Proof:
         except Exception as exc:  # noqa: BLE001 - result() raises it in the run's thread
             self.error = exc
 
-    def result(self) -> int:
-        """Waits for the proof (a signal still interrupts the wait); the number of tries, or what the proof
-        raised (an AwsError when ECR never gave the key a token)."""
-        self._thread.join()
+    def result(self, timeout: float) -> int:
+        """Waits for the proof at most `timeout` seconds (a signal still interrupts the wait); the number of
+        tries, or what the proof raised (an AwsError when ECR never gave the key a token, or it did not
+        finish in time)."""
+        self._thread.join(max(0.0, timeout))
+        if self._thread.is_alive():
+            raise AwsError("ECR had not answered the proof before this run's lease ran out", code="timeout")
         if self.error is not None:
             raise self.error
         return self.tries

@@ -78,7 +78,8 @@ class Rotation(RotationState):
         if self.lease is not None and any(t.previous for t in self.rotate.targets):
             self.lease.wait_past_reference()
         failure = self._write_targets()
-        unproven = self._first_proof(proof) if proof else None
+        held = any(key.key_id in o.holds for o in self.outcomes().values())
+        unproven = self._first_proof(proof) if proof and held else None  # unheld, it is not kept
         self.stage = Stage.COMMIT
         try:
             self.commit()
@@ -88,7 +89,9 @@ class Rotation(RotationState):
         self._retire()
         self.stage = Stage.DONE
         if failure is not None:
-            raise failure_error(self, failure)
+            error = failure_error(self, failure)
+            error.message += f" Also: {unproven.message}" if unproven else ""
+            raise error
         if unproven is not None:
             raise unproven
 
@@ -165,8 +168,10 @@ class Rotation(RotationState):
         """A first key's proof, joined before the commit. If ECR never gave the key a token, nothing is rolled
         back: the targets held no pair before, the key is the only one and may work once the denial is
         lifted (or a moment later); it is committed as held, and the run fails with the proof's error."""
+        # The commit comes after it, and must come within the lease.
+        left = self.lease.local.left() if self.lease else self.settings.key_wait_seconds
         try:
-            self._proven(proof.result())
+            self._proven(proof.result(left))
         except AwsError as exc:
             self.proof = f"not proven: ECR gave it no registry token ({exc.code or 'failed'})"
             exc.message += (
