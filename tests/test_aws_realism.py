@@ -236,21 +236,16 @@ def test_propagation_refusals_do_not_count_toward_a_fault(stack: Stack) -> None:
 
 def test_a_policy_made_moments_ago_is_waited_for_not_blamed_on_its_path(stack: Stack) -> None:
     """A rerun seconds after a stopped run that made the policy: IAM says it exists (EntityAlreadyExists)
-    before it shows it (GetPolicy: NoSuchEntity). The run waits for it, as for what it made itself, instead
-    of failing with "a policy path other than '/'?"."""
-    import boto3
-
+    before it shows it (GetPolicy: NoSuchEntity, to the look and to the first read after). The run waits
+    for it, as for what it made itself, instead of failing with "a policy path other than '/'?"."""
     from ecr_bootstrap.policy import ecr_access_policy, to_json
 
-    inputs = {"github-token": setup(stack), **PROPAGATING}
-    stack.aws.propagation = 8.0  # far longer than the run takes to start and look (the look must miss it)
-    client = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("iam", endpoint_url=stack.aws.url)
+    inputs = {"github-token": setup(stack), **FAST}
     document = ecr_access_policy("arn:aws:ecr:us-east-1:123456789012:repository/fcj-workshop-app")
-    client.create_policy(PolicyName=POLICY, PolicyDocument=to_json(document))
+    stack.boto("iam").create_policy(PolicyName=POLICY, PolicyDocument=to_json(document))  # moto, unproxied
+    not_yet = stack.aws.fail("iam:GetPolicy", code="NoSuchEntity", status=404, times=2)
     result = stack.run(inputs)
     assert result.returncode == 0, result.stdout
-    assert refused(stack).count("iam:GetPolicy") >= 2  # the look, then the wait after CreatePolicy
-    assert stack.aws.operations().count("iam:CreatePolicy") == 2  # the stopped run's, then this run's
+    assert not_yet.hits == 2
+    assert stack.aws.operations().count("iam:CreatePolicy") == 1  # refused: it exists
     assert_invariant(stack, (REPO,))
