@@ -57,8 +57,8 @@ def prepare(
     snapshot of the stand-ins (what each case checks is the run after it)."""
     if rerun and condition in _prepared:
         token, snap = _prepared[condition]
-        stack.restore(snap)
-        apply_condition(stack, condition)
+        stack.restore(snap)  # its lag and clocks are the condition's already
+        stack.aws.propagation = PROPAGATION
     else:
         stack.reset()
         apply_condition(stack, condition)

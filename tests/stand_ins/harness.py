@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class Snapshot:
     moto: dict[str, dict[str, Any]]
     aws: dict[str, Any]
     github: dict[str, Any]
+    taken: float  # time.time()
 
 
 def _backend(service: str) -> Any:
@@ -153,11 +155,11 @@ class Stack:
         _copyable_locks()
         github = {name: copy.deepcopy(getattr(self.github, name)) for name in GITHUB_STATE}
         aws = {name: copy.deepcopy(getattr(self.aws, name)) for name in PROXY_STATE}
-        return Snapshot({n: copy.deepcopy(dict(_backend(n))) for n in MOTO_SERVICES}, aws, github)
+        moto = {n: copy.deepcopy(dict(_backend(n))) for n in MOTO_SERVICES}
+        return Snapshot(moto, aws, github, time.time())
 
     def restore(self, snap: Snapshot) -> None:
-        """The state of `snap`, as if the run that made it had just ended (times in it are as old as they
-        are: a lease it recorded may be long over, which is what the tests wait for anyway)."""
+        """The state of `snap`, as if the run that made it had just ended."""
         self.reset()
         for name, state in snap.moto.items():
             backend = _backend(name)
@@ -167,6 +169,9 @@ class Stack:
             setattr(self.aws, name, copy.deepcopy(value))
         for name, value in snap.github.items():
             setattr(self.github, name, copy.deepcopy(value))
+        # Their clocks go back to when the snapshot was taken: the next run comes right after that one
+        # (the same second on GitHub, IAM's lag not yet over), as it would have without the snapshot.
+        self.advance(snap.taken - time.time())
 
     def advance(self, seconds: float) -> None:
         """Time passes at once for AWS and GitHub alike (leases end, IAM's reads catch up, timestamps
