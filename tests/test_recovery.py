@@ -303,6 +303,7 @@ GITHUB_FAULTS = [
     ("404", 404, "Not Found", True),
     ("422", 422, "Validation Failed", True),
     ("slow", 200, "", False),  # served, but answered after the client's timeout
+    ("late", 0, "", False),  # a write unanswered, applied a second later (a read is dropped, then served)
 ]
 # The slow reply: the client gives up after 2 s; the stand-in answers after 5 s (a loaded machine's
 # ordinary replies stay well inside the 2 s).
@@ -331,6 +332,11 @@ def inject(stack: Stack, step: Step, kind: tuple[str, int, str, bool]) -> None:
     method, path = step.name.split(" ", 1)
     if _name == "slow":
         stack.github.fail(method, f"^{path}$", slow=5.0, times=1, after=step.occurrence)
+        return
+    if _name == "late":
+        stack.github.fail(
+            method, f"^{path}$", status=0, late=1.0, late_after_read=False, after=step.occurrence
+        )
         return
     headers = {"Retry-After": "0"} if text == SECONDARY else {}
     stack.github.fail(
@@ -378,6 +384,7 @@ def fault_case(
     working = working_targets(stack)
     inject(stack, step, kind)
     result = stack.run(inputs, env=SLOW_CLIENT if kind[0] == "slow" else None)
+    stack.github.landed_late()  # what the run left includes a write that landed after it
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     if kind[3]:
         assert result.returncode == 1, "a persistent fault did not fail the run"
