@@ -471,19 +471,20 @@ def test_key_propagation_delay_is_waited_out(stack: Stack) -> None:
 
 def test_a_new_users_first_key_is_proven_beside_the_github_writes(stack: Stack) -> None:
     """Issue 22: a first key is proven with ECR too, but beside the GitHub writes, not before them. The
-    proof's first request is held until GitHub receives the run's first write, then dropped (botocore
-    retries it): that write cannot have waited for the proof. The summary says the key was proven."""
+    proof's first request is held until GitHub receives the run's last write (the secret), then dropped
+    (botocore retries it): the pair's writes cannot have waited for the proof. The summary says the key
+    was proven."""
     token = setup(stack)
     held = stack.aws.fail("ecr:GetAuthorizationToken", status=-1, except_key="testing")
-    stack.github.on_first_write = held.release.set
+    stack.github.on_write_to["/AWS_SECRET_ACCESS_KEY$"] = held.release.set
     stack.aws.log.clear()
     result = stack.run({"github-token": token})
     assert result.returncode == 0, result.stdout
     key = assert_target_works(stack, REPO)
     proofs = [c for c in stack.aws.log if c.operation == "ecr:GetAuthorizationToken"]
     assert [(c.access_key, c.status) for c in proofs] == [(key, -1), (key, 200)]
-    first_put = min(r.start for r in stack.github.log if r.method == "PUT")
-    assert first_put < proofs[-1].start  # the proof was answered only after a target write had started
+    secret_put = next(r.start for r in stack.github.log if r.path.endswith("/AWS_SECRET_ACCESS_KEY"))
+    assert secret_put < proofs[-1].start  # the proof was answered only after the pair's writes started
     assert "ECR gave the new key a registry token" in result.stdout
     row = next(line for line in result.summary.splitlines() if line.startswith("| Access key | "))
     assert "proven with ECR" in row and "not proven" not in row, row

@@ -239,6 +239,7 @@ class GitHubStandIn:
         # The same, when the first request that is not a GET arrives (before it is counted): a test
         # arranges "another client spent the budget" right where it must bite, however slow the run.
         self.on_first_write: Callable[[], None] | None = None
+        self.on_write_to: dict[str, Callable[[], None]] = {}  # path pattern -> called when one arrives
         self.late: list[threading.Timer] = []  # writes still to land (Fault.late)
         self.awaited_reads: list[tuple[str, threading.Event]] = []  # (path, set once a read of it answered)
         self._lock = threading.Lock()
@@ -430,6 +431,10 @@ class GitHubStandIn:
             if self.on_first_write is not None and h.command != "GET":
                 self.on_first_write()
                 self.on_first_write = None
+            for pattern, hook in list(self.on_write_to.items()):  # once each, when such a write arrives
+                if h.command != "GET" and re.search(pattern, h.path):
+                    del self.on_write_to[pattern]
+                    hook()
             p = self.primary
             if p.reset <= self.clock():
                 p.used, p.reset = 0, int(self.clock()) + 3600
