@@ -4,6 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.stand_ins import openapi
+from tests.stand_ins.github_api import GitHubStandIn
 from tests.stand_ins.harness import Stack
 from tests.stand_ins.openapi import conformance_problems
 
@@ -24,3 +26,14 @@ def stack(_stack: Stack) -> Iterator[Stack]:
     exchanges = [r.exchange for r in _stack.github.log if r.exchange is not None]
     problems = conformance_problems(exchanges)
     assert not problems, "GitHub traffic that GitHub's description does not allow:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def bare() -> Iterator[GitHubStandIn]:
+    """A GitHub stand-in of its own, for raw requests that the action would never send. Afterwards its
+    answers (not those requests) are checked against GitHub's description."""
+    stand_in = GitHubStandIn().start()
+    yield stand_in
+    stand_in.stop()
+    answers = [r.exchange for r in stand_in.log if r.exchange is not None]
+    assert not [p for x in answers for p in openapi.response_problems(x)]

@@ -18,6 +18,7 @@ from tests.stand_ins.checks import (
     assert_no_leak,
     assert_policy_least_privilege,
     assert_target_works,
+    cancel,
     github_writes,
     secrets_of_run,
     setup,
@@ -527,10 +528,7 @@ def test_a_cancel_while_a_first_keys_proof_runs_abandons_the_proof(stack: Stack)
     while waited < 60 and not any(r.method == "PUT" and r.path == secret for r in stack.github.log):
         time.sleep(0.05)  # waits for the last write to be answered; the proof stays held meanwhile
         waited += 0.05
-    start = time.monotonic()
-    running.signal(signal.SIGINT)
-    result = running.wait(30)
-    elapsed = time.monotonic() - start
+    result, elapsed = cancel(running, signal.SIGINT)
     held.release.set()
     stack.aws.faults.clear()
     assert elapsed <= 7.5, f"the rollback took {elapsed:.1f} s"  # the runner's SIGTERM deadline

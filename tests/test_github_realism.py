@@ -4,19 +4,15 @@ secrets need from a fine-grained token."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ecr_bootstrap.github import rate_limit_wait
-from tests.stand_ins import openapi
 from tests.stand_ins.checks import REPO, setup, user_keys
 from tests.stand_ins.github_api import ABUSE, GitHubStandIn, SecondaryLimit, Secret
 from tests.stand_ins.harness import Stack
+from tests.test_github import call
 
 ORG = "octo-org"
 # The content-creation variant of the older wording, as GitHub answered it (see ABUSE).
@@ -24,36 +20,6 @@ ABUSE_CONTENT = (
     "You have triggered an abuse detection mechanism and have been temporarily blocked from content "
     "creation. Please retry your request again later."
 )
-
-
-@pytest.fixture
-def bare() -> Iterator[GitHubStandIn]:
-    """A stand-in of its own, for raw requests."""
-    stand_in = GitHubStandIn().start()
-    yield stand_in
-    stand_in.stop()
-    answers = [r.exchange for r in stand_in.log if r.exchange is not None]
-    assert not [p for x in answers for p in openapi.response_problems(x)]
-
-
-def call(stand_in: GitHubStandIn, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        stand_in.url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={
-            "Authorization": f"token {next(iter(stand_in.tokens))}",
-            "Accept": openapi.MEDIA_TYPE,
-            "X-GitHub-Api-Version": openapi.API_VERSION,
-            "Content-Type": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            data = answer.read()
-            return answer.status, json.loads(data) if data else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 # -- 1. the older "abuse detection" wording of a secondary limit --------------------------------------
@@ -73,8 +39,8 @@ def test_stand_in_can_answer_with_the_abuse_detection_message(bare: GitHubStandI
     bare.limit = SecondaryLimit(window=30.0, content=1, retry_after=False, message=ABUSE)
     put = {"encrypted_value": bare.seal_in(repo, "v"), "key_id": repo.key_id}
     answers = [call(bare, "PUT", f"/repos/{REPO}/actions/secrets/S{i}", put) for i in range(2)]
-    assert [status for status, _ in answers] == [201, 403]
-    assert "abuse detection mechanism" in answers[1][1]["message"]
+    assert [status for status, _, _ in answers] == [201, 403]
+    assert "abuse detection mechanism" in answers[1][2]["message"]
 
 
 def fill(stand_in: GitHubStandIn, count: int, **where: str) -> None:
@@ -103,7 +69,7 @@ def test_stand_in_refuses_a_secret_past_the_limit(
     if "org" in where:
         put["visibility"] = "private"
     assert call(bare, "PUT", f"{prefix}/secrets/LAST", put)[0] == 201  # the last one that fits
-    status, body = call(bare, "PUT", f"{prefix}/secrets/ONE_TOO_MANY", put)
+    status, _, body = call(bare, "PUT", f"{prefix}/secrets/ONE_TOO_MANY", put)
     assert status == 422 and str(cap) in body["message"], body
     assert call(bare, "PUT", f"{prefix}/secrets/LAST", put)[0] == 204  # updating one is no new secret
 
@@ -145,4 +111,4 @@ def test_stand_in_selection_put_moves_the_secrets_updated_at(bare: GitHubStandIn
     path = f"/orgs/{ORG}/actions/secrets/S"
     before = bare.now()
     assert call(bare, "PUT", f"{path}/repositories", {"selected_repository_ids": [repo.id]})[0] == 204
-    assert before <= call(bare, "GET", path)[1]["updated_at"] <= bare.now()  # ISO, whole seconds, UTC
+    assert before <= call(bare, "GET", path)[2]["updated_at"] <= bare.now()  # ISO, whole seconds, UTC

@@ -15,7 +15,6 @@ reproduced against the stand-ins, and what the action does instead.
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
@@ -28,12 +27,13 @@ from tests.stand_ins.checks import (
     assert_invariant,
     assert_no_leak,
     assert_target_works,
+    cancel,
     key_works,
     setup,
     user_keys,
 )
 from tests.stand_ins.github_api import Fault
-from tests.stand_ins.harness import Running, RunResult, Stack
+from tests.stand_ins.harness import RunResult, Stack
 
 SECRET_PUT = "/actions/secrets/AWS_SECRET_ACCESS_KEY$"
 
@@ -45,14 +45,6 @@ def run_env(run_id: str, attempt: int = 1) -> dict[str, str]:
         "GITHUB_JOB": "deliver",
         "GITHUB_SERVER_URL": "https://github.com",
     }
-
-
-def cancel(running: Running, sig: int = signal.SIGINT) -> tuple[RunResult, float]:
-    """Send the runner's first signal; returns the result and the seconds until the process ended."""
-    start = time.monotonic()
-    running.signal(sig)
-    result = running.wait(30)
-    return result, time.monotonic() - start
 
 
 def assert_cancelled(result: RunResult, elapsed: float) -> None:

@@ -5,10 +5,12 @@ failure or a repair."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from typing import Any
 
 from ecr_bootstrap.policy import REPOSITORY_ACTIONS, TOKEN_ACTION
-from tests.stand_ins.harness import RunResult, Stack
+from tests.stand_ins.harness import Running, RunResult, Stack
 
 USER = "fcj-ecr-ci-cd-user"
 
@@ -224,3 +226,11 @@ def working_targets(stack: Stack) -> set[str]:
         ):
             out.add(repo)
     return out
+
+
+def cancel(running: Running, sig: int = signal.SIGINT) -> tuple[RunResult, float]:
+    """Send the runner's first signal; returns the result and the seconds until the process ended."""
+    start = time.monotonic()
+    running.signal(sig)
+    result = running.wait(30)
+    return result, time.monotonic() - start

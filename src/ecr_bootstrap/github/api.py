@@ -154,14 +154,17 @@ class GitHub(Http):
         """Before a different value is written to secret `name`: an attempt of this run's that went
         unanswered (even one a retry then wrote) may land for LATE_WINDOW after it; wait that out if the
         deadline allows. False: it does not, and the other value must not be written."""
-        lost = self.open_writes.get(_secret_path(place, name))
-        left = 0.0 if lost is None else lost + LATE_WINDOW - time.monotonic()
-        if left <= 0:
+        left = self._late_until(place, name) - time.monotonic()
+        if _secret_path(place, name) not in self.open_writes or left <= 0:
             return True
         if deadline is not None and deadline.left() < left:
             return False
         time.sleep(left)
         return True
+
+    def _late_until(self, place: Place, name: str) -> float:
+        """When this run's last unanswered write of secret `name` can no longer land (monotonic)."""
+        return self.open_writes.get(_secret_path(place, name), time.monotonic()) + LATE_WINDOW
 
     def _settle_lost(
         self, place: Place, name: str, after: str, since: float | None, deadline: WriteDeadline | None
@@ -169,7 +172,7 @@ class GitHub(Http):
         """`landed`, read again until the lost write is seen or LATE_WINDOW has passed since its last
         attempt failed (GitHub may still apply it); "not written" before that is unknown (None), as it is
         when the write deadline ends first."""
-        trusted = time.monotonic() + LATE_WINDOW
+        trusted = self._late_until(place, name)
         while True:
             landed = self.landed(place, name, after, since=since, deadline=deadline)
             wait = min(LATE_POLL, trusted - time.monotonic())
