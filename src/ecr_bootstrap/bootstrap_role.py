@@ -10,10 +10,11 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
 from . import action_yml
+from .bootstrap_role_steps import Request
+from .command import confirm
 from .errors import BootstrapError, InputError
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy
@@ -44,25 +45,6 @@ class Usage(BootstrapError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise Usage(message, fix=f"See {PROG} --help.")
-
-
-@dataclass(frozen=True)
-class Request:
-    """The command line, checked."""
-
-    repository: str
-    subject: str
-    environment: str
-    ref: str
-    role_name: str
-    boundary: str
-    region: str
-    profile: str
-    dry_run: bool
-    yes: bool
-    variable: str  # "" unless --write-variable
-    options: tuple[tuple[str, str], ...]  # the action's options given (input name, value)
-    settings: Any  # inputs.Settings for those options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +168,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Request:
         )
     region = _region(args.region, env, args.profile)
     options = _options(args)
-    settings = _settings(options, args, region, repository)
+    settings = _settings(options, region, repository)
     role_name = args.role_name or default_role_name(repository)
     _check_names(role_name, args.variable_name)
     return Request(
@@ -241,13 +223,13 @@ def _options(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _settings(options: tuple[tuple[str, str], ...], args: argparse.Namespace, region: str, repo: str) -> Any:
-    from .inputs import from_argv
+def _settings(options: tuple[tuple[str, str], ...], region: str, repo: str) -> Any:
+    from .inputs import from_values
 
     # As `ecr-bootstrap permissions` reads them; stand-ins for what only a run needs.
-    stand_ins = {"INPUT_GITHUB-TOKEN": "unused", "AWS_REGION": region, "GITHUB_REPOSITORY": repo}
+    stand_ins = {"github-token": "unused", "aws-region": region}
     try:
-        return from_argv([f"--{name}={value}" for name, value in options], stand_ins)
+        return from_values(dict(options) | stand_ins, {"GITHUB_REPOSITORY": repo})
     except InputError as exc:
         flag = f"--{exc.input_name}"
         raise Usage(exc.message.replace(f"Input '{exc.input_name}'", flag, 1), fix=exc.fix) from exc
@@ -269,24 +251,15 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """`ecr-bootstrap bootstrap-role ARGS`: 0 done (or nothing to do), 1 failed or declined, 2 usage."""
     workflow = Workflow(env)
     try:
-        request = parse(argv, env)
+        return run(parse(argv, env), env, workflow)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
-    except Usage as exc:
-        workflow.error(render(exc))
-        return 2
-    try:
-        return run(request, env, workflow)
-    except BootstrapError as exc:
-        workflow.error(render(exc))
-        return 1
+    except BootstrapError as exc:  # Usage comes from parse alone, before any request
+        workflow.error(exc.message + (f" Fix: {exc.fix}" if exc.fix else ""))
+        return 2 if isinstance(exc, Usage) else 1
     except KeyboardInterrupt:
         workflow.error("Interrupted.")
         return 1
-
-
-def render(exc: BootstrapError) -> str:
-    return exc.message + (f" Fix: {exc.fix}" if exc.fix else "")
 
 
 def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: TextIO | None = None) -> int:
@@ -294,13 +267,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
 
     github = _github(request, env, workflow)
     aws = _aws(request)
-    wanted = _wanted(request)
-    read: Any = (
-        (lambda: None)
-        if github is None
-        else steps.variable_reader(github, request.repository, wanted.variable)
-    )
-    decided = steps.plan(wanted, steps.look(aws, wanted, read))
+    decided = steps.plan(request, steps.look(aws, request, github))
     workflow.info(f"Plan for {request.repository} in AWS account {decided.found.account}:")
     for step in decided.steps:
         workflow.info("  " + step.line())
@@ -316,34 +283,11 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
         workflow.error("Not confirmed; nothing was changed. Fix: answer y, or pass --yes.")
         return 1
     else:
-        from .places import Place
-
-        repository = Place("repo", request.repository)
-        steps.apply(
-            aws, decided, lambda arn: github and github.put_variable(repository, request.variable, arn)
-        )
+        steps.apply(aws, decided, github)
         workflow.info("Done.")
     wrote = any(step.action == "write" for step in decided.steps)
     _result(request, decided.role_arn, workflow, state="written" if wrote else "already set")
     return 0
-
-
-def _wanted(request: Request) -> Any:
-    from .bootstrap_role_steps import Wanted
-    from .permissions import action_policy
-
-    def policy(partition: str, account: str) -> Any:
-        return action_policy(request.settings, partition=partition, account=account, region=request.region)
-
-    return Wanted(
-        repository=request.repository,
-        subject=request.subject,
-        role_name=request.role_name,
-        boundary=request.boundary,
-        tags=request.settings.tags,
-        variable=request.variable,
-        policy=policy,
-    )
 
 
 def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Any:
@@ -387,11 +331,7 @@ def _aws(request: Request) -> Any:
 
 def _confirmed(request: Request, stdin: TextIO) -> bool:
     """Asked only on a terminal and without --yes; no terminal means no question (and a go)."""
-    if request.yes or not stdin.isatty():
-        return True
-    sys.stdout.write("Proceed? [y/N] ")
-    sys.stdout.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
+    return request.yes or not stdin.isatty() or confirm("Proceed?", stdin)
 
 
 def _result(request: Request, arn: str, workflow: Workflow, *, state: str) -> None:

@@ -5,14 +5,15 @@ managed policy keeps at most 5), is read back whole by GetRolePolicy, and goes w
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .aws import AwsClients, aws_tags, call, is_code, pages
+from .aws import AwsClients, aws_tags, call, if_set, pages
 from .aws import oidc as aws_oidc
 from .aws.iam import decoded_document
-from .errors import AwsError, BootstrapError, GitHubError
+from .errors import BootstrapError, GitHubError
+from .permissions import action_policy
+from .places import Place
 from .policy import Document, same_policy, to_json
 from .trust import AUDIENCE, PROVIDER_HOST, problems, provider_arn, trust_policy
 
@@ -41,16 +42,22 @@ DESCRIPTION = "Assumed by GitHub Actions of {} to run the ECR bootstrap action (
 
 
 @dataclass(frozen=True)
-class Wanted:
-    """What the command line asks for, before the account is known."""
+class Request:
+    """The command line, checked: what it asks for, before the account is known."""
 
     repository: str
     subject: str  # GitHub's OIDC subject pattern, e.g. repo:octo-org/app:ref:refs/heads/main
+    environment: str
+    ref: str
     role_name: str
     boundary: str  # "" when none is given (an existing boundary is then kept)
-    tags: tuple[tuple[str, str], ...]  # the user's tags, for what is created
-    variable: str  # the Actions variable to write the role ARN to; "" for none
-    policy: Callable[[str, str], Document]  # (partition, account) -> the action's own policy
+    region: str
+    profile: str
+    dry_run: bool
+    yes: bool
+    variable: str  # the Actions variable to write the role ARN to ("" unless --write-variable)
+    options: tuple[tuple[str, str], ...]  # the action's options given (input name, value)
+    settings: Any  # inputs.Settings for those options: the role's policy, the user's tags
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class Step:
 
 @dataclass
 class Plan:
-    wanted: Wanted
+    wanted: Request
     found: Found
     trust: Document
     policy: Document
@@ -115,24 +122,23 @@ class Plan:
 # -- look ---------------------------------------------------------------------------------------------
 
 
-def look(aws: AwsClients, wanted: Wanted, read_variable: Callable[[], str | None]) -> Found:
+def look(aws: AwsClients, wanted: Request, github: Any) -> Found:
     """Every read, before anything is changed (the variable first: a token that cannot read it stops the
-    command before AWS is touched)."""
+    command before AWS is touched). `github`: None when the variable is not read."""
     from .aws.sts import caller_account
 
-    variable = read_variable()
+    variable = _read_variable(github, wanted.repository, wanted.variable) if github else None
     account, partition = caller_account(aws)
     provider = aws_oidc.find_provider(aws, provider_arn(partition, account))
     return Found(partition, account, provider, _find_role(aws, wanted.role_name), variable)
 
 
 def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
-    try:
-        reply = call(f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, RoleName=name)
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
+    reply = call(
+        f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, none_on="NoSuchEntity", RoleName=name
+    )
+    if reply is None:
+        return None
     data = reply["Role"]
     inline = pages(
         f"Listing the inline policies of IAM role '{name}'",
@@ -154,25 +160,21 @@ def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
 
 
 def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
-    try:
-        reply = call(
-            f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
-            "iam:GetRolePolicy",
-            aws.iam,
-            RoleName=name,
-            PolicyName=POLICY_NAME,
-        )
-    except AwsError as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
-    return decoded_document(reply.get("PolicyDocument", {}))
+    reply = call(
+        f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
+        "iam:GetRolePolicy",
+        aws.iam,
+        none_on="NoSuchEntity",
+        RoleName=name,
+        PolicyName=POLICY_NAME,
+    )
+    return None if reply is None else decoded_document(reply.get("PolicyDocument", {}))
 
 
 # -- plan ---------------------------------------------------------------------------------------------
 
 
-def plan(wanted: Wanted, found: Found) -> Plan:
+def plan(wanted: Request, found: Found) -> Plan:
     """Pure: each change as a step; raises BootstrapError for a role this command may not take over."""
     provider = provider_arn(found.partition, found.account)
     trust = trust_policy(provider, [wanted.subject])
@@ -182,7 +184,10 @@ def plan(wanted: Wanted, found: Found) -> Plan:
             "The role's trust policy would be refused: " + "; ".join(trouble) + ".",
             fix="Use a simpler --ref or --environment (letters, digits and _ . : / @ = + - only).",
         )
-    decided = Plan(wanted, found, trust, wanted.policy(found.partition, found.account))
+    policy = action_policy(
+        wanted.settings, partition=found.partition, account=found.account, region=wanted.region
+    )
+    decided = Plan(wanted, found, trust, policy)
     decided.steps.append(_provider_step(found.provider))
     decided.steps += _role_steps(decided)
     if wanted.variable:
@@ -254,13 +259,13 @@ def _variable_step(decided: Plan) -> Step:
 # -- apply --------------------------------------------------------------------------------------------
 
 
-def apply(aws: AwsClients, decided: Plan, write_variable: Callable[[str], None]) -> str:
-    """Carries the plan out, in order; returns the role's ARN."""
+def apply(aws: AwsClients, decided: Plan, github: Any) -> str:
+    """Carries the plan out, in order (`github` writes the variable); returns the role's ARN."""
     wanted = decided.wanted
     provider = decided.step("OIDC provider")
     if provider.action == "create":
         aws_oidc.create_provider(
-            aws, decided.provider, (*wanted.tags, ("ecr-bootstrap:created-by", PURPOSE[1]))
+            aws, decided.provider, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1]))
         )
     elif provider.action == "update":
         aws_oidc.add_audience(aws, decided.provider)
@@ -288,13 +293,12 @@ def apply(aws: AwsClients, decided: Plan, write_variable: Callable[[str], None])
             PolicyDocument=to_json(decided.policy),
         )
     if wanted.variable and decided.step("variable").changes:
-        write_variable(arn)
+        github.put_variable(Place("repo", wanted.repository), wanted.variable, arn)
     return arn
 
 
-def _create_role(aws: AwsClients, wanted: Wanted, trust: Document) -> str:
-    tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.tags)
-    extra: dict[str, Any] = {"PermissionsBoundary": wanted.boundary} if wanted.boundary else {}
+def _create_role(aws: AwsClients, wanted: Request, trust: Document) -> str:
+    tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.settings.tags)
     reply = call(
         f"Creating IAM role '{wanted.role_name}'",
         "iam:CreateRole",
@@ -304,27 +308,24 @@ def _create_role(aws: AwsClients, wanted: Wanted, trust: Document) -> str:
         Description=DESCRIPTION.format(wanted.repository),
         MaxSessionDuration=3600,
         Tags=aws_tags(tags),
-        **extra,
+        **if_set(PermissionsBoundary=wanted.boundary),
     )
     return str(reply["Role"]["Arn"])
 
 
-def variable_reader(github: Any, repository: str, name: str) -> Callable[[], str | None]:
-    """Reads the repository's Actions variable `name` (None when it does not exist)."""
+def _read_variable(github: Any, repository: str, name: str) -> str | None:
+    """The repository's Actions variable `name` (None when it does not exist)."""
     from urllib.parse import quote
 
-    def read() -> str | None:
-        path = f"/repos/{repository}/actions/variables/{quote(name, safe='')}"
-        try:
-            github.repository_ids(repository)  # a repository the token cannot see would answer 404 below
-            data = github.get_or_none(path, f"Reading variable {name} of {repository}")
-        except GitHubError as exc:
-            raise GitHubError(
-                exc.message,
-                status=exc.status,
-                fix="Give GITHUB_TOKEN (or GH_TOKEN) a token that may read and write Actions variables of "
-                f"{repository} (fine-grained: 'Variables: Read and write'). Nothing was changed.",
-            ) from exc
-        return None if data is None else str(data.get("value", ""))
-
-    return read
+    path = f"/repos/{repository}/actions/variables/{quote(name, safe='')}"
+    try:
+        github.repository_ids(repository)  # a repository the token cannot see would answer 404 below
+        data = github.get_or_none(path, f"Reading variable {name} of {repository}")
+    except GitHubError as exc:
+        raise GitHubError(
+            exc.message,
+            status=exc.status,
+            fix="Give GITHUB_TOKEN (or GH_TOKEN) a token that may read and write Actions variables of "
+            f"{repository} (fine-grained: 'Variables: Read and write'). Nothing was changed.",
+        ) from exc
+    return None if data is None else str(data.get("value", ""))

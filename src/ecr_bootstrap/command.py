@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from . import action_yml, discover
 from .cli import execute
@@ -138,7 +139,7 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         and sys.stdout.isatty()
     ):
         code = execute(given | {"dry-run": "true"}, env, show_outputs=False)
-        if code or not _confirm("Apply these changes?"):
+        if code or not confirm("Apply these changes?", sys.stdin):
             print("Nothing was changed.", file=sys.stderr)
             return 1
     return execute(given, env, as_json=as_json)
@@ -164,12 +165,11 @@ def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, s
     return found
 
 
-def _confirm(question: str) -> bool:
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+def confirm(question: str, stdin: TextIO) -> bool:
+    """The question on a terminal: only y or yes is a yes (no answer at all is a no)."""
+    sys.stdout.write(f"{question} [y/N] ")
+    sys.stdout.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
