@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import action_yml
+from . import bootstrap_role_steps as steps
 from .bootstrap_role_steps import Request
 from .command import confirm
 from .errors import BootstrapError, InputError
@@ -227,9 +228,10 @@ def _settings(options: tuple[tuple[str, str], ...], region: str, repo: str) -> A
     from .inputs import from_values
 
     # As `ecr-bootstrap permissions` reads them; stand-ins for what only a run needs.
-    stand_ins = {"github-token": "unused", "aws-region": region}
     try:
-        return from_values(dict(options) | stand_ins, {"GITHUB_REPOSITORY": repo})
+        return from_values(
+            {**dict(options), "github-token": "unused", "aws-region": region}, {"GITHUB_REPOSITORY": repo}
+        )
     except InputError as exc:
         flag = f"--{exc.input_name}"
         raise Usage(exc.message.replace(f"Input '{exc.input_name}'", flag, 1), fix=exc.fix) from exc
@@ -263,8 +265,7 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: TextIO | None = None) -> int:
-    from . import bootstrap_role_steps as steps
-
+    stdin = stdin or sys.stdin
     github = _github(request, env, workflow)
     aws = _aws(request)
     decided = steps.plan(request, steps.look(aws, request, github))
@@ -279,7 +280,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
         return 0
     if not decided.changes:
         workflow.info("Nothing to change: the provider, the role and its policy are as wanted.")
-    elif not _confirmed(request, stdin or sys.stdin):
+    elif not (request.yes or not stdin.isatty() or confirm("Proceed?", stdin)):  # no terminal: a go
         workflow.error("Not confirmed; nothing was changed. Fix: answer y, or pass --yes.")
         return 1
     else:
@@ -324,14 +325,7 @@ def _aws(request: Request) -> Any:
 
     from .aws import AwsClients
 
-    if not request.profile:
-        return AwsClients.create(request.region)
-    return AwsClients(request.region, botocore.session.Session(profile=request.profile))
-
-
-def _confirmed(request: Request, stdin: TextIO) -> bool:
-    """Asked only on a terminal and without --yes; no terminal means no question (and a go)."""
-    return request.yes or not stdin.isatty() or confirm("Proceed?", stdin)
+    return AwsClients(request.region, botocore.session.Session(profile=request.profile or None))
 
 
 def _result(request: Request, arn: str, workflow: Workflow, *, state: str) -> None:

@@ -15,7 +15,7 @@ from .errors import BootstrapError, GitHubError
 from .permissions import action_policy
 from .places import Place
 from .policy import Document, same_policy, to_json
-from .trust import AUDIENCE, PROVIDER_HOST, problems, provider_arn, trust_policy
+from .trust import AUDIENCE, PROVIDER_HOST, provider_arn, trust_policy
 
 POLICY_NAME = "ecr-bootstrap-action"  # the role's inline policy: the action's own permissions
 PURPOSE = ("ecr-bootstrap:purpose", "bootstrap-role")  # marks a role this command made (and may change)
@@ -175,15 +175,9 @@ def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
 
 
 def plan(wanted: Request, found: Found) -> Plan:
-    """Pure: each change as a step; raises BootstrapError for a role this command may not take over."""
-    provider = provider_arn(found.partition, found.account)
-    trust = trust_policy(provider, [wanted.subject])
-    trouble = problems(trust)
-    if trouble:
-        raise BootstrapError(
-            "The role's trust policy would be refused: " + "; ".join(trouble) + ".",
-            fix="Use a simpler --ref or --environment (letters, digits and _ . : / @ = + - only).",
-        )
+    """Pure: each change as a step; raises BootstrapError for a role this command may not take over. The
+    trust policy was checked by bootstrap_role.parse: only the provider's partition and account differ."""
+    trust = trust_policy(provider_arn(found.partition, found.account), [wanted.subject])
     policy = action_policy(
         wanted.settings, partition=found.partition, account=found.account, region=wanted.region
     )

@@ -75,15 +75,9 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
             continue
         names = [f"--{spec.name}", "--region"] if spec.name == "aws-region" else [f"--{spec.name}"]
         shown = _SHOWN_DEFAULTS.get(spec.name, spec.default)
-        text = spec.description.split(". ")[0].rstrip(".")
+        text = spec.description.split(". ")[0].rstrip(".") + (f" (default: {shown})" if shown else "")
         if spec.default in ("true", "false"):
-            parser.add_argument(
-                *names,
-                nargs="?",
-                const="true",
-                metavar="true|false",
-                help=f"{text} (default: {spec.default})",
-            )
+            parser.add_argument(*names, nargs="?", const="true", metavar="true|false", help=text)
             parser.add_argument(
                 f"--no-{spec.name}",
                 dest=spec.name.replace("-", "_"),
@@ -92,11 +86,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
                 help=argparse.SUPPRESS,
             )
         else:
-            parser.add_argument(
-                *names,
-                metavar=spec.name.upper().replace("-", "_"),
-                help=f"{text}" + (f" (default: {shown})" if shown else ""),
-            )
+            parser.add_argument(*names, metavar=spec.name.upper().replace("-", "_"), help=text)
 
 
 def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
@@ -131,7 +121,6 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
             "Fix: pass --repositories OWNER/NAME, or run the command in a clone of that repository."
         )
         return 1
-    as_json = args.output == "json"
     if (
         not args.yes
         and given.get("dry-run", "false") != "true"
@@ -142,27 +131,18 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         if code or not confirm("Apply these changes?", sys.stdin):
             print("Nothing was changed.", file=sys.stderr)
             return 1
-    return execute(given, env, as_json=as_json)
+    return execute(given, env, as_json=args.output == "json")
 
 
 def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """What a person at a terminal need not type: the token, the target, the region of the profile."""
-    found = {}
-    token = given.get("github-token") or discover.github_token(env)
-    if token:
-        found["github-token"] = token
+    found = {"github-token": given.get("github-token") or discover.github_token(env)}
     if not given.get("repositories") and not env.get("GITHUB_REPOSITORY"):
-        origin = discover.origin_repository()
-        if origin:
-            found["repositories"] = origin
+        found["repositories"] = discover.origin_repository()
     region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))  # checks the profile too
-    if (
-        region
-        and not given.get("aws-region")
-        and not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
-    ):
+    if not (given.get("aws-region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
         found["aws-region"] = region
-    return found
+    return {name: value for name, value in found.items() if value}
 
 
 def confirm(question: str, stdin: TextIO) -> bool:
