@@ -214,7 +214,10 @@ def _role_steps(decided: Plan) -> list[Step]:
             fix=f"Pass --role-name with another name; or, to let this command replace its trust and its "
             f"inline policy {POLICY_NAME}, tag it {PURPOSE[0]}={PURPOSE[1]}.",
         )
-    steps = [_trust_step(what, role, decided.trust, wanted.subject)]
+    if same_policy(role.trust, decided.trust):
+        steps = [Step("reuse", what, f"trusts {wanted.subject}")]
+    else:
+        steps = [Step("update", what, f"trust policy differs; will trust {wanted.subject}")]
     if wanted.boundary and role.boundary != wanted.boundary:
         steps.append(Step("update", f"permissions boundary of {wanted.role_name}", wanted.boundary))
     elif role.boundary and not wanted.boundary:
@@ -225,12 +228,6 @@ def _role_steps(decided: Plan) -> list[Step]:
         for o in role.others
     ]
     return steps
-
-
-def _trust_step(what: str, role: FoundRole, trust: Document, subject: str) -> Step:
-    if same_policy(role.trust, trust):
-        return Step("reuse", what, f"trusts {subject}")
-    return Step("update", what, f"trust policy differs; will trust {subject}")
 
 
 def _policy_step(role: FoundRole, policy: Document) -> Step:
