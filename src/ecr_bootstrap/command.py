@@ -158,12 +158,11 @@ def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
     from .inputs import from_values
     from .permissions import action_policy
 
-    raw = dict(given)  # only the options matter here: stand-ins for what a run would also need
-    region_given = bool(raw.get("aws-region"))
-    stand_ins = {"github-token": "unused", "aws-region": raw.get("aws-region") or "us-east-1"}
+    region = given.get("aws-region")
+    stand_ins = {"github-token": "unused", "aws-region": region or "us-east-1"}  # only the options matter
     try:
-        settings = from_values({**raw, **stand_ins}, {"GITHUB_REPOSITORY": "owner/repo"})
-        document = action_policy(settings, region=settings.aws_region if region_given else "*")
+        settings = from_values({**given, **stand_ins}, {"GITHUB_REPOSITORY": "owner/repo"})
+        document = action_policy(settings, region=settings.aws_region if region else "*")
     except BootstrapError as exc:
         Workflow(env).error(exc.render(docs_url(env)), title=exc.title)
         return 1
