@@ -128,9 +128,7 @@ def _lease(name: str, value: str, checked: Checked) -> float:
 def _organization(name: str, organization: str) -> str:
     if organization and not valid_owner(organization):
         raise InputError(
-            name,
-            f"'{organization}' is not an organization name.",
-            fix="Use the login, e.g. octo-org.",
+            name, f"'{organization}' is not an organization name.", fix="Use the login, e.g. octo-org."
         )
     return organization
 
@@ -218,11 +216,7 @@ def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     declared = action_yml.inputs()
 
     def given(name: str) -> str:
-        value = raw.get(name)
-        if value is None:
-            default = declared[name].default
-            value = "" if default.startswith("${{") else default  # the runner's to expand: here, unset
-        return value.strip()
+        return raw.get(name, declared[name].default).strip()
 
     checked = Checked(env)
     for name, rule in RULES.items():
@@ -286,8 +280,5 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     raw = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
-    for name in declared:
-        flag = getattr(args, name.replace("-", "_"), None)
-        if flag is not None:
-            raw[name] = flag
+    raw.update({dest.replace("_", "-"): flag for dest, flag in vars(args).items() if flag is not None})
     return from_values(raw, env)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .keys.record import AccessKey, Record
+from .times import iso
 
 KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
 
@@ -170,8 +171,7 @@ def _blocks(report: Report, failed: str) -> list[Block]:
 
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
     held: list[Part] = [part for holder in k.holders for part in (", ", Code(holder))][1:]  # comma-separated
-    created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (Code(k.key_id), created, k.age, tuple(held) or "no target")
+    return (Code(k.key_id), iso(k.created), k.age, tuple(held) or "no target")
 
 
 def _title(report: Report) -> str:
