@@ -213,10 +213,9 @@ _SECRET_NAMES = [name for name in RULES if name.startswith("secret-name-")]
 
 def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     """Validate raw input values (keyed by input name; missing ones take action.yml's defaults)."""
-    declared = action_yml.inputs()
 
     def given(name: str) -> str:
-        return raw.get(name, declared[name].default).strip()
+        return raw.get(name, action_yml.inputs()[name].default).strip()
 
     checked = Checked(env)
     for name, rule in RULES.items():
@@ -239,9 +238,8 @@ def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
 def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> SecretNames:
     """The four secret names, all different (AWS_REGION is the region variable's)."""
     seen: dict[str, str] = {"AWS_REGION": "the region variable"}
-    defaults = action_yml.inputs()
     # The input that repeats a name is named: the one set away from its default, where one is.
-    for name in sorted(_SECRET_NAMES, key=lambda n: given(n) != defaults[n].default):
+    for name in sorted(_SECRET_NAMES, key=lambda n: given(n) != action_yml.inputs()[n].default):
         value = parsed[name]
         if value in seen:
             raise InputError(
@@ -276,8 +274,7 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     """Flags override INPUT_* variables (upper-cased, hyphens kept); the token only ever comes from the
     environment."""
     args = build_parser().parse_args(list(argv))
-    declared = action_yml.inputs()
-    raw = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    raw = {name: env[key] for name in action_yml.inputs() if (key := "INPUT_" + name.upper()) in env}
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
     raw.update({dest.replace("_", "-"): flag for dest, flag in vars(args).items() if flag is not None})
