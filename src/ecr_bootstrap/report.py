@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 
 from .keys.record import AccessKey, Record
 from .times import iso
-
-KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
+from .workflow import OTHER_BREAKS
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def outputs(report: Report) -> dict[str, str]:
 # falls back on it), so a name, id or error text shows as the characters it is and a table row stays one line.
 
 # Every line break some reader splits on (CommonMark only knows CR and LF; Python's splitlines more).
-_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_BREAKS = re.compile(f"\r\n|[\r\n{OTHER_BREAKS}]")
 _MD_ENTITIES = {
     "&": "&amp;",  # an entity in the value shows as written, not as what it stands for
     "\\": "&#92;",  # a backslash of the value never escapes what follows it (GFM's table scan would)
@@ -256,12 +255,11 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
 
 
 def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
-    """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
-    keys at least every 90 days (Security Hub control IAM.3)."""
+    """Warnings for the keys a place holds that are 90 days old or older (AWS's guidance, said below)."""
     return [
         f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends rotating "
         "access keys at least every 90 days (Security Hub IAM.3). Rerun without rotate-after, or with a "
         "shorter one."
         for k in keys
-        if k.holders and now - k.created >= KEY_AGE_WARNING
+        if k.holders and now - k.created >= timedelta(days=90)
     ]
