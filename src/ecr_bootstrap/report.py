@@ -191,10 +191,9 @@ def _md_block(block: Block) -> list[str]:
         fence = "`" * max(3, longest + 1)  # longer than any backtick run inside: nothing closes it early
         body = block.text.replace("\r\n", "\n").replace("\r", "\n")
         return [md_escape(block.intro), "", fence + block.language, body, fence]
-    lines = ["| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"]
-    lines.append("|" + "---|" * len(block.header))
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-    return lines
+    header = "| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"
+    rows = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+    return [header, "|" + "---|" * len(block.header), *rows]
 
 
 def summary(report: Report, *, failed: str = "") -> str:

@@ -60,7 +60,7 @@ class Workflow:
         out.flush()
 
     def mask(self, value: str) -> None:
-        for line in value.splitlines() or [value]:
+        for line in value.splitlines():
             if line.strip():
                 self._masked.append(line)
                 if self.actions:  # outside Actions no runner reads it, and the value is never printed
