@@ -44,8 +44,7 @@ def read_inputs(text: str) -> dict[str, Declared]:
     fields: dict[str, dict[str, str]] = {}
     current: dict[str, str] = {}  # the fields of the input being read
     folding = ""  # the field whose `>-` lines are being read
-    for number, line in _block(text):
-        where = f"action.yml line {number}"
+    for where, line in _block(text):
         if line.startswith("      "):  # a line of a folded value: joined to it by a space
             _check(bool(folding) and line[6] != " ", where, "an indented line that continues no `>-` value")
             current[folding] = f"{current[folding]} {line[6:]}".lstrip(" ")
@@ -66,8 +65,8 @@ def read_inputs(text: str) -> dict[str, Declared]:
     return {name: _declared(name, given) for name, given in fields.items()}
 
 
-def _block(text: str) -> Iterator[tuple[int, str]]:
-    """The numbered lines of the top-level `inputs:` mapping, up to the next top-level key."""
+def _block(text: str) -> Iterator[tuple[str, str]]:
+    """The lines (and where each is) of the top-level `inputs:` mapping, up to the next top-level key."""
     lines = text.splitlines()
     _check(lines.count("inputs:") == 1, "action.yml", "no single top-level `inputs:` line")
     start = lines.index("inputs:") + 1
@@ -78,7 +77,7 @@ def _block(text: str) -> Iterator[tuple[int, str]]:
         _check(line.strip() != "", where, "a blank line inside inputs")
         _check(line == line.rstrip() and "\t" not in line, where, "trailing white space or a tab")
         _check(not line.lstrip().startswith("#"), where, "a comment inside inputs")
-        yield number, line
+        yield where, line
 
 
 def _scalar(value: str, where: str) -> str:

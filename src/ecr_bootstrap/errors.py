@@ -33,7 +33,7 @@ class BootstrapError(Failure, Exception):
         super().__init__(message)
         self.message = message
         self.fix = fix
-        self.anchor = anchor
+        self.anchor = anchor or self.anchor  # or the class's own
 
 
 class Cancelled(Failure, BaseException):
@@ -92,9 +92,7 @@ class GitHubError(BootstrapError):
 
 class RotationError(BootstrapError):
     title = "Key rotation stopped"
-
-    def __init__(self, message: str, *, fix: str = "") -> None:
-        super().__init__(message, fix=fix, anchor="keys")
+    anchor = "keys"
 
 
 class LeaseExpired(GitHubError):

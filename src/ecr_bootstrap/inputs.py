@@ -128,9 +128,7 @@ def _lease(name: str, value: str, checked: Checked) -> float:
 def _organization(name: str, organization: str) -> str:
     if organization and not valid_owner(organization):
         raise InputError(
-            name,
-            f"'{organization}' is not an organization name.",
-            fix="Use the login, e.g. octo-org.",
+            name, f"'{organization}' is not an organization name.", fix="Use the login, e.g. octo-org."
         )
     return organization
 
@@ -215,14 +213,9 @@ _SECRET_NAMES = [name for name in RULES if name.startswith("secret-name-")]
 
 def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     """Validate raw input values (keyed by input name; missing ones take action.yml's defaults)."""
-    declared = action_yml.inputs()
 
     def given(name: str) -> str:
-        value = raw.get(name)
-        if value is None:
-            default = declared[name].default
-            value = "" if default.startswith("${{") else default  # the runner's to expand: here, unset
-        return value.strip()
+        return raw.get(name, action_yml.inputs()[name].default).strip()
 
     checked = Checked(env)
     for name, rule in RULES.items():
@@ -245,9 +238,8 @@ def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
 def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> SecretNames:
     """The four secret names, all different (AWS_REGION is the region variable's)."""
     seen: dict[str, str] = {"AWS_REGION": "the region variable"}
-    defaults = action_yml.inputs()
     # The input that repeats a name is named: the one set away from its default, where one is.
-    for name in sorted(_SECRET_NAMES, key=lambda n: given(n) != defaults[n].default):
+    for name in sorted(_SECRET_NAMES, key=lambda n: given(n) != action_yml.inputs()[n].default):
         value = parsed[name]
         if value in seen:
             raise InputError(
@@ -282,12 +274,8 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     """Flags override INPUT_* variables (upper-cased, hyphens kept); the token only ever comes from the
     environment."""
     args = build_parser().parse_args(list(argv))
-    declared = action_yml.inputs()
-    raw = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    raw = {name: env[key] for name in action_yml.inputs() if (key := "INPUT_" + name.upper()) in env}
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
-    for name in declared:
-        flag = getattr(args, name.replace("-", "_"), None)
-        if flag is not None:
-            raw[name] = flag
+    raw.update({dest.replace("_", "-"): flag for dest, flag in vars(args).items() if flag is not None})
     return from_values(raw, env)

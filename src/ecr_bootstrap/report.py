@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from .keys.record import AccessKey, Record
-
-KEY_AGE_WARNING = timedelta(days=90)  # AWS: rotate access keys at least every 90 days (Security Hub IAM.3)
+from .times import iso
+from .workflow import OTHER_BREAKS
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def outputs(report: Report) -> dict[str, str]:
 # falls back on it), so a name, id or error text shows as the characters it is and a table row stays one line.
 
 # Every line break some reader splits on (CommonMark only knows CR and LF; Python's splitlines more).
-_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_BREAKS = re.compile(f"\r\n|[\r\n{OTHER_BREAKS}]")
 _MD_ENTITIES = {
     "&": "&amp;",  # an entity in the value shows as written, not as what it stands for
     "\\": "&#92;",  # a backslash of the value never escapes what follows it (GFM's table scan would)
@@ -170,8 +170,7 @@ def _blocks(report: Report, failed: str) -> list[Block]:
 
 def _key_row(k: KeyInfo) -> tuple[Cell, ...]:
     held: list[Part] = [part for holder in k.holders for part in (", ", Code(holder))][1:]  # comma-separated
-    created = k.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (Code(k.key_id), created, k.age, tuple(held) or "no target")
+    return (Code(k.key_id), iso(k.created), k.age, tuple(held) or "no target")
 
 
 def _title(report: Report) -> str:
@@ -192,10 +191,9 @@ def _md_block(block: Block) -> list[str]:
         fence = "`" * max(3, longest + 1)  # longer than any backtick run inside: nothing closes it early
         body = block.text.replace("\r\n", "\n").replace("\r", "\n")
         return [md_escape(block.intro), "", fence + block.language, body, fence]
-    lines = ["| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"]
-    lines.append("|" + "---|" * len(block.header))
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-    return lines
+    header = "| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"
+    rows = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+    return [header, "|" + "---|" * len(block.header), *rows]
 
 
 def summary(report: Report, *, failed: str = "") -> str:
@@ -256,12 +254,11 @@ def key_table(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[
 
 
 def old_keys(keys: Iterable[KeyInfo], now: datetime) -> list[str]:
-    """Warnings for keys a place holds that are 90 days old or older: AWS's guidance is to rotate access
-    keys at least every 90 days (Security Hub control IAM.3)."""
+    """Warnings for the keys a place holds that are 90 days old or older (AWS's guidance, said below)."""
     return [
         f"Access key {k.key_id} held by {', '.join(k.holders)} is {k.age} old: AWS recommends rotating "
         "access keys at least every 90 days (Security Hub IAM.3). Rerun without rotate-after, or with a "
         "shorter one."
         for k in keys
-        if k.holders and now - k.created >= KEY_AGE_WARNING
+        if k.holders and now - k.created >= timedelta(days=90)
     ]

@@ -11,10 +11,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
-# Line breaks besides CR and LF that some readers split on (Python's str.splitlines among them): escaped as
-# their UTF-8 bytes, so a printed line is one line to every reader.
-_OTHER_BREAKS = {c: "".join(f"%{b:02X}" for b in c.encode()) for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
-_BREAKS = re.compile("[" + "".join(_OTHER_BREAKS) + "]")
+# Line breaks besides CR and LF that some readers split on (Python's str.splitlines among them): in data,
+# escaped as their UTF-8 bytes like `%`, CR and LF, so a printed line is one line to every reader.
+OTHER_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_ESCAPES = {ord(c): "".join(f"%{b:02X}" for b in c.encode()) for c in "%\r\n" + OTHER_BREAKS}
 # The runner takes a line as a command when it starts with `::` after leading white space (TrimStart), or
 # when it holds `##[` anywhere (the legacy form is found with IndexOf). Python's \s covers .NET's white space.
 _COMMAND_START = re.compile(r"^(\s*)::")
@@ -23,8 +23,7 @@ _LEGACY = "##["
 
 def _escape_data(text: str) -> str:
     """As the toolkit escapes a command's data: `%`, CR and LF (and the rarer line breaks, see above)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return _BREAKS.sub(lambda m: _OTHER_BREAKS[m.group(0)], text)
+    return text.translate(_ESCAPES)
 
 
 def _defuse(text: str) -> str:
@@ -61,7 +60,7 @@ class Workflow:
         out.flush()
 
     def mask(self, value: str) -> None:
-        for line in value.splitlines() or [value]:
+        for line in value.splitlines():
             if line.strip():
                 self._masked.append(line)
                 if self.actions:  # outside Actions no runner reads it, and the value is never printed
