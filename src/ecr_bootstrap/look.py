@@ -114,10 +114,8 @@ def _find_policy(
 ) -> iam.Policy | None:
     """The policy, read at the version the record remembers (one request fewer) when it still is one."""
     arn = iam.policy_arn(partition, account, settings.iam_policy)
-    cached = record.policy_version
-    found = None
-    if cached and cached[0] == settings.iam_policy:
-        found = iam.find_policy_version(aws, arn, cached[1])
+    name, version = record.policy_version or ("", "")
+    found = iam.find_policy_version(aws, arn, version) if name == settings.iam_policy else None
     return found or iam.find_policy(aws, arn)
 
 
@@ -184,8 +182,8 @@ def look_up_holders(github: GitHub, settings: Settings, picture: Picture, target
 
 
 def _stamp(github: GitHub, place: Place, name: str) -> int | None:
-    at = github.secret_updated_at(place, name)
-    return int(at.timestamp()) if at else None
+    at = github.updated_at(place, name)
+    return None if at is None else int(at)
 
 
 def _when_sending(aws: AwsClients, work: Callable[..., Any], *args: Any) -> Any:

@@ -109,10 +109,9 @@ def difference(current: Document | str, wanted: Document) -> str:
             for resource in statement[3]
         }
 
-    extra, missing = sorted(grants(current) - grants(wanted)), sorted(grants(wanted) - grants(current))
-    parts = []
-    if extra:
-        parts.append("would remove " + ", ".join(extra))
-    if missing:
-        parts.append("would add " + ", ".join(missing))
-    return "; ".join(parts) or "conditions or effects differ"
+    has, wants = grants(current), grants(wanted)
+    changes = (("remove", has - wants), ("add", wants - has))
+    return (
+        "; ".join(f"would {verb} " + ", ".join(sorted(g)) for verb, g in changes if g)
+        or "conditions or effects differ"
+    )

@@ -95,14 +95,12 @@ class AwsClients:
             )
             if credentials:  # a client for other credentials (the new key): not cached
                 return client
-            client.meta.events.register("before-send", self._on_send)
+            # The handler returns None (Event.set does): botocore sends the request itself.
+            client.meta.events.register("before-send", lambda **_: self.sending.set())
             if service == "iam":
                 client.meta.events.register("after-call.iam", self._on_reply)
             self._clients[service] = client
             return client
-
-    def _on_send(self, **_: Any) -> None:
-        self.sending.set()  # returns None: botocore sends the request itself
 
     def _botocore(self) -> Any:
         if self._session is None:
@@ -124,11 +122,9 @@ class AwsClients:
         return self.client("sts")
 
 
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+def error_code(exc: Any) -> str:
+    """The error code of a botocore ClientError."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def call(
@@ -156,7 +152,8 @@ def call(
                 "'AWS permissions' section has the whole least-privilege policy)."
             )
         elif _rule(code, unseen, permission):
-            fix = f"IAM answered {code} {_bound(code)}; rerun the workflow in a few minutes."
+            tried = f"{CONCURRENT_TRIES} times" if code == CONCURRENT else f"for {UNSEEN_SECONDS:g} s"
+            fix = f"IAM answered {code} {tried}; rerun the workflow in a few minutes."
         raise AwsError(f"{what} failed: {code}: {message}", code=code, fix=fix) from exc
     except NoCredentialsError as exc:
         raise AwsError(f"{what} failed: no AWS credentials found.", fix=NO_CREDENTIALS_FIX) from exc
@@ -173,10 +170,6 @@ def _rule(code: str, unseen: bool, permission: str) -> tuple[float, float, float
     if unseen and code == "NoSuchEntity":
         return 0.5, UNSEEN_LONGEST, math.inf, UNSEEN_SECONDS
     return None
-
-
-def _bound(code: str) -> str:
-    return f"{CONCURRENT_TRIES} times" if code == CONCURRENT else f"for {UNSEEN_SECONDS:g} s"
 
 
 def _tried(operation: Any, permission: str, unseen: bool, kwargs: dict[str, Any]) -> Any:

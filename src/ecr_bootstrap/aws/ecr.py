@@ -73,9 +73,6 @@ def find_repository(aws: AwsClients, name: str) -> Repository | None:
 
 
 def create_repository(aws: AwsClients, name: str, settings: EcrSettings, tags: Tags = ()) -> Repository:
-    encryption: dict[str, str] = {"encryptionType": "AES256"}
-    if settings.encryption == "KMS":
-        encryption = {"encryptionType": "KMS", **if_set(kmsKey=settings.kms_key)}
     try:
         reply = call(
             f"Creating ECR repository '{name}'",
@@ -84,15 +81,14 @@ def create_repository(aws: AwsClients, name: str, settings: EcrSettings, tags: T
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
             imageTagMutability=settings.tag_mutability,
-            encryptionConfiguration=encryption,
+            # kms-key is refused without encryption KMS (inputs.py), so it is empty with AES256.
+            encryptionConfiguration=if_set(encryptionType=settings.encryption, kmsKey=settings.kms_key),
             **if_set(tags=aws_tags(tags)),
         )
     except AwsError as exc:
         # Another run created it between our look-up and now: that one is ours to reuse.
-        if is_code(exc, "RepositoryAlreadyExistsException"):
-            found = find_repository(aws, name)
-            if found:
-                return found
+        if is_code(exc, "RepositoryAlreadyExistsException") and (found := find_repository(aws, name)):
+            return found
         raise
     return _from_api(reply["repository"])
 
@@ -235,9 +231,6 @@ def describe(e: EcrSettings) -> str:
 
 
 def describe_lifecycle(e: EcrSettings) -> str:
-    parts = []
-    if e.keep_images:
-        parts.append(f"keep the last {e.keep_images} images")
-    if e.expire_untagged_days:
-        parts.append(f"expire untagged images after {e.expire_untagged_days} days")
-    return "; ".join(parts)
+    keep = f"keep the last {e.keep_images} images" if e.keep_images else ""
+    expire = f"expire untagged images after {e.expire_untagged_days} days" if e.expire_untagged_days else ""
+    return "; ".join(part for part in (keep, expire) if part)

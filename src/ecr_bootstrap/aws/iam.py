@@ -111,8 +111,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
     except AwsError as exc:
         if is_code(exc, "EntityAlreadyExists"):
             # Made moments ago (by a run that was stopped, say), it may not be visible yet: waited for.
-            existing = find_policy(aws, arn, unseen=True)
-            if existing is not None:
+            if (existing := find_policy(aws, arn, unseen=True)) is not None:
                 return existing
             raise AwsError(
                 f"IAM policy '{name}' already exists, but not as {arn} (a policy path other than '/'?), "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -74,12 +73,9 @@ class GitHub(Http):
     def environment_exists(self, place: Place) -> bool:
         what = f"Reading environment {place.environment} of {place.name}"
         try:
-            self.request("GET", place.environment_path, what)
+            return self.get_or_none(place.environment_path, what) is not None
         except GitHubError as exc:
-            if exc.status == 404:
-                return False
             raise _explain_access(place, exc) from exc
-        return True
 
     def create_environment(self, place: Place) -> None:
         what = f"Creating environment {place.environment} in {place.name}"
@@ -124,13 +120,7 @@ class GitHub(Http):
             raise GitHubError(text, status=exc.status, ambiguous=landed is None, fix=exc.fix) from exc
 
     def landed(
-        self,
-        place: Place,
-        name: str,
-        after: str,
-        *,
-        since: float | None = None,
-        deadline: WriteDeadline | None = None,
+        self, place: Place, name: str, after: str, since: float | None, deadline: WriteDeadline | None
     ) -> bool | None:
         """Did a write of secret `name` whose answer never came land? None: cannot tell. Timestamps have
         whole seconds. With `after` (a secret of the same place this run wrote, and GitHub confirmed, just
@@ -138,11 +128,11 @@ class GitHub(Http):
         earlier is not, the same second cannot tell. Without it, `since` is GitHub's Date (its web servers'
         clock) before the write, so only a gap of CLOCK_MARGIN either way tells."""
         try:
-            mine = self._updated_at(place, name, deadline)
+            mine = self.updated_at(place, name, deadline)
             if mine is None:
                 return False
             if after:
-                before = self._updated_at(place, after, deadline)
+                before = self.updated_at(place, after, deadline)
                 return None if before is None or int(mine) == int(before) else mine > before
         except GitHubError:
             return None
@@ -174,7 +164,7 @@ class GitHub(Http):
         when the write deadline ends first."""
         trusted = self._late_until(place, name)
         while True:
-            landed = self.landed(place, name, after, since=since, deadline=deadline)
+            landed = self.landed(place, name, after, since, deadline)
             wait = min(LATE_POLL, trusted - time.monotonic())
             if landed is not False or wait <= 0:
                 return landed
@@ -182,7 +172,7 @@ class GitHub(Http):
                 return None
             time.sleep(wait)
 
-    def _updated_at(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> float | None:
+    def updated_at(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> float | None:
         """When GitHub last wrote the secret (epoch seconds); None when it does not exist. One with no
         readable time raises: the caller cannot tell, rather than "not written"."""
         what = f"Reading secret {name} of {place.label}"
@@ -193,10 +183,6 @@ class GitHub(Http):
         if at is None:
             raise GitHubError(f"{what}: no readable updated_at")
         return at
-
-    def secret_updated_at(self, place: Place, name: str) -> datetime | None:
-        at = self._updated_at(place, name)
-        return None if at is None else datetime.fromtimestamp(at, UTC)
 
     def delete_secret(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> None:
         what = f"Deleting secret {name} of {place.label}"

@@ -132,12 +132,7 @@ class Http:
         return date + max(0.0, time.monotonic() - then)
 
     def request(
-        self,
-        verb: str,
-        path: str,
-        what: str,
-        body: Any = None,
-        deadline: WriteDeadline | None = None,
+        self, verb: str, path: str, what: str, body: Any = None, deadline: WriteDeadline | None = None
     ) -> Answer:
         """A 2xx answer, after the retries the policy allows; else GitHubError saying `what` failed
         (`ambiguous` once any attempt went unanswered)."""
