@@ -11,6 +11,7 @@ from ..aws import iam, is_code
 from ..cancel import ROLLBACK_REQUEST
 from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationError
 from ..report import TargetResult
+from ..times import readable
 from .commit import RotationState, entry_keys
 from .journal import Stage
 from .pairs import settle
@@ -157,7 +158,7 @@ def _all_unchanged(rot: RotationState) -> None:
 
 def _commit_failed(rot: RotationState, exc: BootstrapError) -> RotationError:
     held = [r.repository for r in rot.results() if r.state in ("written", "unknown")]
-    until = rot.lease.until.strftime("%Y-%m-%d %H:%M:%S UTC") if rot.lease else "the lease ends"
+    until = readable(rot.lease.until) if rot.lease else "the lease ends"
     return RotationError(
         f"Recording the outcome on the IAM user failed ({exc.message}) after the targets were written"
         + (f" ({', '.join(held)} hold(s) the new key {rot.key.key_id})" if held else "")
