@@ -33,7 +33,8 @@ case "${1:-}" in
     exec "$py" bench/bench.py "$@" ;;
   # 12 workers on 2 cores: the tests mostly wait (leases, the rotation's pause, IAM lag), so workers overlap
   # their waits; each has its own moto server and GitHub stand-in. ECR_BOOTSTRAP_TEST_WORKERS=0: one process.
-  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-12}" --dist worksteal "$@" ;;
+  # One test at a time to each worker, longest first (conftest: the `slow` mark), so that they end together.
+  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-12}" --dist load --maxschedchunk 1 "$@" ;;
   lint)
     # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
     if grep -nE 'file:/{3}|--find-link[s]|--extra-index-ur[l]|--index-ur[l]|/(root|home|tmp|opt|work)/' requirements*.lock; then

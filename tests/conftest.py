@@ -10,6 +10,17 @@ from tests.stand_ins.harness import Stack
 from tests.stand_ins.openapi import conformance_problems
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (`slow(minutes)`), so that the workers (./dev.sh test hands them one test at a
+    time) start them early and end together; otherwise in the order collected."""
+
+    def minutes(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("slow")
+        return 0 if mark is None else mark.args[0]
+
+    items.sort(key=minutes, reverse=True)
+
+
 @pytest.fixture(scope="session")
 def _stack() -> Iterator[Stack]:
     stack = Stack()

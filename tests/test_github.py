@@ -139,6 +139,7 @@ def _run_every_operation(stack: Stack) -> set[str]:
     return seen
 
 
+@pytest.mark.slow(2)
 def test_conformance_covers_every_operation_the_action_calls(stack: Stack) -> None:
     seen = _run_every_operation(stack)
     assert seen >= ACTION_OPERATIONS, sorted(ACTION_OPERATIONS - seen)
@@ -336,6 +337,7 @@ def test_renamed_repository_that_fails_after_the_redirect_keeps_its_old_pair(sta
 # -- organization selections ------------------------------------------------------------------------
 
 
+@pytest.mark.slow(1)
 def test_organization_secrets_selected_for_250_repositories_keep_all_of_them(stack: Stack) -> None:
     stack.github.add_org(ORG)
     selected = org_repos(stack, 250)

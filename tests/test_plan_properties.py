@@ -12,6 +12,7 @@ import copy
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,6 +184,7 @@ def cases(draw: st.DrawFn) -> tuple[Settings, Picture]:
     return chosen, draw(pictures([Place("repo", r) for r in repositories]))
 
 
+@pytest.mark.slow(2)
 @settings(max_examples=400, deadline=None)
 @given(cases())
 def test_the_plan_keeps_its_promises(case: tuple[Settings, Picture]) -> None:

@@ -36,6 +36,9 @@ from tests.stand_ins.checks import (
 from tests.stand_ins.github_api import SECONDARY, Fault
 from tests.stand_ins.harness import RunResult, Snapshot, Stack
 
+# The matrices: most of the suite's time, so the workers start them first (tests/conftest.py).
+pytestmark = pytest.mark.slow(1)
+
 
 @dataclass(frozen=True)
 class Step:

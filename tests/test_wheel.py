@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.stand_ins.checks import REPO, assert_target_works, held_pair, setup
 from tests.stand_ins.harness import REGION, ROOT, Stack
 from tests.test_bootstrap_role import token as oidc_token
@@ -23,6 +25,7 @@ def quiet_pip(python: Path, *args: str) -> None:
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=True, env=env)
 
 
+@pytest.mark.slow(5)
 def test_the_wheel_installs_and_its_console_script_runs(stack: Stack, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(

@@ -1,5 +1,6 @@
-"""Starts the loopback stand-ins and runs the action the way the runner does: a subprocess with INPUT_*
-variables filled from action.yml's defaults, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_API_URL."""
+"""Starts the loopback stand-ins and runs the action the way the runner does: a process of its own with
+INPUT_* variables filled from action.yml's defaults, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_API_URL
+(forked from a server that has imported the action once: forkserver.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from . import forkserver
 from .aws import AwsProxy, keep_user_boundaries
 from .github_api import GitHubStandIn
 
@@ -239,9 +241,11 @@ class Stack:
         full.update(env or {})
         (work / "output").touch()
         (work / "summary").touch()
-        command = command or [sys.executable, str(ROOT / "entrypoint.py")]
         if image:
             command = container_command(image, full, work)
+        elif command is None and forkserver.enabled():
+            return Running(forkserver.Forked([sys.executable, forkserver.ENTRYPOINT], full, tmp.name), tmp)
+        command = command or [sys.executable, str(ROOT / "entrypoint.py")]
         proc = subprocess.Popen(
             command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp.name
         )
@@ -262,13 +266,14 @@ class Stack:
 
 @dataclass
 class Running:
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[str] | forkserver.Forked
     tmp: tempfile.TemporaryDirectory[str]
 
     def wait(self, timeout: float = 120) -> RunResult:
         try:
             stdout, stderr = self.proc.communicate(timeout=timeout)
             work = Path(self.tmp.name)
+            assert self.proc.returncode is not None
             return RunResult(
                 self.proc.returncode,
                 stdout,
