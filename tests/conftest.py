@@ -11,14 +11,19 @@ from tests.stand_ins.openapi import conformance_problems
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first (`slow(minutes)`), so that the workers (./dev.sh test hands them one test at a
-    time) start them early and end together; otherwise in the order collected."""
+    """The longest tests first (`slow(minutes)`), so that the workers start them early and end together;
+    otherwise in the order collected. xdist's load scheduling hands each worker two tests at the start, so
+    each of the longest (2 minutes or more) is followed by a shorter one, never by another of them."""
 
     def minutes(item: pytest.Item) -> float:
         mark = item.get_closest_marker("slow")
-        return 0 if mark is None else mark.args[0]
+        return 0 if mark is None else mark.args[0] if mark.args else 1
 
     items.sort(key=minutes, reverse=True)
+    longest = [item for item in items if minutes(item) >= 2]
+    rest = items[len(longest) :]
+    paired = [item for pair in zip(longest, rest, strict=False) for item in pair]
+    items[:] = paired + rest[len(longest) :]
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from tests.stand_ins.checks import (
     widen_policy,
 )
 from tests.stand_ins.github_api import SECONDARY
-from tests.stand_ins.harness import Stack
+from tests.stand_ins.harness import PLAIN, Stack
 
 
 def created_of(stack: Stack, key_id: str) -> str:
@@ -38,7 +38,7 @@ def created_of(stack: Stack, key_id: str) -> str:
 
 def test_fresh_run(stack: Stack) -> None:
     token = setup(stack)
-    result = stack.run({"github-token": token})
+    result = stack.run({"github-token": token}, command=PLAIN)  # a fresh interpreter, as the runner starts
     assert result.returncode == 0, result.stdout + result.stderr
 
     key_id = assert_target_works(stack, REPO)
@@ -521,7 +521,7 @@ def test_a_cancel_while_a_first_keys_proof_runs_abandons_the_proof(stack: Stack)
     target keeps the new pair, the record says so) within the runner's deadline, and a rerun goes ahead."""
     token = setup(stack)
     held = stack.aws.fail("ecr:GetAuthorizationToken", status=-1, except_key="testing")
-    running = stack.start({"github-token": token})
+    running = stack.start({"github-token": token}, command=PLAIN)
     assert held.held.wait(60)
     secret = f"/repos/{REPO}/actions/secrets/AWS_SECRET_ACCESS_KEY"
     waited = 0.0

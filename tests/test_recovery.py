@@ -34,7 +34,7 @@ from tests.stand_ins.checks import (
     working_targets,
 )
 from tests.stand_ins.github_api import SECONDARY, Fault
-from tests.stand_ins.harness import RunResult, Snapshot, Stack
+from tests.stand_ins.harness import PLAIN, RunResult, Snapshot, Stack
 
 # The matrices: most of the suite's time, so the workers start them first (tests/conftest.py).
 pytestmark = pytest.mark.slow(1)
@@ -202,7 +202,8 @@ def test_concurrent_runs_on_the_same_user_and_target(stack: Stack, condition: st
     token = stack.github.add_token()
     inputs = {"github-token": token, **WAITING}
     assert stack.run(inputs).returncode == 0
-    runs = [stack.start(inputs), stack.start(inputs)]
+    # Fresh interpreters: each with a hash seed of its own, as two jobs on two runners would have.
+    runs = [stack.start(inputs, command=PLAIN), stack.start(inputs, command=PLAIN)]
     results = [r.wait() for r in runs]
     assert any(r.returncode == 0 for r in results), [r.stdout for r in results]
     for r in results:
@@ -225,8 +226,8 @@ def test_concurrent_runs_for_different_targets(stack: Stack, shared: bool, condi
             stack.run({"github-token": token, **WAITING, "repositories": f"{REPO},{OTHER}"}).returncode == 0
         )
     runs = [
-        stack.start({"github-token": token, **WAITING}, repository=REPO),
-        stack.start({"github-token": token, **WAITING}, repository=OTHER),
+        stack.start({"github-token": token, **WAITING}, repository=REPO, command=PLAIN),
+        stack.start({"github-token": token, **WAITING}, repository=OTHER, command=PLAIN),
     ]
     results = [r.wait() for r in runs]
     assert any(r.returncode == 0 for r in results), [r.stdout for r in results]

@@ -128,7 +128,7 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         and sys.stdout.isatty()
     ):
         code = execute(given | {"dry-run": "true"}, env, show_outputs=False)
-        if code or not confirm("Apply these changes?", sys.stdin):
+        if code or not _confirm("Apply these changes?"):
             print("Nothing was changed.", file=sys.stderr)
             return 1
     return execute(given, env, as_json=args.output == "json")
@@ -146,10 +146,19 @@ def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, s
 
 
 def confirm(question: str, stdin: TextIO) -> bool:
-    """The question on a terminal: only y or yes is a yes (no answer at all is a no)."""
+    """bootstrap-role's question on a terminal: only y or yes is a yes (no answer at all is a no)."""
     sys.stdout.write(f"{question} [y/N] ")
     sys.stdout.flush()
     return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _confirm(question: str) -> bool:
+    """apply's question: input()'s prompt (readline's editing; on stderr where readline is not loaded)."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:

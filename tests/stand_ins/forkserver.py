@@ -1,11 +1,12 @@
 """A fork server for the action's runs: one process per test worker imports the action and its SDKs once
-(about 0.8 s of CPU per run: boto3, PyGithub, PyNaCl), then forks a child per run. The child is a process
-of its own, as the runner's is: its own environment (INPUT_*, GITHUB_OUTPUT, ...), working folder, argv,
-stdin from /dev/null, stdout and stderr on the test's pipes, its own signals and exit status. What it does
-not repeat is the import, which does no work (DEVELOPERS.md: "No work at import time"), and the hash seed.
+(botocore, PyGithub, PyNaCl: about 0.3 s of CPU saved per run here), then forks a child per run. The child
+is a process of its own, as the runner's is: its own environment (INPUT_*, GITHUB_OUTPUT, ...), working
+folder, argv, stdin from /dev/null, stdout and stderr on the test's pipes, its own signals and exit status.
+What it does not repeat is the import (the action does no work at import time) and the hash seed.
 
-The container scenarios, the wheel's console script and the command line still start real processes;
-ECR_BOOTSTRAP_TEST_FORK=0 makes every run one (`python entrypoint.py`)."""
+Real interpreters still run: harness.PLAIN (a fresh run, a cancellation and the concurrency matrix use it),
+the container scenarios, the wheel's console script and the command line; ECR_BOOTSTRAP_TEST_FORK=0 makes
+every run one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import os
 import runpy
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,8 +45,7 @@ def _preload() -> None:
     import pkgutil
 
     sys.path.insert(0, str(ROOT / "src"))
-    import boto3  # noqa: F401
-    import botocore.session  # noqa: F401
+    import botocore.session  # noqa: F401  (what the action imports when it first needs AWS)
 
     import ecr_bootstrap
 
@@ -71,9 +72,8 @@ def _child(request: dict[str, Any], out: int, err: int) -> None:
         tempfile.tempdir = None
         unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        sys.stdout = io.TextIOWrapper(
-            io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=unbuffered, line_buffering=True
-        )
+        out_file = io.FileIO(1, "w", closefd=False)
+        sys.stdout = io.TextIOWrapper(out_file, encoding="utf-8", write_through=unbuffered)
         sys.stderr = io.TextIOWrapper(
             io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
         )
@@ -85,6 +85,11 @@ def _child(request: dict[str, Any], out: int, err: int) -> None:
             code = stop.code or 0
         else:
             print(stop.code, file=sys.stderr)
+    except KeyboardInterrupt:  # as the interpreter: the traceback, then death by SIGINT
+        traceback.print_exc()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     except BaseException:  # noqa: BLE001 - as the interpreter prints an uncaught exception and exits 1
         traceback.print_exc()
     finally:
@@ -107,7 +112,7 @@ def serve(path: str) -> None:
     selector.register(listener, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     selector.register(0, selectors.EVENT_READ)  # end of input: the test worker is gone
-    waiting: dict[int, socket.socket] = {}
+    running: dict[int, socket.socket] = {}  # not yet reaped, so the pid is still the run's
     print("ready", flush=True)
     while True:
         for key, _ in selector.select():
@@ -119,20 +124,48 @@ def serve(path: str) -> None:
                     _child(json.loads(data), *fds)
                 for fd in fds:
                     os.close(fd)
-                conn.send(json.dumps({"pid": pid}).encode())
-                waiting[pid] = conn
+                running[pid] = conn
+                selector.register(conn, selectors.EVENT_READ, pid)
+                _tell(conn, {"pid": pid})
             elif key.fd == 0:
                 if not os.read(0, 4096):
                     return
-            else:
+            elif key.fd == wake_r:
                 os.read(wake_r, 4096)
-        while waiting:
+            else:
+                _order(selector, key, running)
+        while running:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            conn = waiting.pop(pid)
-            conn.send(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode())
-            conn.close()
+            conn = running.pop(pid)
+            if _tell(conn, {"status": os.waitstatus_to_exitcode(status)}):
+                selector.unregister(conn)
+                conn.close()
+
+
+def _order(
+    selector: selectors.BaseSelector, key: selectors.SelectorKey, running: dict[int, socket.socket]
+) -> None:
+    """A signal for a run from its test, sent here so that it reaches only a run not yet reaped; a test that
+    went away (its connection closed) leaves no run behind."""
+    conn, pid = key.fileobj, key.data
+    assert isinstance(conn, socket.socket)
+    message = conn.recv(4096)
+    if pid in running:
+        os.kill(pid, json.loads(message)["signal"] if message else signal.SIGKILL)
+    if not message:
+        selector.unregister(conn)
+        conn.close()
+
+
+def _tell(conn: socket.socket, message: dict[str, int]) -> bool:
+    """Whether the test's end is still there to be told."""
+    try:
+        conn.send(json.dumps(message).encode())
+    except OSError:
+        return False
+    return True
 
 
 def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
@@ -168,6 +201,7 @@ def _address() -> str:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("the fork server did not start; ECR_BOOTSTRAP_TEST_FORK=0 runs without it")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
             atexit.register(proc.communicate)
             _server.update(path=path, proc=proc)
         return str(_server["path"])
@@ -200,16 +234,29 @@ class Forked:
             except BlockingIOError:
                 pass
             finally:
-                self._conn.setblocking(True)
+                if self.returncode is None:
+                    self._conn.setblocking(True)
         return self.returncode
 
     def _status(self, data: bytes) -> None:
+        if not data:
+            raise RuntimeError("the fork server ended before the run did")
         self.returncode = json.loads(data)["status"]
         self._conn.close()
 
     def send_signal(self, signum: int) -> None:
-        if self.poll() is None:  # once reaped, the pid may be another process's
-            os.kill(self.pid, signum)
+        """Through the server, which signals the run only while it is not reaped (its pid still its own)."""
+        if self.poll() is None:
+            with contextlib.suppress(OSError):
+                self._conn.send(json.dumps({"signal": int(signum)}).encode())
+
+    def __del__(self) -> None:
+        """A run dropped unfinished (a test that failed between start and wait) is killed by the server."""
+        for fd in getattr(self, "_open", ()):
+            os.close(fd)
+        self._open = set()
+        if hasattr(self, "_conn"):
+            self._conn.close()
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

@@ -26,6 +26,9 @@ from .github_api import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
+# A fresh interpreter for a run (`command=PLAIN`), where forking from the server could hide something: the
+# start-up itself, a signal during it, a hash seed of its own (forkserver.py).
+PLAIN = [sys.executable, str(ROOT / "entrypoint.py")]
 
 
 @functools.cache
@@ -245,7 +248,7 @@ class Stack:
             command = container_command(image, full, work)
         elif command is None and forkserver.enabled():
             return Running(forkserver.Forked([sys.executable, forkserver.ENTRYPOINT], full, tmp.name), tmp)
-        command = command or [sys.executable, str(ROOT / "entrypoint.py")]
+        command = command or PLAIN
         proc = subprocess.Popen(
             command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp.name
         )

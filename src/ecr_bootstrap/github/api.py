@@ -73,9 +73,12 @@ class GitHub(Http):
     def environment_exists(self, place: Place) -> bool:
         what = f"Reading environment {place.environment} of {place.name}"
         try:
-            return self.get_or_none(place.environment_path, what) is not None
+            self.request("GET", place.environment_path, what)
         except GitHubError as exc:
+            if exc.status == 404:
+                return False
             raise _explain_access(place, exc) from exc
+        return True
 
     def create_environment(self, place: Place) -> None:
         what = f"Creating environment {place.environment} in {place.name}"
