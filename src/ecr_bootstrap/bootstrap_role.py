@@ -15,7 +15,6 @@ from typing import Any, NoReturn, TextIO
 from . import action_yml
 from . import bootstrap_role_steps as steps
 from .bootstrap_role_steps import Request
-from .command import confirm
 from .errors import BootstrapError, InputError
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy
@@ -280,7 +279,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
         return 0
     if not decided.changes:
         workflow.info("Nothing to change: the provider, the role and its policy are as wanted.")
-    elif not (request.yes or not stdin.isatty() or confirm("Proceed?", stdin)):  # no terminal: a go
+    elif not (request.yes or not stdin.isatty() or _confirmed(stdin)):  # no terminal: a go
         workflow.error("Not confirmed; nothing was changed. Fix: answer y, or pass --yes.")
         return 1
     else:
@@ -326,6 +325,13 @@ def _aws(request: Request) -> Any:
     from .aws import AwsClients
 
     return AwsClients(request.region, botocore.session.Session(profile=request.profile or None))
+
+
+def _confirmed(stdin: TextIO) -> bool:
+    """Only y or yes is a yes (no answer at all is a no)."""
+    sys.stdout.write("Proceed? [y/N] ")
+    sys.stdout.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _result(request: Request, arn: str, workflow: Workflow, *, state: str) -> None:

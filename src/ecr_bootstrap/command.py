@@ -9,7 +9,6 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TextIO
 
 from . import action_yml, discover
 from .cli import execute
@@ -143,13 +142,6 @@ def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, s
     if not (given.get("aws-region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
         found["aws-region"] = region
     return {name: value for name, value in found.items() if value}
-
-
-def confirm(question: str, stdin: TextIO) -> bool:
-    """bootstrap-role's question on a terminal: only y or yes is a yes (no answer at all is a no)."""
-    sys.stdout.write(f"{question} [y/N] ")
-    sys.stdout.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _confirm(question: str) -> bool:

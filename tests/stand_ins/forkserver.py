@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINT = str(ROOT / "entrypoint.py")
 
 
 def enabled() -> bool:
@@ -213,9 +212,9 @@ class Forked:
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str) -> None:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        self._pipes = {out_r: bytearray(), err_r: bytearray()}
+        self._argv = argv
+        self._pipes = {out_r: bytearray(), err_r: bytearray()}  # stdout's, then stderr's
         self._open = {out_r, err_r}
-        self._out, self._err = out_r, err_r
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._conn.connect(_address())
         request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
@@ -269,7 +268,7 @@ class Forked:
             while selector.get_map():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise subprocess.TimeoutExpired(ENTRYPOINT, timeout or 0)
+                    raise subprocess.TimeoutExpired(self._argv, timeout or 0)
                 for key, _ in selector.select(left):
                     chunk = os.read(key.fd, 65536)
                     if chunk:
@@ -283,8 +282,9 @@ class Forked:
             try:
                 self._status(self._conn.recv(4096))
             except TimeoutError:
-                raise subprocess.TimeoutExpired(ENTRYPOINT, timeout or 0) from None
-        return _text(bytes(self._pipes[self._out])), _text(bytes(self._pipes[self._err]))
+                raise subprocess.TimeoutExpired(self._argv, timeout or 0) from None
+        out, err = (_text(bytes(data)) for data in self._pipes.values())
+        return out, err
 
 
 def _text(data: bytes) -> str:

@@ -24,7 +24,7 @@ from . import forkserver
 from .aws import AwsProxy, keep_user_boundaries
 from .github_api import GitHubStandIn
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = forkserver.ROOT
 REGION = "us-east-1"
 # A fresh interpreter for a run (`command=PLAIN`), where forking from the server could hide something: the
 # start-up itself, a signal during it, a hash seed of its own (forkserver.py).
@@ -247,7 +247,7 @@ class Stack:
         if image:
             command = container_command(image, full, work)
         elif command is None and forkserver.enabled():
-            return Running(forkserver.Forked([sys.executable, forkserver.ENTRYPOINT], full, tmp.name), tmp)
+            return Running(forkserver.Forked(PLAIN, full, tmp.name), tmp)
         command = command or PLAIN
         proc = subprocess.Popen(
             command, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp.name
