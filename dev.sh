@@ -35,7 +35,15 @@ case "${1:-}" in
   # their waits (12: 8m56s, 16: 8m06s, 20: 8m52s here); each has its own moto server and GitHub stand-in.
   # ECR_BOOTSTRAP_TEST_WORKERS=0: one process. One test at a time to each worker, longest first (conftest:
   # the `slow` mark), so that they end together.
-  test) shift; exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-16}" --dist load --maxschedchunk 1 "$@" ;;
+  # Bytecode is written (into __pycache__, ignored by git) even where PYTHONDONTWRITEBYTECODE is set, and
+  # made once before the workers start: otherwise every worker compiles src/ and tests/ and rewrites the
+  # tests' asserts on its own, as does every fresh interpreter (about 50 s of CPU a suite).
+  test)
+    shift
+    unset PYTHONDONTWRITEBYTECODE
+    "$py" -m compileall -q src entrypoint.py
+    "$py" -m pytest -q --collect-only -p no:cacheprovider >/dev/null || true  # errors: shown by the run
+    exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-16}" --dist load --maxschedchunk 1 "$@" ;;
   lint)
     # A lock names no machine's package index or wheel folder (pip warns or fails everywhere else).
     if grep -nE 'file:/{3}|--find-link[s]|--extra-index-ur[l]|--index-ur[l]|/(root|home|tmp|opt|work)/' requirements*.lock; then

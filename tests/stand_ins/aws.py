@@ -126,6 +126,12 @@ def allows(documents: list[Any], action: str) -> bool:
     return "Deny" not in verdicts and "Allow" in verdicts
 
 
+def _policy_document(iam: Any, arn: str) -> str:
+    """The default version's document of a managed policy, in moto's IAM (a backend of this process)."""
+    policy = iam.get_policy(arn)
+    return str(next(v.document for v in policy.versions if v.version_id == policy.default_version_id))
+
+
 # -- ECR -------------------------------------------------------------------------------------------------
 # ECR API Reference, EncryptionConfiguration, kmsKey: "The alias, key ID, or full ARN of the KMS key can be
 # specified. The key must exist in the same Region as the repository." ECR keeps the key an alias names at
@@ -737,48 +743,43 @@ class AwsProxy:
         deny it (AccessDeniedException). The tests' own "testing" credentials stand for an administrator."""
         if key in ("", "testing"):
             return None
-        iam = self.admin("iam")
+        # Read from moto's IAM in this process, as an administrator's API calls would find it (they were
+        # seven requests to moto for every token asked for).
+        from moto.iam.models import iam_backends
+
+        iam = iam_backends["123456789012"]["aws"]
         owner = next(
             (
-                (u["UserName"], u["Arn"], k["Status"])
-                for u in iam.list_users()["Users"]
-                for k in iam.list_access_keys(UserName=u["UserName"])["AccessKeyMetadata"]
-                if k["AccessKeyId"] == key
+                (u, k.status)
+                for u in list(iam.users.values())
+                for k in list(u.access_keys)
+                if k.access_key_id == key
             ),
             None,
         )
-        if owner is None or owner[2] != "Active":
+        if owner is None or owner[1] != "Active":
             return (
                 "UnrecognizedClientException",
                 400,
                 "The security token included in the request is invalid.",
             )
-        name, arn, _status = owner
-        documents = [
-            iam.get_user_policy(UserName=name, PolicyName=p)["PolicyDocument"]
-            for p in iam.list_user_policies(UserName=name)["PolicyNames"]
-        ]
-        for attached in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
-            documents.append(self._policy_document(attached["PolicyArn"]))
-        boundary = iam.get_user(UserName=name)["User"].get("PermissionsBoundary")
+        user = owner[0]
+        documents: list[Any] = list(user.policies.values())
+        documents += [_policy_document(iam, arn) for arn in list(user.managed_policies)]
+        boundary = getattr(user, "permissions_boundary", None)
         allowed = allows(documents, ECR_TOKEN_ACTION)
         if boundary:
             allowed = allowed and allows(
-                [self._policy_document(boundary["PermissionsBoundaryArn"])], ECR_TOKEN_ACTION
+                [_policy_document(iam, boundary["PermissionsBoundaryArn"])], ECR_TOKEN_ACTION
             )
         if allowed:
             return None
         return (
             "AccessDeniedException",
             400,
-            f"User: {arn} is not authorized to perform: {ECR_TOKEN_ACTION} on resource: * because no "
+            f"User: {user.arn} is not authorized to perform: {ECR_TOKEN_ACTION} on resource: * because no "
             "identity-based policy allows the action, or one denies it",
         )
-
-    def _policy_document(self, arn: str) -> Any:
-        iam = self.admin("iam")
-        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-        return iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
 
     def kms_key_arn(self, alias: str) -> str:
         """The ARN of the key an alias ARN names, as moto's KMS (the tests' region) knows it; "" if not."""

@@ -44,7 +44,12 @@ def _preload() -> None:
     import pkgutil
 
     sys.path.insert(0, str(ROOT / "src"))
-    import botocore.session  # noqa: F401  (what the action imports when it first needs AWS)
+    # What a run imports when it first needs AWS or GitHub (imported lazily by the action, so that a run
+    # that fails its input checks never pays for them): PyGithub with requests, PyNaCl, botocore.
+    import botocore.session  # noqa: F401
+    import github  # noqa: F401
+    import nacl.public  # noqa: F401
+    import requests  # noqa: F401
 
     import ecr_bootstrap
 

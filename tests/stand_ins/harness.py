@@ -114,6 +114,15 @@ def parse_outputs(text: str) -> dict[str, str]:
     return out
 
 
+def _moto_services_listed_once() -> None:
+    """moto's server finds a request's service by listing its own package folder (a stat of each of
+    about 200 entries) on every request: the same answer every time, so it is listed once."""
+    from moto import backends
+
+    if not isinstance(backends.list_of_moto_modules, functools.partial):
+        backends.list_of_moto_modules = functools.partial(tuple, tuple(backends.list_of_moto_modules()))
+
+
 class Stack:
     """moto (behind the recording proxy) and the GitHub stand-in, all on 127.0.0.1."""
 
@@ -129,6 +138,7 @@ class Stack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
         keep_user_boundaries()
+        _moto_services_listed_once()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
