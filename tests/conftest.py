@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import zip_longest
 
 import pytest
 
@@ -22,8 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=minutes, reverse=True)
     longest = [item for item in items if minutes(item) >= 2]
     rest = items[len(longest) :]
-    paired = [item for pair in zip(longest, rest, strict=False) for item in pair]
-    items[:] = paired + rest[len(longest) :]
+    items[:] = [item for pair in zip_longest(longest, rest) for item in pair if item is not None]
 
 
 @pytest.fixture(scope="session")

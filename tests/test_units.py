@@ -465,3 +465,26 @@ def test_a_stamp_after_the_writing_runs_lease_settles_nothing() -> None:
     assert after.record.holders[scope] == (a, b) and scope in after.rewrite and after.unknown
     within = settle_record(record, {scope: (ref + 5, ref + 6)}, [a, b], now, None)
     assert within.record.holders[scope] == (b,) and not within.unknown
+
+
+def test_the_longest_first_order_keeps_every_test() -> None:
+    """tests/conftest.py's order: the longest first, each of 2 minutes or more followed by a shorter one -
+    and no test dropped when fewer shorter ones were collected (a file run alone)."""
+    from tests import conftest
+
+    class Item:
+        def __init__(self, minutes: float | None) -> None:
+            self.minutes = minutes
+
+        def get_closest_marker(self, name: str) -> pytest.Mark | None:
+            return None if self.minutes is None else pytest.mark.slow(self.minutes).mark
+
+    cases: list[tuple[list[float | None], list[float | None]]] = [
+        ([None, 5, 2, None, 1], [5, 1, 2, None, None]),
+        ([2], [2]),
+        ([3, None, 5, 2], [5, None, 3, 2]),
+    ]
+    for given, expected in cases:
+        items = [Item(m) for m in given]
+        conftest.pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+        assert [i.minutes for i in items] == expected
