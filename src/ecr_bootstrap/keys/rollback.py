@@ -147,9 +147,9 @@ def _settle(rot: RotationState, cause: Cancelled) -> None:
     whichever of the two lands, the target holds the new pair. If that fails too, the target stays unknown,
     both keys kept, for the next run to settle. None of these waits out a lost answer. The record then says
     what each target holds."""
-    names, brief = rot.settings.secret_names, WriteDeadline.lasting(1.0)  # the rollback's budget
+    names = rot.settings.secret_names
     for t in rot.rotate.targets:
-        last = rot.log.last(t.scope)
+        last, brief = rot.log.last(t.scope), WriteDeadline.lasting(1.0)  # the rollback's, not the late window
         step = last.step if last else None
         if step is Pair.SECRET_SENT and cause.remaining() > 1:
             with contextlib.suppress(GitHubError):
@@ -209,9 +209,9 @@ def _commit_failed(rot: RotationState, exc: BootstrapError) -> RotationError:
 
 def failure_error(rot: RotationState, failure: GitHubError) -> RotationError:
     """A target's write failed and the run went on to commit: what became of the new key and each target."""
-    results, new = rot.results(), rot.key.key_id
-    parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
-    if any(new in o.holds for o in rot.outcomes().values()):
+    outcomes, new = rot.outcomes(), rot.key.key_id
+    parts = [outcomes[t.scope].line(t.repository) for t in rot.rotate.targets]
+    if any(new in o.holds for o in outcomes.values()):
         outcome = (
             f"Partly done: the new key {new} was kept because some targets hold it; "
             "keys that other targets still hold were kept too."
@@ -219,7 +219,7 @@ def failure_error(rot: RotationState, failure: GitHubError) -> RotationError:
     else:
         outcome = f"Rolled back: the new key {new} was deleted and every target keeps the key it had."
     fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
-    if any(r.state == "unknown" for r in results):
+    if any(o.state == "unknown" for o in outcomes.values()):
         fix = (
             "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
             "marks it to be written anew, and keeps every key its secret may belong to)."

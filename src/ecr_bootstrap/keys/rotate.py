@@ -252,8 +252,7 @@ class Rotation(RotationState):
                 )
             if failure is None:
                 failure = self._write_pair(t, lease)
-                r = outcome(self.log, t, self.settings.secret_names)
-                self.workflow.info(f"{t.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}")
+                self.workflow.info(outcome(self.log, t, self.settings.secret_names).line(t.repository))
         self.report.targets = self.results()
         return failure
 
