@@ -46,13 +46,6 @@ STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
 
 
-def next_entries(targets: tuple[Target, ...]) -> Tags:
-    """Each target's entry as "old or the next key", written with the lease (the key this run makes is
-    found through the intent if it dies). It carries no reference (the lease does): a run whose read
-    lagged and that writes the same entry again changes nothing that settles it."""
-    return [tag for t in targets for tag in holder_tags(t.place, (*t.previous, NEXT))]
-
-
 @dataclass
 class LeaseRecord:
     tag: str  # ecr-bootstrap:lease:<id>, this run's own

@@ -20,9 +20,9 @@ from ..look import IAM_READ_LAG
 from ..plan import Target
 from ..report import key_table
 from ..times import iso
-from .commit import LeaseRecord, RotationState, next_entries
+from .commit import LeaseRecord, RotationState, Tags
 from .journal import KeyCreated, Pair, Stage, outcome
-from .record import AccessKey, adopted_tags
+from .record import NEXT, AccessKey, adopted_tags, holder_tags
 from .retire import fates_now, retire, retire_hidden
 from .rollback import broken, failure_error, restore_id, rollback
 from .rules import CREATE_WINDOW
@@ -88,7 +88,7 @@ class Rotation(RotationState):
         this one finds the user with them, and stops); an existing one is reused. Then the policy."""
         if self.user is None:
             s, self.created_user = self.settings, True
-            tags = [*self._start_lease().tags("pending"), *next_entries(self.rotate.targets)]
+            tags = self._intent()
             self.user = iam.create_user(self.aws, s.iam_user, s.tags, tags, boundary=s.permissions_boundary)
         self.report.changes.append(self.rotate.user.done())
         self.report.user_arn = self.user.arn
@@ -104,12 +104,7 @@ class Rotation(RotationState):
         had_keys = bool(self.keys)
         if not self.created_user:
             self.stage = Stage.INTENT
-            tags = [
-                *self._start_lease().tags("pending"),
-                *adopted_tags(self.record),
-                *next_entries(self.rotate.targets),
-            ]
-            iam.tag_user(self.aws, self.user_name, tags)
+            iam.tag_user(self.aws, self.user_name, self._intent(*adopted_tags(self.record)))
         key = self._create_key()
         # A rotation proves the new key before any target leaves its working key for it; a first key
         # replaces nothing (its targets held no pair to lose), so its proof runs beside the writes.
@@ -149,13 +144,18 @@ class Rotation(RotationState):
         self.record = replace(self.record, adopted=self.record.adopted - {reclaim.key_id})
         self.report.add("Access key", reclaim.key_id, "deleted", detail)
 
-    def _start_lease(self) -> LeaseRecord:
+    def _intent(self, *adopted: dict[str, str]) -> Tags:
+        """This run's lease, taken now (pending), the markers of `adopted` keys, and each target's entry as
+        "old or the next key" (the key this run makes is found through the intent if it dies). The entries
+        carry no reference (the lease does): a run whose read lagged and that writes the same entry again
+        changes nothing that settles it."""
         existing = tuple(k.key_id for k in self.keys)
         self.lease = LeaseRecord.take(self.lease_tag, self.now(), self.settings, existing, self.log)
         reference = self.github.reference()
         if reference is not None:
             self.lease.ref, self.lease.ref_at = reference
-        return self.lease
+        entries = [tag for t in self.rotate.targets for tag in holder_tags(t.place, (*t.previous, NEXT))]
+        return [*self.lease.tags("pending"), *adopted, *entries]
 
     def _create_key(self) -> KeyCreated:
         self.stage = Stage.CREATING
