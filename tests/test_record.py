@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecr_bootstrap.errors import KeyPlanError, LeaseHeld
-from ecr_bootstrap.keys.reader import V1_LEASE_KEY, parse
+from ecr_bootstrap.keys.reader import parse
 from ecr_bootstrap.keys.record import (
     POLICY_KEY,
+    V1_LEASE_KEY,
     AccessKey,
     Lease,
     Record,

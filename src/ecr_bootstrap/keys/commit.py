@@ -1,37 +1,106 @@
-"""What a rotation works on (RotationState: rotate.py runs the phases over it, rollback.py undoes them) and
-its commit: one TagUser and one UntagUser on the IAM user, from what the log says each target holds."""
+"""What a rotation works on (RotationState: rotate.py runs the phases over it, rollback.py undoes them), this
+run's lease as recorded on the IAM user (LeaseRecord; docs/key-record.md, "The lease names its run": its
+intent tag, written pending before the key exists, marked done by the commit or a rollback, or removed), and
+the commit: one TagUser and one UntagUser, from what the log says each target holds."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..aws import AwsClients, iam
+from ..deadline import WriteDeadline
+from ..errors import BootstrapError
 from ..github import GitHub
 from ..inputs import Settings
 from ..plan import Rotate, Target
 from ..report import Report, TargetResult
 from ..workflow import Workflow
-from .journal import KeyCreated, KeyDeleted, Log, Outcome, Stage, outcome
-from .lease_record import LeaseRecord, Tags
+from .journal import KeyCreated, KeyDeleted, Log, Outcome, Pair, Stage, TargetFact, outcome
 from .record import (
     LEASE_PREFIX,
     NEXT,
     AccessKey,
+    Lease,
     Record,
+    RunId,
     holder_parts,
     holder_tags,
+    lease_tags,
     marker_key,
     marker_tag,
     policy_tag,
     tag_parts,
 )
+from .settle import GAP
 
+# A pair is not started with less of the lease left than this (two writes at the client's timeout).
+LEASE_MARGIN = 35.0
+Tags = list[dict[str, str]]
 # Markers of deleted keys are removed this many at a time, once older than STALE_AGE.
 STALE_BATCH = 5
 STALE_AGE = timedelta(minutes=10)
+
+
+@dataclass
+class LeaseRecord:
+    tag: str  # ecr-bootstrap:lease:<id>, this run's own
+    since: datetime  # IAM's clock, whole seconds
+    until: datetime
+    local: WriteDeadline  # the part of it in which targets are written
+    existing: tuple[str, ...]  # the user's keys when it was taken: none of them is this run's
+    run: RunId | None
+    log: Log  # names this run's key, once it exists
+    ref: int | None = None  # GitHub's second before this run's first target write (keys.settle)
+    ref_at: float = 0.0  # monotonic time the reference arrived
+
+    @classmethod
+    def take(
+        cls, tag: str, now: datetime, settings: Settings, existing: tuple[str, ...], log: Log
+    ) -> LeaseRecord:
+        """Past its lease the run writes no target, so that a later run may take its key as abandoned. It
+        is recorded before the key exists, so that even a key whose run died at once is known."""
+        seconds, run = settings.lease_seconds, settings.run
+        since = now.replace(microsecond=0)
+        until = since + timedelta(seconds=seconds)
+        # The recorded end counts from the whole second: the local lease ends no later than it.
+        local = WriteDeadline.lasting((until - now).total_seconds() - min(LEASE_MARGIN, seconds / 4))
+        return cls(tag, since, until, local, existing, run if run.run_id else None, log)
+
+    def tags(self, state: str) -> Tags:
+        key = self.log.new_key if state != "pending" else ""
+        return lease_tags(
+            Lease(state, self.since, self.until, self.existing, key, self.run, self.ref, self.tag)
+        )
+
+    def wait_past_reference(self) -> None:
+        """No key id is written until GAP seconds after the reference second arrived: every write of this
+        run then has a later updated_at than every write before it (keys.settle)."""
+        pause = self.ref_at + GAP - time.monotonic()
+        if self.ref is not None and pause > 0:
+            time.sleep(pause)
+
+    def release(self, aws: AwsClients, user: str, state: str, now: datetime) -> None:
+        """End the lease early, so that the next run need not wait for it; `pending` (ended at once) keeps
+        the creation window open for a key this run may have made without learning its id."""
+        if state == "pending":
+            self.until = now
+        try:
+            iam.tag_user(aws, user, self.tags(state))
+        except BootstrapError:
+            if state == "done":
+                self.drop(aws, user)
+
+    def drop(self, aws: AwsClients, user: str) -> None:
+        """When the intent cannot be marked done, removing it frees the lease just as well."""
+        keys = {t["Key"] for state in ("pending", "done") for t in self.tags(state)}
+        keys |= {f"{self.tag}/{n}" for n in range(2, 4)}
+        with contextlib.suppress(BootstrapError):  # the lease runs out instead
+            iam.untag_user(aws, user, sorted(keys))
 
 
 @dataclass
@@ -85,6 +154,9 @@ class RotationState:
             TargetResult(t.repository, outcomes[t.scope].state, outcomes[t.scope].detail)
             for t in self.rotate.targets
         ]
+
+    def note(self, t: Target, step: Pair, detail: str = "") -> None:
+        self.log.add(TargetFact(t.scope, step, detail))
 
     def delete_key(self, key_id: str, why: str) -> None:
         """The one place this run deletes a key it made (reported as deleted, with `why`, if given)."""

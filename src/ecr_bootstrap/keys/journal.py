@@ -97,6 +97,9 @@ class Outcome:
     holds: tuple[str, ...]  # the key ids the target may hold now (what the commit records)
     rewrite: bool = False  # its pair may be mismatched: the record says to write it anew
 
+    def line(self, repository: str) -> str:
+        return f"{repository}: {self.state}" + (f" ({self.detail})" if self.detail else "")
+
 
 def outcome(log: Log, t: Target, names: SecretNames) -> Outcome:
     """What target t holds, by the last fact about it."""

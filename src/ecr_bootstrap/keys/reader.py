@@ -19,7 +19,7 @@ from .record import (
     LEASE_PREFIX,
     NEXT,
     POLICY_KEY,
-    PREFIX,
+    V1_LEASE_KEY,
     VERSION,
     Lease,
     Marker,
@@ -29,7 +29,6 @@ from .record import (
     holder_tag_key,
 )
 
-V1_LEASE_KEY = PREFIX + "next-key"  # version 1 kept one lease, under this key
 # IAM's AccessKeyId: 16-128 word characters (API Reference, AccessKeyMetadata); AWS issues upper-case
 # letters and digits.
 _KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
@@ -102,17 +101,13 @@ def _joined(tags: Iterable[Mapping[str, str]]) -> tuple[dict[str, str], dict[str
     used: dict[str, int] = {}
     for key, value in flat.items():
         part = _PART.match(key)
-        if part and part.group("base") in flat and flat[part.group("base")].startswith("@"):
-            base = part.group("base")
+        if part and (base := part.group("base")) in flat and flat[base].startswith("@"):
             used[base] = used.get(base, 1) + 1
             continue
-        multi = _MULTI.match(value)
-        whole = value
-        if multi:
-            count = int(multi.group("n"))
-            pieces = [value[multi.end() :]] + [flat.get(f"{key}/{n}", "\0") for n in range(2, count + 1)]
-            whole = "".join(pieces)  # a missing part leaves a NUL: the entry reads as damaged
-        values[key] = whole
+        values[key] = value
+        if multi := _MULTI.match(value):  # a missing part leaves a NUL: the entry reads as damaged
+            rest = [flat.get(f"{key}/{n}", "\0") for n in range(2, int(multi.group("n")) + 1)]
+            values[key] = value[multi.end() :] + "".join(rest)
         used.setdefault(key, 1)
     return values, used
 

@@ -19,6 +19,7 @@ KEY_PREFIX = PREFIX + "key:"
 LEASE_PREFIX = PREFIX + "lease:"  # one lease per run, so that no run overwrites another's
 HOLDER_PREFIX = PREFIX + "holder:"
 POLICY_KEY = PREFIX + "policy"
+V1_LEASE_KEY = PREFIX + "next-key"  # version 1 kept one lease, under this key
 VERSION = "2"
 # In a holder entry: the key the lease's run creates, whose id is not known when the entry is written.
 NEXT = "next"
@@ -116,7 +117,7 @@ class Lease:
     key: str = ""  # "made": the key the run created
     run: RunId | None = None
     ref: int | None = None  # GitHub's second before the run's first target write (keys/settle.py)
-    tag: str = PREFIX + "next-key"  # the tag it is kept in (version 1's one lease by default)
+    tag: str = V1_LEASE_KEY  # the tag it is kept in
 
 
 @dataclass(frozen=True)

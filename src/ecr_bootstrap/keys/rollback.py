@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from ..aws import iam, is_code
 from ..cancel import ROLLBACK_REQUEST
+from ..deadline import WriteDeadline
 from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationError
+from ..plan import Target
 from ..report import TargetResult
 from ..times import readable
 from .commit import RotationState, entry_keys
-from .journal import Stage
-from .pairs import settle
+from .journal import Pair, Stage
 from .record import holder_tags
 
 Stop = BootstrapError | Cancelled  # either way, what the user reads is an errors.Failure
@@ -140,14 +141,51 @@ def _unmake(rot: RotationState, cause: Stop, what: str) -> Stop:
 
 
 def _settle(rot: RotationState, cause: Cancelled) -> None:
-    """Cancelled amid the pairs: the target being written gets its old id back (if its secret was not on
-    its way, or is read back as not written); the record then says what each target holds."""
+    """Cancelled amid the pairs: a target whose id was written (and no secret sent) gets its old id back. A
+    secret on its way when it came may land later (github/api.py, LATE_WINDOW), longer than the rollback
+    may take, so no other value is put over it: the same secret is sent once more (if time allows), and
+    whichever of the two lands, the target holds the new pair. If that fails too, the target stays unknown,
+    both keys kept, for the next run to settle. None of these waits out a lost answer. The record then says
+    what each target holds."""
+    names = rot.settings.secret_names
     for t in rot.rotate.targets:
-        settle(rot, t, read_back=cause.remaining() > 1)
+        last, brief = rot.log.last(t.scope), WriteDeadline.lasting(1.0)  # the rollback's, not the late window
+        step = last.step if last else None
+        if step is Pair.SECRET_SENT and cause.remaining() > 1:
+            with contextlib.suppress(GitHubError):
+                rot.github.put_secret(
+                    t.place, names.secret_key, rot.key.secret, after=names.key_id, deadline=brief
+                )
+                rot.note(t, Pair.SECRET_WRITTEN)
+        elif step is Pair.ID_WRITTEN:
+            restore_id(rot, t, brief)
     rot.report.targets = rot.results()
     rot.commit()
     states = ", ".join(f"{r.repository}: {r.state}" for r in rot.report.targets)
     cause.message += f" Targets: {states}."
+
+
+def restore_id(rot: RotationState, t: Target, lease: WriteDeadline | None) -> None:
+    """The secret did not change (or may not have): the id goes back to the previous key, the one key the
+    secret can belong to. If that is not known, or the write fails, the target is unknown."""
+    name = rot.settings.secret_names.key_id
+    alive = {k.key_id for k in rot.keys}  # an id is only ever put back to one of the user's older keys
+    live = [k for k in t.previous if k in alive]
+    if not rot.github.wait_out_open_write(t.place, name, lease):  # the new id could land over the old
+        rot.note(t, Pair.RESTORE_FAILED, f"a write of its {name} may still land")
+        return
+    rot.note(t, Pair.ID_SENT)
+    try:
+        if len(live) == 1:
+            rot.github.put_secret(t.place, name, live[0], deadline=lease)
+            rot.note(t, Pair.ID_RESTORED, live[0])
+        elif not t.previous:
+            rot.github.delete_secret(t.place, name, lease)
+            rot.note(t, Pair.ID_RESTORED)
+        else:
+            rot.note(t, Pair.RESTORE_FAILED)
+    except GitHubError as exc:
+        rot.note(t, Pair.RESTORE_FAILED, exc.message)  # its secret is still the previous key's
 
 
 def _all_unchanged(rot: RotationState) -> None:
@@ -171,9 +209,9 @@ def _commit_failed(rot: RotationState, exc: BootstrapError) -> RotationError:
 
 def failure_error(rot: RotationState, failure: GitHubError) -> RotationError:
     """A target's write failed and the run went on to commit: what became of the new key and each target."""
-    results, new = rot.results(), rot.key.key_id
-    parts = [f"{r.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}" for r in results]
-    if any(new in o.holds for o in rot.outcomes().values()):
+    outcomes, new = rot.outcomes(), rot.key.key_id
+    parts = [outcomes[t.scope].line(t.repository) for t in rot.rotate.targets]
+    if any(new in o.holds for o in outcomes.values()):
         outcome = (
             f"Partly done: the new key {new} was kept because some targets hold it; "
             "keys that other targets still hold were kept too."
@@ -181,7 +219,7 @@ def failure_error(rot: RotationState, failure: GitHubError) -> RotationError:
     else:
         outcome = f"Rolled back: the new key {new} was deleted and every target keeps the key it had."
     fix = "Rerun once GitHub answers again; the record on the IAM user makes the rerun safe."
-    if any(r.state == "unknown" for r in results):
+    if any(o.state == "unknown" for o in outcomes.values()):
         fix = (
             "A target's secrets may now be a mismatched pair: rerun to write a fresh pair (the record "
             "marks it to be written anew, and keeps every key its secret may belong to)."

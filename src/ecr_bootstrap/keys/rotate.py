@@ -6,23 +6,66 @@ until a later run tells, from GitHub's timestamps, which one it holds."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import replace
+from typing import Any
 
-from ..aws import ecr, iam
+from ..aws import AwsClients, ecr, iam
+from ..cancel import SIGNALS
+from ..deadline import WriteDeadline
 from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
 from ..look import IAM_READ_LAG
+from ..plan import Target
 from ..report import key_table
 from ..times import iso
-from . import pairs
-from .commit import RotationState
-from .journal import KeyCreated, Stage, outcome
-from .lease_record import LeaseRecord, next_entries
-from .proof import Proof
-from .record import AccessKey, adopted_tags
+from .commit import LeaseRecord, RotationState, Tags
+from .journal import KeyCreated, Pair, Stage, outcome
+from .record import NEXT, AccessKey, adopted_tags, holder_tags
 from .retire import fates_now, retire, retire_hidden
-from .rollback import broken, failure_error, rollback
+from .rollback import broken, failure_error, restore_id, rollback
 from .rules import CREATE_WINDOW
+
+
+class Proof:
+    """A first key's ECR proof, run beside the GitHub writes: a thread asks ECR for a registry token with the
+    new key while the targets are written; the run joins it before the commit. Started when made. A daemon
+    thread: a cancelled or failed run abandons it (its rollback does not wait for ECR), and it never takes
+    the runner's signals, which stay with the run's own thread."""
+
+    def __init__(self, aws: AwsClients, key: KeyCreated, seconds: float) -> None:
+        client = ecr.key_client(aws, key.key_id, key.secret)  # here: a botocore session is not thread-safe
+        self.tries = 0
+        self.error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(client, key.key_id, seconds), name="ecr-proof", daemon=True
+        )
+        if hasattr(signal, "pthread_sigmask"):  # POSIX: a thread starts with its starter's signal mask
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+            try:
+                self._thread.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        else:
+            self._thread.start()
+
+    def _run(self, client: Any, key_id: str, seconds: float) -> None:
+        try:
+            self.tries = ecr.wait_until_authorized(client, key_id, seconds)
+        except Exception as exc:  # noqa: BLE001 - result() raises it in the run's thread
+            self.error = exc
+
+    def result(self, timeout: float) -> int:
+        """Waits for the proof at most `timeout` seconds (a signal still interrupts the wait); the number of
+        tries, or what the proof raised (an AwsError when ECR never gave the key a token, or it did not
+        finish in time)."""
+        self._thread.join(max(0.0, timeout))
+        if self._thread.is_alive():
+            raise AwsError("ECR had not answered the proof before this run's lease ran out", code="timeout")
+        if self.error is not None:
+            raise self.error
+        return self.tries
 
 
 class Rotation(RotationState):
@@ -45,7 +88,7 @@ class Rotation(RotationState):
         this one finds the user with them, and stops); an existing one is reused. Then the policy."""
         if self.user is None:
             s, self.created_user = self.settings, True
-            tags = [*self._start_lease().tags("pending"), *next_entries(self.rotate.targets)]
+            tags = self._intent()
             self.user = iam.create_user(self.aws, s.iam_user, s.tags, tags, boundary=s.permissions_boundary)
         self.report.changes.append(self.rotate.user.done())
         self.report.user_arn = self.user.arn
@@ -61,12 +104,7 @@ class Rotation(RotationState):
         had_keys = bool(self.keys)
         if not self.created_user:
             self.stage = Stage.INTENT
-            tags = [
-                *self._start_lease().tags("pending"),
-                *adopted_tags(self.record),
-                *next_entries(self.rotate.targets),
-            ]
-            iam.tag_user(self.aws, self.user_name, tags)
+            iam.tag_user(self.aws, self.user_name, self._intent(*adopted_tags(self.record)))
         key = self._create_key()
         # A rotation proves the new key before any target leaves its working key for it; a first key
         # replaces nothing (its targets held no pair to lose), so its proof runs beside the writes.
@@ -106,13 +144,18 @@ class Rotation(RotationState):
         self.record = replace(self.record, adopted=self.record.adopted - {reclaim.key_id})
         self.report.add("Access key", reclaim.key_id, "deleted", detail)
 
-    def _start_lease(self) -> LeaseRecord:
+    def _intent(self, *adopted: dict[str, str]) -> Tags:
+        """This run's lease, taken now (pending), the markers of `adopted` keys, and each target's entry as
+        "old or the next key" (the key this run makes is found through the intent if it dies). The entries
+        carry no reference (the lease does): a run whose read lagged and that writes the same entry again
+        changes nothing that settles it."""
         existing = tuple(k.key_id for k in self.keys)
         self.lease = LeaseRecord.take(self.lease_tag, self.now(), self.settings, existing, self.log)
         reference = self.github.reference()
         if reference is not None:
             self.lease.ref, self.lease.ref_at = reference
-        return self.lease
+        entries = [tag for t in self.rotate.targets for tag in holder_tags(t.place, (*t.previous, NEXT))]
+        return [*self.lease.tags("pending"), *adopted, *entries]
 
     def _create_key(self) -> KeyCreated:
         self.stage = Stage.CREATING
@@ -208,11 +251,39 @@ class Rotation(RotationState):
                     "was written (GitHub was too slow); it stops so that a later run can take over safely"
                 )
             if failure is None:
-                failure = pairs.write(self, t, lease)
-                r = outcome(self.log, t, self.settings.secret_names)
-                self.workflow.info(f"{t.repository}: {r.state}{' (' + r.detail + ')' if r.detail else ''}")
+                failure = self._write_pair(t, lease)
+                self.workflow.info(outcome(self.log, t, self.settings.secret_names).line(t.repository))
         self.report.targets = self.results()
         return failure
+
+    def _write_pair(self, t: Target, lease: WriteDeadline | None) -> GitHubError | None:
+        """Returns the failure, if any; each outcome goes to the log. The id goes before the secret because
+        an id can be restored (IAM lists it) and a secret cannot: if the secret write fails, writing the old
+        id back leaves the old pair whole. A write whose outcome stays unknown may still land (github/api.py,
+        LATE_WINDOW): no other value is written to that secret, so both keys stay possible. Each write is
+        compared, when its outcome is open, with the one this run made just before it."""
+        key, names = self.key, self.settings.secret_names
+        self.note(t, Pair.ID_SENT)
+        try:
+            self.github.put_secret(
+                t.place, names.key_id, key.key_id, after=names.repository_uri, deadline=lease
+            )
+        except GitHubError as exc:
+            # Lost: it may still land, so the old id is not put back over it; else refused: nothing changed.
+            self.note(t, Pair.ID_UNCERTAIN if exc.ambiguous else Pair.ID_REFUSED)
+            return exc
+        self.note(t, Pair.ID_WRITTEN)
+        self.note(t, Pair.SECRET_SENT)
+        try:
+            self.github.put_secret(t.place, names.secret_key, key.secret, after=names.key_id, deadline=lease)
+        except GitHubError as exc:
+            if exc.ambiguous:  # even reading it back could not tell
+                self.note(t, Pair.SECRET_UNCERTAIN)
+            else:
+                restore_id(self, t, lease)
+            return exc
+        self.note(t, Pair.SECRET_WRITTEN)
+        return None
 
     def _retire(self) -> None:
         """Carry out the plan's fates over the record as this run read it and then committed it (not read

@@ -213,12 +213,11 @@ def _reclaim(
     mine = sorted((k for k in keys if ours(record, k.key_id, rules)), key=lambda k: k.created)
     if (orphan := next((k for k in mine if k.key_id in free), None)) is not None:
         return orphan, ()
-    if len(mine) < len(keys):  # a key this action did not make takes the slot: the user decides, not us
-        raise KeyPlanError(_explain_full(keys, record))
-    for key in mine:
-        holders = record.holders_of(key.key_id)
-        if holders and holders <= wanted:
-            return key, tuple(sorted(holders))
+    if len(mine) == len(keys):  # else a key this action did not make takes the slot: the user decides
+        for key in mine:
+            holders = record.holders_of(key.key_id)
+            if holders and holders <= wanted:
+                return key, tuple(sorted(holders))
     raise KeyPlanError(_explain_full(keys, record))
 
 

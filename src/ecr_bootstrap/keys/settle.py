@@ -18,15 +18,6 @@ GITHUB_CLOCK_MARGIN = 2
 GAP = GITHUB_CLOCK_MARGIN + 1
 
 
-def unsettled(record: Record, now: datetime, current: RunId | None = None) -> dict[str, tuple[str, ...]]:
-    """Holder entries naming several keys whose writing run is over (crashed, or failed mid-way)."""
-    return {
-        scope: ids
-        for scope, ids in record.holders.items()
-        if len(ids) > 1 and not any(in_flight(record, i, now, current) for i in ids)
-    }
-
-
 @dataclass(frozen=True)
 class Settled:
     held: tuple[str, ...]  # the key(s) the target holds
@@ -92,7 +83,9 @@ def settle_record(
     unknown: set[str] = set()
     notes: list[Note] = []
     settled: dict[str, tuple[str, ...]] = {}
-    for scope, ids in unsettled(record, now, current).items():
+    for scope, ids in record.holders.items():
+        if len(ids) < 2 or any(in_flight(record, i, now, current) for i in ids):
+            continue  # settled, or its writing run may still be going (else it crashed, or failed mid-way)
         place = record.place_of(scope)
         seen = stamps.get(scope, "not read")
         if isinstance(seen, str):
