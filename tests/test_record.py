@@ -99,14 +99,19 @@ def test_policy_names_iam_allows_but_tags_do_not() -> None:
     assert parse([tag]).policy_version == ("ecr,push+pull=ok@team.x", "v7")
 
 
+def only_lease(rec: Record) -> Lease:
+    (lease,) = rec.leases.values()
+    return lease
+
+
 def test_intent_names_its_run_and_a_later_attempt_takes_over() -> None:
     until = NOW + timedelta(minutes=15)
     tags = lease_tags(Lease("pending", NOW, until, (A,), "", RUN))
     assert_valid(tags)
     rec = parse(tags)
-    assert rec.lease is not None and rec.lease.run == RUN
+    assert only_lease(rec).run == RUN
     assert RUN.link == "https://github.com/octo-org/app/actions/runs/9001/attempts/1"
-    assert held_lease(rec, NOW + timedelta(minutes=1), RunId("9002", 1)) == rec.lease  # another run
+    assert held_lease(rec, NOW + timedelta(minutes=1), RunId("9002", 1)) == only_lease(rec)  # another run
     assert held_lease(rec, NOW + timedelta(minutes=1), RunId("9001", 2)) is None  # its next attempt
     assert held_lease(rec, until, RunId("9002", 1)) is None  # the lease ended
     rec = replace(rec, over=rec.over | {RUN.token})  # GitHub says that run completed
@@ -177,7 +182,7 @@ def test_version_1_records_are_read_and_filed_under_the_real_scope() -> None:
     assert parse(v1).policy_version == ("fcj-ecr-ci-cd-policy", "v3")
     rec = read_record(v1, [], [scope], "https://github.com")  # filed under the real scope
     assert rec.holders == {scope: (A,)}
-    assert rec.lease is not None and rec.lease.state == "done"
+    assert only_lease(rec).state == "done"
     assert (
         held_lease(parse([{"Key": V1_LEASE_KEY, "Value": "pending 2026-11-28T12:00:00Z"}]), NOW) is not None
     )

@@ -152,12 +152,6 @@ class Record:
     # They decide nothing; the run warns about each.
     ignored: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def lease(self) -> Lease | None:
-        """The latest lease (by its start), for messages."""
-        dated = [(lease.since, lease) for lease in self.leases.values() if lease.since is not None]
-        return max(dated, key=lambda d: d[0])[1] if dated else None
-
     def tags_in_use(self) -> int:
         return self.other_tags + sum(self.used.values())
 
