@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecr_bootstrap.keys.record import holder_tags, valid_value
+from ecr_bootstrap.keys.record import holder_tags
 from ecr_bootstrap.places import Place, from_scope
+from tests.stand_ins.aws import tag_char_ok
 
 
 def repo_scope(repository: str) -> str:
@@ -16,6 +17,12 @@ def repo_scope(repository: str) -> str:
 def holder_tag(place: Place | str, key_ids: Iterable[str], ref: int | None = None) -> dict[str, str]:
     """The first (usually only) tag of a holder entry."""
     return holder_tags(place if isinstance(place, Place) else from_scope(place), key_ids, ref)[0]
+
+
+def valid_value(value: str) -> bool:
+    """IAM's rule for a tag value, as the AWS stand-in holds moto to it: at most 256 characters of
+    `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`."""
+    return len(value) <= 256 and all(tag_char_ok(c) for c in value)
 
 
 def valid_key(key: str) -> bool:

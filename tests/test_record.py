@@ -28,12 +28,11 @@ from ecr_bootstrap.keys.record import (
     marker_key,
     marker_tag,
     policy_tag,
-    valid_value,
 )
 from ecr_bootstrap.keys.rules import Retiring, adopt, held_lease, in_flight, plan_keys, read_record
 from ecr_bootstrap.keys.settle import Settled, settle
 from ecr_bootstrap.places import Place
-from tests.record_tags import holder_tag, valid_key
+from tests.record_tags import holder_tag, valid_key, valid_value
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 A, B, C = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB", "AKIACCCCCCCCCCCCCCCC"

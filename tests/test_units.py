@@ -15,12 +15,12 @@ from ecr_bootstrap import action_yml, inputs, policy, report, values
 from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
 from ecr_bootstrap.keys.reader import parse
-from ecr_bootstrap.keys.record import AccessKey, marker_tag, valid_value
+from ecr_bootstrap.keys.record import AccessKey, marker_tag
 from ecr_bootstrap.keys.rules import Retiring, plan_keys, retirable
 from ecr_bootstrap.places import from_scope
 from ecr_bootstrap.workflow import Workflow
 from scripts import inputs_table
-from tests.record_tags import holder_tag, repo_scope, valid_key
+from tests.record_tags import holder_tag, repo_scope, valid_key, valid_value
 
 ROOT = Path(__file__).resolve().parents[1]
 ARN = "arn:aws:ecr:us-east-1:123456789012:repository/fcj-workshop-app"

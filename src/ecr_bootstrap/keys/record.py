@@ -32,12 +32,6 @@ def _iam_char(ch: str) -> bool:
     return ch in "_.:/+-@ =" or unicodedata.category(ch)[0] in "LNZ"
 
 
-def valid_value(value: str) -> bool:
-    """IAM's pattern for a tag value, `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, and its 256-character limit (IAM API
-    Reference, data type Tag)."""
-    return len(value) <= MAX_VALUE and all(_iam_char(c) for c in value)
-
-
 def enc(text: str) -> str:
     """A field of a tag value: characters IAM refuses, and the separators, as =XX per UTF-8 byte."""
     return "".join(
