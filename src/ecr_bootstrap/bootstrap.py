@@ -41,9 +41,19 @@ steps:
 """
 
 
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    aws: AwsClients
+    github: GitHub
+    workflow: Workflow
+    report: Report
+
+
 def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, report: Report) -> None:
     targets = settings_places(settings)
     report.dry_run = settings.dry_run
+    ctx = Context(settings, aws, github, workflow, report)
     with workflow.group("Checking AWS state and GitHub access"):
         picture = look(settings, aws, github, workflow, targets)
         workflow.info(
@@ -51,11 +61,11 @@ def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow,
             f"{'exists' if picture.policy else 'is new' if picture.policy_known else 'to be created'}; "
             f"{len(targets)} target(s)."
         )
-        decided, picture = decide(settings, aws, github, workflow, picture)
+        decided, picture = decide(ctx, picture)
     if settings.dry_run:
         print_plan(decided, picture, workflow, report)
         return
-    apply(decided, picture, Context(settings, aws, github, workflow, report))
+    apply(decided, picture, ctx)
 
 
 def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Report) -> None:
@@ -70,15 +80,14 @@ def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Repo
     workflow.notice("Dry run: nothing was changed.", title="ECR bootstrap plan")
 
 
-def decide(
-    settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, picture: Picture
-) -> tuple[Plan, Picture]:
+def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
     """The plan (its notes said) and the picture it came from. A lease that looks held is checked with GitHub
     (an actions-token shows whether its run has completed), else by reading IAM again after its read lag."""
+    settings, workflow = ctx.settings, ctx.workflow
     over: frozenset[str] = frozenset()
     for attempt in range(2):
         try:
-            decided = plan(settings, picture, aws.iam_now(), over)
+            decided = plan(settings, picture, ctx.aws.iam_now(), over)
             say(decided.notes, workflow)
             return decided, picture
         except NoSafeKey as refused:
@@ -88,16 +97,16 @@ def decide(
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held
             lease = held.lease
-            if lease is not None and lease.run and run_completed(settings, github, workflow, lease):
+            if lease is not None and lease.run and run_completed(settings, ctx.github, workflow, lease):
                 over |= {lease.run.token}
                 # Its targets' timestamps as they are now that it has finished writing.
-                picture = look_up_holders(github, settings, picture, settings_places(settings))
+                picture = look_up_holders(ctx.github, settings, picture, settings_places(settings))
                 continue
             workflow.info(
                 f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
                 "(its reads may lag its writes)."
             )
-            picture = look_at_user_again(aws, github, settings, picture, settings_places(settings))
+            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -148,15 +157,6 @@ def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
         "new key, and two runs must not write one user's keys at once. Nothing was changed.",
         fix=fix,
     )
-
-
-@dataclass(frozen=True)
-class Context:
-    settings: Settings
-    aws: AwsClients
-    github: GitHub
-    workflow: Workflow
-    report: Report
 
 
 def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
@@ -292,9 +292,7 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
         )
         attached = picture.attached | {delivery.policy_arn}
         again = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
-        replanned, again = decide(
-            settings, ctx.aws, ctx.github, ctx.workflow, replace(again, attached=attached)
-        )
+        replanned, again = decide(ctx, replace(again, attached=attached))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
         _rotation(replanned.rotate, again, ctx, delivery, provisioned=True).run()
