@@ -269,11 +269,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         current = key_rules.key_to_keep(picture.keys, record, scopes, now, settings.rotate_after, rules)
         if current is not None:
             return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
-    try:
-        keys = _plan_keys(settings, picture, record, now, settled.unknown)
-    except NoSafeKey as refused:
-        refused.notes = tuple(notes)
-        raise
+    keys = _plan_keys(settings, picture, settled, now, notes)
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     more = key_rules.other_holders(record, keys, repaired - {t.scope for t in targets})
     reclaimed = keys.reclaim.key_id if keys.reclaim else None
@@ -342,22 +338,23 @@ def user_steps(settings: Settings, picture: Picture) -> tuple[Step, Step]:
 
 
 def _plan_keys(
-    settings: Settings, picture: Picture, record: Record, now: datetime, unknown: frozenset[str]
+    settings: Settings, picture: Picture, settled: Outcome, now: datetime, notes: list[Note]
 ) -> KeyPlan:
     try:
         rules = retiring(settings, picture.record)
-        return key_rules.plan_keys(list(picture.keys), record, settings_places(settings), now, rules)
+        return key_rules.plan_keys(list(picture.keys), settled.record, settings_places(settings), now, rules)
     except LeaseHeld:
         raise
     except KeyPlanError as exc:
         refused = f"No new access key can be created safely for {settings.iam_user}: {exc}."
-        if unknown:
+        if settled.unknown:
             raise NoSafeKey(
-                f"{refused} GitHub's timestamps cannot tell which of its keys {', '.join(sorted(unknown))} "
-                "hold(s) (an earlier run stopped while writing them, within a second of its reference time), "
-                "so both keys are kept. Nothing was changed.",
+                f"{refused} GitHub's timestamps cannot tell which of its keys "
+                f"{', '.join(sorted(settled.unknown))} hold(s) (an earlier run stopped while writing them, "
+                "within a second of its reference time), so both keys are kept. Nothing was changed.",
                 fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last used' "
                 "shows unused since the interrupted run, and rerun.",
+                notes=tuple(notes),
             ) from exc
         raise NoSafeKey(
             f"{refused} Nothing was changed.",
@@ -365,6 +362,7 @@ def _plan_keys(
             "rotates them together), or give each independently run repository its own iam-user (as "
             "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
             "nothing uses it, or set retire-unmanaged-keys: true.",
+            notes=tuple(notes),
         ) from exc
 
 
