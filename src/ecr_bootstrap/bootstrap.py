@@ -284,14 +284,13 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
         limit = is_code(exc, "LimitExceeded") and rotation.stage is Stage.CREATING
         if not (limit or isinstance(exc, KeyRaced)) or rotation.created_user or picture.user is None:
             raise
-        settings = ctx.settings
         why = "IAM refused a new key: the user has 2 already" if limit else "Another run made a key first"
         ctx.workflow.info(
             f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
             "once more."
         )
         attached = picture.attached | {delivery.policy_arn}
-        again = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
+        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture, settings_places(ctx.settings))
         replanned, again = decide(ctx, replace(again, attached=attached))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
@@ -369,16 +368,14 @@ def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:
         for place in decided.targets:
             ctx.github.delete_secret(place, names.key_id)
             ctx.github.delete_secret(place, names.secret_key)
-        ours = [p.scope for p in decided.targets if p.scope in record.holders]
+        scopes = [p.scope for p in decided.targets]
+        ours = [s for s in scopes if s in record.holders]
         iam.untag_user(ctx.aws, user.name, [k for s in ours for k in holder_parts(record, s)])
         # As it is now, other runs included; read (validated, markers proven) like every record.
-        scopes = [p.scope for p in decided.targets]
-        now_record = read_record(
-            iam.list_tags(ctx.aws, user.name), picture.keys, scopes, ctx.settings.run.server
-        )
-        fates = fates_now(decided.retire, now_record, ctx.aws.iam_now(), ctx.settings.run)
+        latest = read_record(iam.list_tags(ctx.aws, user.name), picture.keys, scopes, ctx.settings.run.server)
+        fates = fates_now(decided.retire, latest, ctx.aws.iam_now(), ctx.settings.run)
         retire(ctx.aws, user.name, fates, ctx.workflow, ctx.report, warn=True)
-        gone = [f.name for f in fates if f.action == "delete" and f.name in now_record.markers]
+        gone = [f.name for f in fates if f.action == "delete" and f.name in latest.markers]
         iam.untag_user(ctx.aws, user.name, [marker_key(k) for k in gone])
 
 

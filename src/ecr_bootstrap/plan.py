@@ -190,8 +190,10 @@ def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: 
     return Step("Policy attachment", settings.iam_policy, "create", f"attached to {to}")
 
 
-def secret_steps(settings: Settings, targets: Iterable[Place], names: list[str]) -> tuple[Step, ...]:
-    detail = ", ".join(names)
+def secret_steps(settings: Settings, targets: Iterable[Place]) -> tuple[Step, ...]:
+    names = settings.secret_names
+    own = [names.role_arn] if settings.auth == "oidc" else [names.key_id, names.secret_key]
+    detail = ", ".join([names.repository_uri, *own])
     if settings.write_variables:
         detail += "; variables " + ", ".join(variable_names(settings))
     return tuple(Step("GitHub secrets", p.label, "write", detail) for p in targets)
@@ -222,12 +224,11 @@ def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -
         role = Step("IAM role", settings.iam_role, "reuse")
     arn = policy_arn(settings, picture)
     attachment = attachment_step(settings, picture.role_attached, arn, f"role {settings.iam_role}")
-    names = settings.secret_names
     return replace(
         base,
         oidc=Oidc(trust, provider, role, attachment),
         retire=retire_plan(settings, picture, now),
-        secrets=secret_steps(settings, base.targets, [names.repository_uri, names.role_arn]),
+        secrets=secret_steps(settings, base.targets),
     )
 
 
@@ -286,9 +287,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         fates=key_fates(older, written, now, "replaced; no target holds it", rules),
         rules=rules,
     )
-    names = settings.secret_names
-    secrets = secret_steps(settings, base.targets, [names.repository_uri, names.key_id, names.secret_key])
-    return replace(base, rotate=rotate, secrets=secrets, notes=tuple(notes + more))
+    return replace(base, rotate=rotate, secrets=secret_steps(settings, base.targets), notes=(*notes, *more))
 
 
 def reclaim_step(keys: KeyPlan, record: Record) -> Step | None:
