@@ -263,7 +263,7 @@ def test_tokens_are_masked_first() -> None:
         "AWS_SECRET_ACCESS_KEY": "y",
         "GITHUB_REPOSITORY": "o/r",
     }
-    no_run = "import ecr_bootstrap.bootstrap as b, ecr_bootstrap.cli as c; b.run = lambda *a: None"
+    no_run = "import ecr_bootstrap.apply as b, ecr_bootstrap.cli as c; b.run = lambda *a: None"
     result = run_entrypoint(env, code=no_run + "; raise SystemExit(c.main())")  # inputs read, nothing run
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[:2] == [

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ecr_bootstrap.apply import print_plan, say
 from ecr_bootstrap.aws import ecr, iam
-from ecr_bootstrap.bootstrap import print_plan
-from ecr_bootstrap.decide import say
 from ecr_bootstrap.errors import LeaseHeld, RotationError
 from ecr_bootstrap.inputs import Settings, from_values
 from ecr_bootstrap.keys.record import (

@@ -1,25 +1,27 @@
-"""Apply: carry a Plan out, deciding nothing again: provision, then deliver the key rotation (access-key) or
-the role ARN (oidc). A key rotation refused for a lagged read is planned once more (decide)."""
+"""One run: look (read-only, AWS and GitHub overlapping) -> decide (the plan, with a lease that looks held
+checked once more) -> apply (carry the Plan out, deciding nothing again: provision, then deliver the key
+rotation or the role ARN; a key rotation refused for a lagged read is decided once more), or with dry-run
+print the plan, having changed nothing on either side."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .aws import AwsClients, ecr, iam, is_code, oidc
-from .decide import decide, say
-from .errors import AwsError, KeyRaced, RotationError
+from .errors import AwsError, GitHubError, KeyRaced, LeaseHeld, NoSafeKey, RotationError
 from .github import GitHub
 from .inputs import Settings
 from .keys.journal import Stage
-from .keys.record import holder_parts, marker_key
+from .keys.record import Lease, holder_parts, marker_key
 from .keys.retire import fates_now, retire
 from .keys.rotate import Rotation
 from .keys.rules import read_record
-from .look import IAM_READ_LAG, Picture, look_at_user_again
+from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
 from .places import Place
-from .plan import Oidc, Plan, Rotate, Step, policy_step, settings_places, variable_names
+from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, settings_places, variable_names
 from .policy import ecr_access_policy, lifecycle_policy
-from .report import Report, TargetResult, age, key_table, old_keys
+from .report import Note, Report, TargetResult, age, key_table, old_keys
 from .times import iso, readable
 from .trust import provider_arn
 from .workflow import Workflow
@@ -46,6 +48,115 @@ class Context:
     github: GitHub
     workflow: Workflow
     report: Report
+
+
+def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, report: Report) -> None:
+    targets = settings_places(settings)
+    report.dry_run = settings.dry_run
+    ctx = Context(settings, aws, github, workflow, report)
+    with workflow.group("Checking AWS state and GitHub access"):
+        picture = look(settings, aws, github, workflow, targets)
+        workflow.info(
+            f"ECR repository {'exists' if picture.repository else 'is new'}; policy "
+            f"{'exists' if picture.policy else 'is new' if picture.policy_known else 'to be created'}; "
+            f"{len(targets)} target(s)."
+        )
+        decided, picture = decide(ctx, picture)
+    if settings.dry_run:
+        print_plan(decided, picture, workflow, report)
+        return
+    apply(decided, picture, ctx)
+
+
+def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Report) -> None:
+    """Dry run: the plan's steps, as a real run would take them."""
+    if picture.repository is not None:
+        report.repository_uri, report.registry = picture.repository.uri, picture.repository.registry
+    for step in decided.steps():
+        report.changes.append(step.planned())
+    for change in report.changes:
+        detail = f" ({change.detail})" if change.detail else ""
+        workflow.info(f"Plan: {change.resource} {change.name}: {change.action}{detail}")
+    workflow.notice("Dry run: nothing was changed.", title="ECR bootstrap plan")
+
+
+def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
+    """The plan (its notes said) and the picture it came from. A lease that looks held is checked with GitHub
+    (an actions-token shows whether its run has completed), else by reading IAM again after its read lag."""
+    settings, workflow = ctx.settings, ctx.workflow
+    over: frozenset[str] = frozenset()
+    for attempt in range(2):
+        try:
+            decided = plan(settings, picture, ctx.aws.iam_now(), over)
+            say(decided.notes, workflow)
+            return decided, picture
+        except NoSafeKey as refused:
+            say(refused.notes, workflow)  # what settling found explains the refusal
+            raise
+        except LeaseHeld as held:
+            if attempt or picture.user is None:
+                raise lease_error(settings, held) from held
+            lease = held.lease
+            if lease is not None and lease.run and run_completed(settings, ctx.github, workflow, lease):
+                over |= {lease.run.token}
+                # Its targets' timestamps as they are now that it has finished writing.
+                picture = look_up_holders(ctx.github, settings, picture, settings_places(settings))
+                continue
+            workflow.info(
+                f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
+                "(its reads may lag its writes)."
+            )
+            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def say(notes: Iterable[Note], workflow: Workflow) -> None:
+    for note in notes:
+        if note.title:
+            workflow.warning(note.text, title=note.title)
+        else:
+            workflow.info(note.text)
+
+
+def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease: Lease) -> bool:
+    """Ask GitHub whether the run holding the lease has completed (needs actions-token)."""
+    run = lease.run
+    if not settings.actions_token or run is None or not run.repository:
+        return False
+    checker = github.with_token(settings.actions_token)
+    try:
+        done = checker.run_completed(run.repository, run.run_id, run.attempt)
+    except GitHubError as exc:
+        workflow.warning(
+            f"Could not ask GitHub whether {run.describe()} has completed ({exc.message}); "
+            "the actions-token needs actions: read on that repository.",
+            title="Lease holder not checked",
+        )
+        return False
+    if done:
+        workflow.info(f"GitHub says {run.describe()} has completed: taking over its lease.")
+    return done
+
+
+def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
+    until = readable(held.until) if held.until else "its lease ends"
+    run = held.lease.run if held.lease else None
+    serialise = "Serialise runs for one IAM user with a workflow concurrency group keyed on the user."
+    if run is not None and run.run_id:
+        who = run.describe()
+        fix = (
+            f"Wait until {until} and rerun; or, if that run is over, re-run it ({run.link}: a later attempt "
+            "takes over at once) or cancel it; or give this action an actions-token with actions: read "
+            f"so it can see that the run has completed. {serialise}"
+        )
+    else:
+        who = "another run (one that did not record its name: outside GitHub Actions, or an older version)"
+        fix = f"Wait until {until} and rerun, once that run has finished. {serialise}"
+    return RotationError(
+        f"{who} holds the lease on IAM user {settings.iam_user} until {until}: it may still be writing a "
+        "new key, and two runs must not write one user's keys at once. Nothing was changed.",
+        fix=fix,
+    )
 
 
 def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
@@ -173,18 +284,14 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
         limit = is_code(exc, "LimitExceeded") and rotation.stage is Stage.CREATING
         if not (limit or isinstance(exc, KeyRaced)) or rotation.created_user or picture.user is None:
             raise
-        settings = ctx.settings
         why = "IAM refused a new key: the user has 2 already" if limit else "Another run made a key first"
         ctx.workflow.info(
             f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
             "once more."
         )
         attached = picture.attached | {delivery.policy_arn}
-        again = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
-        replanned, again = decide(
-            settings, ctx.aws, ctx.github, ctx.workflow, replace(again, attached=attached)
-        )
-        say(replanned.notes, ctx.workflow)
+        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture, settings_places(ctx.settings))
+        replanned, again = decide(ctx, replace(again, attached=attached))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
         _rotation(replanned.rotate, again, ctx, delivery, provisioned=True).run()
@@ -261,16 +368,14 @@ def retire_user_keys(decided: Plan, picture: Picture, ctx: Context) -> None:
         for place in decided.targets:
             ctx.github.delete_secret(place, names.key_id)
             ctx.github.delete_secret(place, names.secret_key)
-        ours = [p.scope for p in decided.targets if p.scope in record.holders]
+        scopes = [p.scope for p in decided.targets]
+        ours = [s for s in scopes if s in record.holders]
         iam.untag_user(ctx.aws, user.name, [k for s in ours for k in holder_parts(record, s)])
         # As it is now, other runs included; read (validated, markers proven) like every record.
-        scopes = [p.scope for p in decided.targets]
-        now_record = read_record(
-            iam.list_tags(ctx.aws, user.name), picture.keys, scopes, ctx.settings.run.server
-        )
-        fates = fates_now(decided.retire, now_record, ctx.aws.iam_now(), ctx.settings.run)
+        latest = read_record(iam.list_tags(ctx.aws, user.name), picture.keys, scopes, ctx.settings.run.server)
+        fates = fates_now(decided.retire, latest, ctx.aws.iam_now(), ctx.settings.run)
         retire(ctx.aws, user.name, fates, ctx.workflow, ctx.report, warn=True)
-        gone = [f.name for f in fates if f.action == "delete" and f.name in now_record.markers]
+        gone = [f.name for f in fates if f.action == "delete" and f.name in latest.markers]
         iam.untag_user(ctx.aws, user.name, [marker_key(k) for k in gone])
 
 

@@ -44,25 +44,18 @@ class Cancellation:
         raise self.first
 
 
-def block_signals() -> None:
-    """For worker threads: leave SIGINT and SIGTERM to the main thread, so that they interrupt its wait."""
-    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Python runs handlers in the main thread only
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-
-
 @contextmanager
 def workers(count: int) -> Iterator[ThreadPoolExecutor]:
     """A thread pool whose threads never take the signals, and which is not waited for when the run stops
     with an exception (a worker blocked on a hung request must not hold up the rollback)."""
-    pool = ThreadPoolExecutor(max_workers=count, initializer=block_signals)
-    if hasattr(signal, "pthread_sigmask"):
-        # POSIX: a thread starts with the mask of the thread that starts it (submit starts them).
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    pool = ThreadPoolExecutor(max_workers=count)
+    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Python runs handlers in the main thread only
+        # The signals are left to interrupt the main thread's wait: a thread starts with the mask of the
+        # thread that starts it (submit starts them).
         submit = pool.submit
 
         def masked(*args: Any, **kwargs: Any) -> Any:
-            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
             try:
                 return submit(*args, **kwargs)
             finally:

@@ -68,8 +68,8 @@ def _run(
         settings = from_argv(argv, env) if given is None else from_values(given, env)
         workflow.mask(settings.github_token)  # before anything could print them
         workflow.mask(settings.actions_token)
+        from .apply import run
         from .aws import AwsClients
-        from .bootstrap import run
         from .github import GitHub, Pacer
 
         aws = AwsClients.create(settings.aws_region)

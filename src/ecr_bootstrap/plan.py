@@ -190,8 +190,10 @@ def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: 
     return Step("Policy attachment", settings.iam_policy, "create", f"attached to {to}")
 
 
-def secret_steps(settings: Settings, targets: Iterable[Place], names: list[str]) -> tuple[Step, ...]:
-    detail = ", ".join(names)
+def secret_steps(settings: Settings, targets: Iterable[Place]) -> tuple[Step, ...]:
+    names = settings.secret_names
+    own = [names.role_arn] if settings.auth == "oidc" else [names.key_id, names.secret_key]
+    detail = ", ".join([names.repository_uri, *own])
     if settings.write_variables:
         detail += "; variables " + ", ".join(variable_names(settings))
     return tuple(Step("GitHub secrets", p.label, "write", detail) for p in targets)
@@ -222,12 +224,11 @@ def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -
         role = Step("IAM role", settings.iam_role, "reuse")
     arn = policy_arn(settings, picture)
     attachment = attachment_step(settings, picture.role_attached, arn, f"role {settings.iam_role}")
-    names = settings.secret_names
     return replace(
         base,
         oidc=Oidc(trust, provider, role, attachment),
         retire=retire_plan(settings, picture, now),
-        secrets=secret_steps(settings, base.targets, [names.repository_uri, names.role_arn]),
+        secrets=secret_steps(settings, base.targets),
     )
 
 
@@ -269,11 +270,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         current = key_rules.key_to_keep(picture.keys, record, scopes, now, settings.rotate_after, rules)
         if current is not None:
             return keep_plan(settings, picture, current, now, replace(base, notes=tuple(notes)))
-    try:
-        keys = _plan_keys(settings, picture, record, now, settled.unknown)
-    except NoSafeKey as refused:
-        refused.notes = tuple(notes)
-        raise
+    keys = _plan_keys(settings, picture, settled, now, notes)
     targets = [Target(p, record.holders.get(p.scope, ())) for p in base.targets]
     more = key_rules.other_holders(record, keys, repaired - {t.scope for t in targets})
     reclaimed = keys.reclaim.key_id if keys.reclaim else None
@@ -290,9 +287,7 @@ def key_plan(settings: Settings, picture: Picture, now: datetime, over: frozense
         fates=key_fates(older, written, now, "replaced; no target holds it", rules),
         rules=rules,
     )
-    names = settings.secret_names
-    secrets = secret_steps(settings, base.targets, [names.repository_uri, names.key_id, names.secret_key])
-    return replace(base, rotate=rotate, secrets=secrets, notes=tuple(notes + more))
+    return replace(base, rotate=rotate, secrets=secret_steps(settings, base.targets), notes=(*notes, *more))
 
 
 def reclaim_step(keys: KeyPlan, record: Record) -> Step | None:
@@ -342,22 +337,23 @@ def user_steps(settings: Settings, picture: Picture) -> tuple[Step, Step]:
 
 
 def _plan_keys(
-    settings: Settings, picture: Picture, record: Record, now: datetime, unknown: frozenset[str]
+    settings: Settings, picture: Picture, settled: Outcome, now: datetime, notes: list[Note]
 ) -> KeyPlan:
     try:
         rules = retiring(settings, picture.record)
-        return key_rules.plan_keys(list(picture.keys), record, settings_places(settings), now, rules)
+        return key_rules.plan_keys(list(picture.keys), settled.record, settings_places(settings), now, rules)
     except LeaseHeld:
         raise
     except KeyPlanError as exc:
         refused = f"No new access key can be created safely for {settings.iam_user}: {exc}."
-        if unknown:
+        if settled.unknown:
             raise NoSafeKey(
-                f"{refused} GitHub's timestamps cannot tell which of its keys {', '.join(sorted(unknown))} "
-                "hold(s) (an earlier run stopped while writing them, within a second of its reference time), "
-                "so both keys are kept. Nothing was changed.",
+                f"{refused} GitHub's timestamps cannot tell which of its keys "
+                f"{', '.join(sorted(settled.unknown))} hold(s) (an earlier run stopped while writing them, "
+                "within a second of its reference time), so both keys are kept. Nothing was changed.",
                 fix="Let one push run in that repository, then delete in IAM the key that IAM's 'last used' "
                 "shows unused since the interrupted run, and rerun.",
+                notes=tuple(notes),
             ) from exc
         raise NoSafeKey(
             f"{refused} Nothing was changed.",
@@ -365,6 +361,7 @@ def _plan_keys(
             "rotates them together), or give each independently run repository its own iam-user (as "
             "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
             "nothing uses it, or set retire-unmanaged-keys: true.",
+            notes=tuple(notes),
         ) from exc
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -177,10 +177,11 @@ def _title(report: Report) -> str:
     return "ECR delivery bootstrap" + (" - plan (dry run)" if report.dry_run else "")
 
 
-def _md_cell(cell: Cell) -> str:
+def _cell(cell: Cell, code: Callable[[str], str], text: Callable[[str], str]) -> str:
+    """A cell as Markdown (`_md_code`, `md_escape`) or plain text (`_one_line` both)."""
     if isinstance(cell, tuple):
-        return "".join(map(_md_cell, cell))
-    return _md_code(cell.value) if isinstance(cell, Code) else md_escape(cell)
+        return "".join(_cell(part, code, text) for part in cell)
+    return code(cell.value) if isinstance(cell, Code) else text(cell)
 
 
 def _md_block(block: Block) -> list[str]:
@@ -192,7 +193,7 @@ def _md_block(block: Block) -> list[str]:
         body = block.text.replace("\r\n", "\n").replace("\r", "\n")
         return [md_escape(block.intro), "", fence + block.language, body, fence]
     header = "| " + " | ".join(block.header) + " |" if any(block.header) else "| " * len(block.header) + "|"
-    rows = ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+    rows = ["| " + " | ".join(_cell(c, _md_code, md_escape) for c in row) + " |" for row in block.rows]
     return [header, "|" + "---|" * len(block.header), *rows]
 
 
@@ -204,19 +205,13 @@ def summary(report: Report, *, failed: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text_cell(cell: Cell) -> str:
-    if isinstance(cell, tuple):
-        return "".join(map(_text_cell, cell))
-    return _one_line(cell.value if isinstance(cell, Code) else cell)
-
-
 def _text_block(block: Block) -> list[str]:
     if isinstance(block, Alert):
         label = {"CAUTION": "Failed"}.get(block.kind, block.kind.capitalize())
         return [f"{label}: {_one_line(block.text)}"]
     if isinstance(block, Snippet):
         return [block.intro, "", *("    " + line for line in block.text.splitlines())]
-    rows = [tuple(map(_text_cell, row)) for row in block.rows]
+    rows = [tuple(_cell(c, _one_line, _one_line) for c in row) for row in block.rows]
     if any(block.header):
         rows[:0] = [block.header, tuple("-" * len(h) for h in block.header)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(block.header))]
