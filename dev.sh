@@ -41,7 +41,7 @@ case "${1:-}" in
   test)
     shift
     unset PYTHONDONTWRITEBYTECODE
-    "$py" -m compileall -q src entrypoint.py
+    "$py" -m compileall -q src entrypoint.py >/dev/null || true  # errors: shown by the run
     "$py" -m pytest -q --collect-only -p no:cacheprovider >/dev/null || true  # errors: shown by the run
     exec "$py" -m pytest -n "${ECR_BOOTSTRAP_TEST_WORKERS:-16}" --dist load --maxschedchunk 1 "$@" ;;
   lint)
