@@ -10,7 +10,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from . import action_yml
 from . import bootstrap_role_steps as steps
@@ -19,6 +19,9 @@ from .errors import BootstrapError, InputError
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy
 from .workflow import Workflow
+
+if TYPE_CHECKING:
+    from .github import GitHub
 
 PROG = "ecr-bootstrap bootstrap-role"
 # The action's inputs that this command takes under its own meaning (or not at all): the rest are passed
@@ -290,7 +293,7 @@ def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: Tex
     return 0
 
 
-def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Any:
+def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> GitHub | None:
     """The GitHub client for --write-variable; None when not asked for (or, in a dry run, no token)."""
     if not request.variable:
         return None

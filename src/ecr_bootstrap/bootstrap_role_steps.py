@@ -6,16 +6,20 @@ managed policy keeps at most 5), is read back whole by GetRolePolicy, and goes w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .aws import AwsClients, aws_tags, call, if_set, pages
 from .aws import oidc as aws_oidc
 from .aws.iam import decoded_document
 from .errors import BootstrapError, GitHubError
+from .inputs import Settings
 from .permissions import action_policy
 from .places import Place
 from .policy import Document, same_policy, to_json
 from .trust import AUDIENCE, PROVIDER_HOST, provider_arn, trust_policy
+
+if TYPE_CHECKING:  # imported when the variable is asked for (bootstrap_role._github)
+    from .github import GitHub
 
 POLICY_NAME = "ecr-bootstrap-action"  # the role's inline policy: the action's own permissions
 PURPOSE = ("ecr-bootstrap:purpose", "bootstrap-role")  # marks a role this command made (and may change)
@@ -57,7 +61,7 @@ class Request:
     yes: bool
     variable: str  # the Actions variable to write the role ARN to ("" unless --write-variable)
     options: tuple[tuple[str, str], ...]  # the action's options given (input name, value)
-    settings: Any  # inputs.Settings for those options: the role's policy, the user's tags
+    settings: Settings  # for those options: the role's policy, the user's tags
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Plan:
 # -- look ---------------------------------------------------------------------------------------------
 
 
-def look(aws: AwsClients, wanted: Request, github: Any) -> Found:
+def look(aws: AwsClients, wanted: Request, github: GitHub | None) -> Found:
     """Every read, before anything is changed (the variable first: a token that cannot read it stops the
     command before AWS is touched). `github`: None when the variable is not read."""
     from .aws.sts import caller_account
@@ -250,7 +254,7 @@ def _variable_step(decided: Plan) -> Step:
 # -- apply --------------------------------------------------------------------------------------------
 
 
-def apply(aws: AwsClients, decided: Plan, github: Any) -> str:
+def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
     """Carries the plan out, in order (`github` writes the variable); returns the role's ARN."""
     wanted = decided.wanted
     provider = decided.step("OIDC provider")
@@ -283,7 +287,8 @@ def apply(aws: AwsClients, decided: Plan, github: Any) -> str:
             PolicyName=POLICY_NAME,
             PolicyDocument=to_json(decided.policy),
         )
-    if wanted.variable and decided.step("variable").changes:
+    # github is None only without a token in a dry run, which applies nothing (bootstrap_role._github).
+    if wanted.variable and github is not None and decided.step("variable").changes:
         github.put_variable(Place("repo", wanted.repository), wanted.variable, arn)
     return arn
 
@@ -304,7 +309,7 @@ def _create_role(aws: AwsClients, wanted: Request, trust: Document) -> str:
     return str(reply["Role"]["Arn"])
 
 
-def _read_variable(github: Any, repository: str, name: str) -> str | None:
+def _read_variable(github: GitHub, repository: str, name: str) -> str | None:
     """The repository's Actions variable `name` (None when it does not exist)."""
     from urllib.parse import quote
 
