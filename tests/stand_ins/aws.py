@@ -126,6 +126,13 @@ def allows(documents: list[Any], action: str) -> bool:
     return "Deny" not in verdicts and "Allow" in verdicts
 
 
+def moto_iam() -> Any:
+    """moto's IAM of the tests' account, as it is now: moto runs in the tests' own process (harness.py)."""
+    from moto.iam.models import iam_backends
+
+    return iam_backends["123456789012"]["aws"]
+
+
 def _policy_document(iam: Any, arn: str) -> str:
     """The default version's document of a managed policy, in moto's IAM (a backend of this process)."""
     policy = iam.get_policy(arn)
@@ -745,9 +752,7 @@ class AwsProxy:
             return None
         # Read from moto's IAM in this process, as an administrator's API calls would find it (they were
         # seven requests to moto for every token asked for).
-        from moto.iam.models import iam_backends
-
-        iam = iam_backends["123456789012"]["aws"]
+        iam = moto_iam()
         owner = next(
             (
                 (u, k.status)

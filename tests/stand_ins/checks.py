@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from ecr_bootstrap.policy import REPOSITORY_ACTIONS, TOKEN_ACTION
+from tests.stand_ins.aws import moto_iam
 from tests.stand_ins.harness import Running, RunResult, Stack
 
 USER = "fcj-ecr-ci-cd-user"
@@ -47,9 +48,7 @@ def held_pair(stack: Stack, repo: str) -> tuple[str, str]:
 def live_secret(key_id: str, user: str = USER) -> str | None:
     """The secret IAM holds for a key. moto's STS does not check signatures, so a mismatched pair would
     authenticate there: the tests compare the secret with the one in moto's (in-process) IAM as well."""
-    from moto.iam.models import iam_backends
-
-    for key in iam_backends["123456789012"]["aws"].get_user(user).access_keys:
+    for key in moto_iam().get_user(user).access_keys:
         if key.access_key_id == key_id:
             return str(key.secret_access_key)
     return None
