@@ -22,6 +22,7 @@ from .workflow import Workflow
 
 if TYPE_CHECKING:
     from .github import GitHub
+    from .inputs import Settings
 
 PROG = "ecr-bootstrap bootstrap-role"
 # The action's inputs that this command takes under its own meaning (or not at all): the rest are passed
@@ -226,7 +227,7 @@ def _options(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _settings(options: tuple[tuple[str, str], ...], region: str, repo: str) -> Any:
+def _settings(options: tuple[tuple[str, str], ...], region: str, repo: str) -> Settings:
     from .inputs import from_values
 
     # As `ecr-bootstrap permissions` reads them; stand-ins for what only a run needs.
