@@ -12,7 +12,12 @@ from .errors import BootstrapError, Cancelled
 from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
-VERBS = ("apply", "plan", "permissions", "bootstrap-role")
+VERBS = {  # `ecr-bootstrap`'s verbs (command.py), each with its help
+    "apply": "make the changes (shows the plan and asks first on a terminal)",
+    "plan": "print what apply would change; change nothing",
+    "permissions": "print the IAM policy the identity running apply needs for these options",
+    "bootstrap-role": "create the OIDC role a workflow assumes to run this action (see its --help)",
+}
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -11,15 +11,15 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from . import action_yml, discover
-from .cli import execute
+from .cli import VERBS, execute
 from .errors import BootstrapError
+from .inputs import NOT_FLAGS, from_values, given_values
 from .workflow import Workflow, docs_url
 
 EXIT_CODES = """exit codes:
   0  done (or, for plan, the plan was printed)
   1  failed, or refused at the prompt: the message says what and how to fix it
   2  the command line itself is wrong (an unknown verb or flag)"""
-_NOT_FLAGS = ("github-token", "actions-token")  # tokens come from the environment, never a flag
 _SHOWN_DEFAULTS = {
     "repositories": "the GitHub repository of this folder's git remote origin",
     "aws-region": "AWS_REGION, AWS_DEFAULT_REGION, or the profile's region",
@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    about = {
-        "apply": "make the changes (shows the plan and asks first on a terminal)",
-        "plan": "print what apply would change; change nothing",
-        "permissions": "print the IAM policy the identity running apply needs for these options",
-        "bootstrap-role": "create the OIDC role a workflow assumes to run this action (see its --help)",
-    }
-    for verb, text in about.items():
+    for verb, text in VERBS.items():
         sub = verbs.add_parser(
             verb,
             help=text,
@@ -70,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
     """A flag per input of action.yml; an on/off input takes `--name`, `--no-name` or `--name=true|false`."""
     for spec in action_yml.inputs().values():
-        if spec.name in _NOT_FLAGS:
+        if spec.name in NOT_FLAGS:
             continue
         names = [f"--{spec.name}", "--region"] if spec.name == "aws-region" else [f"--{spec.name}"]
         shown = _SHOWN_DEFAULTS.get(spec.name, spec.default)
@@ -94,11 +88,7 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
         return bootstrap_role(argv[1:], env)
     args = build_parser().parse_args(list(argv))  # a usage error exits with 2
-    declared = action_yml.inputs()
-    # As the action reads them: INPUT_* variables, then the flags over them.
-    given = {k[len("INPUT_") :].lower(): v for k, v in env.items() if k.startswith("INPUT_")}
-    given = {n: v for n, v in given.items() if n in declared}
-    given |= {n: v for n in declared if (v := getattr(args, n.replace("-", "_"), None)) is not None}
+    given = given_values(env, args)  # as the action reads them: INPUT_* variables, the flags over them
     if args.verb == "permissions":
         return print_permissions(given, env)
     if args.verb == "plan":
@@ -156,7 +146,6 @@ def _confirm(question: str) -> bool:
 def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
     """`ecr-bootstrap permissions [--auth oidc ...]`: the policy the action's AWS identity needs for these
     options (the same flags and INPUT_* variables as a run; no token needed)."""
-    from .inputs import from_values
     from .permissions import action_policy
 
     region = given.get("aws-region")

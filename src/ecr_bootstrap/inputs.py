@@ -251,6 +251,9 @@ def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> Sec
     return SecretNames(*(parsed[name] for name in _SECRET_NAMES))
 
 
+NOT_FLAGS = ("github-token", "actions-token")  # tokens come from the environment, never a flag
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entrypoint.py",
@@ -260,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
     )
     for spec in action_yml.inputs().values():
-        if spec.name in ("github-token", "actions-token"):  # from the environment only, never a flag
+        if spec.name in NOT_FLAGS:
             continue
         parser.add_argument(
             f"--{spec.name}",  # the attribute: the name with underscores
@@ -270,12 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def given_values(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
+    """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
+    (`--name`, the attribute named with underscores) over them."""
+    declared = action_yml.inputs()
+    given = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    return given | {n: v for n in declared if (v := getattr(flags, n.replace("-", "_"), None)) is not None}
+
+
 def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-    """Flags override INPUT_* variables (upper-cased, hyphens kept); the token only ever comes from the
-    environment."""
-    args = build_parser().parse_args(list(argv))
-    raw = {name: env[key] for name in action_yml.inputs() if (key := "INPUT_" + name.upper()) in env}
+    """The action's flags over its INPUT_* variables; the token only ever comes from the environment."""
+    raw = given_values(env, build_parser().parse_args(list(argv)))
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
-    raw.update({dest.replace("_", "-"): flag for dest, flag in vars(args).items() if flag is not None})
     return from_values(raw, env)
