@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ecr_bootstrap import cli, command, discover
+from ecr_bootstrap import cli, discover
 from tests.stand_ins.checks import MUTATING_AWS, REPO, assert_target_works, held_pair, setup
 from tests.stand_ins.harness import ROOT, Stack
 
@@ -81,7 +81,7 @@ def test_help_reads_as_a_command_line() -> None:
     assert "git remote origin" in apply_help and "${{" not in apply_help
     assert "--github-token" not in apply_help  # tokens: never a flag
     with pytest.raises(SystemExit) as usage:
-        command.build_parser().parse_args(["deploy"])
+        cli.build_parser().parse_args(["deploy"])
     assert usage.value.code == 2
 
 
