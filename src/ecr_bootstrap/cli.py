@@ -207,12 +207,7 @@ def _verb(argv: Sequence[str], env: Mapping[str, str]) -> int:
             "Fix: pass --repositories OWNER/NAME, or run the command in a clone of that repository."
         )
         return 1
-    if (
-        not args.yes
-        and given.get("dry-run", "false") != "true"
-        and sys.stdin.isatty()
-        and sys.stdout.isatty()
-    ):
+    if not args.yes and given.get("dry-run") != "true" and sys.stdin.isatty() and sys.stdout.isatty():
         code = execute(given | {"dry-run": "true"}, env, show_outputs=False)
         if code or not _confirm("Apply these changes?"):
             print("Nothing was changed.", file=sys.stderr)

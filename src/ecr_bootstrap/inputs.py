@@ -12,7 +12,6 @@ from typing import Any
 from . import action_yml, values
 from .errors import InputError
 from .keys.record import RunId
-from .places import valid_owner
 
 
 # No defaults: from_values sets every field, from action.yml's defaults where an input is not given. A field
@@ -125,14 +124,6 @@ def _lease(name: str, value: str, checked: Checked) -> float:
     return lease
 
 
-def _organization(name: str, organization: str) -> str:
-    if organization and not valid_owner(organization):
-        raise InputError(
-            name, f"'{organization}' is not an organization name.", fix="Use the login, e.g. octo-org."
-        )
-    return organization
-
-
 def _environment(name: str, value: str, checked: Checked) -> str:
     environment = values.parse_environment(name, value)
     if checked.values["organization"] and environment:
@@ -178,7 +169,7 @@ RULES: dict[str, Rule] = {
     "key-wait-seconds": _named(values.parse_seconds),
     "lease-seconds": _lease,
     "auth": _named(values.parse_choice, choices=("access-key", "oidc")),
-    "organization": _named(_organization),
+    "organization": _named(values.parse_owner),
     "visibility": _named(values.parse_choice, choices=("all", "private", "selected")),
     "environment": _environment,
     "repositories": _repositories,

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 
 from .errors import InputError
-from .places import environment_problem, valid_repository
+from .places import environment_problem, valid_owner, valid_repository
 
 GITHUB_TOKEN_HELP = (
     "a fine-grained personal access token with the repository permission 'Secrets: Read and write' on "
@@ -186,6 +186,12 @@ def parse_tags(name: str, value: str) -> tuple[tuple[str, str], ...]:
     if len(out) > MAX_RESOURCE_TAGS:
         raise InputError(name, f"{len(out)} tags given.", fix=f"Use at most {MAX_RESOURCE_TAGS}.")
     return tuple(out.items())
+
+
+def parse_owner(name: str, value: str) -> str:
+    if value and not valid_owner(value):
+        raise InputError(name, f"'{value}' is not an organization name.", fix="Use the login, e.g. octo-org.")
+    return value
 
 
 def parse_environment(name: str, value: str) -> str:
