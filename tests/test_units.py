@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecr_bootstrap import action_yml, inputs, policy, report, values
+from ecr_bootstrap import action_yml, cli, inputs, policy, report, values
 from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
 from ecr_bootstrap.keys.reader import parse
@@ -132,10 +132,10 @@ def test_booleans_are_strict_and_name_the_input() -> None:
 
 def test_flags_override_environment_and_token_never_comes_from_argv() -> None:
     env = {**ENV, "INPUT_IAM-USER": "from-env", "GITHUB_TOKEN": "tok"}
-    s = inputs.from_argv(["--iam-user", "from-flag"], env)
+    s = cli.from_argv(["--iam-user", "from-flag"], env)
     assert s.iam_user == "from-flag" and s.github_token == "tok"
     with pytest.raises(SystemExit):
-        inputs.from_argv(["--github-token", "x"], env)
+        cli.from_argv(["--github-token", "x"], env)
 
 
 def test_action_yml_declares_the_inputs_and_each_has_a_rule() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from . import action_yml, discover
 from .cancel import Cancellation
 from .errors import BootstrapError, Cancelled
-from .inputs import NOT_FLAGS, from_argv, from_values, given_values
+from .inputs import Settings, from_values
 from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
@@ -119,6 +119,30 @@ def console() -> None:
     sys.exit(main(argv))
 
 
+def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
+    """The action's flags over its INPUT_* variables; the token only ever comes from the environment."""
+    parser = argparse.ArgumentParser(
+        prog="entrypoint.py",
+        description="Create or reuse an ECR repository, a least-privilege IAM policy and user, rotate "
+        "the user's access key and write it as GitHub Actions secrets. Inputs come from INPUT_* "
+        "variables (as in a workflow) or from these flags. The token is read from "
+        "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
+    )
+    _add_inputs(parser, terse=False)
+    raw = _given(env, parser.parse_args(list(argv)))
+    if "github-token" not in raw and env.get("GITHUB_TOKEN"):
+        raw["github-token"] = env["GITHUB_TOKEN"]
+    return from_values(raw, env)
+
+
+def _given(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
+    """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
+    (`--name`, the attribute named with underscores) over them."""
+    declared = action_yml.inputs()
+    given = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    return given | {n: v for n in declared if (v := getattr(flags, n.replace("-", "_"), None)) is not None}
+
+
 # -- `ecr-bootstrap VERB`, for a person at a terminal ------------------------------------------------------
 
 
@@ -157,10 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    """A flag per input of action.yml; an on/off input takes `--name`, `--no-name` or `--name=true|false`."""
+def _add_inputs(parser: argparse.ArgumentParser, *, terse: bool = True) -> None:
+    """A flag per input of action.yml, but the tokens: they come from the environment, never a flag. The
+    verbs' (`terse`): an on/off input takes `--name`, `--no-name` or `--name=true|false`. The action's: the
+    whole description, `--name VALUE`."""
     for spec in action_yml.inputs().values():
-        if spec.name in NOT_FLAGS:
+        if spec.name in ("github-token", "actions-token"):
+            continue
+        if not terse:
+            help_text = f"{spec.description} (default: {spec.default or 'empty'})"
+            parser.add_argument(f"--{spec.name}", metavar="VALUE", help=help_text)
             continue
         names = [f"--{spec.name}", "--region"] if spec.name == "aws-region" else [f"--{spec.name}"]
         shown = _SHOWN_DEFAULTS.get(spec.name, spec.default)
@@ -185,7 +215,7 @@ def _verb(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
         return bootstrap_role(argv[1:], env)
     args = build_parser().parse_args(list(argv))  # a usage error exits with 2
-    given = given_values(env, args)  # as the action reads them: INPUT_* variables, the flags over them
+    given = _given(env, args)  # as the action reads them: INPUT_* variables, the flags over them
     if args.verb == "permissions":
         return print_permissions(given, env)
     if args.verb == "plan":

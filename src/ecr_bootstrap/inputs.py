@@ -1,11 +1,10 @@
-"""Inputs: declared once, in action.yml; read from INPUT_* (the runner) or flags (a local run) and validated
-into Settings by RULES, one rule per input (values.py: the rules for each kind of value). Every error names
-its input, so a bad value stops the run before anything is changed anywhere."""
+"""Inputs: declared once, in action.yml; read (cli.py) from INPUT_* (the runner) or flags (a local run),
+validated into Settings by RULES, one rule per input (values.py: the rules for each kind of value). Every
+error names its input, so a bad value stops the run before anything is changed anywhere."""
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -240,41 +239,3 @@ def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> Sec
             )
         seen[value] = name
     return SecretNames(*(parsed[name] for name in _SECRET_NAMES))
-
-
-NOT_FLAGS = ("github-token", "actions-token")  # tokens come from the environment, never a flag
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="entrypoint.py",
-        description="Create or reuse an ECR repository, a least-privilege IAM policy and user, rotate "
-        "the user's access key and write it as GitHub Actions secrets. Inputs come from INPUT_* "
-        "variables (as in a workflow) or from these flags. The token is read from "
-        "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
-    )
-    for spec in action_yml.inputs().values():
-        if spec.name in NOT_FLAGS:
-            continue
-        parser.add_argument(
-            f"--{spec.name}",  # the attribute: the name with underscores
-            metavar="VALUE",
-            help=f"{spec.description} (default: {spec.default or 'empty'})",
-        )
-    return parser
-
-
-def given_values(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
-    """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
-    (`--name`, the attribute named with underscores) over them."""
-    declared = action_yml.inputs()
-    given = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
-    return given | {n: v for n in declared if (v := getattr(flags, n.replace("-", "_"), None)) is not None}
-
-
-def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-    """The action's flags over its INPUT_* variables; the token only ever comes from the environment."""
-    raw = given_values(env, build_parser().parse_args(list(argv)))
-    if "github-token" not in raw and env.get("GITHUB_TOKEN"):
-        raw["github-token"] = env["GITHUB_TOKEN"]
-    return from_values(raw, env)
