@@ -324,7 +324,7 @@ def deliver_role(
     with ctx.workflow.group("GitHub OIDC provider and IAM role"):
         provider = provider_arn(picture.partition, picture.account)
         if decided.provider.action == "create":
-            oidc.create_provider(aws, provider, settings.tags)
+            oidc.create_provider(aws, settings.tags)
         elif decided.provider.action == "update":
             oidc.add_audience(aws, provider)
         report.changes.append(decided.provider.done())

@@ -98,10 +98,6 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
 
     @property
-    def provider(self) -> str:
-        return provider_arn(self.found.partition, self.found.account)
-
-    @property
     def role_arn(self) -> str:
         if self.found.role is not None:
             return self.found.role.arn
@@ -239,11 +235,9 @@ def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
     wanted = decided.wanted
     provider = decided.step("OIDC provider")
     if provider.action == "create":
-        aws_oidc.create_provider(
-            aws, decided.provider, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1]))
-        )
+        aws_oidc.create_provider(aws, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1])))
     elif provider.action == "update":
-        aws_oidc.add_audience(aws, decided.provider)
+        aws_oidc.add_audience(aws, provider_arn(decided.found.partition, decided.found.account))
     role = decided.step("IAM role")
     arn = decided.role_arn
     if role.action == "create":

@@ -61,10 +61,6 @@ class AwsClients:
         # (PyGithub's import) waits for it, so the first request is not delayed (start-up time).
         self.sending = threading.Event()
 
-    @classmethod
-    def create(cls, region: str) -> AwsClients:
-        return cls(region)
-
     def bounded(self, seconds: float) -> AwsClients:
         """Clients for a rollback: one try per request, each at most `seconds` to connect and to read."""
         clients = AwsClients(self.region, self._botocore(), sdk_config(seconds, seconds, attempts=1))

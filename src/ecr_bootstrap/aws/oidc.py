@@ -55,7 +55,7 @@ def find_provider(aws: AwsClients, arn: str) -> Provider | None:
     return None if reply is None else Provider(arn, tuple(reply.get("ClientIDList", [])))
 
 
-def create_provider(aws: AwsClients, arn: str, tags: Tags) -> None:
+def create_provider(aws: AwsClients, tags: Tags) -> None:
     call(
         "Creating GitHub's OIDC provider",
         "iam:CreateOpenIDConnectProvider",
