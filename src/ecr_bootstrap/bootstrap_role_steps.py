@@ -136,11 +136,7 @@ def _role_policies(aws: AwsClients, name: str) -> tuple[Document | str | None, t
         MaxItems=1000,
     )
     others = {f"inline policy {p}" for p in inline if p != POLICY_NAME} | attached_policies(aws, name, "role")
-    return (_inline_policy(aws, name) if POLICY_NAME in inline else None), tuple(sorted(others))
-
-
-def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
-    reply = call(
+    ours = POLICY_NAME in inline and call(
         f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
         "iam:GetRolePolicy",
         aws.iam,
@@ -148,7 +144,7 @@ def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
         RoleName=name,
         PolicyName=POLICY_NAME,
     )
-    return None if reply is None else decoded_document(reply.get("PolicyDocument", {}))
+    return (decoded_document(ours.get("PolicyDocument", {})) if ours else None), tuple(sorted(others))
 
 
 # -- plan ---------------------------------------------------------------------------------------------
@@ -185,7 +181,7 @@ def _role_steps(decided: Plan) -> list[Step]:
     if role is None:
         return [
             Step("create", what, f"trusts {wanted.subject}{boundary}"),
-            Step("create", f"inline policy {POLICY_NAME}", "the action's own policy for these options"),
+            _policy_step(None, decided.policy),
         ]
     if PURPOSE not in role.tags:
         raise BootstrapError(
