@@ -324,7 +324,7 @@ def deliver_role(
     with ctx.workflow.group("GitHub OIDC provider and IAM role"):
         provider = provider_arn(picture.partition, picture.account)
         if decided.provider.action == "create":
-            oidc.create_provider(aws, provider, settings.tags)
+            oidc.create_provider(aws, settings.tags)
         elif decided.provider.action == "update":
             oidc.add_audience(aws, provider)
         report.changes.append(decided.provider.done())
@@ -337,7 +337,7 @@ def deliver_role(
             oidc.update_trust(aws, role.name, decided.trust)
         report.changes.append(decided.role.done())
         if decided.attachment.action == "create":
-            oidc.attach_role_policy(aws, role.name, delivery.policy_arn)
+            iam.attach_policy(aws, role.name, delivery.policy_arn, "role")
         report.changes.append(decided.attachment.done())
         report.role_arn = role.arn
         ctx.workflow.info(f"Role: {role.arn}")

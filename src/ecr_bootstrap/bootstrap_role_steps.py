@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .aws import AwsClients, aws_tags, call, if_set, pages
+from .aws import AwsClients, call, caller_account, pages
 from .aws import oidc as aws_oidc
-from .aws.iam import decoded_document
+from .aws.iam import attached_policies, decoded_document
 from .errors import BootstrapError, GitHubError
 from .inputs import Settings
 from .permissions import action_policy
@@ -65,21 +65,13 @@ class Request:
 
 
 @dataclass(frozen=True)
-class FoundRole:
-    arn: str
-    trust: Document | str
-    boundary: str
-    tags: dict[str, str]
-    policy: Document | str | None  # our inline policy, None when missing
-    others: tuple[str, ...]  # other inline policies and attached managed policies: kept, reported
-
-
-@dataclass(frozen=True)
 class Found:
     partition: str
     account: str
     provider: aws_oidc.Provider | None
-    role: FoundRole | None
+    role: aws_oidc.Role | None
+    policy: Document | str | None  # the role's inline policy of ours, None when missing
+    others: tuple[str, ...]  # its other inline policies and attached managed policies: kept, reported
     variable: str | None  # the variable's current value; None when it does not exist (or is not read)
 
 
@@ -106,10 +98,6 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
 
     @property
-    def provider(self) -> str:
-        return provider_arn(self.found.partition, self.found.account)
-
-    @property
     def role_arn(self) -> str:
         if self.found.role is not None:
             return self.found.role.arn
@@ -129,21 +117,16 @@ class Plan:
 def look(aws: AwsClients, wanted: Request, github: GitHub | None) -> Found:
     """Every read, before anything is changed (the variable first: a token that cannot read it stops the
     command before AWS is touched). `github`: None when the variable is not read."""
-    from .aws.sts import caller_account
-
     variable = _read_variable(github, wanted.repository, wanted.variable) if github else None
     account, partition = caller_account(aws)
     provider = aws_oidc.find_provider(aws, provider_arn(partition, account))
-    return Found(partition, account, provider, _find_role(aws, wanted.role_name), variable)
+    role = aws_oidc.find_role(aws, wanted.role_name)
+    policy, others = _role_policies(aws, role.name) if role else (None, ())
+    return Found(partition, account, provider, role, policy, others, variable)
 
 
-def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
-    reply = call(
-        f"Looking up IAM role '{name}'", "iam:GetRole", aws.iam, none_on="NoSuchEntity", RoleName=name
-    )
-    if reply is None:
-        return None
-    data = reply["Role"]
+def _role_policies(aws: AwsClients, name: str) -> tuple[Document | str | None, tuple[str, ...]]:
+    """The role's inline policy of ours (None when missing), and its other policies."""
     inline = pages(
         f"Listing the inline policies of IAM role '{name}'",
         "iam:ListRolePolicies",
@@ -152,19 +135,8 @@ def _find_role(aws: AwsClients, name: str) -> FoundRole | None:
         RoleName=name,
         MaxItems=1000,
     )
-    attached = aws_oidc.attached_role_policies(aws, name)
-    return FoundRole(
-        arn=str(data["Arn"]),
-        trust=decoded_document(data.get("AssumeRolePolicyDocument", {})),
-        boundary=str(data.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")),
-        tags={str(t["Key"]): str(t["Value"]) for t in data.get("Tags", [])},
-        policy=_inline_policy(aws, name) if POLICY_NAME in inline else None,
-        others=tuple(sorted({f"inline policy {p}" for p in inline if p != POLICY_NAME} | attached)),
-    )
-
-
-def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
-    reply = call(
+    others = {f"inline policy {p}" for p in inline if p != POLICY_NAME} | attached_policies(aws, name, "role")
+    ours = POLICY_NAME in inline and call(
         f"Reading the inline policy {POLICY_NAME} of IAM role '{name}'",
         "iam:GetRolePolicy",
         aws.iam,
@@ -172,7 +144,7 @@ def _inline_policy(aws: AwsClients, name: str) -> Document | str | None:
         RoleName=name,
         PolicyName=POLICY_NAME,
     )
-    return None if reply is None else decoded_document(reply.get("PolicyDocument", {}))
+    return (decoded_document(ours.get("PolicyDocument", {})) if ours else None), tuple(sorted(others))
 
 
 # -- plan ---------------------------------------------------------------------------------------------
@@ -209,9 +181,9 @@ def _role_steps(decided: Plan) -> list[Step]:
     if role is None:
         return [
             Step("create", what, f"trusts {wanted.subject}{boundary}"),
-            Step("create", f"inline policy {POLICY_NAME}", "the action's own policy for these options"),
+            _policy_step(None, decided.policy),
         ]
-    if role.tags.get(PURPOSE[0]) != PURPOSE[1]:
+    if PURPOSE not in role.tags:
         raise BootstrapError(
             f"IAM role '{wanted.role_name}' exists and was not made by bootstrap-role (no tag "
             f"{PURPOSE[0]}={PURPOSE[1]}); nothing was changed.",
@@ -226,19 +198,19 @@ def _role_steps(decided: Plan) -> list[Step]:
         steps.append(Step("update", f"permissions boundary of {wanted.role_name}", wanted.boundary))
     elif role.boundary and not wanted.boundary:
         steps.append(Step("keep", f"permissions boundary of {wanted.role_name}", role.boundary))
-    steps.append(_policy_step(role, decided.policy))
+    steps.append(_policy_step(decided.found.policy, decided.policy))
     steps += [
         Step("note", f"{wanted.role_name} also has {o}", "kept; it adds to the role's rights")
-        for o in role.others
+        for o in decided.found.others
     ]
     return steps
 
 
-def _policy_step(role: FoundRole, policy: Document) -> Step:
+def _policy_step(found: Document | str | None, policy: Document) -> Step:
     what = f"inline policy {POLICY_NAME}"
-    if role.policy is None:
+    if found is None:
         return Step("create", what, "the action's own policy for these options")
-    if same_policy(role.policy, policy):
+    if same_policy(found, policy):
         return Step("reuse", what)
     return Step("update", what, "differs from the action's own policy for these options")
 
@@ -259,15 +231,16 @@ def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
     wanted = decided.wanted
     provider = decided.step("OIDC provider")
     if provider.action == "create":
-        aws_oidc.create_provider(
-            aws, decided.provider, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1]))
-        )
+        aws_oidc.create_provider(aws, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1])))
     elif provider.action == "update":
-        aws_oidc.add_audience(aws, decided.provider)
+        aws_oidc.add_audience(aws, provider_arn(decided.found.partition, decided.found.account))
     role = decided.step("IAM role")
     arn = decided.role_arn
     if role.action == "create":
-        arn = _create_role(aws, wanted, decided.trust)
+        tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.settings.tags)
+        arn = aws_oidc.create_role(
+            aws, wanted.role_name, decided.trust, tags, wanted.boundary, DESCRIPTION.format(wanted.repository)
+        ).arn
     elif role.action == "update":
         aws_oidc.update_trust(aws, wanted.role_name, decided.trust)
     if any(s.action == "update" and s.what.startswith("permissions boundary") for s in decided.steps):
@@ -291,22 +264,6 @@ def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
     if wanted.variable and github is not None and decided.step("variable").changes:
         github.put_variable(Place("repo", wanted.repository), wanted.variable, arn)
     return arn
-
-
-def _create_role(aws: AwsClients, wanted: Request, trust: Document) -> str:
-    tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.settings.tags)
-    reply = call(
-        f"Creating IAM role '{wanted.role_name}'",
-        "iam:CreateRole",
-        aws.iam,
-        RoleName=wanted.role_name,
-        AssumeRolePolicyDocument=to_json(trust),
-        Description=DESCRIPTION.format(wanted.repository),
-        MaxSessionDuration=3600,
-        Tags=aws_tags(tags),
-        **if_set(PermissionsBoundary=wanted.boundary),
-    )
-    return str(reply["Role"]["Arn"])
 
 
 def _read_variable(github: GitHub, repository: str, name: str) -> str | None:

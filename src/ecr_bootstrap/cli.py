@@ -88,7 +88,7 @@ def _run(
         from .aws import AwsClients
         from .github import GitHub, Pacer
 
-        aws = AwsClients.create(settings.aws_region)
+        aws = AwsClients(settings.aws_region)
         github = GitHub(
             settings.github_token,
             settings.github_api_url,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from .aws import AwsClients, ecr, iam, oidc, sts
+from .aws import AwsClients, caller_account, ecr, iam, oidc
 from .cancel import workers
 from .errors import BootstrapError, GitHubError
 from .github import GitHub
@@ -69,7 +69,7 @@ def _account(
         return repository.account, repository.partition
     if settings.auth == "access-key" and not settings.dry_run:
         return "", ""
-    return sts.caller_account(aws)
+    return caller_account(aws)
 
 
 def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
@@ -125,7 +125,7 @@ def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Pict
         picture,
         provider=oidc.find_provider(aws, provider_arn(picture.partition, picture.account)),
         role=role,
-        role_attached=frozenset(oidc.attached_role_policies(aws, role.name) if role else ()),
+        role_attached=frozenset(iam.attached_policies(aws, role.name, "role") if role else ()),
     )
 
 

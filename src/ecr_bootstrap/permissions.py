@@ -3,7 +3,8 @@ what each AWS module declares it calls (aws/*.PERMISSIONS), so the README's poli
 
 from __future__ import annotations
 
-from .aws import ecr, iam, oidc, sts
+from . import aws
+from .aws import ecr, iam, oidc
 from .inputs import Settings
 from .policy import Document, allow
 from .trust import provider_arn
@@ -30,7 +31,7 @@ Conditioned = tuple[str, Document]  # (the Sid of the statement, its Condition)
 
 def declared() -> dict[str, tuple[str, str]]:
     """IAM action -> (the kind of resource it is used on, the features that need it)."""
-    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **sts.PERMISSIONS}
+    return {**ecr.PERMISSIONS, **iam.PERMISSIONS, **oidc.PERMISSIONS, **aws.PERMISSIONS}
 
 
 def features(settings: Settings) -> set[str]:

@@ -1,6 +1,6 @@
-"""AWS access: clients built once per run, and one wrapper that turns SDK errors into AwsError. Each
-module under aws/ lists the IAM actions its calls need in PERMISSIONS, from which permissions.py generates
-the action's own policy."""
+"""AWS access: clients built once per run, one wrapper that turns SDK errors into AwsError, and who the
+action runs as (STS). Each module under aws/, this one too, lists the IAM actions its calls need in
+PERMISSIONS, from which permissions.py generates the action's own policy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 from ..errors import AwsError
 
+# caller_account's; GetCallerIdentity needs no permission (it cannot be denied): listed for completeness.
+PERMISSIONS = {"sts:GetCallerIdentity": ("*", "read")}
 Tags = tuple[tuple[str, str], ...]  # (key, value) pairs, as the tags input gives them
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 # IAM's HTTP 409 when another request changes the same entity at that moment (IAM API Reference, e.g.
@@ -58,10 +60,6 @@ class AwsClients:
         # Set when the first request is about to go out: work that would compete for the interpreter
         # (PyGithub's import) waits for it, so the first request is not delayed (start-up time).
         self.sending = threading.Event()
-
-    @classmethod
-    def create(cls, region: str) -> AwsClients:
-        return cls(region)
 
     def bounded(self, seconds: float) -> AwsClients:
         """Clients for a rollback: one try per request, each at most `seconds` to connect and to read."""
@@ -219,3 +217,9 @@ def if_set(**params: Any) -> dict[str, Any]:
 
 def is_code(exc: BaseException, *codes: str) -> bool:
     return isinstance(exc, AwsError) and exc.code in codes
+
+
+def caller_account(aws: AwsClients) -> tuple[str, str]:
+    """(account, partition) of the credentials this step runs with."""
+    reply = call("Asking STS who this step runs as", "sts:GetCallerIdentity", aws.sts)
+    return str(reply["Account"]), str(reply["Arn"]).split(":")[1]

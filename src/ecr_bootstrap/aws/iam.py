@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from ..errors import AwsError
@@ -33,6 +33,7 @@ PERMISSIONS = {
     # example, access_policies_boundaries.html), and only for the boundary chosen (see permissions.py).
     "iam:PutUserPermissionsBoundary": ("user", "key-boundary"),
 }
+Identity = Literal["user", "role"]  # what a managed policy is attached to (the role: auth oidc)
 MAX_POLICY_VERSIONS = 5
 POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
 
@@ -207,25 +208,26 @@ def create_user(
     return User(name=name, arn=reply["User"]["Arn"], tags=all_tags, boundary=boundary)
 
 
-def attached_policies(aws: AwsClients, user: str) -> set[str]:
+def attached_policies(aws: AwsClients, name: str, kind: Identity = "user") -> set[str]:
+    """The managed policies attached to the IAM user (or role) `name`."""
     attached = pages(
-        f"Listing policies attached to IAM user '{user}'",
-        "iam:ListAttachedUserPolicies",
+        f"Listing policies attached to IAM {kind} '{name}'",
+        f"iam:ListAttached{kind.title()}Policies",
         aws.iam,
         "AttachedPolicies",
-        UserName=user,
+        **{f"{kind.title()}Name": name},
         MaxItems=1000,
     )
     return {p["PolicyArn"] for p in attached}
 
 
-def attach_policy(aws: AwsClients, user: str, arn: str) -> None:
+def attach_policy(aws: AwsClients, name: str, arn: str, kind: Identity = "user") -> None:
     call(
-        f"Attaching IAM policy {arn} to user '{user}'",
-        "iam:AttachUserPolicy",
+        f"Attaching IAM policy {arn} to {kind} '{name}'",
+        f"iam:Attach{kind.title()}Policy",
         aws.iam,
-        unseen=bool({user, arn} & aws.created),  # made moments ago: IAM may not show it yet
-        UserName=user,
+        unseen=bool({name, arn} & aws.created),  # made moments ago: IAM may not show it yet
+        **{f"{kind.title()}Name": name},
         PolicyArn=arn,
     )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import AwsError
 from ..policy import Document, to_json
 from ..trust import AUDIENCE, PROVIDER_URL
-from . import AwsClients, Tags, aws_tags, call, if_set, is_code, pages
+from . import AwsClients, Tags, aws_tags, call, if_set, is_code
 from .iam import decoded_document
 
 PERMISSIONS = {
@@ -40,6 +40,8 @@ class Role:
     name: str
     arn: str
     trust: Document | str
+    boundary: str = ""  # the ARN of its permissions boundary policy, if it has one
+    tags: Tags = ()
 
 
 def find_provider(aws: AwsClients, arn: str) -> Provider | None:
@@ -53,7 +55,7 @@ def find_provider(aws: AwsClients, arn: str) -> Provider | None:
     return None if reply is None else Provider(arn, tuple(reply.get("ClientIDList", [])))
 
 
-def create_provider(aws: AwsClients, arn: str, tags: Tags) -> None:
+def create_provider(aws: AwsClients, tags: Tags) -> None:
     call(
         "Creating GitHub's OIDC provider",
         "iam:CreateOpenIDConnectProvider",
@@ -83,10 +85,21 @@ def find_role(aws: AwsClients, name: str) -> Role | None:
     if reply is None:
         return None
     data = reply["Role"]
-    return Role(data["RoleName"], data["Arn"], decoded_document(data.get("AssumeRolePolicyDocument", {})))
+    return Role(
+        data["RoleName"],
+        data["Arn"],
+        decoded_document(data.get("AssumeRolePolicyDocument", {})),
+        str((data.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") or ""),
+        tuple((str(t["Key"]), str(t["Value"])) for t in data.get("Tags", [])),
+    )
 
 
-def create_role(aws: AwsClients, name: str, trust: Document, tags: Tags, boundary: str = "") -> Role:
+def create_role(
+    aws: AwsClients, name: str, trust: Document, tags: Tags, boundary: str = "", description: str = ""
+) -> Role:
+    """The new role; one that another run made since the look is reused, unless `description` names
+    another command's role (bootstrap-role's), which is never taken over that way: its plan checks the
+    role's tags."""
     try:
         reply = call(
             f"Creating IAM role '{name}'",
@@ -94,16 +107,16 @@ def create_role(aws: AwsClients, name: str, trust: Document, tags: Tags, boundar
             aws.iam,
             RoleName=name,
             AssumeRolePolicyDocument=to_json(trust),
-            Description=ROLE_DESCRIPTION,
+            Description=description or ROLE_DESCRIPTION,
             MaxSessionDuration=3600,
             **if_set(Tags=aws_tags(tags), PermissionsBoundary=boundary),
         )
     except AwsError as exc:
-        found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") else None
+        found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") and not description else None
         if found is None:
             raise
         return found
-    return Role(name, reply["Role"]["Arn"], trust)
+    return Role(name, reply["Role"]["Arn"], trust, boundary, tags)
 
 
 def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
@@ -113,26 +126,4 @@ def update_trust(aws: AwsClients, name: str, trust: Document) -> None:
         aws.iam,
         RoleName=name,
         PolicyDocument=to_json(trust),
-    )
-
-
-def attached_role_policies(aws: AwsClients, name: str) -> set[str]:
-    attached = pages(
-        f"Listing policies attached to IAM role '{name}'",
-        "iam:ListAttachedRolePolicies",
-        aws.iam,
-        "AttachedPolicies",
-        RoleName=name,
-        MaxItems=1000,
-    )
-    return {p["PolicyArn"] for p in attached}
-
-
-def attach_role_policy(aws: AwsClients, name: str, arn: str) -> None:
-    call(
-        f"Attaching IAM policy {arn} to role '{name}'",
-        "iam:AttachRolePolicy",
-        aws.iam,
-        RoleName=name,
-        PolicyArn=arn,
     )
