@@ -44,13 +44,9 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _loaded(document: Document | str | None) -> Any:
-    return json.loads(document) if isinstance(document, str) else document
-
-
 def canonical(document: Document | str) -> tuple[Any, ...]:
     """A form in which two documents that grant the same are equal (order and Sid ignored)."""
-    doc = _loaded(document)
+    doc = json.loads(document) if isinstance(document, str) else document
     statements = [
         (
             s.get("Effect"),
@@ -92,10 +88,6 @@ def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Docu
         for priority, (description, selection, count) in enumerate(wanted, 1)
     ]
     return {"rules": rules} if rules else None
-
-
-def same_json(a: Document | str | None, b: Document | str | None) -> bool:
-    return bool(_loaded(a) == _loaded(b))
 
 
 def difference(current: Document | str, wanted: Document) -> str:
