@@ -92,16 +92,10 @@ def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Docu
 
 def difference(current: Document | str, wanted: Document) -> str:
     """What `wanted` would add to and remove from `current`, as people read grants."""
-
-    def grants(doc: Document | str) -> set[str]:
-        return {
-            f"{action} on {resource}"
-            for statement in canonical(doc)[1]
-            for action in statement[1]
-            for resource in statement[3]
-        }
-
-    has, wants = grants(current), grants(wanted)
+    has, wants = (  # each statement's Action (1) on its Resource (3)
+        {f"{action} on {resource}" for s in canonical(doc)[1] for action in s[1] for resource in s[3]}
+        for doc in (current, wanted)
+    )
     changes = (("remove", has - wants), ("add", wants - has))
     return (
         "; ".join(f"would {verb} " + ", ".join(sorted(g)) for verb, g in changes if g)
