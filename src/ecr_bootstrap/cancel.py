@@ -24,24 +24,20 @@ class Cancellation:
     """The handlers, installed by the entry point (never at import)."""
 
     def __init__(self) -> None:
-        self.first: Cancelled | None = None
-        self.done = False
+        self.done = False  # signalled already (rolling back) or finished: later signals change nothing
 
     def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in SIGNALS:
-            signal.signal(sig, self._on_signal)
+        if threading.current_thread() is threading.main_thread():  # the only thread that may set them
+            for sig in SIGNALS:
+                signal.signal(sig, self._on_signal)
 
     def finish(self) -> None:
         self.done = True
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if self.first is not None or self.done:
-            return  # rolling back already (or finished): let it finish
-        name = signal.Signals(signum).name
-        self.first = Cancelled(name, time.monotonic() + ROLLBACK)
-        raise self.first
+        if not self.done:
+            self.done = True
+            raise Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
 
 
 @contextmanager

@@ -44,12 +44,10 @@ class Cancelled(Failure, BaseException):
     fix = "Rerun when ready: a run started after a cancelled one goes ahead at once."
     anchor = "cancelled"
 
-    def __init__(self, signal_name: str, deadline: float) -> None:
-        self.message = (
-            f"The job was cancelled ({signal_name}); the run stopped and rolled back what it could."
-        )
+    def __init__(self, signal: str, deadline: float) -> None:
+        self.message = f"The job was cancelled ({signal}); the run stopped and rolled back what it could."
         super().__init__(self.message)
-        self.signal_name = signal_name
+        self.signal_name = signal
         self.deadline = deadline  # time.monotonic() by which the rollback is over
 
     def remaining(self) -> float:

@@ -16,7 +16,7 @@ from .keys.rules import KeyPlan, Retiring
 from .keys.settle import Outcome, settle_record
 from .look import Picture
 from .places import Place, places
-from .policy import Document, difference, ecr_access_policy, lifecycle_policy, same_json, same_policy
+from .policy import Document, difference, ecr_access_policy, lifecycle_policy, same_policy
 from .report import Change, Note, age
 from .times import readable
 from .trust import AUDIENCE, PROVIDER_HOST, checked_trust_policy, provider_arn, subjects
@@ -167,7 +167,7 @@ def ecr_steps(settings: Settings, picture: Picture) -> tuple[Step, Step | None]:
     wanted = lifecycle_policy(settings.ecr.keep_images, settings.ecr.expire_untagged_days)
     if wanted is None:
         return step, None
-    action = "reuse" if repo is not None and same_json(picture.lifecycle, wanted) else "update"
+    action = "reuse" if repo is not None and picture.lifecycle == wanted else "update"
     return step, Step(
         "ECR lifecycle policy", settings.ecr_repository, action, ecr.describe_lifecycle(settings.ecr)
     )

@@ -44,13 +44,9 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _loaded(document: Document | str | None) -> Any:
-    return json.loads(document) if isinstance(document, str) else document
-
-
 def canonical(document: Document | str) -> tuple[Any, ...]:
     """A form in which two documents that grant the same are equal (order and Sid ignored)."""
-    doc = _loaded(document)
+    doc = json.loads(document) if isinstance(document, str) else document
     statements = [
         (
             s.get("Effect"),
@@ -94,22 +90,12 @@ def lifecycle_policy(keep_images: int | None, untagged_days: int | None) -> Docu
     return {"rules": rules} if rules else None
 
 
-def same_json(a: Document | str | None, b: Document | str | None) -> bool:
-    return bool(_loaded(a) == _loaded(b))
-
-
 def difference(current: Document | str, wanted: Document) -> str:
     """What `wanted` would add to and remove from `current`, as people read grants."""
-
-    def grants(doc: Document | str) -> set[str]:
-        return {
-            f"{action} on {resource}"
-            for statement in canonical(doc)[1]
-            for action in statement[1]
-            for resource in statement[3]
-        }
-
-    has, wants = grants(current), grants(wanted)
+    has, wants = (  # each statement's Action (1) on its Resource (3)
+        {f"{action} on {resource}" for s in canonical(doc)[1] for action in s[1] for resource in s[3]}
+        for doc in (current, wanted)
+    )
     changes = (("remove", has - wants), ("add", wants - has))
     return (
         "; ".join(f"would {verb} " + ", ".join(sorted(g)) for verb, g in changes if g)

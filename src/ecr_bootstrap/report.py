@@ -156,13 +156,13 @@ def _blocks(report: Report, failed: str) -> list[Block]:
     )
     changes = tuple((c.resource, Code(c.name), c.action, c.detail) for c in report.changes)
     targets = tuple((Code(t.repository), t.state, t.detail) for t in report.targets)
-    tables: list[tuple[tuple[str, ...], tuple[tuple[Cell, ...], ...]]] = [
-        (("", ""), tuple((label, Code(value)) for label, value in facts if value)),
-        (("Resource", "Name", "Result", "Detail"), changes),
-        (("Target repository", "Secrets", "Detail"), targets),
-        (("Access key", "Created", "Age", "Held by"), tuple(map(_key_row, report.keys))),
-    ]
-    blocks += [Table(header, rows) for header, rows in tables if rows]
+    tables = (
+        Table(("", ""), tuple((label, Code(value)) for label, value in facts if value)),
+        Table(("Resource", "Name", "Result", "Detail"), changes),
+        Table(("Target repository", "Secrets", "Detail"), targets),
+        Table(("Access key", "Created", "Age", "Held by"), tuple(map(_key_row, report.keys))),
+    )
+    blocks += [table for table in tables if table.rows]
     if report.snippet:
         blocks.append(Snippet("Use the role in a target's workflow:", "yaml", report.snippet.rstrip("\n")))
     return blocks

@@ -8,9 +8,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from ..deadline import WriteDeadline
 from ..errors import GitHubError
 from ..places import Place
+from ..times import WriteDeadline
 from ..values import GITHUB_TOKEN_HELP
 from .http import Http, epoch, uncertain
 

@@ -15,8 +15,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from ..deadline import WriteDeadline
 from ..errors import GitHubError, LeaseExpired
+from ..times import WriteDeadline
 from .limits import READS, Pacer, RetryPolicy, rate_limit_wait
 
 # Sent with every request: GitHub's own media type and the REST API version this client is written against

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..deadline import WriteDeadline
 from ..errors import GitHubError, LeaseExpired
+from ..times import WriteDeadline
 
 READS = ("GET", "HEAD")
 SECONDARY_WORDS = ("secondary rate limit", "abuse detection mechanism")

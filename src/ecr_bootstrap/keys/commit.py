@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..aws import AwsClients, iam
-from ..deadline import WriteDeadline
 from ..errors import BootstrapError
 from ..github import GitHub
 from ..inputs import Settings
 from ..plan import Rotate, Target
 from ..report import Report, TargetResult
+from ..times import WriteDeadline
 from ..workflow import Workflow
 from .journal import KeyCreated, KeyDeleted, Log, Outcome, Pair, Stage, TargetFact, outcome
 from .record import (

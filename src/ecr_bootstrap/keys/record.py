@@ -101,7 +101,7 @@ class Marker:
 @dataclass(frozen=True)
 class Lease:
     """A run's claim on the user's keys, recorded before it creates a key (the local deadline derived from
-    it is deadline.WriteDeadline)."""
+    it is times.WriteDeadline)."""
 
     # "pending" (no key yet) | "done" (committed or rolled back); "made" (key named) is read, not written
     state: str

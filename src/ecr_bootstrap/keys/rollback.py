@@ -9,11 +9,10 @@ from datetime import timedelta
 
 from ..aws import iam, is_code
 from ..cancel import ROLLBACK_REQUEST
-from ..deadline import WriteDeadline
 from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationError
 from ..plan import Target
 from ..report import TargetResult
-from ..times import readable
+from ..times import WriteDeadline, readable
 from .commit import RotationState, entry_keys
 from .journal import Pair, Stage
 from .record import holder_tags

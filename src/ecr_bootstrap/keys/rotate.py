@@ -14,12 +14,11 @@ from typing import Any
 
 from ..aws import AwsClients, ecr, iam
 from ..cancel import SIGNALS
-from ..deadline import WriteDeadline
 from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
 from ..look import IAM_READ_LAG
 from ..plan import Target
 from ..report import key_table
-from ..times import iso
+from ..times import WriteDeadline, iso
 from .commit import LeaseRecord, RotationState, Tags
 from .journal import KeyCreated, Pair, Stage, outcome
 from .record import NEXT, AccessKey, adopted_tags, holder_tags

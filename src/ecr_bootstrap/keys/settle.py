@@ -125,7 +125,7 @@ def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
 
 def _last_write(record: Record, key_id: str, ref: int | None) -> int | None:
     """The latest GitHub second the run that made `key_id` could have written a target: it writes only
-    within its lease (deadline.py), which began before its reference second. The lease is on IAM's clock,
+    within its lease (times.py), which began before its reference second. The lease is on IAM's clock,
     so only its length is used, counted from the reference (GitHub's clock)."""
     lease, marker = record.made_by.get(key_id), record.markers.get(key_id)
     span = lease if lease and lease.since and lease.until else marker
