@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from . import action_yml
 from . import bootstrap_role_steps as steps
 from .bootstrap_role_steps import Request
-from .errors import BootstrapError, InputError
+from .errors import BootstrapError, InputError, Usage
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy
 from .workflow import Workflow
@@ -40,10 +40,6 @@ ROLE_NAME_MAX = 64
 DOCS = "docs/bootstrap-role.md"
 PROFILE_FIX = "Name a profile of your AWS config (aws configure list-profiles)."
 ACTION_USES = "your-org/ecr-bootstrap-action@v1"
-
-
-class Usage(BootstrapError):
-    """A command line that cannot work (exit code 2); nothing was read or changed."""
 
 
 class _Parser(argparse.ArgumentParser):

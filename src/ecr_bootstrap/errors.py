@@ -62,6 +62,10 @@ class InputError(BootstrapError):
         self.input_name = name
 
 
+class Usage(BootstrapError):
+    """A command line that cannot work (exit code 2); nothing was read or changed."""
+
+
 class AwsError(BootstrapError):
     title = "AWS request failed"
 
