@@ -17,9 +17,9 @@ from .keys.record import Lease, holder_parts, marker_key
 from .keys.retire import fates_now, retire
 from .keys.rotate import Rotation
 from .keys.rules import read_record
-from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
+from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders, settings_places
 from .places import Place
-from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, settings_places, variable_names
+from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, variable_names
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Note, Report, TargetResult, age, key_table, old_keys
 from .times import iso, readable
@@ -51,15 +51,14 @@ class Context:
 
 
 def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, report: Report) -> None:
-    targets = settings_places(settings)
     report.dry_run = settings.dry_run
     ctx = Context(settings, aws, github, workflow, report)
     with workflow.group("Checking AWS state and GitHub access"):
-        picture = look(settings, aws, github, workflow, targets)
+        picture = look(settings, aws, github, workflow)
         workflow.info(
             f"ECR repository {'exists' if picture.repository else 'is new'}; policy "
             f"{'exists' if picture.policy else 'is new' if picture.policy_known else 'to be created'}; "
-            f"{len(targets)} target(s)."
+            f"{len(settings_places(settings))} target(s)."
         )
         decided, picture = decide(ctx, picture)
     if settings.dry_run:
@@ -100,13 +99,13 @@ def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
             if lease is not None and lease.run and run_completed(settings, ctx.github, workflow, lease):
                 over |= {lease.run.token}
                 # Its targets' timestamps as they are now that it has finished writing.
-                picture = look_up_holders(ctx.github, settings, picture, settings_places(settings))
+                picture = look_up_holders(ctx.github, settings, picture)
                 continue
             workflow.info(
                 f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
                 "(its reads may lag its writes)."
             )
-            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
+            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -160,8 +159,8 @@ def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
 
 
 def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
-    for step in decided.environments:  # first: a refusal here stops the run before AWS changes
-        place = next(p for p in picture.missing_environments if p.label == step.name)
+    # First: a refusal here stops the run before AWS changes.
+    for step, place in zip(decided.environments, picture.missing_environments, strict=True):
         with ctx.workflow.group(f"Environment {place.environment} of {place.name}"):
             ctx.github.create_environment(place)
             ctx.github.public_key(place)
@@ -243,16 +242,14 @@ def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Contex
     was not looked up (a new setup) is created, or reused if it exists after all."""
     settings, aws, report = ctx.settings, ctx.aws, ctx.report
     document = ecr_access_policy(repository_arn)
-    arn = iam.policy_arn(picture.partition, picture.account, settings.iam_policy)
     existing = picture.policy
     if existing is None:
+        arn = iam.policy_arn(picture.partition, picture.account, settings.iam_policy)
         existing = iam.create_policy(aws, settings.iam_policy, arn, document, settings.tags)
-        if existing.created:
-            report.changes.append(step.done())
-            return arn, existing.default_version
-        # Found by CreatePolicy (not looked up, or made by a run racing this one): planned now, the same way.
-        step = policy_step(settings, replace(picture, policy=existing))
-    if step.action != "update":  # reuse: a policy that exists is never planned "create"
+        if not existing.created:
+            # Found by CreatePolicy (not looked up, or made by a racing run): planned now, the same way.
+            step = policy_step(settings, replace(picture, policy=existing))
+    if step.action != "update":  # created, or reused (a policy that exists is never planned "create")
         report.changes.append(step.done())
         return existing.arn, existing.default_version
     deleted, version = iam.update_policy(aws, existing.arn, document)
@@ -290,7 +287,7 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
             "once more."
         )
         attached = picture.attached | {delivery.policy_arn}
-        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture, settings_places(ctx.settings))
+        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture)
         replanned, again = decide(ctx, replace(again, attached=attached))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise

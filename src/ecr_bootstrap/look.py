@@ -18,7 +18,7 @@ from .inputs import Settings
 from .keys.reader import parse
 from .keys.record import AccessKey, Record
 from .keys.rules import read_record
-from .places import Place
+from .places import Place, places
 from .policy import Document
 from .trust import Ids, provider_arn
 from .workflow import Workflow
@@ -57,6 +57,10 @@ class Picture:
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
 
 
+def settings_places(settings: Settings) -> list[Place]:
+    return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
+
+
 def _account(
     aws: AwsClients, settings: Settings, looking: Future[ecr.Repository | None], user: iam.User | None
 ) -> tuple[str, str]:
@@ -72,7 +76,7 @@ def _account(
     return sts.caller_account(aws)
 
 
-def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
+def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
     """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
     policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
     without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
@@ -93,7 +97,7 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
         if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
             lifecycle = ecr.lifecycle(aws, repository.name)
         key_list = keys.result() if keys else []
-        scopes = [p.scope for p in targets]
+        scopes = [p.scope for p in settings_places(settings)]
         picture = Picture(
             repository,
             account,
@@ -129,13 +133,11 @@ def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Pict
     )
 
 
-def look_up_github(
-    github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow
-) -> tuple[tuple[Place, ...], Ids]:
+def look_up_github(github: GitHub, settings: Settings, workflow: Workflow) -> tuple[tuple[Place, ...], Ids]:
     """Prove the token may write every place (reading its public key) and learn the repository ids (OIDC
     subjects, selected org visibility). Returns the environments that do not exist yet, and the ids."""
     missing = []
-    for place in targets:
+    for place in settings_places(settings):
         try:
             github.public_key(place)
         except GitHubError as exc:
@@ -163,12 +165,12 @@ def look_up_github(
     return tuple(missing), ids
 
 
-def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
+def look_up_holders(github: GitHub, settings: Settings, picture: Picture) -> Picture:
     """GitHub's timestamps of the two secrets of each target whose entry names several keys (a run stopped
     while writing). Places known only from the record are never asked about: places come from the inputs."""
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
-    for place in targets:
+    for place in settings_places(settings):
         if len(picture.record.holders.get(place.scope, ())) < 2:
             continue
         try:
@@ -196,32 +198,27 @@ def _when_sending(aws: AwsClients, work: Callable[..., Any], *args: Any) -> Any:
     return work(*args)
 
 
-def look(
-    settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, targets: list[Place]
-) -> Picture:
+def look(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow) -> Picture:
     """AWS reads and the GitHub access check overlap; nothing changes until both are done."""
     with workers(1) as pool:
-        checking = pool.submit(_when_sending, aws, look_up_github, github, settings, targets, workflow)
+        checking = pool.submit(_when_sending, aws, look_up_github, github, settings, workflow)
         try:
-            picture = look_up_aws(aws, settings, targets)
+            picture = look_up_aws(aws, settings)
         finally:
             aws.sending.set()
         missing, ids = checking.result()  # a token that cannot write secrets stops the run here
     picture = replace(picture, missing_environments=missing, ids=_frozen(ids))
     if settings.auth == "access-key" and picture.user is not None:
-        picture = look_up_holders(github, settings, picture, targets)
+        picture = look_up_holders(github, settings, picture)
     return picture
 
 
-def look_at_user_again(
-    aws: AwsClients, github: GitHub, settings: Settings, picture: Picture, targets: list[Place]
-) -> Picture:
+def look_at_user_again(aws: AwsClients, github: GitHub, settings: Settings, picture: Picture) -> Picture:
     """The user's record and keys once IAM has caught up with writes its first read may have missed."""
     if picture.user is None:
         return picture
     time.sleep(IAM_READ_LAG)
     tags = iam.list_tags(aws, picture.user.name)  # the tags first, then the keys (as the first look)
     keys = iam.list_keys(aws, picture.user.name)
-    record = read_record(tags, keys, [p.scope for p in targets], settings.run.server)
-    picture = replace(picture, keys=tuple(keys), record=record)
-    return look_up_holders(github, settings, picture, targets)
+    record = read_record(tags, keys, [p.scope for p in settings_places(settings)], settings.run.server)
+    return look_up_holders(github, settings, replace(picture, keys=tuple(keys), record=record))
