@@ -13,7 +13,7 @@ from .errors import AwsError, GitHubError, KeyRaced, LeaseHeld, NoSafeKey, Rotat
 from .github import GitHub
 from .inputs import Settings
 from .keys.journal import Stage
-from .keys.record import Lease, holder_parts, marker_key
+from .keys.record import RunId, holder_parts, marker_key
 from .keys.retire import fates_now, retire
 from .keys.rotate import Rotation
 from .keys.rules import read_record
@@ -71,8 +71,7 @@ def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Repo
     """Dry run: the plan's steps, as a real run would take them."""
     if picture.repository is not None:
         report.repository_uri, report.registry = picture.repository.uri, picture.repository.registry
-    for step in decided.steps():
-        report.changes.append(step.planned())
+    report.changes += [step.planned() for step in decided.steps()]
     for change in report.changes:
         detail = f" ({change.detail})" if change.detail else ""
         workflow.info(f"Plan: {change.resource} {change.name}: {change.action}{detail}")
@@ -95,9 +94,9 @@ def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held
-            lease = held.lease
-            if lease is not None and lease.run and run_completed(settings, ctx.github, workflow, lease):
-                over |= {lease.run.token}
+            run = held.lease.run if held.lease else None
+            if run is not None and run_completed(settings, ctx.github, workflow, run):
+                over |= {run.token}
                 # Its targets' timestamps as they are now that it has finished writing.
                 picture = look_up_holders(ctx.github, settings, picture)
                 continue
@@ -117,10 +116,9 @@ def say(notes: Iterable[Note], workflow: Workflow) -> None:
             workflow.info(note.text)
 
 
-def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease: Lease) -> bool:
+def run_completed(settings: Settings, github: GitHub, workflow: Workflow, run: RunId) -> bool:
     """Ask GitHub whether the run holding the lease has completed (needs actions-token)."""
-    run = lease.run
-    if not settings.actions_token or run is None or not run.repository:
+    if not settings.actions_token or not run.repository:
         return False
     checker = github.with_token(settings.actions_token)
     try:
