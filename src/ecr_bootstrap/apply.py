@@ -167,18 +167,18 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
     if not picture.account:
         picture = replace(picture, account=repository.account, partition=repository.partition)
     with ctx.workflow.group("IAM policy"):
-        arn, version = ensure_policy(decided.policy, picture, repository.arn, ctx)
-        ctx.report.policy_arn = arn
-        ctx.workflow.info(f"Policy: {arn}")
-    delivery, role_arn = Delivery(repository.uri, arn, version), ""
+        policy = ensure_policy(decided.policy, picture, repository.arn, ctx)
+        ctx.report.policy_arn = policy.arn
+        ctx.workflow.info(f"Policy: {policy.arn}")
+    role_arn = ""
     if decided.oidc is not None:
-        role_arn = deliver_role(decided.oidc, decided.targets, picture, delivery, ctx)
+        role_arn = deliver_role(decided.oidc, decided.targets, picture, ctx, repository.uri, policy.arn)
         if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
     elif decided.keep is not None:
-        keep_key(decided, picture, ctx, arn)
+        keep_key(decided, picture, ctx, policy.arn)
     elif decided.rotate is not None:
-        rotate_keys(decided.rotate, picture, ctx, delivery)
+        rotate_keys(decided.rotate, picture, ctx, repository.uri, policy)
     for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
         ctx.workflow.warning(text, title="Old access key")
     if ctx.settings.write_variables and decided.keep is None:  # a kept key: nothing is written
@@ -235,9 +235,9 @@ def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repo
     return repository
 
 
-def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Context) -> tuple[str, str]:
-    """Returns the policy's ARN and its default version (remembered in the key record). A policy that
-    was not looked up (a new setup) is created, or reused if it exists after all."""
+def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Context) -> iam.Policy:
+    """Returns the policy, at its default version (remembered in the key record). A policy that was not
+    looked up (a new setup) is created, or reused if it exists after all."""
     settings, aws, report = ctx.settings, ctx.aws, ctx.report
     document = ecr_access_policy(repository_arn)
     existing = picture.policy
@@ -249,28 +249,19 @@ def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Contex
             step = policy_step(settings, replace(picture, policy=existing))
     if step.action != "update":  # created, or reused (a policy that exists is never planned "create")
         report.changes.append(step.done())
-        return existing.arn, existing.default_version
+        return existing
     deleted, version = iam.update_policy(aws, existing.arn, document)
     detail = f"default version {existing.default_version} differed; new default version made"
     if deleted:
         detail += f" (deleted oldest version {deleted})"
     report.changes.append(step.done(detail))
-    return existing.arn, version
+    return replace(existing, default_version=version, document=document)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What the rotation writes beside the key (the repository's URI), and the policy it attaches."""
-
-    repository_uri: str
-    policy_arn: str
-    policy_version: str
-
-
-def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery) -> None:
+def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, uri: str, policy: iam.Policy) -> None:
     """The rotation, built whole from the plan. When IAM refuses a new key because the user has 2
     already (this run's read lagged another run's writes), it reads IAM again and plans once more."""
-    rotation = _rotation(rotate, picture, ctx, delivery)
+    rotation = _rotation(rotate, picture, ctx, uri, policy)
     try:
         rotation.run()
     except (AwsError, KeyRaced) as exc:
@@ -284,16 +275,16 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
             f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
             "once more."
         )
-        attached = picture.attached | {delivery.policy_arn}
+        attached = picture.attached | {policy.arn}
         again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture)
         replanned, again = decide(ctx, replace(again, attached=attached))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
-        _rotation(replanned.rotate, again, ctx, delivery, provisioned=True).run()
+        _rotation(replanned.rotate, again, ctx, uri, policy, provisioned=True).run()
 
 
 def _rotation(
-    rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery, provisioned: bool = False
+    rotate: Rotate, picture: Picture, ctx: Context, uri: str, policy: iam.Policy, provisioned: bool = False
 ) -> Rotation:
     return Rotation(
         aws=ctx.aws,
@@ -303,16 +294,16 @@ def _rotation(
         settings=ctx.settings,
         rotate=rotate,
         user=picture.user,
-        attach=delivery.policy_arn if rotate.attachment.action == "create" else "",
-        repository_uri=delivery.repository_uri,
-        policy_version=(ctx.settings.iam_policy, delivery.policy_version),
+        attach=policy.arn if rotate.attachment.action == "create" else "",
+        repository_uri=uri,
+        policy_version=(ctx.settings.iam_policy, policy.default_version),
         now=ctx.aws.iam_now,
         provisioned=provisioned,
     )
 
 
 def deliver_role(
-    decided: Oidc, targets: tuple[Place, ...], picture: Picture, delivery: Delivery, ctx: Context
+    decided: Oidc, targets: tuple[Place, ...], picture: Picture, ctx: Context, uri: str, policy_arn: str
 ) -> str:
     """The OIDC provider, the role and its policy, then each target's secrets. Returns the role's ARN."""
     settings, aws, report = ctx.settings, ctx.aws, ctx.report
@@ -332,14 +323,14 @@ def deliver_role(
             oidc.update_trust(aws, role.name, decided.trust)
         report.changes.append(decided.role.done())
         if decided.attachment.action == "create":
-            oidc.attach_role_policy(aws, role.name, delivery.policy_arn)
+            oidc.attach_role_policy(aws, role.name, policy_arn)
         report.changes.append(decided.attachment.done())
         report.role_arn = role.arn
         ctx.workflow.info(f"Role: {role.arn}")
     names = settings.secret_names
     with ctx.workflow.group("GitHub secrets"):
         for place in targets:
-            ctx.github.put_secret(place, names.repository_uri, delivery.repository_uri)
+            ctx.github.put_secret(place, names.repository_uri, uri)
             ctx.github.put_secret(place, names.role_arn, role.arn)
             report.targets.append(
                 TargetResult(place.label, "written", f"{names.role_arn}, {names.repository_uri}")
