@@ -91,11 +91,11 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
             keys = pool.submit(iam.list_keys, aws, user.name)
         account, partition = _account(aws, settings, looking, user)
         tags = user.tags if user else []
-        policy = _find_policy(aws, settings, partition, account, parse(tags)) if account else None
+        arn = iam.policy_arn(partition, account, settings.iam_policy)
+        policy = _find_policy(aws, settings, arn, parse(tags)) if account else None
         repository = looking.result()
-        lifecycle = None
-        if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
-            lifecycle = ecr.lifecycle(aws, repository.name)
+        wants_lifecycle = settings.ecr.keep_images or settings.ecr.expire_untagged_days
+        lifecycle = ecr.lifecycle(aws, repository.name) if repository and wants_lifecycle else None
         key_list = keys.result() if keys else []
         scopes = [p.scope for p in settings_places(settings)]
         picture = Picture(
@@ -113,11 +113,8 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
     return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
 
 
-def _find_policy(
-    aws: AwsClients, settings: Settings, partition: str, account: str, record: Record
-) -> iam.Policy | None:
+def _find_policy(aws: AwsClients, settings: Settings, arn: str, record: Record) -> iam.Policy | None:
     """The policy, read at the version the record remembers (one request fewer) when it still is one."""
-    arn = iam.policy_arn(partition, account, settings.iam_policy)
     name, version = record.policy_version or ("", "")
     found = iam.find_policy_version(aws, arn, version) if name == settings.iam_policy else None
     return found or iam.find_policy(aws, arn)

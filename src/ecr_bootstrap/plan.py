@@ -137,11 +137,9 @@ def plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[st
 
 
 def repository_arn(settings: Settings, picture: Picture) -> str:
-    """The ECR repository's ARN: as AWS gave it, or as it will be ("" when the account is not known)."""
+    """The ECR repository's ARN: as AWS gave it, or as it will be (a found policy: the account is known)."""
     if picture.repository is not None:
         return picture.repository.arn
-    if not picture.account:
-        return ""
     region, account, name = settings.aws_region, picture.account, settings.ecr_repository
     return f"arn:{picture.partition}:ecr:{region}:{account}:repository/{name}"
 
