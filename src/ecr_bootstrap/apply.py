@@ -275,9 +275,8 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, uri: str, policy
             f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
             "once more."
         )
-        attached = picture.attached | {policy.arn}
         again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture)
-        replanned, again = decide(ctx, replace(again, attached=attached))
+        replanned, again = decide(ctx, replace(again, attached=picture.attached | {policy.arn}))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
         _rotation(replanned.rotate, again, ctx, uri, policy, provisioned=True).run()
