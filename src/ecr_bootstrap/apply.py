@@ -57,7 +57,7 @@ def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow,
         picture = look(settings, aws, github, workflow)
         workflow.info(
             f"ECR repository {'exists' if picture.repository else 'is new'}; policy "
-            f"{'exists' if picture.policy else 'is new' if picture.policy_known else 'to be created'}; "
+            f"{'exists' if picture.policy else 'is new' if picture.account else 'to be created'}; "
             f"{len(settings_places(settings))} target(s)."
         )
         decided, picture = decide(ctx, picture)

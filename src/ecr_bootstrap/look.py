@@ -40,10 +40,9 @@ class Picture:
     """What exists before the run changes anything, on both sides. Never changed after `look`."""
 
     repository: ecr.Repository | None
-    account: str  # "" on a fresh setup that looked no further: learnt from the repository it creates
+    account: str  # "": a fresh setup that looked no further, policy included (learnt from its new repository)
     partition: str
     policy: iam.Policy | None
-    policy_known: bool = True  # False: not looked up (created first, reused if it exists)
     lifecycle: Document | None = None
     user: iam.User | None = None
     attached: frozenset[str] = frozenset()
@@ -103,7 +102,6 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
             account,
             partition,
             policy,
-            policy_known=bool(account),
             lifecycle=lifecycle,
             user=user,
             attached=frozenset(attached.result() if attached else ()),
