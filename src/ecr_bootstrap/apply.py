@@ -13,13 +13,13 @@ from .errors import AwsError, GitHubError, KeyRaced, LeaseHeld, NoSafeKey, Rotat
 from .github import GitHub
 from .inputs import Settings
 from .keys.journal import Stage
-from .keys.record import Lease, holder_parts, marker_key
+from .keys.record import RunId, holder_parts, marker_key
 from .keys.retire import fates_now, retire
 from .keys.rotate import Rotation
 from .keys.rules import read_record
-from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders
+from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders, settings_places
 from .places import Place
-from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, settings_places, variable_names
+from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, variable_names
 from .policy import ecr_access_policy, lifecycle_policy
 from .report import Note, Report, TargetResult, age, key_table, old_keys
 from .times import iso, readable
@@ -51,15 +51,14 @@ class Context:
 
 
 def run(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, report: Report) -> None:
-    targets = settings_places(settings)
     report.dry_run = settings.dry_run
     ctx = Context(settings, aws, github, workflow, report)
     with workflow.group("Checking AWS state and GitHub access"):
-        picture = look(settings, aws, github, workflow, targets)
+        picture = look(settings, aws, github, workflow)
         workflow.info(
             f"ECR repository {'exists' if picture.repository else 'is new'}; policy "
-            f"{'exists' if picture.policy else 'is new' if picture.policy_known else 'to be created'}; "
-            f"{len(targets)} target(s)."
+            f"{'exists' if picture.policy else 'is new' if picture.account else 'to be created'}; "
+            f"{len(settings_places(settings))} target(s)."
         )
         decided, picture = decide(ctx, picture)
     if settings.dry_run:
@@ -72,8 +71,7 @@ def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Repo
     """Dry run: the plan's steps, as a real run would take them."""
     if picture.repository is not None:
         report.repository_uri, report.registry = picture.repository.uri, picture.repository.registry
-    for step in decided.steps():
-        report.changes.append(step.planned())
+    report.changes += [step.planned() for step in decided.steps()]
     for change in report.changes:
         detail = f" ({change.detail})" if change.detail else ""
         workflow.info(f"Plan: {change.resource} {change.name}: {change.action}{detail}")
@@ -96,17 +94,17 @@ def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held
-            lease = held.lease
-            if lease is not None and lease.run and run_completed(settings, ctx.github, workflow, lease):
-                over |= {lease.run.token}
+            run = held.lease.run if held.lease else None
+            if run is not None and run_completed(settings, ctx.github, workflow, run):
+                over |= {run.token}
                 # Its targets' timestamps as they are now that it has finished writing.
-                picture = look_up_holders(ctx.github, settings, picture, settings_places(settings))
+                picture = look_up_holders(ctx.github, settings, picture)
                 continue
             workflow.info(
                 f"The lease on {settings.iam_user} looks held; reading IAM again in {IAM_READ_LAG:g} s "
                 "(its reads may lag its writes)."
             )
-            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture, settings_places(settings))
+            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -118,10 +116,9 @@ def say(notes: Iterable[Note], workflow: Workflow) -> None:
             workflow.info(note.text)
 
 
-def run_completed(settings: Settings, github: GitHub, workflow: Workflow, lease: Lease) -> bool:
+def run_completed(settings: Settings, github: GitHub, workflow: Workflow, run: RunId) -> bool:
     """Ask GitHub whether the run holding the lease has completed (needs actions-token)."""
-    run = lease.run
-    if not settings.actions_token or run is None or not run.repository:
+    if not settings.actions_token or not run.repository:
         return False
     checker = github.with_token(settings.actions_token)
     try:
@@ -160,8 +157,8 @@ def lease_error(settings: Settings, held: LeaseHeld) -> RotationError:
 
 
 def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
-    for step in decided.environments:  # first: a refusal here stops the run before AWS changes
-        place = next(p for p in picture.missing_environments if p.label == step.name)
+    # First: a refusal here stops the run before AWS changes.
+    for step, place in zip(decided.environments, picture.missing_environments, strict=True):
         with ctx.workflow.group(f"Environment {place.environment} of {place.name}"):
             ctx.github.create_environment(place)
             ctx.github.public_key(place)
@@ -170,18 +167,18 @@ def apply(decided: Plan, picture: Picture, ctx: Context) -> None:
     if not picture.account:
         picture = replace(picture, account=repository.account, partition=repository.partition)
     with ctx.workflow.group("IAM policy"):
-        arn, version = ensure_policy(decided.policy, picture, repository.arn, ctx)
-        ctx.report.policy_arn = arn
-        ctx.workflow.info(f"Policy: {arn}")
-    delivery, role_arn = Delivery(repository.uri, arn, version), ""
+        policy = ensure_policy(decided.policy, picture, repository.arn, ctx)
+        ctx.report.policy_arn = policy.arn
+        ctx.workflow.info(f"Policy: {policy.arn}")
+    role_arn = ""
     if decided.oidc is not None:
-        role_arn = deliver_role(decided.oidc, decided.targets, picture, delivery, ctx)
+        role_arn = deliver_role(decided.oidc, decided.targets, picture, ctx, repository.uri, policy.arn)
         if ctx.settings.retire_user_keys:
             retire_user_keys(decided, picture, ctx)
     elif decided.keep is not None:
-        keep_key(decided, picture, ctx, arn)
+        keep_key(decided, picture, ctx, policy.arn)
     elif decided.rotate is not None:
-        rotate_keys(decided.rotate, picture, ctx, delivery)
+        rotate_keys(decided.rotate, picture, ctx, repository.uri, policy)
     for text in old_keys(ctx.report.keys, ctx.aws.iam_now()):
         ctx.workflow.warning(text, title="Old access key")
     if ctx.settings.write_variables and decided.keep is None:  # a kept key: nothing is written
@@ -238,44 +235,33 @@ def ensure_repository(decided: Plan, picture: Picture, ctx: Context) -> ecr.Repo
     return repository
 
 
-def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Context) -> tuple[str, str]:
-    """Returns the policy's ARN and its default version (remembered in the key record). A policy that
-    was not looked up (a new setup) is created, or reused if it exists after all."""
+def ensure_policy(step: Step, picture: Picture, repository_arn: str, ctx: Context) -> iam.Policy:
+    """Returns the policy, at its default version (remembered in the key record). A policy that was not
+    looked up (a new setup) is created, or reused if it exists after all."""
     settings, aws, report = ctx.settings, ctx.aws, ctx.report
     document = ecr_access_policy(repository_arn)
-    arn = iam.policy_arn(picture.partition, picture.account, settings.iam_policy)
     existing = picture.policy
     if existing is None:
+        arn = iam.policy_arn(picture.partition, picture.account, settings.iam_policy)
         existing = iam.create_policy(aws, settings.iam_policy, arn, document, settings.tags)
-        if existing.created:
-            report.changes.append(step.done())
-            return arn, existing.default_version
-        # Found by CreatePolicy (not looked up, or made by a run racing this one): planned now, the same way.
-        step = policy_step(settings, replace(picture, policy=existing))
-    if step.action != "update":  # reuse: a policy that exists is never planned "create"
+        if not existing.created:
+            # Found by CreatePolicy (not looked up, or made by a racing run): planned now, the same way.
+            step = policy_step(settings, replace(picture, policy=existing))
+    if step.action != "update":  # created, or reused (a policy that exists is never planned "create")
         report.changes.append(step.done())
-        return existing.arn, existing.default_version
+        return existing
     deleted, version = iam.update_policy(aws, existing.arn, document)
     detail = f"default version {existing.default_version} differed; new default version made"
     if deleted:
         detail += f" (deleted oldest version {deleted})"
     report.changes.append(step.done(detail))
-    return existing.arn, version
+    return replace(existing, default_version=version, document=document)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What the rotation writes beside the key (the repository's URI), and the policy it attaches."""
-
-    repository_uri: str
-    policy_arn: str
-    policy_version: str
-
-
-def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery) -> None:
+def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, uri: str, policy: iam.Policy) -> None:
     """The rotation, built whole from the plan. When IAM refuses a new key because the user has 2
     already (this run's read lagged another run's writes), it reads IAM again and plans once more."""
-    rotation = _rotation(rotate, picture, ctx, delivery)
+    rotation = _rotation(rotate, picture, ctx, uri, policy)
     try:
         rotation.run()
     except (AwsError, KeyRaced) as exc:
@@ -289,16 +275,15 @@ def rotate_keys(rotate: Rotate, picture: Picture, ctx: Context, delivery: Delive
             f"{why}. Reading IAM again in {IAM_READ_LAG:g} s (its reads may lag its writes), then planning "
             "once more."
         )
-        attached = picture.attached | {delivery.policy_arn}
-        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture, settings_places(ctx.settings))
-        replanned, again = decide(ctx, replace(again, attached=attached))
+        again = look_at_user_again(ctx.aws, ctx.github, ctx.settings, picture)
+        replanned, again = decide(ctx, replace(again, attached=picture.attached | {policy.arn}))
         if replanned.rotate is None:  # pragma: no cover - access-key plans always rotate
             raise
-        _rotation(replanned.rotate, again, ctx, delivery, provisioned=True).run()
+        _rotation(replanned.rotate, again, ctx, uri, policy, provisioned=True).run()
 
 
 def _rotation(
-    rotate: Rotate, picture: Picture, ctx: Context, delivery: Delivery, provisioned: bool = False
+    rotate: Rotate, picture: Picture, ctx: Context, uri: str, policy: iam.Policy, provisioned: bool = False
 ) -> Rotation:
     return Rotation(
         aws=ctx.aws,
@@ -308,16 +293,16 @@ def _rotation(
         settings=ctx.settings,
         rotate=rotate,
         user=picture.user,
-        attach=delivery.policy_arn if rotate.attachment.action == "create" else "",
-        repository_uri=delivery.repository_uri,
-        policy_version=(ctx.settings.iam_policy, delivery.policy_version),
+        attach=policy.arn if rotate.attachment.action == "create" else "",
+        repository_uri=uri,
+        policy_version=(ctx.settings.iam_policy, policy.default_version),
         now=ctx.aws.iam_now,
         provisioned=provisioned,
     )
 
 
 def deliver_role(
-    decided: Oidc, targets: tuple[Place, ...], picture: Picture, delivery: Delivery, ctx: Context
+    decided: Oidc, targets: tuple[Place, ...], picture: Picture, ctx: Context, uri: str, policy_arn: str
 ) -> str:
     """The OIDC provider, the role and its policy, then each target's secrets. Returns the role's ARN."""
     settings, aws, report = ctx.settings, ctx.aws, ctx.report
@@ -337,14 +322,14 @@ def deliver_role(
             oidc.update_trust(aws, role.name, decided.trust)
         report.changes.append(decided.role.done())
         if decided.attachment.action == "create":
-            iam.attach_policy(aws, role.name, delivery.policy_arn, "role")
+            iam.attach_policy(aws, role.name, policy_arn, "role")
         report.changes.append(decided.attachment.done())
         report.role_arn = role.arn
         ctx.workflow.info(f"Role: {role.arn}")
     names = settings.secret_names
     with ctx.workflow.group("GitHub secrets"):
         for place in targets:
-            ctx.github.put_secret(place, names.repository_uri, delivery.repository_uri)
+            ctx.github.put_secret(place, names.repository_uri, uri)
             ctx.github.put_secret(place, names.role_arn, role.arn)
             report.targets.append(
                 TargetResult(place.label, "written", f"{names.role_arn}, {names.repository_uri}")

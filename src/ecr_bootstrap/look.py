@@ -18,7 +18,7 @@ from .inputs import Settings
 from .keys.reader import parse
 from .keys.record import AccessKey, Record
 from .keys.rules import read_record
-from .places import Place
+from .places import Place, places
 from .policy import Document
 from .trust import Ids, provider_arn
 from .workflow import Workflow
@@ -40,10 +40,9 @@ class Picture:
     """What exists before the run changes anything, on both sides. Never changed after `look`."""
 
     repository: ecr.Repository | None
-    account: str  # "" on a fresh setup that looked no further: learnt from the repository it creates
+    account: str  # "": a fresh setup that looked no further, policy included (learnt from its new repository)
     partition: str
     policy: iam.Policy | None
-    policy_known: bool = True  # False: not looked up (created first, reused if it exists)
     lifecycle: Document | None = None
     user: iam.User | None = None
     attached: frozenset[str] = frozenset()
@@ -55,6 +54,10 @@ class Picture:
     missing_environments: tuple[Place, ...] = ()
     ids: Ids = field(default_factory=_frozen)
     stamps: Mapping[str, Stamps] = field(default_factory=_frozen)  # holder scopes naming several keys
+
+
+def settings_places(settings: Settings) -> list[Place]:
+    return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
 
 
 def _account(
@@ -72,7 +75,7 @@ def _account(
     return caller_account(aws)
 
 
-def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Picture:
+def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
     """The reads, overlapped: the repository beside the user; then what hangs off the user (attached
     policies, keys) beside the policy. A run that finds neither repository nor user creates the policy
     without looking first (a missing repository means a new setup; create_policy reuses one that exists)."""
@@ -87,19 +90,18 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
             keys = pool.submit(iam.list_keys, aws, user.name)
         account, partition = _account(aws, settings, looking, user)
         tags = user.tags if user else []
-        policy = _find_policy(aws, settings, partition, account, parse(tags)) if account else None
+        arn = iam.policy_arn(partition, account, settings.iam_policy)
+        policy = _find_policy(aws, settings, arn, parse(tags)) if account else None
         repository = looking.result()
-        lifecycle = None
-        if repository and (settings.ecr.keep_images or settings.ecr.expire_untagged_days):
-            lifecycle = ecr.lifecycle(aws, repository.name)
+        wants_lifecycle = settings.ecr.keep_images or settings.ecr.expire_untagged_days
+        lifecycle = ecr.lifecycle(aws, repository.name) if repository and wants_lifecycle else None
         key_list = keys.result() if keys else []
-        scopes = [p.scope for p in targets]
+        scopes = [p.scope for p in settings_places(settings)]
         picture = Picture(
             repository,
             account,
             partition,
             policy,
-            policy_known=bool(account),
             lifecycle=lifecycle,
             user=user,
             attached=frozenset(attached.result() if attached else ()),
@@ -109,11 +111,8 @@ def look_up_aws(aws: AwsClients, settings: Settings, targets: list[Place]) -> Pi
     return _look_up_role(aws, settings, picture) if settings.auth == "oidc" else picture
 
 
-def _find_policy(
-    aws: AwsClients, settings: Settings, partition: str, account: str, record: Record
-) -> iam.Policy | None:
+def _find_policy(aws: AwsClients, settings: Settings, arn: str, record: Record) -> iam.Policy | None:
     """The policy, read at the version the record remembers (one request fewer) when it still is one."""
-    arn = iam.policy_arn(partition, account, settings.iam_policy)
     name, version = record.policy_version or ("", "")
     found = iam.find_policy_version(aws, arn, version) if name == settings.iam_policy else None
     return found or iam.find_policy(aws, arn)
@@ -129,13 +128,11 @@ def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Pict
     )
 
 
-def look_up_github(
-    github: GitHub, settings: Settings, targets: list[Place], workflow: Workflow
-) -> tuple[tuple[Place, ...], Ids]:
+def look_up_github(github: GitHub, settings: Settings, workflow: Workflow) -> tuple[tuple[Place, ...], Ids]:
     """Prove the token may write every place (reading its public key) and learn the repository ids (OIDC
     subjects, selected org visibility). Returns the environments that do not exist yet, and the ids."""
     missing = []
-    for place in targets:
+    for place in settings_places(settings):
         try:
             github.public_key(place)
         except GitHubError as exc:
@@ -163,12 +160,12 @@ def look_up_github(
     return tuple(missing), ids
 
 
-def look_up_holders(github: GitHub, settings: Settings, picture: Picture, targets: list[Place]) -> Picture:
+def look_up_holders(github: GitHub, settings: Settings, picture: Picture) -> Picture:
     """GitHub's timestamps of the two secrets of each target whose entry names several keys (a run stopped
     while writing). Places known only from the record are never asked about: places come from the inputs."""
     names = settings.secret_names
     stamps: dict[str, Stamps] = {}
-    for place in targets:
+    for place in settings_places(settings):
         if len(picture.record.holders.get(place.scope, ())) < 2:
             continue
         try:
@@ -196,32 +193,27 @@ def _when_sending(aws: AwsClients, work: Callable[..., Any], *args: Any) -> Any:
     return work(*args)
 
 
-def look(
-    settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow, targets: list[Place]
-) -> Picture:
+def look(settings: Settings, aws: AwsClients, github: GitHub, workflow: Workflow) -> Picture:
     """AWS reads and the GitHub access check overlap; nothing changes until both are done."""
     with workers(1) as pool:
-        checking = pool.submit(_when_sending, aws, look_up_github, github, settings, targets, workflow)
+        checking = pool.submit(_when_sending, aws, look_up_github, github, settings, workflow)
         try:
-            picture = look_up_aws(aws, settings, targets)
+            picture = look_up_aws(aws, settings)
         finally:
             aws.sending.set()
         missing, ids = checking.result()  # a token that cannot write secrets stops the run here
     picture = replace(picture, missing_environments=missing, ids=_frozen(ids))
     if settings.auth == "access-key" and picture.user is not None:
-        picture = look_up_holders(github, settings, picture, targets)
+        picture = look_up_holders(github, settings, picture)
     return picture
 
 
-def look_at_user_again(
-    aws: AwsClients, github: GitHub, settings: Settings, picture: Picture, targets: list[Place]
-) -> Picture:
+def look_at_user_again(aws: AwsClients, github: GitHub, settings: Settings, picture: Picture) -> Picture:
     """The user's record and keys once IAM has caught up with writes its first read may have missed."""
     if picture.user is None:
         return picture
     time.sleep(IAM_READ_LAG)
     tags = iam.list_tags(aws, picture.user.name)  # the tags first, then the keys (as the first look)
     keys = iam.list_keys(aws, picture.user.name)
-    record = read_record(tags, keys, [p.scope for p in targets], settings.run.server)
-    picture = replace(picture, keys=tuple(keys), record=record)
-    return look_up_holders(github, settings, picture, targets)
+    record = read_record(tags, keys, [p.scope for p in settings_places(settings)], settings.run.server)
+    return look_up_holders(github, settings, replace(picture, keys=tuple(keys), record=record))

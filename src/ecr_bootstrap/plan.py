@@ -14,8 +14,8 @@ from .keys import rules as key_rules
 from .keys.record import AccessKey, Record
 from .keys.rules import KeyPlan, Retiring
 from .keys.settle import Outcome, settle_record
-from .look import Picture
-from .places import Place, places
+from .look import Picture, settings_places
+from .places import Place
 from .policy import Document, difference, ecr_access_policy, lifecycle_policy, same_policy
 from .report import Change, Note, age
 from .times import readable
@@ -136,22 +136,10 @@ def plan(settings: Settings, picture: Picture, now: datetime, over: frozenset[st
     return key_plan(settings, picture, now, over, base)
 
 
-def settings_places(settings: Settings) -> list[Place]:
-    return places(settings.repositories, settings.environment, settings.organization, settings.visibility)
-
-
-def policy_arn(settings: Settings, picture: Picture) -> str:
-    if picture.policy is not None:
-        return picture.policy.arn
-    return iam.policy_arn(picture.partition, picture.account, settings.iam_policy) if picture.account else ""
-
-
 def repository_arn(settings: Settings, picture: Picture) -> str:
-    """The ECR repository's ARN: as AWS gave it, or as it will be ("" when the account is not known)."""
+    """The ECR repository's ARN: as AWS gave it, or as it will be (a found policy: the account is known)."""
     if picture.repository is not None:
         return picture.repository.arn
-    if not picture.account:
-        return ""
     region, account, name = settings.aws_region, picture.account, settings.ecr_repository
     return f"arn:{picture.partition}:ecr:{region}:{account}:repository/{name}"
 
@@ -183,9 +171,12 @@ def policy_step(settings: Settings, picture: Picture) -> Step:
     return Step("IAM policy", name, "update", difference(picture.policy.document, wanted))
 
 
-def attachment_step(settings: Settings, attached: frozenset[str], arn: str, to: str) -> Step:
-    """Compared by ARN: a policy of the same name elsewhere (another path) is not ours."""
-    if arn and arn in attached:
+def attachment_step(settings: Settings, picture: Picture, attached: frozenset[str], to: str) -> Step:
+    """Compared by ARN: a policy of the same name elsewhere (another path) is not ours. (With the account
+    not known, nothing is attached yet: the user is new.)"""
+    policy = picture.policy
+    arn = policy.arn if policy else iam.policy_arn(picture.partition, picture.account, settings.iam_policy)
+    if arn in attached:
         return Step("Policy attachment", settings.iam_policy, "reuse")
     return Step("Policy attachment", settings.iam_policy, "create", f"attached to {to}")
 
@@ -222,8 +213,7 @@ def oidc_plan(settings: Settings, picture: Picture, now: datetime, base: Plan) -
         role = Step("IAM role", settings.iam_role, "update", "trust policy differs; trusts " + who)
     else:
         role = Step("IAM role", settings.iam_role, "reuse")
-    arn = policy_arn(settings, picture)
-    attachment = attachment_step(settings, picture.role_attached, arn, f"role {settings.iam_role}")
+    attachment = attachment_step(settings, picture, picture.role_attached, f"role {settings.iam_role}")
     return replace(
         base,
         oidc=Oidc(trust, provider, role, attachment),
@@ -333,7 +323,7 @@ def user_steps(settings: Settings, picture: Picture) -> tuple[Step, Step]:
     if picture.user is None:
         user = Step("IAM user", settings.iam_user, "create", "no console password")
     attached = picture.attached if picture.user else frozenset()
-    return user, attachment_step(settings, attached, policy_arn(settings, picture), settings.iam_user)
+    return user, attachment_step(settings, picture, attached, settings.iam_user)
 
 
 def _plan_keys(
