@@ -383,11 +383,18 @@ class Http:
             )
         return items
 
-    def get_or_none(self, path: str, what: str, deadline: WriteDeadline | None = None) -> Any:
-        """What is at `path`; None when GitHub answers 404."""
+    def request_or_none(
+        self, verb: str, path: str, what: str, body: Any = None, deadline: WriteDeadline | None = None
+    ) -> Answer | None:
+        """`request`'s answer; None when GitHub answers 404."""
         try:
-            return self.request("GET", path, what, deadline=deadline).data
+            return self.request(verb, path, what, body, deadline)
         except GitHubError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def get_or_none(self, path: str, what: str, deadline: WriteDeadline | None = None) -> Any:
+        """What is at `path`; None when GitHub answers 404."""
+        answer = self.request_or_none("GET", path, what, deadline=deadline)
+        return None if answer is None else answer.data
