@@ -73,12 +73,9 @@ class GitHub(Http):
     def environment_exists(self, place: Place) -> bool:
         what = f"Reading environment {place.environment} of {place.name}"
         try:
-            self.request("GET", place.environment_path, what)
+            return self.request_or_none("GET", place.environment_path, what) is not None
         except GitHubError as exc:
-            if exc.status == 404:
-                return False
             raise _explain_access(place, exc) from exc
-        return True
 
     def create_environment(self, place: Place) -> None:
         what = f"Creating environment {place.environment} in {place.name}"
@@ -189,11 +186,7 @@ class GitHub(Http):
 
     def delete_secret(self, place: Place, name: str, deadline: WriteDeadline | None = None) -> None:
         what = f"Deleting secret {name} of {place.label}"
-        try:
-            self.request("DELETE", _secret_path(place, name), what, deadline=deadline)
-        except GitHubError as exc:
-            if exc.status != 404:
-                raise
+        self.request_or_none("DELETE", _secret_path(place, name), what, deadline=deadline)  # gone already
 
     def put_variable(self, place: Place, name: str, value: str) -> None:
         """Update the variable; create it when it does not exist (one request when it does). A write whose
@@ -205,11 +198,7 @@ class GitHub(Http):
         if place.kind == "org":
             body.update(self._org_fields(place, path, "", what))
         try:
-            try:
-                self.request("PATCH", path, f"Writing {what}", body)
-            except GitHubError as exc:
-                if exc.status != 404:
-                    raise
+            if self.request_or_none("PATCH", path, f"Writing {what}", body) is None:
                 self.request("POST", variables, f"Creating {what}", body)
         except GitHubError as exc:
             if not uncertain(exc):

@@ -1,23 +1,28 @@
 """The GitHub client's HTTP layer, whatever the endpoint. PyGithub carries the requests (auth, base URL,
 GitHub Enterprise Server paths); ours are the retries, pacing, remembered redirects and pagination. Writes
-go one at a time, as GitHub asks; nothing sleeps otherwise."""
+go one at a time, as GitHub asks; nothing sleeps otherwise. Rate limits as "Rate limits for the REST API"
+has them: the primary limit (x-ratelimit-remaining and -reset), secondary limits (a 403 or 429 whose
+message says so; Retry-After when given, else at least a minute), and the points a minute each verb costs.
+GitHub Enterprise Server may still word a secondary limit as before 2021: "You have triggered an abuse
+detection mechanism" (the REST v3 docs' "abuse rate limits")."""
 
 from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..errors import GitHubError, LeaseExpired
 from ..times import WriteDeadline
-from .limits import READS, Pacer, RetryPolicy, rate_limit_wait
 
 # Sent with every request: GitHub's own media type and the REST API version this client is written against
 # ("Getting started with the REST API": without them GitHub picks a default that may change).
@@ -33,6 +38,14 @@ PER_PAGE = 100  # the most GitHub serves in one page
 MOVED = re.compile(r"^/repos/[^/]+/[^/]+(?=/|$)", re.IGNORECASE)
 MOVED_TO = re.compile(r"^/repositories/\d+(?=/|$)")
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+READS = ("GET", "HEAD")
+SECONDARY_WORDS = ("secondary rate limit", "abuse detection mechanism")
+# "If you are making a large number of POST, PATCH, PUT, or DELETE requests [...] wait at least one second
+# between each request" (REST rate limits). "A large number" here: more than 20 in one run (a run for 6
+# targets makes 18); from the 21st write on, writes are a second apart. 20 is the largest burst that keeps
+# any 60 s within the 80 content-creating requests a minute GitHub allows (20 + 60 at one a second).
+WRITE_BURST = 20
+CONTENT_LIMIT = 80
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,102 @@ def uncertain(exc: GitHubError) -> bool:
     return exc.ambiguous or exc.status is None or exc.status >= 500
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 0.5  # first wait for a 5xx or a dropped connection; doubles each time
+    max_wait: float = 240.0  # longest single wait (Retry-After included) before giving up
+    budget: float = 480.0  # longest time one request may take, retries included
+
+    def wait(
+        self,
+        error: GitHubError,
+        asked: float | None,
+        attempt: int,
+        elapsed: float,
+        deadline: WriteDeadline | None,
+    ) -> float:
+        """Seconds before the next attempt after `error`, or raises it when there is to be none. `asked`:
+        what the answer asked for (None: not to be retried; negative: the usual backoff)."""
+        if asked is None:
+            raise error
+        wait = self.backoff * 2 ** (attempt - 1) if asked < 0 else asked
+        wait += random.uniform(0, self.backoff / 2) if wait else 0.0  # noqa: S311 - jitter
+        if attempt >= self.attempts or wait > self.max_wait or elapsed + wait > self.budget:
+            raise error
+        if deadline is not None and wait > deadline.left():
+            raise LeaseExpired(
+                f"{error.message}; a retry would come after this run's lease",
+                status=error.status,
+                ambiguous=error.ambiguous,
+                fix=error.fix,
+            )
+        return wait
+
+
+@dataclass
+class Pacer:
+    """Stays under GitHub's secondary rate limits for REST instead of colliding with them: 900 points per
+    minute (a GET costs 1, any other request 5), 80 content-creating requests per minute, and "at least one
+    second between" writes past WRITE_BURST. Requests are counted when the answer arrives, after GitHub
+    counted them, so the client never believes a slot free before GitHub does. A smaller `window` scales
+    all of it (tests, and GitHub Enterprise Server's own limits)."""
+
+    points: int = 900
+    window: float = 60.0
+    spent: list[tuple[float, int]] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+
+    def delay(self, verb: str, now: float) -> float:
+        """How long to wait until enough of this run's earlier requests have left the window."""
+        self.spent = [(t, c) for t, c in self.spent if now - t < self.window]
+        wait = 0.0
+        over = sum(c for _, c in self.spent) + _cost(verb) - self.points
+        for t, c in self.spent:  # the oldest first, until enough have left (points >= 10 > any cost)
+            if over <= 0:
+                break
+            over -= c
+            wait = t + self.window - now
+        if verb not in READS:
+            if len(self.writes) >= WRITE_BURST:
+                wait = max(wait, self.writes[-1] + self.window / 60.0 - now)
+            recent = [t for t in self.writes if now - t < self.window]
+            if len(recent) >= CONTENT_LIMIT:
+                wait = max(wait, recent[-CONTENT_LIMIT] + self.window - now)
+        return max(wait, 0.0)
+
+    def spend(self, verb: str, now: float) -> None:
+        self.spent.append((now, _cost(verb)))
+        if verb not in READS:
+            self.writes.append(now)
+
+
+def _cost(verb: str) -> int:
+    return 1 if verb in READS else 5
+
+
+def rate_limit_wait(
+    status: int, headers: dict[str, str], message: str, now: float, window: float = 60.0, repeats: int = 0
+) -> float | None:
+    """Seconds to wait before retrying a rate-limited answer, or None when it is not one. As GitHub's docs
+    ask: Retry-After when sent; else, with x-ratelimit-remaining at 0, until x-ratelimit-reset; else at
+    least a minute (`window`), doubling with each of `repeats` earlier refusals in a row. `now` is GitHub's
+    time (the answer's Date), so that the reset is not compared with another clock."""
+    if status not in (403, 429):
+        return None
+    headers = {k.lower(): v for k, v in headers.items()}
+    try:
+        if headers.get("retry-after"):
+            return max(0.0, float(headers["retry-after"]))
+        if headers.get("x-ratelimit-remaining") == "0":
+            return max(0.0, float(headers.get("x-ratelimit-reset", "")) - now) + 1.0
+    except ValueError:
+        return window
+    if any(words in message.lower() for words in SECONDARY_WORDS) or status == 429:
+        return window * 2.0**repeats
+    return None
+
+
 class Http:
     """Requests to one GitHub API URL with one token."""
 
@@ -75,7 +184,6 @@ class Http:
         parts = urlsplit(api_url)
         self._origin = (parts.scheme, parts.netloc.lower())
         self._prefix = parts.path.rstrip("/")  # /api/v3 on GitHub Enterprise Server
-        self._requester_made: Any = None
         self._retry, self._pacer, self._warn = RetryPolicy(), pacer or Pacer(), warn
         self._moves: dict[str, str] = {}  # /repos/old/name (lower-case) -> /repositories/{id}
         self._github_time: tuple[float, float] | None = None  # (GitHub's Date, our clock then)
@@ -83,22 +191,20 @@ class Http:
         self._once: dict[str, Any] = {}  # path -> what the endpoints read once per run
         self.open_writes: dict[str, float] = {}  # path -> when a write to it last went unsettled
 
-    @property
+    @cached_property
     def _requester(self) -> Any:
         """Made on first use: PyGithub's import is paid by the look-up thread, beside botocore's."""
-        if self._requester_made is None:
-            from github import Auth, Github
+        from github import Auth, Github
 
-            self._requester_made = Github(
-                auth=Auth.Token(self._token),
-                base_url=self._api_url,
-                timeout=self._timeout,
-                retry=None,  # retried here, uniformly
-                seconds_between_requests=None,
-                seconds_between_writes=None,
-                lazy=True,
-            ).requester
-        return self._requester_made
+        return Github(
+            auth=Auth.Token(self._token),
+            base_url=self._api_url,
+            timeout=self._timeout,
+            retry=None,  # retried here, uniformly
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+        ).requester
 
     def __repr__(self) -> str:  # the token stays out of any accidental log line
         return f"{type(self).__name__}({self._api_url!r})"
@@ -107,7 +213,8 @@ class Http:
         """The same client for a rollback: one try per request of at most `seconds`, no pacing waits. What
         it has learnt (remembered moves, GitHub's clock, what the endpoints read) stays shared."""
         bounded = copy.copy(self)
-        bounded._timeout, bounded._requester_made = max(1, round(seconds)), None
+        bounded._timeout = max(1, round(seconds))
+        vars(bounded).pop("_requester", None)  # made anew, with that timeout
         bounded._retry, bounded._pacer, bounded._limited = RetryPolicy(attempts=1), Pacer(), 0
         return bounded
 
@@ -118,10 +225,7 @@ class Http:
     def reference(self) -> tuple[int, float] | None:
         """(GitHub's Date of the last answer, whole seconds; our monotonic clock when it arrived): every
         write GitHub stored before that answer has an updated_at at or before that second."""
-        if self._github_time is None:
-            return None
-        date, then = self._github_time
-        return int(date), then
+        return None if self._github_time is None else (int(self._github_time[0]), self._github_time[1])
 
     def github_now(self) -> float | None:
         """A lower bound of GitHub's clock now (epoch seconds), from the last answer's Date header: what
@@ -279,11 +383,18 @@ class Http:
             )
         return items
 
-    def get_or_none(self, path: str, what: str, deadline: WriteDeadline | None = None) -> Any:
-        """What is at `path`; None when GitHub answers 404."""
+    def request_or_none(
+        self, verb: str, path: str, what: str, body: Any = None, deadline: WriteDeadline | None = None
+    ) -> Answer | None:
+        """`request`'s answer; None when GitHub answers 404."""
         try:
-            return self.request("GET", path, what, deadline=deadline).data
+            return self.request(verb, path, what, body, deadline)
         except GitHubError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def get_or_none(self, path: str, what: str, deadline: WriteDeadline | None = None) -> Any:
+        """What is at `path`; None when GitHub answers 404."""
+        answer = self.request_or_none("GET", path, what, deadline=deadline)
+        return None if answer is None else answer.data
