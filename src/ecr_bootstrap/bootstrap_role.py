@@ -16,7 +16,7 @@ from . import action_yml, discover
 from . import bootstrap_role_steps as steps
 from .aws import AwsClients
 from .bootstrap_role_steps import Request
-from .cli import TOKENS
+from .cli import TOKENS, given_inputs
 from .errors import BootstrapError, InputError, Usage
 from .permissions import options_settings
 from .places import valid_repository
@@ -198,16 +198,10 @@ def _region(given: str | None, env: Mapping[str, str], profile: str | None) -> s
 
 
 def _options(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """The action's options given, by input name, in action.yml's order (the shared ones included)."""
-    out = [
-        (name, value)
-        for name in action_yml.inputs()
-        if name not in OWN and (value := getattr(args, name.replace("-", "_"), None)) is not None
-    ]
-    out += [
-        (n, v) for n, v in (("tags", args.tags), ("permissions-boundary", args.permissions_boundary)) if v
-    ]
-    return tuple(out)
+    """The action's options given, by input name, in action.yml's order; tags and the boundary last."""
+    given = given_inputs({}, args)
+    out = [(name, value) for name, value in given.items() if name not in OWN]
+    return tuple(out + [(name, given[name]) for name in ("tags", "permissions-boundary") if given.get(name)])
 
 
 def _check_names(role_name: str, variable: str) -> None:

@@ -130,13 +130,13 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
     )
     _add_inputs(parser, terse=False)
-    raw = _given(env, parser.parse_args(list(argv)))
+    raw = given_inputs(env, parser.parse_args(list(argv)))
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
     return from_values(raw, env)
 
 
-def _given(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
+def given_inputs(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
     """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
     (`--name`, the attribute named with underscores) over them."""
     declared = action_yml.inputs()
@@ -216,7 +216,7 @@ def _verb(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
         return bootstrap_role(argv[1:], env)
     args = build_parser().parse_args(list(argv))  # a usage error exits with 2
-    given = _given(env, args)  # as the action reads them: INPUT_* variables, the flags over them
+    given = given_inputs(env, args)  # as the action reads them: INPUT_* variables, the flags over them
     if args.verb == "permissions":
         return print_permissions(given, env)
     if args.verb == "plan":
