@@ -10,35 +10,29 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from . import action_yml
+from . import action_yml, discover
 from . import bootstrap_role_steps as steps
+from .aws import AwsClients
 from .bootstrap_role_steps import Request
+from .cli import TOKENS, given_inputs
 from .errors import BootstrapError, InputError, Usage
+from .permissions import options_settings
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy
+from .values import parse_iam_name, parse_region
 from .workflow import Workflow
 
 if TYPE_CHECKING:
     from .github import GitHub
-    from .inputs import Settings
 
 PROG = "ecr-bootstrap bootstrap-role"
 # The action's inputs that this command takes under its own meaning (or not at all): the rest are passed
 # through to the action's options as `ecr-bootstrap permissions` takes them.
-OWN = {
-    "environment",
-    "dry-run",
-    "permissions-boundary",
-    "aws-region",
-    "tags",
-    "github-token",
-    "actions-token",
-}
+OWN = {"environment", "dry-run", "permissions-boundary", "aws-region", "tags", *TOKENS}
 ROLE_NAME_MAX = 64
 DOCS = "docs/bootstrap-role.md"
-PROFILE_FIX = "Name a profile of your AWS config (aws configure list-profiles)."
 ACTION_USES = "your-org/ecr-bootstrap-action@v1"
 
 
@@ -124,12 +118,7 @@ def _action_flags(parser: argparse.ArgumentParser) -> None:
     )
     for spec in action_yml.inputs().values():
         if spec.name not in OWN:
-            group.add_argument(
-                f"--{spec.name}",
-                dest="action_" + spec.name.replace("-", "_"),
-                metavar="VALUE",
-                help=f"default: {spec.default or 'empty'}",
-            )
+            group.add_argument(f"--{spec.name}", metavar="VALUE", help=f"default: {spec.default or 'empty'}")
 
 
 def default_role_name(repository: str) -> str:
@@ -166,9 +155,12 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Request:
             f"the subject {pattern} cannot be trusted: " + "; ".join(found) + ".",
             fix="Use letters, digits and _ . : / @ = + - in --ref or --environment.",
         )
-    region = _region(args.region, env, args.profile)
     options = _options(args)
-    settings = _settings(options, region, repository)
+    try:  # as `ecr-bootstrap permissions` reads them
+        settings = options_settings(dict(options), _region(args.region, env, args.profile), repository)
+    except InputError as exc:
+        flag = f"--{exc.input_name}"
+        raise Usage(exc.message.replace(f"Input '{exc.input_name}'", flag, 1), fix=exc.fix) from exc
     role_name = args.role_name or default_role_name(repository)
     _check_names(role_name, args.variable_name)
     return Request(
@@ -177,8 +169,6 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Request:
         environment=args.environment or "",
         ref=args.ref or "",
         role_name=role_name,
-        boundary=settings.permissions_boundary,
-        region=region,
         profile=args.profile or "",
         dry_run=args.dry_run,
         yes=args.yes,
@@ -191,14 +181,11 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Request:
 def _region(given: str | None, env: Mapping[str, str], profile: str | None) -> str:
     import botocore.exceptions
 
-    from .discover import profile_region
-    from .values import parse_region
-
-    try:  # the profile's region; an unknown profile is refused here, before any request
-        own = profile_region(profile or "")
+    try:  # an unknown profile is refused here, before any request
+        region = discover.region(given or "", env, profile or "")
     except botocore.exceptions.BotoCoreError as exc:
-        raise Usage(f"--profile: {exc}", fix=PROFILE_FIX) from exc
-    region = given or env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or own
+        fix = "Name a profile of your AWS config (aws configure list-profiles)."
+        raise Usage(f"--profile: {exc}", fix=fix) from exc
     if not region:
         raise Usage(
             "no AWS region: no --region, AWS_REGION, AWS_DEFAULT_REGION, or region of the AWS profile.",
@@ -211,37 +198,17 @@ def _region(given: str | None, env: Mapping[str, str], profile: str | None) -> s
 
 
 def _options(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """The action's options given, by input name, in action.yml's order (the shared ones included)."""
-    out = [
-        (name, value)
-        for name in action_yml.inputs()
-        if name not in OWN and (value := getattr(args, "action_" + name.replace("-", "_"), None)) is not None
-    ]
-    out += [
-        (n, v) for n, v in (("tags", args.tags), ("permissions-boundary", args.permissions_boundary)) if v
-    ]
-    return tuple(out)
-
-
-def _settings(options: tuple[tuple[str, str], ...], region: str, repo: str) -> Settings:
-    from .inputs import from_values
-
-    # As `ecr-bootstrap permissions` reads them; stand-ins for what only a run needs.
-    try:
-        return from_values(
-            {**dict(options), "github-token": "unused", "aws-region": region}, {"GITHUB_REPOSITORY": repo}
-        )
-    except InputError as exc:
-        flag = f"--{exc.input_name}"
-        raise Usage(exc.message.replace(f"Input '{exc.input_name}'", flag, 1), fix=exc.fix) from exc
+    """The action's options given, by input name, in action.yml's order; tags and the boundary last."""
+    given = given_inputs({}, args)
+    out = [(name, value) for name, value in given.items() if name not in OWN]
+    return tuple(out + [(name, given[name]) for name in ("tags", "permissions-boundary") if given.get(name)])
 
 
 def _check_names(role_name: str, variable: str) -> None:
-    if not 1 <= len(role_name) <= ROLE_NAME_MAX or not re.fullmatch(r"[\w+=,.@-]+", role_name, re.ASCII):
-        raise Usage(
-            f"--role-name: '{role_name}' is not a valid IAM role name.",
-            fix=f"Use 1-{ROLE_NAME_MAX} characters: letters, digits and + = , . @ _ -",
-        )
+    try:
+        parse_iam_name("role-name", role_name, ROLE_NAME_MAX)
+    except InputError as exc:
+        raise Usage(f"--role-name: '{role_name}' is not a valid IAM role name.", fix=exc.fix) from exc
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable) or variable.upper().startswith("GITHUB_"):
         raise Usage(
             f"--variable-name: '{variable}' is not a variable name GitHub allows.", fix="E.g. AWS_ROLE_ARN."
@@ -264,9 +231,12 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def run(request: Request, env: Mapping[str, str], workflow: Workflow, stdin: TextIO | None = None) -> int:
+    import botocore.session
+
     stdin = stdin or sys.stdin
     github = _github(request, env, workflow)
-    aws = _aws(request)
+    # the standard credential chain, or the named profile's (its name checked in parse)
+    aws = AwsClients(request.settings.aws_region, botocore.session.Session(profile=request.profile or None))
     decided = steps.plan(request, steps.look(aws, request, github))
     workflow.info(f"Plan for {request.repository} in AWS account {decided.found.account}:")
     for step in decided.steps:
@@ -294,9 +264,7 @@ def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Git
     """The GitHub client for --write-variable; None when not asked for (or, in a dry run, no token)."""
     if not request.variable:
         return None
-    from .discover import github_token
-
-    token = github_token(env)
+    token = discover.github_token(env)
     if not token:
         if request.dry_run:
             return None
@@ -316,15 +284,6 @@ def _github(request: Request, env: Mapping[str, str], workflow: Workflow) -> Git
         timeout=parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),
         warn=workflow.warning,
     )
-
-
-def _aws(request: Request) -> Any:
-    """Clients on the standard credential chain, or the named profile's (its name checked in parse)."""
-    import botocore.session
-
-    from .aws import AwsClients
-
-    return AwsClients(request.region, botocore.session.Session(profile=request.profile or None))
 
 
 def _confirmed(stdin: TextIO) -> bool:
@@ -366,7 +325,7 @@ def snippet(request: Request, role: str) -> str:
         "      - uses: aws-actions/configure-aws-credentials@v6",
         "        with:",
         f"          role-to-assume: {role}",
-        f"          aws-region: {request.region}",
+        f"          aws-region: {request.settings.aws_region}",
         "      - id: ecr",
         f"        uses: {ACTION_USES}",
         "        with:",

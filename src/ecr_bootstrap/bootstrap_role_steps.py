@@ -54,14 +54,12 @@ class Request:
     environment: str
     ref: str
     role_name: str
-    boundary: str  # "" when none is given (an existing boundary is then kept)
-    region: str
     profile: str
     dry_run: bool
     yes: bool
     variable: str  # the Actions variable to write the role ARN to ("" unless --write-variable)
     options: tuple[tuple[str, str], ...]  # the action's options given (input name, value)
-    settings: Settings  # for those options: the role's policy, the user's tags
+    settings: Settings  # for those options: the role's policy, its tags, boundary and region
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ def plan(wanted: Request, found: Found) -> Plan:
     trust policy was checked by bootstrap_role.parse: only the provider's partition and account differ."""
     trust = trust_policy(provider_arn(found.partition, found.account), [wanted.subject])
     policy = action_policy(
-        wanted.settings, partition=found.partition, account=found.account, region=wanted.region
+        wanted.settings, partition=found.partition, account=found.account, region=wanted.settings.aws_region
     )
     decided = Plan(wanted, found, trust, policy)
     decided.steps.append(_provider_step(found.provider))
@@ -176,13 +174,11 @@ def _provider_step(provider: aws_oidc.Provider | None) -> Step:
 
 def _role_steps(decided: Plan) -> list[Step]:
     wanted, role = decided.wanted, decided.found.role
+    boundary = wanted.settings.permissions_boundary  # "" when none is given: an existing one is kept
     what = f"IAM role {wanted.role_name}"
-    boundary = f"; permissions boundary {wanted.boundary}" if wanted.boundary else ""
     if role is None:
-        return [
-            Step("create", what, f"trusts {wanted.subject}{boundary}"),
-            _policy_step(None, decided.policy),
-        ]
+        detail = f"trusts {wanted.subject}" + (f"; permissions boundary {boundary}" if boundary else "")
+        return [Step("create", what, detail), _policy_step(None, decided.policy)]
     if PURPOSE not in role.tags:
         raise BootstrapError(
             f"IAM role '{wanted.role_name}' exists and was not made by bootstrap-role (no tag "
@@ -194,9 +190,9 @@ def _role_steps(decided: Plan) -> list[Step]:
         steps = [Step("reuse", what, f"trusts {wanted.subject}")]
     else:
         steps = [Step("update", what, f"trust policy differs; will trust {wanted.subject}")]
-    if wanted.boundary and role.boundary != wanted.boundary:
-        steps.append(Step("update", f"permissions boundary of {wanted.role_name}", wanted.boundary))
-    elif role.boundary and not wanted.boundary:
+    if boundary and role.boundary != boundary:
+        steps.append(Step("update", f"permissions boundary of {wanted.role_name}", boundary))
+    elif role.boundary and not boundary:
         steps.append(Step("keep", f"permissions boundary of {wanted.role_name}", role.boundary))
     steps.append(_policy_step(decided.found.policy, decided.policy))
     steps += [
@@ -226,21 +222,20 @@ def _variable_step(decided: Plan) -> Step:
 # -- apply --------------------------------------------------------------------------------------------
 
 
-def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
-    """Carries the plan out, in order (`github` writes the variable); returns the role's ARN."""
-    wanted = decided.wanted
+def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> None:
+    """Carries the plan out, in order (`github` writes the variable)."""
+    wanted, boundary = decided.wanted, decided.wanted.settings.permissions_boundary
     provider = decided.step("OIDC provider")
     if provider.action == "create":
         aws_oidc.create_provider(aws, (*wanted.settings.tags, ("ecr-bootstrap:created-by", PURPOSE[1])))
     elif provider.action == "update":
         aws_oidc.add_audience(aws, provider_arn(decided.found.partition, decided.found.account))
     role = decided.step("IAM role")
-    arn = decided.role_arn
-    if role.action == "create":
+    if role.action == "create":  # its ARN is role_arn, as the plan printed it
         tags = (PURPOSE, (REPOSITORY_TAG, wanted.repository), *wanted.settings.tags)
-        arn = aws_oidc.create_role(
-            aws, wanted.role_name, decided.trust, tags, wanted.boundary, DESCRIPTION.format(wanted.repository)
-        ).arn
+        aws_oidc.create_role(
+            aws, wanted.role_name, decided.trust, tags, boundary, DESCRIPTION.format(wanted.repository)
+        )
     elif role.action == "update":
         aws_oidc.update_trust(aws, wanted.role_name, decided.trust)
     if any(s.action == "update" and s.what.startswith("permissions boundary") for s in decided.steps):
@@ -249,7 +244,7 @@ def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
             "iam:PutRolePermissionsBoundary",
             aws.iam,
             RoleName=wanted.role_name,
-            PermissionsBoundary=wanted.boundary,
+            PermissionsBoundary=boundary,
         )
     if decided.step("inline policy").changes:
         call(
@@ -262,8 +257,7 @@ def apply(aws: AwsClients, decided: Plan, github: GitHub | None) -> str:
         )
     # github is None only without a token in a dry run, which applies nothing (bootstrap_role._github).
     if wanted.variable and github is not None and decided.step("variable").changes:
-        github.put_variable(Place("repo", wanted.repository), wanted.variable, arn)
-    return arn
+        github.put_variable(Place("repo", wanted.repository), wanted.variable, decided.role_arn)
 
 
 def _read_variable(github: GitHub, repository: str, name: str) -> str | None:

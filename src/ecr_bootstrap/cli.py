@@ -29,6 +29,7 @@ EXIT_CODES = """exit codes:
   0  done (or, for plan, the plan was printed)
   1  failed, or refused at the prompt: the message says what and how to fix it
   2  the command line itself is wrong (an unknown verb or flag)"""
+TOKENS = ("github-token", "actions-token")  # never a flag: they come from the environment
 _SHOWN_DEFAULTS = {
     "repositories": "the GitHub repository of this folder's git remote origin",
     "aws-region": "AWS_REGION, AWS_DEFAULT_REGION, or the profile's region",
@@ -129,13 +130,13 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         "INPUT_GITHUB-TOKEN or GITHUB_TOKEN only, never from the command line.",
     )
     _add_inputs(parser, terse=False)
-    raw = _given(env, parser.parse_args(list(argv)))
+    raw = given_inputs(env, parser.parse_args(list(argv)))
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
     return from_values(raw, env)
 
 
-def _given(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
+def given_inputs(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
     """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
     (`--name`, the attribute named with underscores) over them."""
     declared = action_yml.inputs()
@@ -186,7 +187,7 @@ def _add_inputs(parser: argparse.ArgumentParser, *, terse: bool = True) -> None:
     verbs' (`terse`): an on/off input takes `--name`, `--no-name` or `--name=true|false`. The action's: the
     whole description, `--name VALUE`."""
     for spec in action_yml.inputs().values():
-        if spec.name in ("github-token", "actions-token"):
+        if spec.name in TOKENS:
             continue
         if not terse:
             help_text = f"{spec.description} (default: {spec.default or 'empty'})"
@@ -215,7 +216,7 @@ def _verb(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
         return bootstrap_role(argv[1:], env)
     args = build_parser().parse_args(list(argv))  # a usage error exits with 2
-    given = _given(env, args)  # as the action reads them: INPUT_* variables, the flags over them
+    given = given_inputs(env, args)  # as the action reads them: INPUT_* variables, the flags over them
     if args.verb == "permissions":
         return print_permissions(given, env)
     if args.verb == "plan":
@@ -224,36 +225,31 @@ def _verb(argv: Sequence[str], env: Mapping[str, str]) -> int:
         os.environ["AWS_PROFILE"] = args.profile  # read by the SDK's credential and config chain
     import botocore.exceptions
 
-    try:
-        given.update(_discovered(given, env))
+    try:  # checks the profile too, a region given or not
+        region = discover.region(given.get("aws-region", ""), env, os.environ.get("AWS_PROFILE", ""))
     except botocore.exceptions.BotoCoreError as exc:  # an unknown profile: before any request
         Workflow(env).error(
             f"--profile: {exc}. Fix: name a profile of your AWS config (aws configure list-profiles)."
         )
         return 2
+    # what a person at a terminal need not type: the token, the target (below), the profile's region
+    token = given.get("github-token") or discover.github_token(env)
+    given |= {name: value for name, value in (("github-token", token), ("aws-region", region)) if value}
     if not (given.get("repositories") or env.get("GITHUB_REPOSITORY")):
-        Workflow(env).error(
-            "--repositories: no target given, and this folder is not a clone with a GitHub remote 'origin'. "
-            "Fix: pass --repositories OWNER/NAME, or run the command in a clone of that repository."
-        )
-        return 1
+        given["repositories"] = discover.origin_repository()
+        if not given["repositories"]:
+            Workflow(env).error(
+                "--repositories: no target given, and this folder is not a clone with a GitHub remote "
+                "'origin'. Fix: pass --repositories OWNER/NAME, or run the command in a clone of that "
+                "repository."
+            )
+            return 1
     if not args.yes and given.get("dry-run") != "true" and sys.stdin.isatty() and sys.stdout.isatty():
         code = execute(given | {"dry-run": "true"}, env, show_outputs=False)
         if code or not _confirm("Apply these changes?"):
             print("Nothing was changed.", file=sys.stderr)
             return 1
     return execute(given, env, as_json=args.output == "json")
-
-
-def _discovered(given: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
-    """What a person at a terminal need not type: the token, the target, the region of the profile."""
-    found = {"github-token": given.get("github-token") or discover.github_token(env)}
-    if not given.get("repositories") and not env.get("GITHUB_REPOSITORY"):
-        found["repositories"] = discover.origin_repository()
-    region = discover.profile_region(os.environ.get("AWS_PROFILE", ""))  # checks the profile too
-    if not (given.get("aws-region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
-        found["aws-region"] = region
-    return {name: value for name, value in found.items() if value}
 
 
 def _confirm(question: str) -> bool:
@@ -268,12 +264,11 @@ def _confirm(question: str) -> bool:
 def print_permissions(given: Mapping[str, str], env: Mapping[str, str]) -> int:
     """`ecr-bootstrap permissions [--auth oidc ...]`: the policy the action's AWS identity needs for these
     options (the same flags and INPUT_* variables as a run; no token needed)."""
-    from .permissions import action_policy
+    from .permissions import action_policy, options_settings
 
     region = given.get("aws-region")
-    stand_ins = {"github-token": "unused", "aws-region": region or "us-east-1"}  # only the options matter
     try:
-        settings = from_values({**given, **stand_ins}, {"GITHUB_REPOSITORY": "owner/repo"})
+        settings = options_settings(given, region or "us-east-1")
         document = action_policy(settings, region=settings.aws_region if region else "*")
     except BootstrapError as exc:
         Workflow(env).error(exc.render(docs_url(env)), title=exc.title)

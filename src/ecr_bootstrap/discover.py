@@ -39,10 +39,10 @@ def _ask(command: list[str]) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def profile_region(profile: str) -> str:
-    """The region of the named AWS profile (or, with "", of the default chain's); "" when none is set.
-    botocore's errors (an unknown profile) reach the caller."""
+def region(given: str, env: Mapping[str, str], profile: str) -> str:
+    """`given`, AWS_REGION, AWS_DEFAULT_REGION, or the region of the named AWS profile (with "", the default
+    chain's); "" when none. botocore's errors (an unknown profile) reach the caller, a region given or not."""
     import botocore.session
 
-    session = botocore.session.Session(profile=profile or None)
-    return str(session.get_config_variable("region") or "")
+    own = botocore.session.Session(profile=profile or None).get_config_variable("region")
+    return given or env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or str(own or "")

@@ -3,9 +3,11 @@ what each AWS module declares it calls (aws/*.PERMISSIONS), so the README's poli
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from . import aws
 from .aws import ecr, iam, oidc
-from .inputs import Settings
+from .inputs import Settings, from_values
 from .policy import Document, allow
 from .trust import provider_arn
 
@@ -27,6 +29,13 @@ IMPLIED = frozenset(
     }
 )
 Conditioned = tuple[str, Document]  # (the Sid of the statement, its Condition)
+
+
+def options_settings(options: Mapping[str, str], region: str, repository: str = "owner/repo") -> Settings:
+    """The options as `ecr-bootstrap permissions` reads them: stand-ins for what only a run needs."""
+    return from_values(
+        {**options, "github-token": "unused", "aws-region": region}, {"GITHUB_REPOSITORY": repository}
+    )
 
 
 def declared() -> dict[str, tuple[str, str]]:

@@ -12,24 +12,13 @@ from contextlib import contextmanager
 from typing import TextIO
 
 # Line breaks besides CR and LF that some readers split on (Python's str.splitlines among them): in data,
-# escaped as their UTF-8 bytes like `%`, CR and LF, so a printed line is one line to every reader.
+# escaped as their UTF-8 bytes like `%`, CR and LF (as the toolkit escapes a command's data), so a printed
+# line is one line to every reader.
 OTHER_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _ESCAPES = {ord(c): "".join(f"%{b:02X}" for b in c.encode()) for c in "%\r\n" + OTHER_BREAKS}
 # The runner takes a line as a command when it starts with `::` after leading white space (TrimStart), or
 # when it holds `##[` anywhere (the legacy form is found with IndexOf). Python's \s covers .NET's white space.
 _COMMAND_START = re.compile(r"^(\s*)::")
-_LEGACY = "##["
-
-
-def _escape_data(text: str) -> str:
-    """As the toolkit escapes a command's data: `%`, CR and LF (and the rarer line breaks, see above)."""
-    return text.translate(_ESCAPES)
-
-
-def _defuse(text: str) -> str:
-    """Escaped text that the runner shows as it is and never takes for a command, wherever it stands."""
-    text = _escape_data(text).replace(_LEGACY, "%23%23[")
-    return _COMMAND_START.sub(r"\1%3A%3A", text, count=1)
 
 
 class Workflow:
@@ -53,10 +42,12 @@ class Workflow:
         """The one way out. `command`: a workflow command the action wrote itself, already escaped; `text`:
         any text, redacted (unless `raw`, for the mask itself) and escaped, so the line starts no command but
         `command`. Flushed at once, so a mask reaches the runner before anything that could hold the value."""
-        text = text if raw else self.redact(text)
         out = stream or self._out
+        text = (text if raw else self.redact(text)).translate(_ESCAPES)
         # After a command the runner parses the data as data: nothing in it can start another command.
-        out.write(command + (_escape_data(text) if command else _defuse(text)) + "\n")
+        if not command:  # shown as it is, never taken for a command, wherever it stands
+            text = _COMMAND_START.sub(r"\1%3A%3A", text.replace("##[", "%23%23["), count=1)
+        out.write(command + text + "\n")
         out.flush()
 
     def mask(self, value: str) -> None:
@@ -72,7 +63,7 @@ class Workflow:
 
     def _annotate(self, kind: str, message: str, title: str) -> None:
         if self.actions:
-            title = _escape_data(self.redact(title)).replace(":", "%3A").replace(",", "%2C")
+            title = self.redact(title).translate(_ESCAPES).replace(":", "%3A").replace(",", "%2C")
             self._line(message, command=f"::{kind}{' title=' + title if title else ''}::")
         elif kind == "notice":
             self._line(message)
