@@ -13,8 +13,7 @@ from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationE
 from ..plan import Target
 from ..report import TargetResult
 from ..times import WriteDeadline, readable
-from .commit import RotationState, entry_keys
-from .journal import Pair, Stage
+from .commit import Pair, RotationState, Stage, entry_keys
 from .record import holder_tags
 
 Stop = BootstrapError | Cancelled  # either way, what the user reads is an errors.Failure
