@@ -7,7 +7,6 @@ from the log (`outcome`), so a failure or a cancellation at any step leaves behi
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import secrets
 import time
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..aws import AwsClients, iam
-from ..errors import BootstrapError
 from ..github import GitHub
 from ..inputs import SecretNames, Settings
 from ..plan import Rotate, Target
@@ -206,24 +204,6 @@ class LeaseRecord:
         pause = self.ref_at + GAP - time.monotonic()
         if self.ref is not None and pause > 0:
             time.sleep(pause)
-
-    def release(self, aws: AwsClients, user: str, state: str, now: datetime) -> None:
-        """End the lease early, so that the next run need not wait for it; `pending` (ended at once) keeps
-        the creation window open for a key this run may have made without learning its id."""
-        if state == "pending":
-            self.until = now
-        try:
-            iam.tag_user(aws, user, self.tags(state))
-        except BootstrapError:
-            if state == "done":
-                self.drop(aws, user)
-
-    def drop(self, aws: AwsClients, user: str) -> None:
-        """When the intent cannot be marked done, removing it frees the lease just as well."""
-        keys = {t["Key"] for state in ("pending", "done") for t in self.tags(state)}
-        keys |= {f"{self.tag}/{n}" for n in range(2, 4)}
-        with contextlib.suppress(BootstrapError):  # the lease runs out instead
-            iam.untag_user(aws, user, sorted(keys))
 
 
 @dataclass

@@ -156,10 +156,6 @@ class Record:
     def place_of(self, scope: str) -> Place:
         return self.places.get(scope) or from_scope(scope)
 
-    def ref_of(self, key_id: str) -> int | None:
-        lease = self.made_by.get(key_id)
-        return lease.ref if lease else None
-
     def holders_of(self, key_id: str) -> set[str]:
         return {scope for scope, ids in self.holders.items() if key_id in ids}
 
@@ -274,9 +270,7 @@ def parse(tags: Iterable[Mapping[str, str]], server: str = "https://github.com")
             elif key == POLICY_KEY:
                 read.policy_version = _parse_policy(value)
             elif key.startswith(KEY_PREFIX):
-                read.markers[key.removeprefix(KEY_PREFIX)] = _parse_marker(
-                    key.removeprefix(KEY_PREFIX), value
-                )
+                _parse_marker(read, key.removeprefix(KEY_PREFIX), value)
             elif key.startswith(HOLDER_PREFIX):
                 _parse_holder(read, key, value)
             else:  # not ours
@@ -372,7 +366,7 @@ def _parse_lease(value: str, tag: str, server: str) -> Lease:
     return Lease(f[0], since, until, existing, f[4], run, _number(f[10]), tag)
 
 
-def _parse_marker(key_id: str, value: str) -> Marker:
+def _parse_marker(read: _Read, key_id: str, value: str) -> None:
     _check(bool(_KEY_ID.match(key_id)), "not an access key id")
     state, *rest = value.split(" ")
     _check(state in ("pending", "active", "replaced") and 1 <= len(rest) <= 3, "not a key marker")
@@ -383,7 +377,7 @@ def _parse_marker(key_id: str, value: str) -> Marker:
         run_id, _, attempt = rest[2].partition(".")
         _check(digits(run_id) and (digits(attempt) or not attempt), "the run is not <id>.<attempt>")
         run = RunId(run_id, int(attempt) if attempt else 1)
-    return Marker(state, since, until, run)
+    read.markers[key_id] = Marker(state, since, until, run)
 
 
 def _parse_holder(read: _Read, tag_key: str, value: str) -> None:
