@@ -12,10 +12,9 @@ from .aws import AwsClients, ecr, iam, is_code, oidc
 from .errors import AwsError, GitHubError, KeyRaced, LeaseHeld, NoSafeKey, RotationError
 from .github import GitHub
 from .inputs import Settings
-from .keys.journal import Stage
+from .keys.commit import Stage
 from .keys.record import RunId, holder_parts, marker_key
-from .keys.retire import fates_now, retire
-from .keys.rotate import Rotation
+from .keys.rotate import Rotation, fates_now, retire
 from .keys.rules import read_record
 from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders, settings_places
 from .places import Place

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 from .errors import InputError
+from .keys.record import digits
 from .places import environment_problem, valid_owner, valid_repository
 
 GITHUB_TOKEN_HELP = (
@@ -163,8 +164,7 @@ def parse_secret_name(name: str, value: str) -> str:
 def parse_count(name: str, value: str, most: int) -> int | None:
     if not value:
         return None
-    # isdigit() alone takes superscripts and other Unicode digits, which int() refuses.
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
+    if not digits(value) or not 1 <= int(value) <= most:
         raise InputError(name, f"'{value}' is not a whole number from 1 to {most}.", fix="Or leave it empty.")
     return int(value)
 

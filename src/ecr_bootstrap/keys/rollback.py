@@ -5,7 +5,7 @@ exists is undone as far as the stage says the run got. A cancellation (the runne
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from collections.abc import Iterable
 
 from ..aws import iam, is_code
 from ..cancel import ROLLBACK_REQUEST
@@ -13,9 +13,9 @@ from ..errors import BootstrapError, Cancelled, GitHubError, KeyRaced, RotationE
 from ..plan import Target
 from ..report import TargetResult
 from ..times import WriteDeadline, readable
-from .commit import RotationState, entry_keys
-from .journal import Pair, Stage
+from .commit import Pair, RotationState, Stage, entry_keys
 from .record import holder_tags
+from .rules import IAM_CLOCK_MARGIN
 
 Stop = BootstrapError | Cancelled  # either way, what the user reads is an errors.Failure
 
@@ -64,9 +64,22 @@ def _undo(rot: RotationState, cause: Stop, what: str) -> Stop:
     return cause
 
 
-def _release(rot: RotationState, state: str) -> None:
-    if rot.lease is not None and rot.user is not None:
-        rot.lease.release(rot.aws, rot.user.name, state, rot.now())
+def _release(rot: RotationState, state: str, entries: Iterable[dict[str, str]] = ()) -> None:
+    """End the lease early (in the request that writes `entries`), so that the next run need not wait for it;
+    `pending` (ended at once) keeps the creation window open for a key this run may have made without
+    learning its id. When the lease cannot be marked done, removing it frees it just as well."""
+    lease, user = rot.lease, rot.user
+    if lease is None or user is None:
+        return
+    if state == "pending":
+        lease.until = rot.now()
+    try:
+        iam.tag_user(rot.aws, user.name, [*entries, *lease.tags(state)])
+    except BootstrapError:
+        if state == "done":
+            keys = [t["Key"] for s in ("pending", "done") for t in lease.tags(s)]
+            with contextlib.suppress(BootstrapError):  # the lease runs out instead
+                iam.untag_user(rot.aws, user.name, sorted({*keys, f"{lease.tag}/2", f"{lease.tag}/3"}))
 
 
 def _withdraw(rot: RotationState, state: str) -> None:
@@ -86,7 +99,7 @@ def _find_made_key(rot: RotationState, cause: Cancelled) -> None:
     does not show it (yet), the lease ends with its creation window open."""
     existing = {k.key_id for k in rot.keys}
     made = [k for k in iam.list_keys(rot.aws, rot.user_name) if k.key_id not in existing]
-    if len(made) == 1 and rot.lease and made[0].created >= rot.lease.since - timedelta(seconds=2):
+    if len(made) == 1 and rot.lease and made[0].created >= rot.lease.since - IAM_CLOCK_MARGIN:
         rot.delete_key(made[0].key_id, "")
         _release(rot, "done")
         cause.message += f" The key it was creating ({made[0].key_id}) was deleted; no target was changed."
@@ -115,13 +128,8 @@ def _unmake(rot: RotationState, cause: Stop, what: str) -> Stop:
         _release(rot, "done")
         cause.message += f"; this run deleted its own key {new} and stopped before writing any target."
         return cause
-    targets, done = rot.rotate.targets, rot.lease.tags("done") if rot.lease else []
-    back = [tag for t in targets if t.previous for tag in holder_tags(t.place, t.previous)]
-    try:
-        iam.tag_user(rot.aws, user, back + done)
-    except BootstrapError:
-        if rot.lease is not None:
-            rot.lease.drop(rot.aws, user)
+    targets = rot.rotate.targets
+    _release(rot, "done", [tag for t in targets if t.previous for tag in holder_tags(t.place, t.previous)])
     with contextlib.suppress(BootstrapError):  # entries naming a deleted key are ignored by later runs
         iam.untag_user(
             rot.aws, user, [k for t in targets if not t.previous for k in entry_keys(rot.record, t, new)]

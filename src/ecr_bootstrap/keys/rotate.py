@@ -1,30 +1,32 @@
 """The key rotation: lease -> create -> prove -> write -> commit -> retire, over a log of what exists
-(journal.py); rollback.py is the one way back, for faults and cancellations alike. The secret is shown
+(commit.py); rollback.py is the one way back, for faults and cancellations alike. The secret is shown
 once, so: a target always holds the id and secret of one live key, and a key any target may hold is never
 deleted. Before a target changes, its record entry says "old or new key", so a crash leaves both keys alive
-until a later run tells, from GitHub's timestamps, which one it holds."""
+until a later run tells, from GitHub's timestamps, which one it holds. `retire` is the one place that
+deletes an older key (for retire-user-keys too)."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..aws import AwsClients, ecr, iam
 from ..cancel import SIGNALS
 from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
 from ..look import IAM_READ_LAG
-from ..plan import Target
-from ..report import key_table
+from ..plan import Step, Target
+from ..report import Report, key_table
 from ..times import WriteDeadline, iso
-from .commit import LeaseRecord, RotationState, Tags
-from .journal import KeyCreated, Pair, Stage, outcome
-from .record import NEXT, AccessKey, adopted_tags, holder_tags
-from .retire import fates_now, retire, retire_hidden
+from ..workflow import Workflow
+from .commit import KeyCreated, LeaseRecord, Pair, RotationState, Stage, Tags, outcome
+from .record import NEXT, AccessKey, Record, RunId, adopted_tags, holder_tags
 from .rollback import broken, failure_error, restore_id, rollback
-from .rules import CREATE_WINDOW
+from .rules import CREATE_WINDOW, UNMANAGED, hidden, kept_because, read_record
 
 
 class Proof:
@@ -302,3 +304,69 @@ class Rotation(RotationState):
             keys.append(AccessKey(key.key_id, key.created))
             self.report.key_created = iso(key.created)
         self.report.keys = key_table(keys, self.record, self.now())
+
+
+_HIDDEN = (
+    "made by an earlier run that this run's look did not show yet (IAM's reads lag its writes); "
+    "no place holds it"
+)
+
+
+def fates_now(planned: Iterable[Step], record: Record, now: datetime, run: RunId | None) -> tuple[Step, ...]:
+    """The plan's key fates against the record once the run's writes are done: a key the plan lets go stays
+    while a place holds it or a run writes it (a target this run failed to write still holds its key)."""
+    out = []
+    for step in planned:
+        why = kept_because(record, step.name, now, run) if step.action == "delete" else ""
+        out.append(replace(step, action="keep", detail=why) if why else step)
+    return tuple(out)
+
+
+def retire(
+    aws: AwsClients,
+    user: str,
+    fates: Iterable[Step],
+    workflow: Workflow,
+    report: Report,
+    *,
+    warn: bool = False,
+) -> bool:
+    """Delete the keys the fates let go and say why each other key stays (`warn`: every kept key is a
+    warning, as when switching away from keys). Returns False when a key to delete was already gone."""
+    fates = list(fates)
+    fresh = True
+    for fate in fates:
+        if fate.action == "delete":
+            fresh = iam.delete_key(aws, user, fate.name) and fresh
+            report.changes.append(fate.done())
+    for fate in (f for f in fates if f.action == "keep"):
+        if warn:
+            workflow.warning(
+                f"Access key {fate.name} of {user} was kept: {fate.detail}.", title="Access key kept"
+            )
+        elif fate.detail == UNMANAGED:
+            workflow.warning(
+                f"Access key {fate.name} of {user} was not created by this action and was left alone. While "
+                "it exists, the next run has no free key slot (IAM allows 2). Delete it once nothing uses "
+                "it, or set retire-unmanaged-keys: true.",
+                title="Unmanaged access key kept",
+            )
+        report.changes.append(fate.done())
+    return fresh
+
+
+def retire_hidden(
+    aws: AwsClients, user: str, seen: Iterable[str], where: tuple[list[str], str], report: Report
+) -> list[str]:
+    """After a stale look (IAM's reads lag its writes: IAM User Guide, "Troubleshoot IAM"), once IAM's lag
+    is over: delete the keys that an earlier run made and the look did not show (keys.rules.hidden).
+    `where`: this run's target scopes and GITHUB_SERVER_URL. Returns the keys deleted."""
+    time.sleep(IAM_READ_LAG)
+    keys = iam.list_keys(aws, user)
+    scopes, server = where
+    record = read_record(iam.list_tags(aws, user), keys, scopes, server)
+    gone = hidden(keys, record, seen, aws.iam_now())
+    for key_id in gone:
+        iam.delete_key(aws, user, key_id)
+        report.add("Access key", key_id, "deleted", _HIDDEN)
+    return gone

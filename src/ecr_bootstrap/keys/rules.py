@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from ..errors import KeyPlanError, LeaseHeld
 from ..places import Place
 from ..report import Note
-from .reader import parse
 from .record import (
     MAX_KEYS,
     MAX_TAGS,
@@ -23,6 +22,7 @@ from .record import (
     RunId,
     holder_tag_key,
     marker_key,
+    parse,
     tags_needed,
 )
 
@@ -137,28 +137,26 @@ def run_over(record: Record, run: RunId | None, current: RunId | None) -> bool:
     return current is not None and current.run_id == run.run_id and run.attempt < current.attempt
 
 
+def _until(record: Record, entry: Lease | Marker, now: datetime, current: RunId | None) -> datetime | None:
+    """When the run of a lease or pending marker that may still be writing stops (IN_FLIGHT after its start
+    when it names no end); None when it is over."""
+    if entry.since is None or _implausible(entry, now) or run_over(record, entry.run, current):
+        return None
+    end = entry.until or entry.since + IN_FLIGHT
+    return end if now < end else None
+
+
 def held_lease(record: Record, now: datetime, current: RunId | None = None) -> Lease | None:
     """The lease of a run that may still be writing a new key (the one that ends last)."""
-    held = []
-    for lease in record.leases.values():
-        if lease.state == "done" or lease.since is None or _implausible(lease, now):
-            continue
-        end = lease.until or lease.since + IN_FLIGHT
-        if now < end and not run_over(record, lease.run, current):
-            held.append((end, lease))
+    leases = (i for i in record.leases.values() if i.state != "done")
+    held = [(end, i) for i in leases if (end := _until(record, i, now, current))]
     return max(held, key=lambda e: e[0])[1] if held else None
 
 
 def in_flight(record: Record, key_id: str, now: datetime, current: RunId | None = None) -> bool:
     """A key a run may still be writing to its targets."""
     marker = record.markers.get(key_id)
-    if marker is None or marker.state != "pending" or run_over(record, marker.run, current):
-        return False
-    if _implausible(marker, now):
-        return False
-    if marker.until is not None:
-        return now < marker.until
-    return marker.since is None or now - marker.since < IN_FLIGHT
+    return bool(marker and marker.state == "pending" and _until(record, marker, now, current))
 
 
 @dataclass(frozen=True)

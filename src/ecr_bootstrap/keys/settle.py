@@ -115,7 +115,8 @@ def settle_record(
 
 
 def _reference(record: Record, scope: str, ids: tuple[str, ...]) -> int | None:
-    ref = record.ref_of(ids[-1]) or record.refs.get(scope)
+    lease = record.made_by.get(ids[-1])
+    ref = (lease.ref if lease else None) or record.refs.get(scope)
     marker = record.markers.get(ids[-1])
     if ref is None and marker is not None and marker.since is not None:
         # Version 1 recorded no GitHub time: the key's creation (IAM's clock) with 3 s either way.
