@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecr_bootstrap.errors import KeyPlanError, LeaseHeld
+from ecr_bootstrap.keys.reader import parse
 from ecr_bootstrap.keys.record import (
     POLICY_KEY,
     V1_LEASE_KEY,
@@ -26,7 +27,6 @@ from ecr_bootstrap.keys.record import (
     lease_tags,
     marker_key,
     marker_tag,
-    parse,
     policy_tag,
 )
 from ecr_bootstrap.keys.rules import Retiring, adopt, held_lease, in_flight, plan_keys, read_record

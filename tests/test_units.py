@@ -14,7 +14,8 @@ import yaml
 from ecr_bootstrap import action_yml, cli, inputs, policy, report, values
 from ecr_bootstrap.errors import InputError, KeyPlanError, LeaseHeld
 from ecr_bootstrap.github import rate_limit_wait, seal
-from ecr_bootstrap.keys.record import AccessKey, marker_tag, parse
+from ecr_bootstrap.keys.reader import parse
+from ecr_bootstrap.keys.record import AccessKey, marker_tag
 from ecr_bootstrap.keys.rules import Retiring, plan_keys, retirable
 from ecr_bootstrap.places import from_scope
 from ecr_bootstrap.workflow import Workflow

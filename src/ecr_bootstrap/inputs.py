@@ -10,7 +10,7 @@ from typing import Any
 
 from . import action_yml, values
 from .errors import InputError
-from .keys.record import RunId, digits
+from .keys.record import RunId
 
 
 # No defaults: from_values sets every field, from action.yml's defaults where an input is not given. A field
@@ -72,11 +72,11 @@ def run_id(env: Mapping[str, str]) -> RunId:
     """This run as the runner names it; empty outside GitHub Actions (or with values it never sets)."""
     run = env.get("GITHUB_RUN_ID", "")
     attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
-    if not digits(run):
+    if not values.digits(run):
         return RunId()
     return RunId(
         run,
-        int(attempt) if digits(attempt) and int(attempt) > 0 else 1,
+        int(attempt) if values.digits(attempt) and int(attempt) > 0 else 1,
         env.get("GITHUB_JOB", "")[:100],
         env.get("GITHUB_REPOSITORY", "")[:200],
         env.get("GITHUB_SERVER_URL", "") or "https://github.com",

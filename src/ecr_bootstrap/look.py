@@ -15,7 +15,8 @@ from .cancel import workers
 from .errors import BootstrapError, GitHubError
 from .github import GitHub
 from .inputs import Settings
-from .keys.record import AccessKey, Record, parse
+from .keys.reader import parse
+from .keys.record import AccessKey, Record
 from .keys.rules import read_record
 from .places import Place, places
 from .policy import Document

@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 
 from .errors import InputError
-from .keys.record import digits
 from .places import environment_problem, valid_owner, valid_repository
 
 GITHUB_TOKEN_HELP = (
@@ -37,6 +36,11 @@ _TAG_KEY = re.compile(r"^[\w.:/=+@ -]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+@ -]{0,256}$")
 _SUBJECT = re.compile(r"^[A-Za-z0-9_.:/@*?=+-]+$")
 _SUBJECT_SHORT = {"branch": "ref:refs/heads/", "tag": "ref:refs/tags/"}
+
+
+def digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes superscripts, which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _items(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from ..errors import KeyPlanError, LeaseHeld
 from ..places import Place
 from ..report import Note
+from .reader import parse
 from .record import (
     MAX_KEYS,
     MAX_TAGS,
@@ -22,7 +23,6 @@ from .record import (
     RunId,
     holder_tag_key,
     marker_key,
-    parse,
     tags_needed,
 )
 
