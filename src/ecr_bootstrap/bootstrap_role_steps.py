@@ -25,7 +25,8 @@ POLICY_NAME = "ecr-bootstrap-action"  # the role's inline policy: the action's o
 PURPOSE = ("ecr-bootstrap:purpose", "bootstrap-role")  # marks a role this command made (and may change)
 REPOSITORY_TAG = "ecr-bootstrap:repository"
 # What the identity running bootstrap-role needs (an administrator's, not the action's: tests/test_permissions
-# holds every call site of this module to it); docs/bootstrap-role.md lists it.
+# holds this module's calls, and those of the aws/ functions it calls, to it); docs/bootstrap-role.md
+# lists it.
 NEEDED = (
     "sts:GetCallerIdentity",
     "iam:GetOpenIDConnectProvider",

@@ -1,5 +1,6 @@
 """What a person at a terminal need not type: the GitHub token (as gh keeps it), the GitHub repository of the
-current folder (as gh finds it), the AWS region of a profile."""
+current folder (as gh finds it), the AWS region (given, AWS_REGION, AWS_DEFAULT_REGION, else the
+profile's)."""
 
 from __future__ import annotations
 

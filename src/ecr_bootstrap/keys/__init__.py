@@ -1,2 +1,2 @@
-"""The access keys: the record on the IAM user (record), the rules over it (rules, settle), and
+"""The access keys: the record on the IAM user (record, reader), the rules over it (rules, settle), and
 the rotation that changes them."""

@@ -139,16 +139,16 @@ def run_over(record: Record, run: RunId | None, current: RunId | None) -> bool:
 
 def _until(record: Record, entry: Lease | Marker, now: datetime, current: RunId | None) -> datetime | None:
     """When the run of a lease or pending marker that may still be writing stops (IN_FLIGHT after its start
-    when it names no end); None when it is over."""
-    if entry.since is None or _implausible(entry, now) or run_over(record, entry.run, current):
+    when it names no end; never, for an entry with neither); None when it is over."""
+    if _implausible(entry, now) or run_over(record, entry.run, current):
         return None
-    end = entry.until or entry.since + IN_FLIGHT
+    end = entry.until or (entry.since + IN_FLIGHT if entry.since else datetime.max.replace(tzinfo=UTC))
     return end if now < end else None
 
 
 def held_lease(record: Record, now: datetime, current: RunId | None = None) -> Lease | None:
     """The lease of a run that may still be writing a new key (the one that ends last)."""
-    leases = (i for i in record.leases.values() if i.state != "done")
+    leases = (i for i in record.leases.values() if i.state != "done" and i.since)
     held = [(end, i) for i in leases if (end := _until(record, i, now, current))]
     return max(held, key=lambda e: e[0])[1] if held else None
 
