@@ -165,16 +165,15 @@ def find_user(aws: AwsClients, name: str) -> User | None:
     return User(data["UserName"], data["Arn"], list(data.get("Tags", [])), boundary)
 
 
-def boundary_warning(kind: str, name: str, current: str, wanted: str) -> str:
-    """A reused user or role keeps its boundary (changing it is not this action's to do): what to say
-    when it is not the one permissions-boundary asks for; "" when it is, or none is asked for."""
+def boundary_warning(name: str, current: str, wanted: str) -> str:
+    """A reused user keeps its boundary (changing it is not this action's to do): what to say when it is
+    not the one permissions-boundary asks for; "" when it is, or none is asked for."""
     if not wanted or current == wanted:
         return ""
     has = f"the permissions boundary {current}" if current else "no permissions boundary"
     return (
-        f"IAM {kind} '{name}' exists with {has}, not {wanted} (permissions-boundary); it was left as it "
-        f"is. To set it: aws iam put-{kind}-permissions-boundary --{kind}-name {name} "
-        f"--permissions-boundary {wanted}"
+        f"IAM user '{name}' exists with {has}, not {wanted} (permissions-boundary); it was left as it is. "
+        f"To set it: aws iam put-user-permissions-boundary --user-name {name} --permissions-boundary {wanted}"
     )
 
 
