@@ -115,8 +115,7 @@ def _find_policy(
     """The policy, read at the version the record remembers (one request fewer) when it still is one."""
     arn = iam.policy_arn(partition, account, settings.iam_policy)
     name, version = record.policy_version or ("", "")
-    found = iam.find_policy_version(aws, arn, version) if name == settings.iam_policy else None
-    return found or iam.find_policy(aws, arn)
+    return iam.find_policy(aws, arn, version=version if name == settings.iam_policy else "")
 
 
 def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Picture:

@@ -63,27 +63,10 @@ def decoded_document(raw: Any) -> Document | str:
     return unquote(raw) if isinstance(raw, str) else raw
 
 
-def find_policy(aws: AwsClients, arn: str, *, unseen: bool = False) -> Policy | None:
-    """`unseen`: IAM said it exists, so NoSuchEntity means "not visible yet" and is waited out."""
-    what = f"Looking up IAM policy {arn}"
-    meta = call(what, "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", unseen=unseen, PolicyArn=arn)
-    if meta is None:
-        return None
-    version = meta["Policy"]["DefaultVersionId"]
-    reply = call(
-        f"Reading the default version of IAM policy {arn}",
-        "iam:GetPolicyVersion",
-        aws.iam,
-        PolicyArn=arn,
-        VersionId=version,
-    )
-    return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
-
-
-def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | None:
-    """The policy, read through the version the record remembers: one request instead of two when that
-    version is still the default (None when it is not, or is gone)."""
-    reply = call(
+def find_policy(aws: AwsClients, arn: str, *, unseen: bool = False, version: str = "") -> Policy | None:
+    """`version`: the one the record remembers, read first (one request instead of two while it is still
+    the default). `unseen`: IAM said it exists, so NoSuchEntity means "not visible yet" and is waited out."""
+    reply = version and call(
         f"Reading version {version} of IAM policy {arn}",
         "iam:GetPolicyVersion",
         aws.iam,
@@ -91,8 +74,19 @@ def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | Non
         PolicyArn=arn,
         VersionId=version,
     )
-    if reply is None or not reply["PolicyVersion"].get("IsDefaultVersion"):
-        return None
+    if not reply or not reply["PolicyVersion"].get("IsDefaultVersion"):
+        what = f"Looking up IAM policy {arn}"
+        meta = call(what, "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", unseen=unseen, PolicyArn=arn)
+        if meta is None:
+            return None
+        version = meta["Policy"]["DefaultVersionId"]
+        reply = call(
+            f"Reading the default version of IAM policy {arn}",
+            "iam:GetPolicyVersion",
+            aws.iam,
+            PolicyArn=arn,
+            VersionId=version,
+        )
     return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
 
 
