@@ -34,8 +34,6 @@ PERMISSIONS = {
     "iam:PutUserPermissionsBoundary": ("user", "key-boundary"),
 }
 Identity = Literal["user", "role"]  # what a managed policy is attached to (the role: auth oidc)
-MAX_POLICY_VERSIONS = 5
-POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
             aws.iam,
             PolicyName=name,
             PolicyDocument=to_json(document),
-            Description=POLICY_DESCRIPTION,
+            Description="Push and pull images of one ECR repository (written by the ECR bootstrap action)",
             **if_set(Tags=aws_tags(tags)),
         )
     except AwsError as exc:
@@ -127,7 +125,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
         f"Listing versions of IAM policy {arn}", "iam:ListPolicyVersions", aws.iam, "Versions", PolicyArn=arn
     )
     deleted = None
-    if len(versions) >= MAX_POLICY_VERSIONS:
+    if len(versions) >= 5:
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
         deleted = oldest["VersionId"]
         call(

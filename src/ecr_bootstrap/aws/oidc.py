@@ -24,9 +24,6 @@ PERMISSIONS = {
     # Not called by us: checked by IAM on CreateRole with a PermissionsBoundary (as on CreateUser, iam.py).
     "iam:PutRolePermissionsBoundary": ("role", "oidc-boundary"),
 }
-ROLE_DESCRIPTION = (
-    "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)"
-)
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,8 @@ def create_role(
             aws.iam,
             RoleName=name,
             AssumeRolePolicyDocument=to_json(trust),
-            Description=description or ROLE_DESCRIPTION,
+            Description=description
+            or "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)",
             MaxSessionDuration=3600,
             **if_set(Tags=aws_tags(tags), PermissionsBoundary=boundary),
         )
