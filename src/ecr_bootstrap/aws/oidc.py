@@ -28,7 +28,6 @@ PERMISSIONS = {
 
 @dataclass(frozen=True)
 class Provider:
-    arn: str
     audiences: tuple[str, ...]
 
 
@@ -49,7 +48,7 @@ def find_provider(aws: AwsClients, arn: str) -> Provider | None:
         none_on="NoSuchEntity",
         OpenIDConnectProviderArn=arn,
     )
-    return None if reply is None else Provider(arn, tuple(reply.get("ClientIDList", [])))
+    return None if reply is None else Provider(tuple(reply.get("ClientIDList", [])))
 
 
 def create_provider(aws: AwsClients, tags: Tags) -> None:
@@ -110,10 +109,9 @@ def create_role(
             **if_set(Tags=aws_tags(tags), PermissionsBoundary=boundary),
         )
     except AwsError as exc:
-        found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") and not description else None
-        if found is None:
-            raise
-        return found
+        if is_code(exc, "EntityAlreadyExists") and not description and (found := find_role(aws, name)):
+            return found
+        raise
     return Role(name, reply["Role"]["Arn"], trust, boundary, tags)
 
 
