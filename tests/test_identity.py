@@ -198,10 +198,10 @@ def test_without_a_boundary_the_user_gets_none(stack: Stack) -> None:
 
 
 def test_a_reused_identity_with_another_boundary_is_described_not_changed() -> None:
-    assert boundary_warning("user", USER, BOUNDARY, BOUNDARY) == ""
-    assert boundary_warning("user", USER, "", "") == ""
-    text = boundary_warning("role", ROLE, "", BOUNDARY)
+    assert boundary_warning(USER, BOUNDARY, BOUNDARY) == ""
+    assert boundary_warning(USER, "", "") == ""
+    text = boundary_warning(USER, "", BOUNDARY)
     assert "no permissions boundary" in text and BOUNDARY in text
     assert (
-        f"aws iam put-role-permissions-boundary --role-name {ROLE} --permissions-boundary {BOUNDARY}" in text
+        f"aws iam put-user-permissions-boundary --user-name {USER} --permissions-boundary {BOUNDARY}" in text
     )

@@ -210,13 +210,12 @@ def from_values(raw: Mapping[str, str], env: Mapping[str, str]) -> Settings:
     checked = Checked(env)
     for name, rule in RULES.items():
         checked.values[name] = rule(name, given(name), checked)
-    secret_names = _secret_names(checked.values, given)
-    # Each input's value goes to the field of its name (but for the secret names, gathered above).
+    # Each input's value goes to the field of its name (but for the secret names, gathered below).
     parsed = {n.replace("-", "_"): v for n, v in checked.values.items() if n not in _SECRET_NAMES}
     ecr = EcrSettings(**{f.name: parsed.pop(f.name) for f in fields(EcrSettings)})
     return Settings(
         **parsed,
-        secret_names=secret_names,
+        secret_names=_secret_names(checked.values, given),
         ecr=ecr,
         github_api_url=values.parse_api_url(env.get("GITHUB_API_URL", "")),
         github_timeout=values.parse_timeout(env.get("ECR_BOOTSTRAP_GITHUB_TIMEOUT", "")),

@@ -114,8 +114,7 @@ def look_up_aws(aws: AwsClients, settings: Settings) -> Picture:
 def _find_policy(aws: AwsClients, settings: Settings, arn: str, record: Record) -> iam.Policy | None:
     """The policy, read at the version the record remembers (one request fewer) when it still is one."""
     name, version = record.policy_version or ("", "")
-    found = iam.find_policy_version(aws, arn, version) if name == settings.iam_policy else None
-    return found or iam.find_policy(aws, arn)
+    return iam.find_policy(aws, arn, version=version if name == settings.iam_policy else "")
 
 
 def _look_up_role(aws: AwsClients, settings: Settings, picture: Picture) -> Picture:

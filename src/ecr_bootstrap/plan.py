@@ -358,5 +358,5 @@ def _plan_keys(
 def boundary_notes(settings: Settings, picture: Picture) -> list[Note]:
     """A reused user keeps its permissions boundary: say so when it is not the one asked for."""
     user = picture.user
-    kept = user and iam.boundary_warning("user", user.name, user.boundary, settings.permissions_boundary)
+    kept = user and iam.boundary_warning(user.name, user.boundary, settings.permissions_boundary)
     return [Note(kept, "Permissions boundary kept")] if kept else []

@@ -108,20 +108,11 @@ class AwsClients:
         return self._session
 
     @property
-    def ecr(self) -> Any:
-        return self.client("ecr")
-
-    @property
     def iam(self) -> Any:
         return self.client("iam")
 
-    @property
-    def sts(self) -> Any:
-        return self.client("sts")
 
-
-def error_code(exc: Any) -> str:
-    """The error code of a botocore ClientError."""
+def error_code(exc: Any) -> str:  # of a botocore ClientError
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
@@ -221,5 +212,5 @@ def is_code(exc: BaseException, *codes: str) -> bool:
 
 def caller_account(aws: AwsClients) -> tuple[str, str]:
     """(account, partition) of the credentials this step runs with."""
-    reply = call("Asking STS who this step runs as", "sts:GetCallerIdentity", aws.sts)
+    reply = call("Asking STS who this step runs as", "sts:GetCallerIdentity", aws.client("sts"))
     return str(reply["Account"]), str(reply["Arn"]).split(":")[1]

@@ -65,7 +65,7 @@ def find_repository(aws: AwsClients, name: str) -> Repository | None:
     reply = call(
         f"Looking up ECR repository '{name}'",
         "ecr:DescribeRepositories",
-        aws.ecr,
+        aws.client("ecr"),
         none_on="RepositoryNotFoundException",
         repositoryNames=[name],
     )
@@ -77,7 +77,7 @@ def create_repository(aws: AwsClients, name: str, settings: EcrSettings, tags: T
         reply = call(
             f"Creating ECR repository '{name}'",
             "ecr:CreateRepository",
-            aws.ecr,
+            aws.client("ecr"),
             repositoryName=name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
             imageTagMutability=settings.tag_mutability,
@@ -125,7 +125,7 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting scan on push of ECR repository '{repository.name}'",
             "ecr:PutImageScanningConfiguration",
-            aws.ecr,
+            aws.client("ecr"),
             repositoryName=repository.name,
             imageScanningConfiguration={"scanOnPush": settings.scan_on_push},
         )
@@ -133,7 +133,7 @@ def reconcile(aws: AwsClients, repository: Repository, settings: EcrSettings) ->
         call(
             f"Setting tag mutability of ECR repository '{repository.name}'",
             "ecr:PutImageTagMutability",
-            aws.ecr,
+            aws.client("ecr"),
             repositoryName=repository.name,
             imageTagMutability=settings.tag_mutability,
         )
@@ -143,7 +143,7 @@ def lifecycle(aws: AwsClients, name: str) -> Document | None:
     reply = call(
         f"Reading the lifecycle policy of ECR repository '{name}'",
         "ecr:GetLifecyclePolicy",
-        aws.ecr,
+        aws.client("ecr"),
         none_on="LifecyclePolicyNotFoundException",
         repositoryName=name,
     )
@@ -154,7 +154,7 @@ def put_lifecycle(aws: AwsClients, name: str, document: Document) -> None:
     call(
         f"Writing the lifecycle policy of ECR repository '{name}'",
         "ecr:PutLifecyclePolicy",
-        aws.ecr,
+        aws.client("ecr"),
         repositoryName=name,
         lifecyclePolicyText=json.dumps(document),
     )

@@ -34,8 +34,6 @@ PERMISSIONS = {
     "iam:PutUserPermissionsBoundary": ("user", "key-boundary"),
 }
 Identity = Literal["user", "role"]  # what a managed policy is attached to (the role: auth oidc)
-MAX_POLICY_VERSIONS = 5
-POLICY_DESCRIPTION = "Push and pull images of one ECR repository (written by the ECR bootstrap action)"
 
 
 @dataclass(frozen=True)
@@ -63,27 +61,10 @@ def decoded_document(raw: Any) -> Document | str:
     return unquote(raw) if isinstance(raw, str) else raw
 
 
-def find_policy(aws: AwsClients, arn: str, *, unseen: bool = False) -> Policy | None:
-    """`unseen`: IAM said it exists, so NoSuchEntity means "not visible yet" and is waited out."""
-    what = f"Looking up IAM policy {arn}"
-    meta = call(what, "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", unseen=unseen, PolicyArn=arn)
-    if meta is None:
-        return None
-    version = meta["Policy"]["DefaultVersionId"]
-    reply = call(
-        f"Reading the default version of IAM policy {arn}",
-        "iam:GetPolicyVersion",
-        aws.iam,
-        PolicyArn=arn,
-        VersionId=version,
-    )
-    return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
-
-
-def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | None:
-    """The policy, read through the version the record remembers: one request instead of two when that
-    version is still the default (None when it is not, or is gone)."""
-    reply = call(
+def find_policy(aws: AwsClients, arn: str, *, unseen: bool = False, version: str = "") -> Policy | None:
+    """`version`: the one the record remembers, read first (one request instead of two while it is still
+    the default). `unseen`: IAM said it exists, so NoSuchEntity means "not visible yet" and is waited out."""
+    reply = version and call(
         f"Reading version {version} of IAM policy {arn}",
         "iam:GetPolicyVersion",
         aws.iam,
@@ -91,8 +72,19 @@ def find_policy_version(aws: AwsClients, arn: str, version: str) -> Policy | Non
         PolicyArn=arn,
         VersionId=version,
     )
-    if reply is None or not reply["PolicyVersion"].get("IsDefaultVersion"):
-        return None
+    if not reply or not reply["PolicyVersion"].get("IsDefaultVersion"):
+        what = f"Looking up IAM policy {arn}"
+        meta = call(what, "iam:GetPolicy", aws.iam, none_on="NoSuchEntity", unseen=unseen, PolicyArn=arn)
+        if meta is None:
+            return None
+        version = meta["Policy"]["DefaultVersionId"]
+        reply = call(
+            f"Reading the default version of IAM policy {arn}",
+            "iam:GetPolicyVersion",
+            aws.iam,
+            PolicyArn=arn,
+            VersionId=version,
+        )
     return Policy(arn, version, decoded_document(reply["PolicyVersion"]["Document"]))
 
 
@@ -106,7 +98,7 @@ def create_policy(aws: AwsClients, name: str, arn: str, document: Document, tags
             aws.iam,
             PolicyName=name,
             PolicyDocument=to_json(document),
-            Description=POLICY_DESCRIPTION,
+            Description="Push and pull images of one ECR repository (written by the ECR bootstrap action)",
             **if_set(Tags=aws_tags(tags)),
         )
     except AwsError as exc:
@@ -133,7 +125,7 @@ def update_policy(aws: AwsClients, arn: str, document: Document) -> tuple[str | 
         f"Listing versions of IAM policy {arn}", "iam:ListPolicyVersions", aws.iam, "Versions", PolicyArn=arn
     )
     deleted = None
-    if len(versions) >= MAX_POLICY_VERSIONS:
+    if len(versions) >= 5:
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
         deleted = oldest["VersionId"]
         call(
@@ -165,16 +157,15 @@ def find_user(aws: AwsClients, name: str) -> User | None:
     return User(data["UserName"], data["Arn"], list(data.get("Tags", [])), boundary)
 
 
-def boundary_warning(kind: str, name: str, current: str, wanted: str) -> str:
-    """A reused user or role keeps its boundary (changing it is not this action's to do): what to say
-    when it is not the one permissions-boundary asks for; "" when it is, or none is asked for."""
+def boundary_warning(name: str, current: str, wanted: str) -> str:
+    """A reused user keeps its boundary (changing it is not this action's to do): what to say when it is
+    not the one permissions-boundary asks for; "" when it is, or none is asked for."""
     if not wanted or current == wanted:
         return ""
     has = f"the permissions boundary {current}" if current else "no permissions boundary"
     return (
-        f"IAM {kind} '{name}' exists with {has}, not {wanted} (permissions-boundary); it was left as it "
-        f"is. To set it: aws iam put-{kind}-permissions-boundary --{kind}-name {name} "
-        f"--permissions-boundary {wanted}"
+        f"IAM user '{name}' exists with {has}, not {wanted} (permissions-boundary); it was left as it is. "
+        f"To set it: aws iam put-user-permissions-boundary --user-name {name} --permissions-boundary {wanted}"
     )
 
 

@@ -24,14 +24,10 @@ PERMISSIONS = {
     # Not called by us: checked by IAM on CreateRole with a PermissionsBoundary (as on CreateUser, iam.py).
     "iam:PutRolePermissionsBoundary": ("role", "oidc-boundary"),
 }
-ROLE_DESCRIPTION = (
-    "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)"
-)
 
 
 @dataclass(frozen=True)
 class Provider:
-    arn: str
     audiences: tuple[str, ...]
 
 
@@ -52,7 +48,7 @@ def find_provider(aws: AwsClients, arn: str) -> Provider | None:
         none_on="NoSuchEntity",
         OpenIDConnectProviderArn=arn,
     )
-    return None if reply is None else Provider(arn, tuple(reply.get("ClientIDList", [])))
+    return None if reply is None else Provider(tuple(reply.get("ClientIDList", [])))
 
 
 def create_provider(aws: AwsClients, tags: Tags) -> None:
@@ -107,15 +103,15 @@ def create_role(
             aws.iam,
             RoleName=name,
             AssumeRolePolicyDocument=to_json(trust),
-            Description=description or ROLE_DESCRIPTION,
+            Description=description
+            or "Assumed by GitHub Actions of the target repositories to push to ECR (ECR bootstrap action)",
             MaxSessionDuration=3600,
             **if_set(Tags=aws_tags(tags), PermissionsBoundary=boundary),
         )
     except AwsError as exc:
-        found = find_role(aws, name) if is_code(exc, "EntityAlreadyExists") and not description else None
-        if found is None:
-            raise
-        return found
+        if is_code(exc, "EntityAlreadyExists") and not description and (found := find_role(aws, name)):
+            return found
+        raise
     return Role(name, reply["Role"]["Arn"], trust, boundary, tags)
 
 
