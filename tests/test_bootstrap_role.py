@@ -307,6 +307,7 @@ def test_a_bad_repository_is_a_usage_error_before_any_request(stack: Stack, repo
         (["--ref", "bad ref"], "malformed"),
         (["--keep-images", "lots"], "--keep-images"),
         (["--role-name", "x" * 65], "--role-name"),
+        (["--role-name", "ecr-role\n"], "--role-name"),  # a whole-name match: no trailing newline
         (["--region", "mars"], "--region"),
         (["--dry-run=yes"], "ignored explicit argument"),
     ],

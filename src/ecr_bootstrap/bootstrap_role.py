@@ -16,8 +16,8 @@ from . import action_yml, discover
 from . import bootstrap_role_steps as steps
 from .aws import AwsClients
 from .bootstrap_role_steps import Request
-from .cli import TOKENS, given_inputs
 from .errors import BootstrapError, InputError, Usage
+from .inputs import TOKENS, given_inputs
 from .permissions import options_settings
 from .places import valid_repository
 from .trust import problems, provider_arn, trust_policy

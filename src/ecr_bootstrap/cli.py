@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from . import action_yml, discover
 from .cancel import Cancellation
 from .errors import BootstrapError, Cancelled
-from .inputs import Settings, from_values
+from .inputs import TOKENS, Settings, from_values, given_inputs
 from .report import Report, outputs, summary, summary_text
 from .workflow import Workflow, docs_url
 
@@ -29,7 +29,6 @@ EXIT_CODES = """exit codes:
   0  done (or, for plan, the plan was printed)
   1  failed, or refused at the prompt: the message says what and how to fix it
   2  the command line itself is wrong (an unknown verb or flag)"""
-TOKENS = ("github-token", "actions-token")  # never a flag: they come from the environment
 _SHOWN_DEFAULTS = {
     "repositories": "the GitHub repository of this folder's git remote origin",
     "aws-region": "AWS_REGION, AWS_DEFAULT_REGION, or the profile's region",
@@ -134,14 +133,6 @@ def from_argv(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
     if "github-token" not in raw and env.get("GITHUB_TOKEN"):
         raw["github-token"] = env["GITHUB_TOKEN"]
     return from_values(raw, env)
-
-
-def given_inputs(env: Mapping[str, str], flags: argparse.Namespace) -> dict[str, str]:
-    """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
-    (`--name`, the attribute named with underscores) over them."""
-    declared = action_yml.inputs()
-    given = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
-    return given | {n: v for n in declared if (v := getattr(flags, n.replace("-", "_"), None)) is not None}
 
 
 # -- `ecr-bootstrap VERB`, for a person at a terminal ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Inputs: declared once, in action.yml; read (cli.py) from INPUT_* (the runner) or flags (a local run),
+"""Inputs: declared once, in action.yml; read (given_inputs) from INPUT_* (the runner) or flags (a local run),
 validated into Settings by RULES, one rule per input (values.py: the rules for each kind of value). Every
 error names its input, so a bad value stops the run before anything is changed anywhere."""
 
@@ -11,6 +11,8 @@ from typing import Any
 from . import action_yml, values
 from .errors import InputError
 from .keys.record import RunId
+
+TOKENS = ("github-token", "actions-token")  # never a flag: they come from the environment
 
 
 # No defaults: from_values sets every field, from action.yml's defaults where an input is not given. A field
@@ -238,3 +240,11 @@ def _secret_names(parsed: Mapping[str, Any], given: Callable[[str], str]) -> Sec
             )
         seen[value] = name
     return SecretNames(*(parsed[name] for name in _SECRET_NAMES))
+
+
+def given_inputs(env: Mapping[str, str], flags: object) -> dict[str, str]:
+    """Input values as the action reads them: INPUT_* variables (upper-cased, hyphens kept), and the flags
+    (`--name`, the attribute named with underscores) over them."""
+    declared = action_yml.inputs()
+    given = {name: env[key] for name in declared if (key := "INPUT_" + name.upper()) in env}
+    return given | {n: v for n in declared if (v := getattr(flags, n.replace("-", "_"), None)) is not None}

@@ -87,7 +87,7 @@ def parse_ecr_repository(value: str) -> str:
 
 
 def parse_iam_name(name: str, value: str, max_len: int) -> str:
-    if not 1 <= len(value) <= max_len or not _IAM_NAME.match(value):
+    if not 1 <= len(value) <= max_len or not _IAM_NAME.fullmatch(value):
         raise InputError(
             name,
             f"'{value}' is not a valid IAM name.",

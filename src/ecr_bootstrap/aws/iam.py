@@ -217,7 +217,8 @@ def attach_policy(aws: AwsClients, name: str, arn: str, kind: Identity = "user")
         f"Attaching IAM policy {arn} to {kind} '{name}'",
         f"iam:Attach{kind.title()}Policy",
         aws.iam,
-        unseen=bool({name, arn} & aws.created),  # made moments ago: IAM may not show it yet
+        # made moments ago: IAM may not show it yet (only the user's attachment waits; the role's never has)
+        unseen=kind == "user" and bool({name, arn} & aws.created),
         **{f"{kind.title()}Name": name},
         PolicyArn=arn,
     )
