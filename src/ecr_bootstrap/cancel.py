@@ -5,7 +5,9 @@ the run with short requests, and later signals are ignored (the runner's kill at
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,26 +20,73 @@ from .errors import Cancelled
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 ROLLBACK = 5.0  # the whole rollback, from the first signal (the issue's bound: 6 s; SIGKILL: 10 s)
 ROLLBACK_REQUEST = 2.0  # one request of the rollback (connect and read each)
+# A cancellation not handled this long after it was raised was dropped on its way: raised again.
+RAISE_AGAIN = 0.25
 
 
 class Cancellation:
     """The handlers, installed by the entry point (never at import)."""
 
     def __init__(self) -> None:
-        self.done = False  # signalled already (rolling back) or finished: later signals change nothing
+        self.cancelled: Cancelled | None = None
+        self.finished = False
+        self._signalled = threading.Event()
+        self._previous_hook = sys.unraisablehook
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():  # the only thread that may set them
             for sig in SIGNALS:
                 signal.signal(sig, self._on_signal)
+            self._previous_hook = sys.unraisablehook
+            sys.unraisablehook = self._on_unraisable
+            with signals_blocked():
+                threading.Thread(target=self._raise_again, name="cancellation", daemon=True).start()
 
     def finish(self) -> None:
-        self.done = True
+        self.finished = True
+        self._signalled.set()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if not self.done:
-            self.done = True
-            raise Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
+        if self.finished or (self.cancelled is not None and self.cancelled.handled):
+            return  # later signals change nothing
+        if self.cancelled is None:
+            self.cancelled = Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
+            self._signalled.set()
+        raise self.cancelled.with_traceback(None)
+
+    def _raise_again(self) -> None:
+        """A signal may land while the collector runs a finalizer (http.client closing a response, say),
+        where Python drops what it raises, often silently: the run would go on, into a request that may hang
+        until its read timeout (20 s, past the runner's kill). So until the cancellation is handled, the
+        main thread is signalled again; in its next wait, most likely, which the signal interrupts."""
+        self._signalled.wait()
+        main = threading.main_thread().ident
+        while not self.finished:
+            time.sleep(RAISE_AGAIN)
+            if self.finished or self.cancelled is None or self.cancelled.handled:
+                return
+            if hasattr(signal, "pthread_kill") and main is not None:
+                signal.pthread_kill(main, SIGNALS[0])
+            else:  # no POSIX threads: the handler runs at the main thread's next bytecode
+                _thread.interrupt_main()
+
+    def _on_unraisable(self, unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, Cancelled):  # that one is raised again: not a crash
+            self._previous_hook(unraisable)
+
+
+@contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Threads started inside never take the runner's signals (a thread starts with the signal mask of the
+    thread that starts it), which are left to interrupt the main thread's waits."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: Python runs handlers in the main thread only
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
@@ -45,19 +94,13 @@ def workers(count: int) -> Iterator[ThreadPoolExecutor]:
     """A thread pool whose threads never take the signals, and which is not waited for when the run stops
     with an exception (a worker blocked on a hung request must not hold up the rollback)."""
     pool = ThreadPoolExecutor(max_workers=count)
-    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere Python runs handlers in the main thread only
-        # The signals are left to interrupt the main thread's wait: a thread starts with the mask of the
-        # thread that starts it (submit starts them).
-        submit = pool.submit
+    submit = pool.submit
 
-        def masked(*args: Any, **kwargs: Any) -> Any:
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-            try:
-                return submit(*args, **kwargs)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    def masked(*args: Any, **kwargs: Any) -> Any:
+        with signals_blocked():  # submit starts the threads
+            return submit(*args, **kwargs)
 
-        pool.submit = masked  # type: ignore[method-assign]
+    pool.submit = masked  # type: ignore[method-assign]
     try:
         yield pool
     except BaseException:

@@ -58,8 +58,14 @@ def execute(
     report = Report()
     cancellation = Cancellation()
     cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
-    failed = _run(given, argv, env, workflow, report)
-    cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
+    try:
+        failed = _run(given, argv, env, workflow, report)
+        cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
+    except Cancelled as cancelled:  # rolled back where it came (keys/rotate.py), if anything had to be
+        cancelled.handled = True  # first (cancel.py)
+        cancellation.finish()
+        failed = cancelled.render(docs_url(env))
+        workflow.error(failed, title=cancelled.title)
     shown = {k: v for k, v in outputs(report).items() if v}
     if as_json:
         print(json.dumps(shown, indent=2))
@@ -97,7 +103,7 @@ def _run(
             warn=lambda text: workflow.warning(text, title="GitHub"),
         )
         run(settings, aws, github, workflow, report)
-    except (BootstrapError, Cancelled) as exc:
+    except BootstrapError as exc:
         failed = exc.render(docs_url(env))
         workflow.error(failed, title=exc.title)
     except KeyboardInterrupt:

@@ -49,6 +49,7 @@ class Cancelled(Failure, BaseException):
         super().__init__(self.message)
         self.signal_name = signal
         self.deadline = deadline  # time.monotonic() by which the rollback is over
+        self.handled = False  # set first where it is caught: until then, a signal raises it again
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -485,6 +485,9 @@ class AwsProxy:
         start = time.monotonic()
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-request (a cancelled run): nothing to answer
+            h.close_connection = True
+            return
         operation = operation_of(h.headers, body)
         if self.latency:
             time.sleep(self.latency)

@@ -377,6 +377,9 @@ class GitHubStandIn:
         start = time.monotonic()
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-request (a cancelled run): nothing to answer
+            h.close_connection = True
+            return
         path, _, query = h.path.partition("?")
         if path.startswith(("http://", "https://")):  # an absolute-URL request line (via HTTP_PROXY)
             path = "/" + path.split("://", 1)[1].partition("/")[2]

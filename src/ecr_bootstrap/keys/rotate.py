@@ -7,7 +7,6 @@ deletes an older key (for retire-user-keys too)."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..aws import AwsClients, ecr, iam
-from ..cancel import SIGNALS
+from ..cancel import signals_blocked
 from ..errors import AwsError, BootstrapError, Cancelled, GitHubError, KeyRaced, LeaseExpired, RotationError
 from ..look import IAM_READ_LAG
 from ..plan import Step, Target
@@ -42,13 +41,7 @@ class Proof:
         self._thread = threading.Thread(
             target=self._run, args=(client, key.key_id, seconds), name="ecr-proof", daemon=True
         )
-        if hasattr(signal, "pthread_sigmask"):  # POSIX: a thread starts with its starter's signal mask
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-            try:
-                self._thread.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        else:
+        with signals_blocked():
             self._thread.start()
 
     def _run(self, client: Any, key_id: str, seconds: float) -> None:
@@ -80,6 +73,7 @@ class Rotation(RotationState):
                 self.stage = Stage.INTENT if self.created_user else Stage.START
                 self._rotate()
         except Cancelled as exc:
+            exc.handled = True  # first (cancel.py)
             raise broken(self, rollback(self, exc)) from None
         except BootstrapError as exc:  # rolled back where it happened, as far as it had to be
             raise broken(self, exc) from None
