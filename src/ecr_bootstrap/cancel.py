@@ -5,7 +5,6 @@ the run with short requests, and later signals are ignored (the runner's kill at
 
 from __future__ import annotations
 
-import _thread
 import signal
 import sys
 import threading
@@ -20,8 +19,9 @@ from .errors import Cancelled
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 ROLLBACK = 5.0  # the whole rollback, from the first signal (the issue's bound: 6 s; SIGKILL: 10 s)
 ROLLBACK_REQUEST = 2.0  # one request of the rollback (connect and read each)
-# A cancellation not handled this long after it was raised was dropped on its way: raised again.
+# A cancellation not handled this long after it was raised was dropped on its way: raised again (SIGALRM).
 RAISE_AGAIN = 0.25
+AGAIN = getattr(signal, "SIGALRM", None)  # POSIX
 
 
 class Cancellation:
@@ -30,59 +30,57 @@ class Cancellation:
     def __init__(self) -> None:
         self.cancelled: Cancelled | None = None
         self.finished = False
-        self._signalled = threading.Event()
         self._previous_hook = sys.unraisablehook
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():  # the only thread that may set them
-            for sig in SIGNALS:
+            for sig in (*SIGNALS, AGAIN) if AGAIN else SIGNALS:
                 signal.signal(sig, self._on_signal)
             self._previous_hook = sys.unraisablehook
             sys.unraisablehook = self._on_unraisable
-            with signals_blocked():
-                threading.Thread(target=self._raise_again, name="cancellation", daemon=True).start()
 
     def finish(self) -> None:
+        """From here on a signal changes nothing; the hook and the cancellation's frames are let go."""
         self.finished = True
-        self._signalled.set()
+        if sys.unraisablehook == self._on_unraisable:
+            sys.unraisablehook = self._previous_hook
+        if self.cancelled is not None:  # the timer is ours
+            _raise_again_in(0)
+            self.cancelled.__traceback__ = None
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if self.finished or (self.cancelled is not None and self.cancelled.handled):
-            return  # later signals change nothing
-        if self.cancelled is None:
-            self.cancelled = Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
-            self._signalled.set()
-        raise self.cancelled.with_traceback(None)
-
-    def _raise_again(self) -> None:
         """A signal may land while the collector runs a finalizer (http.client closing a response, say),
         where Python drops what it raises, often silently: the run would go on, into a request that may hang
-        until its read timeout (20 s, past the runner's kill). So until the cancellation is handled, the
-        main thread is signalled again; in its next wait, most likely, which the signal interrupts."""
-        self._signalled.wait()
-        main = threading.main_thread().ident
-        while not self.finished:
-            time.sleep(RAISE_AGAIN)
-            if self.finished or self.cancelled is None or self.cancelled.handled:
-                return
-            if hasattr(signal, "pthread_kill") and main is not None:
-                signal.pthread_kill(main, SIGNALS[0])
-            else:  # no POSIX threads: the handler runs at the main thread's next bytecode
-                _thread.interrupt_main()
+        until its read timeout (20 s, past the runner's kill). So until the cancellation is handled, it is
+        raised again every RAISE_AGAIN s; the timer's signal interrupts the main thread's wait."""
+        cancelled = self.cancelled
+        if self.finished or (cancelled.handled if cancelled else signum == AGAIN):
+            _raise_again_in(0)
+            return
+        if cancelled is None:
+            cancelled = self.cancelled = Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
+            _raise_again_in(RAISE_AGAIN)
+        raise cancelled.with_traceback(None)
 
     def _on_unraisable(self, unraisable: Any) -> None:
         if not isinstance(unraisable.exc_value, Cancelled):  # that one is raised again: not a crash
             self._previous_hook(unraisable)
 
 
+def _raise_again_in(seconds: float) -> None:
+    """Every `seconds` from now, SIGALRM (0: never)."""
+    if AGAIN:
+        signal.setitimer(signal.ITIMER_REAL, seconds, seconds)
+
+
 @contextmanager
 def signals_blocked() -> Iterator[None]:
-    """Threads started inside never take the runner's signals (a thread starts with the signal mask of the
-    thread that starts it), which are left to interrupt the main thread's waits."""
+    """Threads started inside never take the runner's signals or the timer's (a thread starts with the
+    signal mask of the thread that starts it), which are left to interrupt the main thread's waits."""
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX: Python runs handlers in the main thread only
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, (*SIGNALS, AGAIN) if AGAIN else SIGNALS)
     try:
         yield
     finally:

@@ -57,15 +57,16 @@ def execute(
     workflow = Workflow(env, out=sys.stderr if as_json else None)
     report = Report()
     cancellation = Cancellation()
-    cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
     try:
+        cancellation.install()  # the container's PID 1 ignores SIGTERM without a handler
         failed = _run(given, argv, env, workflow, report)
         cancellation.finish()  # a signal from here on changes nothing: the outputs are written either way
     except Cancelled as cancelled:  # rolled back where it came (keys/rotate.py), if anything had to be
-        cancelled.handled = True  # first (cancel.py)
-        cancellation.finish()
+        cancelled.handled = True  # the first statement: no signal is handled before it (cancel.py)
         failed = cancelled.render(docs_url(env))
         workflow.error(failed, title=cancelled.title)
+    finally:
+        cancellation.finish()
     shown = {k: v for k, v in outputs(report).items() if v}
     if as_json:
         print(json.dumps(shown, indent=2))

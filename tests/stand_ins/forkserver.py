@@ -143,10 +143,10 @@ def serve(path: str) -> None:
             if pid == 0:
                 break
             conn = running.pop(pid)
-            # Closed by the test's end (_order reads its end of input): closing it here could drop a signal
+            # Closed once the test closes its end (_order), or already; closing it here could leave a signal
             # the test sent meanwhile unread, and a Unix socket closed with unread data resets its peer,
             # whose status would then be lost.
-            if not _tell(conn, {"status": os.waitstatus_to_exitcode(status)}):
+            if conn.fileno() >= 0 and not _tell(conn, {"status": os.waitstatus_to_exitcode(status)}):
                 selector.unregister(conn)
                 conn.close()
 

@@ -73,7 +73,7 @@ class Rotation(RotationState):
                 self.stage = Stage.INTENT if self.created_user else Stage.START
                 self._rotate()
         except Cancelled as exc:
-            exc.handled = True  # first (cancel.py)
+            exc.handled = True  # the first statement: no signal is handled before it (cancel.py)
             raise broken(self, rollback(self, exc)) from None
         except BootstrapError as exc:  # rolled back where it happened, as far as it had to be
             raise broken(self, exc) from None
