@@ -201,9 +201,12 @@ def test_a_cancellation_dropped_by_a_finalizer_is_raised_again() -> None:
             assert caught is not None and caught.signal_name == "SIGINT"
             signal.raise_signal(signal.SIGTERM)  # the runner's second signal, amid the rollback: ignored
             cancellation.finish()
+            assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+            assert sys.unraisablehook is not cancellation._on_unraisable  # given back
             Broken()
         assert [type(e) for e in reported] == [ValueError, ValueError]  # a cancellation is not reported
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for cancellation in cancellations:
             cancellation.finish()
         client.close()

@@ -22,6 +22,7 @@ ROLLBACK_REQUEST = 2.0  # one request of the rollback (connect and read each)
 # A cancellation not handled this long after it was raised was dropped on its way: raised again (SIGALRM).
 RAISE_AGAIN = 0.25
 AGAIN = getattr(signal, "SIGALRM", None)  # POSIX
+HANDLED = (AGAIN, *SIGNALS) if AGAIN else SIGNALS  # the timer's first: it is armed by the others' handler
 
 
 class Cancellation:
@@ -34,7 +35,7 @@ class Cancellation:
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():  # the only thread that may set them
-            for sig in (*SIGNALS, AGAIN) if AGAIN else SIGNALS:
+            for sig in HANDLED:
                 signal.signal(sig, self._on_signal)
             self._previous_hook = sys.unraisablehook
             sys.unraisablehook = self._on_unraisable
@@ -54,8 +55,10 @@ class Cancellation:
         until its read timeout (20 s, past the runner's kill). So until the cancellation is handled, it is
         raised again every RAISE_AGAIN s; the timer's signal interrupts the main thread's wait."""
         cancelled = self.cancelled
-        if self.finished or (cancelled.handled if cancelled else signum == AGAIN):
-            _raise_again_in(0)
+        if cancelled is None and (self.finished or signum == AGAIN):
+            return  # after the run (it changes nothing), or a timer not ours
+        if cancelled is not None and (self.finished or cancelled.handled):
+            _raise_again_in(0)  # ours
             return
         if cancelled is None:
             cancelled = self.cancelled = Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
@@ -80,8 +83,10 @@ def signals_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX: Python runs handlers in the main thread only
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, (*SIGNALS, AGAIN) if AGAIN else SIGNALS)
+    # Read first: the call that blocks may raise (a pending signal's handler runs as it returns).
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
