@@ -55,14 +55,14 @@ class Cancellation:
         until its read timeout (20 s, past the runner's kill). So until the cancellation is handled, it is
         raised again every RAISE_AGAIN s; the timer's signal interrupts the main thread's wait."""
         cancelled = self.cancelled
-        if cancelled is None and (self.finished or signum == AGAIN):
-            return  # after the run (it changes nothing), or a timer not ours
-        if cancelled is not None and (self.finished or cancelled.handled):
-            _raise_again_in(0)  # ours
-            return
         if cancelled is None:
+            if self.finished or signum == AGAIN:
+                return  # after the run (it changes nothing), or a timer not ours
             cancelled = self.cancelled = Cancelled(signal.Signals(signum).name, time.monotonic() + ROLLBACK)
             _raise_again_in(RAISE_AGAIN)
+        elif self.finished or cancelled.handled:
+            _raise_again_in(0)  # our timer: nothing left to raise
+            return
         raise cancelled.with_traceback(None)
 
     def _on_unraisable(self, unraisable: Any) -> None:

@@ -66,7 +66,7 @@ def execute(
         failed = cancelled.render(docs_url(env))
         workflow.error(failed, title=cancelled.title)
     finally:
-        cancellation.finish()
+        cancellation.finish()  # again, for what leaves _run otherwise (argparse's exit)
     shown = {k: v for k, v in outputs(report).items() if v}
     if as_json:
         print(json.dumps(shown, indent=2))
