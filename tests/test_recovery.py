@@ -25,10 +25,10 @@ from tests.stand_ins.checks import (
     assert_invariant,
     assert_no_leak,
     assert_safe_after_failure,
+    caught_up,
     final_check,
     held_pair,
     key_works,
-    pending_lease_left,
     user_keys,
     user_keys_safe,
     working_targets,
@@ -155,11 +155,7 @@ def test_crash_at_every_step_then_rerun(stack: Stack, rerun: bool, condition: st
     stack.aws.faults.clear()
     stack.github.faults.clear()
     assert_safe_after_failure(stack, killed, {})
-    # The repair comes once IAM shows what the killed run made (a rerun seconds after a crash can meet
-    # NoSuchEntity for the user or policy the killed run made moments before: a case of its own).
-    stack.aws.propagated()
-    if pending_lease_left(stack):
-        stack.advance(LEASE + 5)
+    caught_up(stack)  # the repair comes once IAM shows what the killed run made
     repair = stack.run(inputs)
     assert repair.returncode == 0, f"{step}: {repair.stdout}"
     final_check(stack, inputs)
@@ -400,9 +396,7 @@ def fault_case(
     assert_no_leak(result, token, *result.masked)
     stack.aws.faults.clear()
     stack.github.faults.clear()
-    stack.aws.propagated()  # the repair comes once IAM shows what the failed run made
-    if result.returncode and pending_lease_left(stack):
-        stack.advance(LEASE + 5)
+    caught_up(stack, failed=result.returncode != 0)  # the repair comes once IAM shows what the run made
     repair = stack.run(inputs)
     assert repair.returncode == 0, repair.stdout
     final_check(stack, inputs)
