@@ -15,7 +15,7 @@ from .inputs import Settings
 from .keys.commit import Stage
 from .keys.record import RunId, holder_parts, marker_key
 from .keys.rotate import Rotation, fates_now, retire
-from .keys.rules import read_record
+from .keys.rules import read_record, unsettled
 from .look import IAM_READ_LAG, Picture, look, look_at_user_again, look_up_holders, settings_places
 from .places import Place
 from .plan import Oidc, Plan, Rotate, Step, plan, policy_step, variable_names
@@ -79,17 +79,28 @@ def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Repo
 
 def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
     """The plan (its notes said) and the picture it came from. A lease that looks held is checked with GitHub
-    (an actions-token shows whether its run has completed), else by reading IAM again after its read lag."""
+    (an actions-token shows whether its run has completed), else by reading IAM again after its read lag;
+    so is a refusal at a key IAM made moments ago that no entry names."""
     settings, workflow = ctx.settings, ctx.workflow
     over: frozenset[str] = frozenset()
     for attempt in range(2):
+        now = ctx.aws.iam_now()
         try:
-            decided = plan(settings, picture, ctx.aws.iam_now(), over)
+            decided = plan(settings, picture, now, over)
             say(decided.notes, workflow)
             return decided, picture
         except NoSafeKey as refused:
-            say(refused.notes, workflow)  # what settling found explains the refusal
-            raise
+            # A key IAM made moments ago that no entry names: its read of the tags may lag its read of the
+            # keys (another run's lease and marker not shown yet). Otherwise what settling found explains it.
+            fresh = unsettled(picture.keys, picture.record, now)
+            if attempt or picture.user is None or not fresh:
+                say(refused.notes, workflow)
+                raise
+            workflow.info(
+                f"Access key {', '.join(fresh)} was made moments ago and no record entry names it (IAM's "
+                f"read of the record may lag its read of the keys); reading IAM again in {IAM_READ_LAG:g} s."
+            )
+            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture)
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held

@@ -8,7 +8,8 @@ Reference):
   some of this);
 - whole-second CreateDate, as IAM's answers have it;
 - eventual consistency (IAM User Guide, "Troubleshoot IAM"): with `lag`, GetUser's tags, ListUserTags and
-  ListAccessKeys answer what the user looked like `lag` seconds ago;
+  ListAccessKeys answer what the user looked like `lag` seconds ago, each read on its own (two reads of one
+  look can show two moments); `pin()` arranges such a read exactly;
 - another clock: `skew` seconds added to every Date header and every IAM CreateDate;
 - short pages (`short_pages`): IAM "might return fewer than the MaxItems number of results" with
   IsTruncated set (IAM API Reference, "IsTruncated"); the named list operations answer one item a page;
@@ -360,8 +361,10 @@ class AwsProxy:
     short_pages: set[str] = field(default_factory=set)  # e.g. {"iam:ListUserTags"}: one item a page
     views: dict[str, list[UserView]] = field(default_factory=dict)
     record_views: bool = False  # keep every user's views even without lag (for pin())
-    # pin(): reads of a user's tags and keys answer as of this lag-clock time until the next write to it
-    pinned: float | None = None
+    # pin(): reads of a user's tags ("tags") and keys ("keys") answer as of these lag-clock times until the
+    # next write to it
+    pinned: dict[str, float] = field(default_factory=dict)
+    pin_once: bool = False  # the pin answers the next read of each kind only
     issued: dict[str, str] = field(default_factory=dict)  # access key id -> secret, from CreateAccessKey
     # Seconds (lag clock) before a new user, policy, attachment or key is visible (propagation.py); a
     # refusal while it is not is decided before any injected fault and counts toward no fault's after/times.
@@ -417,10 +420,12 @@ class AwsProxy:
         """Now, on the clock that views are kept by (for pin())."""
         return self._lag_clock()
 
-    def pin(self, at: float) -> None:
+    def pin(self, at: float, keys_at: float | None = None, once: bool = False) -> None:
         """A stale read arranged exactly, not by timing: from now until the next write to the user, IAM's
-        reads of its tags and keys answer as the user was at `at` (a mark() taken while record_views)."""
-        self.pinned = at
+        reads of its tags and keys answer as the user was at `at` (a mark() taken while record_views), the
+        keys' at `keys_at` if given (each read lags on its own: a torn look); `once`: the next read of each
+        only (a run's first look), later ones answer as IAM is now."""
+        self.pinned, self.pin_once = {"tags": at, "keys": at if keys_at is None else keys_at}, once
 
     def operations(self) -> list[str]:
         """The operations AWS served, in order (refusals while something propagated left out)."""
@@ -573,8 +578,8 @@ class AwsProxy:
                 with self._lock:
                     self.views.setdefault(user, []).append(after)
             if operation in USER_WRITES:
-                self.pinned = None
-            elif (self.lag or self.pinned is not None) and operation in LAGGING_READS and user in self.views:
+                self.pinned = {}
+            elif (self.lag or self.pinned) and operation in LAGGING_READS and user in self.views:
                 data = self._lagged(operation, user, data)
         if operation == "iam:CreateAccessKey" and reply.status < 300:
             self._issued(data)
@@ -678,8 +683,10 @@ class AwsProxy:
         return UserView(since, tags.group(1) if tags else "", keys.group(1) if keys else "")
 
     def _lagged(self, operation: str, user: str, data: bytes) -> bytes:
-        cut = self._lag_clock() - self.lag if self.pinned is None else self.pinned
+        kind = "keys" if operation == "iam:ListAccessKeys" else "tags"
         with self._lock:
+            pinned = self.pinned.pop(kind, None) if self.pin_once else self.pinned.get(kind)
+            cut = self._lag_clock() - self.lag if pinned is None else pinned
             views = sorted(self.views[user], key=lambda v: v.since)
         view = views[0]
         for candidate in views:

@@ -36,6 +36,10 @@ IAM_CLOCK_MARGIN = timedelta(seconds=2)
 # The longest lease a run can take (lease-seconds is at most 3600): a recorded lease that starts in the
 # future or ends later than this after its start was not written by this action and is believed over.
 LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
+# IAM's reads lag its writes, each read on its own (IAM User Guide, "Troubleshoot IAM"; seconds, up to about
+# 15 s in issue 22): a key that no marker names and that IAM made this recently may be a run's whose lease
+# and marker the read of the tags did not show yet.
+UNSETTLED = timedelta(seconds=60)
 UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
 _UNHELD = "held by no recorded place, but not one this run's targets held"
 
@@ -116,6 +120,12 @@ def adopt(record: Record, keys: Iterable[AccessKey]) -> Record:
         holders=holders,
         unknown_next=frozenset(unknown),
     )
+
+
+def unsettled(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[str]:
+    """Keys that no marker names and that IAM made within UNSETTLED of `now`: before a run takes one for a
+    key this action did not make, it reads IAM again."""
+    return [k.key_id for k in keys if k.key_id not in record.markers and now - k.created < UNSETTLED]
 
 
 def _implausible(entry: Lease | Marker, now: datetime) -> bool:
