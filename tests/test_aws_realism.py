@@ -5,6 +5,7 @@ timing; propagation is the stand-in's (`stack.aws.propagation`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -201,13 +202,21 @@ def test_a_fresh_run_waits_for_the_new_user_and_policy(stack: Stack) -> None:
 
 
 def test_a_rerun_proves_the_new_key_once_ecr_accepts_it(stack: Stack) -> None:
+    """ECR refuses the new key until the test sees it refused (not for a time the proof could outrun on a
+    loaded machine); then IAM has caught up, and the proof's next try succeeds."""
     inputs, old = rerun_inputs(stack)
-    stack.aws.propagation = 2.0
+    stack.aws.propagation = 600.0
     stack.aws.log.clear()
     stack.github.reset_log()
-    result = stack.run({**inputs, **PROPAGATING})
+    running = stack.start({**inputs, **FAST, "key-wait-seconds": "120"})
+    hung = time.monotonic() + 120  # a bound for a hung run only
+    while "ecr:GetAuthorizationToken" not in refused(stack):  # the new key, not yet known to ECR
+        assert running.proc.poll() is None, running.wait().stdout
+        assert time.monotonic() < hung, running.kill().stdout
+        time.sleep(0.05)
+    stack.aws.propagated()
+    result = running.wait()
     assert result.returncode == 0, result.stdout
-    assert "ecr:GetAuthorizationToken" in refused(stack)  # the new key, not yet known to ECR
     assert stack.aws.operations().count("ecr:GetAuthorizationToken") == 1  # then proven
     assert len(stack.aws.operations()) + len(stack.github.log) == 14, stack.aws.operations()
     assert assert_target_works(stack, REPO) != old

@@ -525,8 +525,13 @@ def test_a_cancel_while_a_first_keys_proof_runs_abandons_the_proof(stack: Stack)
     assert held.held.wait(60)
     secret = f"/repos/{REPO}/actions/secrets/AWS_SECRET_ACCESS_KEY"
     waited = 0.0
-    while waited < 60 and not any(r.method == "PUT" and r.path == secret for r in stack.github.log):
-        time.sleep(0.05)  # waits for the last write to be answered; the proof stays held meanwhile
+    # Until the stand-in has sent the last write's answer (it logs a request before it answers); the
+    # proof stays held meanwhile.
+    while waited < 60 and not any(
+        r.method == "PUT" and r.path == secret and r.exchange and r.exchange.response_headers
+        for r in stack.github.log
+    ):
+        time.sleep(0.05)
         waited += 0.05
     result, elapsed = cancel(running, signal.SIGINT)
     held.release.set()
