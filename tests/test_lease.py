@@ -28,6 +28,7 @@ from tests.stand_ins.aws import AwsFault
 from tests.stand_ins.checks import (
     FAST,
     LEASE,
+    OTHER,
     REPO,
     USER,
     assert_invariant,
@@ -404,28 +405,32 @@ def test_a_look_that_lags_behind_the_last_run_leaves_no_key_behind(stack: Stack)
     assert_invariant(stack, (REPO,))
 
 
-def test_a_torn_look_at_a_key_made_moments_ago_reads_iam_again(stack: Stack) -> None:
+@pytest.mark.parametrize("unmanaged", [False, True], ids=["refused", "retire-unmanaged-keys"])
+def test_a_torn_look_at_a_key_made_moments_ago_reads_iam_again(stack: Stack, unmanaged: bool) -> None:
     """Each IAM read lags on its own: a run right after another can be shown the record as it was before
-    that run's lease, and the keys as they were after its CreateAccessKey: both key slots taken, one by a
-    key no entry names. Arranged exactly (test_fault_matrix met it by chance in CI, and stopped): the run
-    reads IAM again instead of taking that key for one this action did not make."""
-    token = setup(stack)
-    inputs = {"github-token": token, **FAST}
+    that run's lease, and the keys as they were after its CreateAccessKey: a key no entry names. Arranged
+    exactly (test_fault_matrix met it by chance in CI): the run reads IAM again before it decides anything.
+    On the torn look it stopped, both key slots taken, one by a key "not created by this action"; with
+    retire-unmanaged-keys it deleted that key first to make room, though another GitHub repository held it."""
+    token = setup(stack, REPO, OTHER)
+    both = {"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"}
     stack.aws.record_views = True
-    assert stack.run(inputs).returncode == 0
+    assert stack.run(both).returncode == 0
     (old,) = user_keys(stack)
     before = stack.aws.mark()
     stack.advance(1.1)  # the second run's writes are stamped after the mark
-    assert stack.run(inputs).returncode == 0
+    assert stack.run(both).returncode == 0
     (made,) = user_keys(stack)
     views = sorted(stack.aws.views[USER], key=lambda v: v.since)
     made_at = next(v.since for v in views if made in v.keys and old in v.keys)
     stack.aws.pin(before, keys_at=made_at, once=True)
-    result = stack.run(inputs)
+    one = {"github-token": token, **FAST, "retire-unmanaged-keys": str(unmanaged).lower()}
+    result = stack.run(one)
     assert result.returncode == 0, result.stdout
     assert f"Access key {made} was made moments ago" in result.stdout
-    assert made not in user_keys(stack), "the second run's key was not replaced"
-    assert_invariant(stack, (REPO,))
+    assert assert_target_works(stack, OTHER) == made, "the other repository's key was deleted"
+    assert assert_target_works(stack, REPO) != made
+    assert_invariant(stack, (REPO, OTHER))
 
 
 def test_concurrent_runs_on_a_lagging_iam(stack: Stack) -> None:

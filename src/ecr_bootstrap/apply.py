@@ -78,29 +78,27 @@ def print_plan(decided: Plan, picture: Picture, workflow: Workflow, report: Repo
 
 
 def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
-    """The plan (its notes said) and the picture it came from. A lease that looks held is checked with GitHub
-    (an actions-token shows whether its run has completed), else by reading IAM again after its read lag;
-    so is a refusal at a key IAM made moments ago that no entry names."""
+    """The plan (its notes said) and the picture it came from. A look that shows a key IAM made moments ago
+    that no entry names is read again before anything is planned. A lease that looks held is checked with
+    GitHub (an actions-token shows whether its run has completed), else by reading IAM again after its lag."""
     settings, workflow = ctx.settings, ctx.workflow
     over: frozenset[str] = frozenset()
+    if fresh := unsettled(picture.keys, picture.record, ctx.aws.iam_now()):
+        # Each IAM read lags on its own: the keys may show another run's new key while the tags do not show
+        # its lease and marker yet. Neither a refusal nor a deletion is decided on such a look.
+        workflow.info(
+            f"Access key {', '.join(fresh)} was made moments ago and no record entry names it (IAM's read "
+            f"of the record may lag its read of the keys); reading IAM again in {IAM_READ_LAG:g} s."
+        )
+        picture = look_at_user_again(ctx.aws, ctx.github, settings, picture)
     for attempt in range(2):
-        now = ctx.aws.iam_now()
         try:
-            decided = plan(settings, picture, now, over)
+            decided = plan(settings, picture, ctx.aws.iam_now(), over)
             say(decided.notes, workflow)
             return decided, picture
         except NoSafeKey as refused:
-            # A key IAM made moments ago that no entry names: its read of the tags may lag its read of the
-            # keys (another run's lease and marker not shown yet). Otherwise what settling found explains it.
-            fresh = unsettled(picture.keys, picture.record, now)
-            if attempt or picture.user is None or not fresh:
-                say(refused.notes, workflow)
-                raise
-            workflow.info(
-                f"Access key {', '.join(fresh)} was made moments ago and no record entry names it (IAM's "
-                f"read of the record may lag its read of the keys); reading IAM again in {IAM_READ_LAG:g} s."
-            )
-            picture = look_at_user_again(ctx.aws, ctx.github, settings, picture)
+            say(refused.notes, workflow)  # what settling found explains the refusal
+            raise
         except LeaseHeld as held:
             if attempt or picture.user is None:
                 raise lease_error(settings, held) from held

@@ -24,7 +24,8 @@ from .trust import Ids, provider_arn
 from .workflow import Workflow
 
 # IAM reads may lag its writes by seconds (IAM User Guide, "Troubleshoot IAM": changes are not always
-# immediately visible). A lease that looks held is read again once after this long before refusing.
+# immediately visible). A lease that looks held, or a key made moments ago that no record entry names, is
+# read again once after this long.
 IAM_READ_LAG = 5.0
 
 # Per scope: GitHub's updated_at of the id and the secret (epoch seconds), or why they could not be read.

@@ -218,11 +218,10 @@ def pending_lease_left(stack: Stack) -> bool:
 
 def caught_up(stack: Stack, failed: bool = True) -> None:
     """IAM shows everything a run made, as the next scheduled run would find it: what it created has
-    propagated, and IAM's lagging reads are past its last write (else the next run's reads of the user's
-    tags and keys, each lagging on its own, can pair a record from before the run's lease with a key list
-    from after its CreateAccessKey: a key no record names, which a run must leave alone, so it stops). A
-    lease a failed run left is over. A rerun seconds after another run on a lagging IAM is a case of its own
-    (test_lease.py, the concurrency matrices)."""
+    propagated, and IAM's lagging reads are past its last write (the next run's reads of the user's tags and
+    keys, each lagging on its own, could pair a record from before the run's lease with a key list from
+    after its CreateAccessKey; the run then reads IAM again, a case of its own in test_lease.py, as a rerun
+    seconds after another on a lagging IAM is). A lease a failed run left is over."""
     stack.aws.propagated()
     if failed and pending_lease_left(stack):
         stack.advance(LEASE + 5)

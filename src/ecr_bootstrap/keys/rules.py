@@ -123,8 +123,9 @@ def adopt(record: Record, keys: Iterable[AccessKey]) -> Record:
 
 
 def unsettled(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[str]:
-    """Keys that no marker names and that IAM made within UNSETTLED of `now`: before a run takes one for a
-    key this action did not make, it reads IAM again."""
+    """Keys that no marker names and that IAM made within UNSETTLED of `now`: before a run decides
+    anything about one (refuses for it, or deletes it as a key this action did not make), it reads IAM
+    again."""
     return [k.key_id for k in keys if k.key_id not in record.markers and now - k.created < UNSETTLED]
 
 
