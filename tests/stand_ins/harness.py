@@ -159,6 +159,7 @@ class Stack:
         self.aws.pending.clear()
         self.aws.offsets.clear()
         self.aws.short_pages.clear()
+        self.aws.record_views, self.aws.pinned = False, {}
         old = self.github
         self.github = GitHubStandIn().start()
         old.stop()
