@@ -98,6 +98,7 @@ def test_a_forged_marker_never_gets_a_hand_made_key_deleted(stack: Stack, state:
     held = assert_target_works(stack, REPO)
     by_hand = stack.boto("iam").create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
     tag(stack, [{"Key": marker_key(by_hand), "Value": f"{state} 2020-01-01T00:00:00Z"}])
+    stack.advance(61)  # made a while ago (a key made in the last minute is named so instead)
 
     result = stack.run({"github-token": token, "retire-unmanaged-keys": "false"})
     assert sorted(user_keys(stack)) == sorted([by_hand, held])

@@ -83,7 +83,7 @@ def decide(ctx: Context, picture: Picture) -> tuple[Plan, Picture]:
     GitHub (an actions-token shows whether its run has completed), else by reading IAM again after its lag."""
     settings, workflow = ctx.settings, ctx.workflow
     over: frozenset[str] = frozenset()
-    if fresh := unsettled(picture.keys, picture.record, ctx.aws.iam_now()):
+    if fresh := unsettled(picture.record, ctx.aws.iam_now()):
         # Each IAM read lags on its own: the keys may show another run's new key while the tags do not show
         # its lease and marker yet. Neither a refusal nor a deletion is decided on such a look.
         workflow.info(

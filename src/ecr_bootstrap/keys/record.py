@@ -145,6 +145,8 @@ class Record:
     # Entries that are not what this action writes (damaged, or written by someone else): tag key -> why.
     # They decide nothing; the run warns about each.
     ignored: Mapping[str, str] = field(default_factory=dict)
+    # Key id -> IAM's CreateDate, of the keys the record was read with.
+    created: Mapping[str, datetime] = field(default_factory=dict)
 
     def tags_in_use(self) -> int:
         return self.other_tags + sum(self.used.values())

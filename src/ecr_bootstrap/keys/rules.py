@@ -42,6 +42,7 @@ LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
 UNSETTLED = timedelta(seconds=60)
 UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
 _UNHELD = "held by no recorded place, but not one this run's targets held"
+_UNSETTLED = "made moments ago, and no record entry names it yet (IAM's reads may lag its writes)"
 
 
 def read_record(
@@ -50,7 +51,7 @@ def read_record(
     """The record in the user's tags, every entry validated (`server`: this run's GITHUB_SERVER_URL), every
     marker proven, version 1 entries filed under the targets' real scopes, crashed runs' keys adopted."""
     keys = list(keys)
-    record = prove(parse(tags, server), keys)
+    record = replace(prove(parse(tags, server), keys), created={k.key_id: k.created for k in keys})
     for scope in scopes:
         record = _refile_v1(record, scope)
     return adopt(record, keys)
@@ -122,11 +123,10 @@ def adopt(record: Record, keys: Iterable[AccessKey]) -> Record:
     )
 
 
-def unsettled(keys: Iterable[AccessKey], record: Record, now: datetime) -> list[str]:
-    """Keys that no marker names and that IAM made within UNSETTLED of `now`: before a run decides
-    anything about one (refuses for it, or deletes it as a key this action did not make), it reads IAM
-    again."""
-    return [k.key_id for k in keys if k.key_id not in record.markers and now - k.created < UNSETTLED]
+def unsettled(record: Record, now: datetime) -> list[str]:
+    """Keys that no marker names and that IAM made within UNSETTLED of `now`: a run reads IAM again before
+    it decides anything about one, and never deletes one (not even under retire-unmanaged-keys)."""
+    return [k for k, at in record.created.items() if k not in record.markers and now - at < UNSETTLED]
 
 
 def _implausible(entry: Lease | Marker, now: datetime) -> bool:
@@ -207,12 +207,12 @@ def plan_keys(
     # The keys this run replaces: its targets' as `record` says, and as the caller saw them.
     replaced = {*rules.replaced, *(k for scope in wanted for k in record.holders.get(scope, ()))}
     free = set(retirable(existing, record, now, replace(rules, replaced=frozenset(replaced))))
-    reclaim, breaks = _reclaim(keys, record, rules, wanted, free)
+    reclaim, breaks = _reclaim(keys, record, rules, wanted, free, now)
     return KeyPlan(reclaim, tuple(sorted(extra)), unmanaged, breaks)
 
 
 def _reclaim(
-    keys: list[AccessKey], record: Record, rules: Retiring, wanted: set[str], free: set[str]
+    keys: list[AccessKey], record: Record, rules: Retiring, wanted: set[str], free: set[str], now: datetime
 ) -> tuple[AccessKey | None, tuple[str, ...]]:
     """At the 2-key limit, the key to delete first: the oldest one this action may retire that no place
     holds; else, when both keys are this action's, (break before make) the oldest one whose every holder
@@ -227,14 +227,16 @@ def _reclaim(
             holders = record.holders_of(key.key_id)
             if holders and holders <= wanted:
                 return key, tuple(sorted(holders))
-    raise KeyPlanError(_explain_full(keys, record))
+    raise KeyPlanError(_explain_full(keys, record, now))
 
 
-def _explain_full(keys: list[AccessKey], record: Record) -> str:
+def _explain_full(keys: list[AccessKey], record: Record, now: datetime) -> str:
     parts = []
     for key in keys:
         labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
-        if key.key_id not in record.markers:
+        if key.key_id in unsettled(record, now):
+            why = _UNSETTLED
+        elif key.key_id not in record.markers:
             why = "not created by this action"
         else:
             why = "held by " + ", ".join(labels) if labels else _UNHELD
@@ -280,10 +282,12 @@ def retirable(key_ids: Iterable[str], record: Record, now: datetime, rules: Reti
     names but that this run did not replace is kept: the record may have been rewritten to hide the place
     that holds it."""
 
+    fresh = set(unsettled(record, now))
+
     def may(key_id: str) -> bool:
         marker = record.markers.get(key_id)
         if marker is None:
-            return rules.unmanaged
+            return rules.unmanaged and key_id not in fresh
         return key_id in rules.replaced or marker.state in ("pending", "replaced")
 
     return [
@@ -307,8 +311,10 @@ def fates(ids: Iterable[str], record: Record, now: datetime, why: str, rules: Re
         if key_id in gone:
             reason = why
         elif not (reason := kept_because(record, key_id, now, rules.run)):
-            unmanaged = key_id not in record.markers and not rules.unmanaged
-            reason = UNMANAGED if unmanaged else _UNHELD + ": delete it in IAM if nothing uses it"
+            if key_id not in record.markers:
+                reason = _UNSETTLED if rules.unmanaged else UNMANAGED  # unmanaged: kept only while fresh
+            else:
+                reason = _UNHELD + ": delete it in IAM if nothing uses it"
         out.append(Fate(key_id, key_id in gone, reason))
     return tuple(out)
 
