@@ -345,12 +345,15 @@ def _plan_keys(
                 "shows unused since the interrupted run, and rerun.",
                 notes=tuple(notes),
             ) from exc
+        fresh = (
+            " A key made moments ago: rerun in a minute." if key_rules.unsettled(settled.record, now) else ""
+        )
         raise NoSafeKey(
             f"{refused} Nothing was changed.",
             fix="Name every repository that shares this IAM user in one run's repositories (that run "
             "rotates them together), or give each independently run repository its own iam-user (as "
             "examples/bootstrap-matrix.yml does). A key not created by this action: delete it in IAM once "
-            "nothing uses it, or set retire-unmanaged-keys: true.",
+            f"nothing uses it, or set retire-unmanaged-keys: true.{fresh}",
             notes=tuple(notes),
         ) from exc
 

@@ -25,7 +25,7 @@ from ..workflow import Workflow
 from .commit import KeyCreated, LeaseRecord, Pair, RotationState, Stage, Tags, outcome
 from .record import NEXT, AccessKey, Record, RunId, adopted_tags, holder_tags
 from .rollback import broken, failure_error, restore_id, rollback
-from .rules import CREATE_WINDOW, UNMANAGED, hidden, kept_because, read_record
+from .rules import CREATE_WINDOW, FRESH, UNMANAGED, hidden, kept_because, read_record
 
 
 class Proof:
@@ -344,6 +344,10 @@ def retire(
                 "it exists, the next run has no free key slot (IAM allows 2). Delete it once nothing uses "
                 "it, or set retire-unmanaged-keys: true.",
                 title="Unmanaged access key kept",
+            )
+        elif fate.detail == FRESH:
+            workflow.info(
+                f"Access key {fate.name} of {user} was kept: {FRESH}. A run a minute from now decides."
             )
         report.changes.append(fate.done())
     return fresh

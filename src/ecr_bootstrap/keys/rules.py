@@ -42,7 +42,7 @@ LEASE_CEILING = timedelta(seconds=3600) + IAM_CLOCK_MARGIN
 UNSETTLED = timedelta(seconds=60)
 UNMANAGED = "not created by this action (see retire-unmanaged-keys)"
 _UNHELD = "held by no recorded place, but not one this run's targets held"
-_UNSETTLED = "made moments ago, and no record entry names it yet (IAM's reads may lag its writes)"
+FRESH = "made moments ago, and no record entry names it yet (IAM's reads may lag its writes)"
 
 
 def read_record(
@@ -219,7 +219,10 @@ def _reclaim(
     is among this run's targets, which it writes first. Otherwise no key can be made."""
     if len(keys) < MAX_KEYS:
         return None, ()
-    mine = sorted((k for k in keys if ours(record, k.key_id, rules)), key=lambda k: k.created)
+    fresh = set(unsettled(record, now))  # taken for no run's key, not even under retire-unmanaged-keys
+    mine = sorted(
+        (k for k in keys if ours(record, k.key_id, rules) and k.key_id not in fresh), key=lambda k: k.created
+    )
     if (orphan := next((k for k in mine if k.key_id in free), None)) is not None:
         return orphan, ()
     if len(mine) == len(keys):  # else a key this action did not make takes the slot: the user decides
@@ -235,7 +238,7 @@ def _explain_full(keys: list[AccessKey], record: Record, now: datetime) -> str:
     for key in keys:
         labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
         if key.key_id in unsettled(record, now):
-            why = _UNSETTLED
+            why = FRESH
         elif key.key_id not in record.markers:
             why = "not created by this action"
         else:
@@ -312,7 +315,7 @@ def fates(ids: Iterable[str], record: Record, now: datetime, why: str, rules: Re
             reason = why
         elif not (reason := kept_because(record, key_id, now, rules.run)):
             if key_id not in record.markers:
-                reason = _UNSETTLED if rules.unmanaged else UNMANAGED  # unmanaged: kept only while fresh
+                reason = FRESH if rules.unmanaged else UNMANAGED  # unmanaged: kept only while fresh
             else:
                 reason = _UNHELD + ": delete it in IAM if nothing uses it"
         out.append(Fate(key_id, key_id in gone, reason))
