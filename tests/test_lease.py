@@ -405,13 +405,10 @@ def test_a_look_that_lags_behind_the_last_run_leaves_no_key_behind(stack: Stack)
     assert_invariant(stack, (REPO,))
 
 
-@pytest.mark.parametrize("unmanaged", [False, True], ids=["refused", "retire-unmanaged-keys"])
-def test_a_torn_look_at_a_key_made_moments_ago_reads_iam_again(stack: Stack, unmanaged: bool) -> None:
-    """Each IAM read lags on its own: a run right after another can be shown the record as it was before
-    that run's lease, and the keys as they were after its CreateAccessKey: a key no entry names. Arranged
-    exactly (test_fault_matrix met it by chance in CI): the run reads IAM again before it decides anything.
-    On the torn look it stopped, both key slots taken, one by a key "not created by this action"; with
-    retire-unmanaged-keys it deleted that key first to make room, though another GitHub repository held it."""
+def torn_after_two_runs(stack: Stack, once: bool) -> tuple[dict[str, str], str]:
+    """Two runs for two GitHub repositories sharing the user; then IAM's next reads (the next look's only,
+    with `once`) show the record as it was before the second run's lease and the keys as they were after
+    its CreateAccessKey: a torn look. Returns the inputs naming both, and the second run's key."""
     token = setup(stack, REPO, OTHER)
     both = {"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"}
     stack.aws.record_views = True
@@ -423,9 +420,19 @@ def test_a_torn_look_at_a_key_made_moments_ago_reads_iam_again(stack: Stack, unm
     (made,) = user_keys(stack)
     views = sorted(stack.aws.views[USER], key=lambda v: v.since)
     made_at = next(v.since for v in views if made in v.keys and old in v.keys)
-    stack.aws.pin(before, keys_at=made_at, once=True)
-    one = {"github-token": token, **FAST, "retire-unmanaged-keys": str(unmanaged).lower()}
-    result = stack.run(one)
+    stack.aws.pin(before, keys_at=made_at, once=once)
+    return both, made
+
+
+@pytest.mark.parametrize("unmanaged", [False, True], ids=["refused", "retire-unmanaged-keys"])
+def test_a_torn_look_at_a_key_made_moments_ago_reads_iam_again(stack: Stack, unmanaged: bool) -> None:
+    """Each IAM read lags on its own: a run right after another can be shown the record as it was before
+    that run's lease, and the keys as they were after its CreateAccessKey: a key no entry names. Arranged
+    exactly (test_fault_matrix met it by chance in CI): the run reads IAM again before it decides anything.
+    On the torn look it stopped, both key slots taken, one by a key "not created by this action"; with
+    retire-unmanaged-keys it deleted that key first to make room, though another GitHub repository held it."""
+    both, made = torn_after_two_runs(stack, once=True)
+    result = stack.run({**both, "repositories": REPO, "retire-unmanaged-keys": str(unmanaged).lower()})
     assert result.returncode == 0, result.stdout
     assert f"Access key {made} was made moments ago" in result.stdout
     assert assert_target_works(stack, OTHER) == made, "the other repository's key was deleted"
@@ -441,17 +448,7 @@ def test_a_look_still_torn_after_reading_again_deletes_no_key_made_moments_ago(
     under retire-unmanaged-keys it does not take a key made within the last minute that no entry names for
     one it may delete, nor for one of its own that lets it break before make: it stops, and says so, and
     both repositories keep their working key."""
-    token = setup(stack, REPO, OTHER)
-    both = {"github-token": token, **FAST, "repositories": f"{REPO},{OTHER}"}
-    stack.aws.record_views = True
-    assert stack.run(both).returncode == 0
-    (old,) = user_keys(stack)
-    before = stack.aws.mark()
-    stack.advance(1.1)
-    assert stack.run(both).returncode == 0
-    (made,) = user_keys(stack)
-    views = sorted(stack.aws.views[USER], key=lambda v: v.since)
-    stack.aws.pin(before, keys_at=next(v.since for v in views if made in v.keys and old in v.keys))
+    both, made = torn_after_two_runs(stack, once=False)
     result = stack.run({**both, "repositories": targets, "retire-unmanaged-keys": "true"})
     assert result.returncode == 1, result.stdout
     (error,) = result.errors()
