@@ -230,14 +230,14 @@ def _reclaim(
             holders = record.holders_of(key.key_id)
             if holders and holders <= wanted:
                 return key, tuple(sorted(holders))
-    raise KeyPlanError(_explain_full(keys, record, now))
+    raise KeyPlanError(_explain_full(keys, record, fresh))
 
 
-def _explain_full(keys: list[AccessKey], record: Record, now: datetime) -> str:
+def _explain_full(keys: list[AccessKey], record: Record, fresh: set[str]) -> str:
     parts = []
     for key in keys:
         labels = sorted(record.place_of(s).label for s in record.holders_of(key.key_id))
-        if key.key_id in unsettled(record, now):
+        if key.key_id in fresh:
             why = FRESH
         elif key.key_id not in record.markers:
             why = "not created by this action"
